@@ -1,0 +1,80 @@
+/* sam.h - the signature activation module: the engine's decisions, independent of the
+ * transport. The gRPC server (engine/rpc_server.c) hands it the serialized request
+ * bytes of a method and gets serialized response bytes back; sam unpacks, checks the
+ * shape exactly (proto/PROTOCOL.md), copies into internal structs, frees the wire
+ * object, then acts. Thread-safe: the server calls it from its worker pool.
+ */
+#ifndef RSSP_SAM_H
+#define RSSP_SAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "authdata.h"
+#include "rssp_err.h"
+
+struct sam;
+
+struct sam_config {
+	const char *module_path;   /* PKCS#11 module, e.g. /usr/lib/softhsm/libsofthsm2.so */
+	const char *token_label;
+	const char *pin_file;      /* read once, must not be group/world accessible */
+	unsigned sessions;         /* PKCS#11 session pool size (= worker count) */
+	unsigned sad_ttl;          /* seconds a SAD stays valid after minting (default 300) */
+};
+
+struct sam_init_opts {
+	const char *ca_subject;    /* e.g. "CN=rssp CA,O=rssp"; NULL for a default */
+	unsigned ca_validity_days; /* 0 for a default (3650) */
+	int force;                 /* replace an initialised token's MAC and CA keys */
+};
+
+/* What a decision was about, filled by sam_authorize / sam_sign_hash as far as the
+ * request was understood, for the audit record. Holds no secret: no SAD, no key
+ * material, no PIN. reason is a static lowercase string, NULL on success. */
+struct sam_audit {
+	const char *event;                      /* "authorize.activation", "authorize.approval", "signhash" */
+	const char *reason;
+	char credential_id[RSSP_MAX_ID_LEN + 1];
+	char approval_id[RSSP_MAX_ID_LEN + 1];
+	char key_label[RSSP_MAX_ID_LEN + 1];
+	char kak_sha256[65];                    /* hex; the KAK an activation bound, or an approval used */
+	char sad_id[33];                        /* hex; identifies the SAD, is not the SAD */
+	unsigned n_hashes;
+	char hashes_sha256[65];                 /* hex SHA-256 over the concatenated hashes */
+	const char *algo;                       /* e.g. "rsa-pss-sha256", "ecdsa-sha384", static */
+	unsigned signatures;                    /* signatures released by this call */
+};
+
+/* Initialises a token for the engine: the non-extractable HMAC key that seals bindings
+ * and SADs, the CA key pair and its self-signed certificate. Refuses (RSSP_E_CONFLICT)
+ * when the token is already initialised unless opts->force. Returns 0 or RSSP_E*. */
+int sam_init_token(const struct sam_config *cfg, const struct sam_init_opts *opts) RSSP_WUR;
+
+/* Loads the module, logs in (the PIN is wiped after login), finds the MAC key and the
+ * CA. Returns 0 or RSSP_E*; on success *samp is owned by the caller, free with sam_free(). */
+int sam_open(const struct sam_config *cfg, struct sam **samp) RSSP_WUR;
+void sam_free(struct sam *s);
+
+/* Authorize and SignHash: in/inlen is a serialized AuthorizeRequest / SignHashRequest.
+ * Returns 0 and sets *outp (malloc'd, free with free()) / *outlenp to the serialized
+ * response, or a negative RSSP_E* code with a->reason set. The transport maps codes to
+ * gRPC status (proto/PROTOCOL.md):
+ *   RSSP_E_INVAL, RSSP_E_UNSUPPORTED -> INVALID_ARGUMENT
+ *   RSSP_E_DENIED, RSSP_E_REPLAY     -> PERMISSION_DENIED
+ *   RSSP_E_EXPIRED                   -> FAILED_PRECONDITION
+ *   RSSP_E_EXHAUSTED                 -> RESOURCE_EXHAUSTED
+ *   RSSP_E_HSM, RSSP_E_UNAVAILABLE   -> UNAVAILABLE
+ *   anything else                    -> INTERNAL
+ * a->reason is the status message: a static text that names the refusal, never a secret. */
+int sam_authorize(struct sam *s, const uint8_t *in, size_t inlen,
+    uint8_t **outp, size_t *outlenp, struct sam_audit *a) RSSP_WUR;
+int sam_sign_hash(struct sam *s, const uint8_t *in, size_t inlen,
+    uint8_t **outp, size_t *outlenp, struct sam_audit *a) RSSP_WUR;
+
+/* Maximum serialized request size of each method, checked by the transport before
+ * anything is unpacked. 1000 hashes of 64 bytes plus framing, and a SAD carrying them. */
+#define SAM_MAX_AUTHORIZE_MSG (96 * 1024)
+#define SAM_MAX_SIGNHASH_MSG (192 * 1024)
+
+#endif
