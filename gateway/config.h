@@ -1,0 +1,48 @@
+/* config.h - the gateway's configuration table: RSSP_* environment variables with
+ * defaults, filled in one pass. */
+#ifndef RSSP_GW_CONFIG_H
+#define RSSP_GW_CONFIG_H
+
+#include <stdio.h>
+
+#include "rssp_err.h"
+
+struct gw_config {
+	char *db_url;             /* RSSP_DB_URL (required; a secret: may hold a password) */
+	char *listen_host;        /* from RSSP_LISTEN host:port, default 127.0.0.1:8080 */
+	unsigned listen_port;
+	char *tls_cert;           /* RSSP_TLS_CERT, PEM file; NULL for plain HTTP */
+	char *tls_key;            /* RSSP_TLS_KEY, PEM file (secret) */
+	char *engine_socket;      /* RSSP_ENGINE_SOCKET, default /run/rssp/engine.sock */
+	int engine_socket_set;    /* 1 when RSSP_ENGINE_SOCKET was given explicitly */
+	unsigned engine_timeout_ms; /* RSSP_ENGINE_TIMEOUT_MS, default 5000 */
+	unsigned token_ttl;       /* RSSP_TOKEN_TTL seconds, default 3600 */
+	unsigned refresh_ttl;     /* RSSP_REFRESH_TTL seconds, default 86400 */
+	char *delivery;           /* RSSP_DELIVERY "outbox" (default) | "deliver" */
+	char *smtp_url;           /* RSSP_SMTP_URL (secret: may hold credentials) */
+	char *smtp_from;          /* RSSP_SMTP_FROM */
+	char *sms_webhook;        /* RSSP_SMS_WEBHOOK (secret: may hold a key) */
+	unsigned long long argon2_opslimit;   /* RSSP_ARGON2_OPSLIMIT, default 2 */
+	unsigned long long argon2_memlimit_kib; /* RSSP_ARGON2_MEMLIMIT_KIB, default 19456 */
+	unsigned db_pool;         /* RSSP_DB_POOL, default 16 */
+	unsigned http_threads;    /* RSSP_HTTP_THREADS, default 4 */
+	char *service_name;       /* RSSP_SERVICE_NAME, default "rssp" (also the Digest realm) */
+	int log_level;            /* RSSP_LOG_LEVEL error|warn|info|debug, default info */
+	char *schema_dir;         /* RSSP_SCHEMA_DIR, default: the source tree, else /usr/share/rssp/schema */
+	unsigned login_rate;      /* RSSP_LOGIN_RATE: login attempts per minute per address and per account (default 30) */
+	unsigned login_burst;     /* RSSP_LOGIN_BURST: bucket size (default 10) */
+	unsigned lockout_threshold; /* RSSP_LOCKOUT_THRESHOLD, default 5 */
+	unsigned lockout_seconds; /* RSSP_LOCKOUT_SECONDS, default 900 */
+	unsigned token_cache_ttl; /* RSSP_TOKEN_CACHE_TTL seconds a verified token is cached, default 2; 0 disables */
+	unsigned digest_nonce_ttl; /* RSSP_DIGEST_NONCE_TTL seconds, default 300 */
+};
+
+/* Fills *cfgp from the environment. Returns 0, or RSSP_E_INVAL after printing to
+ * stderr which variable is wrong. On success *cfgp is owned by the caller, free with
+ * gw_config_free(). */
+int gw_config_load(struct gw_config **cfgp) RSSP_WUR;
+void gw_config_free(struct gw_config *cfg);
+/* Prints the configuration as NAME=value lines, secrets masked. */
+void gw_config_print(const struct gw_config *cfg, FILE *f);
+
+#endif

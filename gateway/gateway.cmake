@@ -1,0 +1,23 @@
+# rssp-gateway: the REST front. Every gateway/*.c except main.c goes into the library,
+# so that new modules of other engineers are picked up without editing this file.
+file(GLOB RSSP_GATEWAY_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*.c)
+list(REMOVE_ITEM RSSP_GATEWAY_SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/main.c)
+
+add_library(rssp_gateway_lib STATIC ${RSSP_GATEWAY_SOURCES})
+target_include_directories(rssp_gateway_lib PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})
+target_compile_definitions(rssp_gateway_lib PRIVATE
+  RSSP_VERSION="${PROJECT_VERSION}"
+  RSSP_SOURCE_SCHEMA_DIR="${PROJECT_SOURCE_DIR}/schema"
+  RSSP_OPENAPI_FILE="${CMAKE_CURRENT_SOURCE_DIR}/openapi.json")
+target_link_libraries(rssp_gateway_lib PUBLIC rssp_common
+  PkgConfig::MHD PkgConfig::JANSSON PkgConfig::PQ PkgConfig::SODIUM PkgConfig::CRYPTO
+  PkgConfig::CURL Threads::Threads)
+if(TARGET rssp_engine_client)
+  target_link_libraries(rssp_gateway_lib PUBLIC rssp_engine_client)
+  target_compile_definitions(rssp_gateway_lib PUBLIC RSSP_HAVE_ENGINE_CLIENT=1)
+endif()
+
+if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/main.c)
+  add_executable(rssp-gateway main.c)
+  target_link_libraries(rssp-gateway PRIVATE rssp_gateway_lib)
+endif()

@@ -1,0 +1,53 @@
+/* gw_internal.h - the framework's own functions, shared between its .c files only.
+ * Handlers of other modules use gw.h. */
+#ifndef RSSP_GW_INTERNAL_H
+#define RSSP_GW_INTERNAL_H
+
+#include <microhttpd.h>
+
+#include "db.h"
+#include "gw.h"
+
+/* What gw_request.priv_ points to. */
+struct gw_req_priv {
+	struct gw_db_pool *pool;
+	struct MHD_Connection *conn;
+	const struct gw_route *route;
+};
+
+/* secrets.c: sets the argon2 limits from cfg and builds the dummy hash. 0 or RSSP_E*. */
+int gw_secrets_init(const struct gw_config *cfg) RSSP_WUR;
+/* reply.c: frees the body and headers of a reply and zeroes it. */
+void gw_reply_release(struct gw_reply *rep);
+
+/* auth.c: the bearer middleware. Authenticates "Authorization: Bearer" of req (sets
+ * req->principal, req->authenticated). Returns 0, or sets 401 invalid_token on rep and
+ * returns RSSP_E_DENIED; RSSP_E_DB/UNAVAILABLE on a database failure (no reply set). */
+int gw_auth_bearer(struct gw_request *req, struct gw_reply *rep) RSSP_WUR;
+/* auth.c: Digest login needs the MHD connection; called by the login handler. */
+int gw_auth_init(const struct gw_config *cfg) RSSP_WUR;
+void gw_auth_shutdown(void);
+
+/* metrics.c */
+int gw_metrics_init(void) RSSP_WUR;
+/* Records one HTTP request: route label (a known path or "other"), status, seconds. */
+void gw_metrics_request(const char *route, int status, double seconds);
+/* Appends the Prometheus text to a malloc'd string; db pool figures given. */
+char *gw_metrics_render(unsigned db_in_use, unsigned db_size);
+
+/* info.c: the list of served paths (for info's methods[]) is built from the tables. */
+
+/* config.c: the configuration in force (set once by main before serving). */
+extern const struct gw_config *gw_cfg;
+
+/* server.c */
+struct gw_server;
+int gw_server_start(const struct gw_config *cfg, struct gw_db_pool *pool,
+    struct engine_client *engine, struct gw_server **sp) RSSP_WUR;
+void gw_server_stop(struct gw_server *s);
+
+/* openapi: the document compiled in (openapi_data.c, generated). */
+extern const char gw_openapi_json[];
+extern const unsigned long gw_openapi_json_len;
+
+#endif

@@ -1,0 +1,334 @@
+/* reply.c - replies, error replies and the JSON field getters of gw.h. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "gw.h"
+
+static void
+reply_clear(struct gw_reply *rep)
+{
+	unsigned i;
+
+	json_decref(rep->body);
+	rep->body = NULL;
+	for (i = 0; i < rep->n_headers; i++) {
+		free(rep->headers[i][0]);
+		free(rep->headers[i][1]);
+		rep->headers[i][0] = rep->headers[i][1] = NULL;
+	}
+	rep->n_headers = 0;
+	rep->status = 0;
+}
+
+int
+gw_reply_json(struct gw_reply *rep, int status, json_t *body)
+{
+	json_decref(rep->body);
+	rep->body = body; /* owned by the reply now */
+	rep->status = status;
+	if (body == NULL && status != 204)
+		return RSSP_E_NOMEM;
+	return 0;
+}
+
+int
+gw_reply_empty(struct gw_reply *rep, int status)
+{
+	json_decref(rep->body);
+	rep->body = NULL;
+	rep->status = status;
+	return 0;
+}
+
+int
+gw_reply_header(struct gw_reply *rep, const char *name, const char *value)
+{
+	char *n, *v;
+
+	if (rep->n_headers >= GW_MAX_REPLY_HEADERS)
+		return RSSP_E_TOOBIG;
+	n = strdup(name);
+	v = strdup(value);
+	if (n == NULL || v == NULL) {
+		free(n);
+		free(v);
+		return RSSP_E_NOMEM;
+	}
+	rep->headers[rep->n_headers][0] = n;
+	rep->headers[rep->n_headers][1] = v;
+	rep->n_headers++;
+	return 0;
+}
+
+static int
+reply_has_header(const struct gw_reply *rep, const char *name)
+{
+	unsigned i;
+
+	for (i = 0; i < rep->n_headers; i++)
+		if (strcasecmp(rep->headers[i][0], name) == 0)
+			return 1;
+	return 0;
+}
+
+int
+gw_error(struct gw_reply *rep, int http_status, const char *code, const char *fmt, ...)
+{
+	char desc[512];
+	va_list ap;
+	json_t *o;
+
+	va_start(ap, fmt);
+	vsnprintf(desc, sizeof(desc), fmt, ap);
+	va_end(ap);
+
+	/* keep headers set on purpose (Retry-After), drop any earlier body */
+	json_decref(rep->body);
+	rep->body = NULL;
+	o = json_pack("{s:s, s:s}", "error", code, "error_description", desc);
+	if (o == NULL) /* a description that is not valid UTF-8: never echo it */
+		o = json_pack("{s:s, s:s}", "error", code, "error_description", "invalid request");
+	rep->body = o;
+	rep->status = http_status;
+	if (http_status == 401 && strcmp(code, "invalid_token") == 0 &&
+	    !reply_has_header(rep, "WWW-Authenticate"))
+		if (gw_reply_header(rep, "WWW-Authenticate", "Bearer error=\"invalid_token\"") < 0)
+			rep->status = 500;
+	if ((http_status == 429 || http_status == 503) && !reply_has_header(rep, "Retry-After"))
+		if (gw_reply_header(rep, "Retry-After", "1") < 0)
+			rep->status = 500;
+	return RSSP_E_INVAL;
+}
+
+/* Used by the server to reset a reply between uses. */
+void gw_reply_release(struct gw_reply *rep);
+void
+gw_reply_release(struct gw_reply *rep)
+{
+	reply_clear(rep);
+}
+
+static json_t *
+member(struct gw_request *req, const char *field)
+{
+	json_t *v;
+
+	if (req->body == NULL || !json_is_object(req->body))
+		return NULL;
+	v = json_object_get(req->body, field);
+	if (v != NULL && json_is_null(v))
+		return NULL;
+	return v;
+}
+
+int
+gw_get_str(struct gw_request *req, struct gw_reply *rep, const char *field,
+    size_t maxlen, bool required, const char **vp)
+{
+	json_t *v = member(req, field);
+	const char *s;
+	size_t len;
+
+	if (v == NULL) {
+		if (required)
+			return gw_error(rep, 400, "invalid_request", "missing field '%s'", field);
+		*vp = NULL;
+		return 0;
+	}
+	if (!json_is_string(v))
+		return gw_error(rep, 400, "invalid_request", "field '%s' must be a string", field);
+	s = json_string_value(v);
+	len = json_string_length(v);
+	if (strlen(s) != len)
+		return gw_error(rep, 400, "invalid_request", "field '%s' must not contain NUL", field);
+	if (required && len == 0)
+		return gw_error(rep, 400, "invalid_request", "field '%s' must not be empty", field);
+	if (len > maxlen)
+		return gw_error(rep, 400, "invalid_request",
+		    "field '%s' must be at most %zu characters", field, maxlen);
+	*vp = s;
+	return 0;
+}
+
+int
+gw_get_int(struct gw_request *req, struct gw_reply *rep, const char *field,
+    long long min, long long max, bool required, long long def, long long *vp)
+{
+	json_t *v = member(req, field);
+	long long x;
+
+	if (v == NULL) {
+		if (required)
+			return gw_error(rep, 400, "invalid_request", "missing field '%s'", field);
+		*vp = def;
+		return 0;
+	}
+	if (!json_is_integer(v))
+		return gw_error(rep, 400, "invalid_request", "field '%s' must be an integer", field);
+	x = json_integer_value(v);
+	if (x < min || x > max)
+		return gw_error(rep, 400, "invalid_request",
+		    "field '%s' must be between %lld and %lld", field, min, max);
+	*vp = x;
+	return 0;
+}
+
+int
+gw_get_bool(struct gw_request *req, struct gw_reply *rep, const char *field,
+    bool required, bool def, bool *vp)
+{
+	json_t *v = member(req, field);
+
+	if (v == NULL) {
+		if (required)
+			return gw_error(rep, 400, "invalid_request", "missing field '%s'", field);
+		*vp = def;
+		return 0;
+	}
+	if (!json_is_boolean(v))
+		return gw_error(rep, 400, "invalid_request", "field '%s' must be a boolean", field);
+	*vp = json_is_true(v);
+	return 0;
+}
+
+/* Strict standard base64 with padding. Returns the decoded length or -1. */
+static long
+b64_decode(const char *s, size_t len, uint8_t *out)
+{
+	int n;
+	size_t pad = 0, i;
+
+	if (len == 0 || len % 4 != 0)
+		return -1;
+	for (i = 0; i < len; i++) {
+		char c = s[i];
+		if (c == '=') {
+			if (i < len - 2)
+				return -1;
+			continue;
+		}
+		if (pad || !((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		    (c >= '0' && c <= '9') || c == '+' || c == '/'))
+			return -1;
+	}
+	if (s[len - 1] == '=')
+		pad++;
+	if (s[len - 2] == '=') {
+		if (pad == 0)
+			return -1;
+		pad++;
+	}
+	n = EVP_DecodeBlock(out, (const unsigned char *)s, (int)len);
+	if (n < 0)
+		return -1;
+	return (long)n - (long)pad;
+}
+
+int
+gw_get_b64(struct gw_request *req, struct gw_reply *rep, const char *field,
+    size_t maxlen, bool required, uint8_t **bufp, size_t *lenp)
+{
+	json_t *v = member(req, field);
+	const char *s;
+	size_t len;
+	uint8_t *buf;
+	long n;
+
+	if (v == NULL) {
+		if (required)
+			return gw_error(rep, 400, "invalid_request", "missing field '%s'", field);
+		*bufp = NULL;
+		*lenp = 0;
+		return 0;
+	}
+	if (!json_is_string(v))
+		return gw_error(rep, 400, "invalid_request", "field '%s' must be a base64 string", field);
+	s = json_string_value(v);
+	len = json_string_length(v);
+	if (len > (maxlen + 2) / 3 * 4 || len > 0x7fffffff)
+		return gw_error(rep, 400, "invalid_request",
+		    "field '%s' must decode to at most %zu bytes", field, maxlen);
+	buf = malloc(len / 4 * 3 + 3);
+	if (buf == NULL)
+		return RSSP_E_NOMEM;
+	n = b64_decode(s, len, buf);
+	if (n <= 0) {
+		free(buf);
+		return gw_error(rep, 400, "invalid_request", "field '%s' must be valid base64", field);
+	}
+	if ((size_t)n > maxlen) {
+		free(buf);
+		return gw_error(rep, 400, "invalid_request",
+		    "field '%s' must decode to at most %zu bytes", field, maxlen);
+	}
+	*bufp = buf;
+	*lenp = (size_t)n;
+	return 0;
+}
+
+int
+gw_get_str_array(struct gw_request *req, struct gw_reply *rep, const char *field,
+    size_t max_items, size_t max_len, bool required, const char ***itemsp, size_t *np)
+{
+	json_t *v = member(req, field), *e;
+	const char **items;
+	size_t n, i;
+
+	if (v == NULL) {
+		if (required)
+			return gw_error(rep, 400, "invalid_request", "missing field '%s'", field);
+		*itemsp = NULL;
+		*np = 0;
+		return 0;
+	}
+	if (!json_is_array(v))
+		return gw_error(rep, 400, "invalid_request", "field '%s' must be an array of strings", field);
+	n = json_array_size(v);
+	if (n == 0 || n > max_items)
+		return gw_error(rep, 400, "invalid_request",
+		    "field '%s' must hold 1 to %zu items", field, max_items);
+	items = calloc(n, sizeof(*items));
+	if (items == NULL)
+		return RSSP_E_NOMEM;
+	json_array_foreach(v, i, e) {
+		if (!json_is_string(e) || json_string_length(e) == 0 ||
+		    json_string_length(e) > max_len ||
+		    strlen(json_string_value(e)) != json_string_length(e)) {
+			free(items);
+			return gw_error(rep, 400, "invalid_request",
+			    "field '%s' must hold strings of 1 to %zu characters", field, max_len);
+		}
+		items[i] = json_string_value(e);
+	}
+	*itemsp = items;
+	*np = n;
+	return 0;
+}
+
+const char *
+gw_role_name(unsigned role)
+{
+	switch (role) {
+	case GW_ROLE_ADMIN: return "admin";
+	case GW_ROLE_RP: return "rp";
+	case GW_ROLE_COMPANY_ADMIN: return "company_admin";
+	case GW_ROLE_SIGNER: return "signer";
+	default: return "";
+	}
+}
+
+unsigned
+gw_role_parse(const char *name)
+{
+	if (name == NULL)
+		return 0;
+	if (strcmp(name, "admin") == 0) return GW_ROLE_ADMIN;
+	if (strcmp(name, "rp") == 0) return GW_ROLE_RP;
+	if (strcmp(name, "company_admin") == 0) return GW_ROLE_COMPANY_ADMIN;
+	if (strcmp(name, "signer") == 0) return GW_ROLE_SIGNER;
+	return 0;
+}

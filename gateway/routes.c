@@ -1,0 +1,10 @@
+/* routes.c - every module's route table, searched in this order. */
+#include "gw.h"
+#include "routes.h"
+
+const struct gw_route *const gw_route_tables[] = {
+	gw_routes_auth,
+	gw_routes_accounts,
+	gw_routes_signing,
+	NULL,
+};
