@@ -208,6 +208,9 @@ void gw_random_token(char out[GW_TOKEN_LEN + 1]);
 void gw_random_uuid(char out[GW_UUID_LEN + 1]);
 /* Lowercase hex SHA-256 of data. */
 void gw_sha256_hex(const void *data, size_t len, char out[65]);
+/* RFC 7616 HA1 for Digest with SHA-256: SHA-256("user:realm:secret"), binary. The
+ * realm is cfg->service_name (RSSP_SERVICE_NAME); store it in rp_clients.digest_ha1. */
+void gw_digest_ha1(const char *user, const char *realm, const char *secret, uint8_t out[32]);
 /* Constant-time comparison: 1 when equal, 0 otherwise. */
 int gw_ct_equal(const void *a, const void *b, size_t len);
 

@@ -106,6 +106,21 @@ gw_sha256_hex(const void *data, size_t len, char out[65])
 	sodium_bin2hex(out, 65, md, sizeof(md));
 }
 
+void
+gw_digest_ha1(const char *user, const char *realm, const char *secret, uint8_t out[32])
+{
+	crypto_hash_sha256_state st;
+
+	crypto_hash_sha256_init(&st);
+	crypto_hash_sha256_update(&st, (const unsigned char *)user, strlen(user));
+	crypto_hash_sha256_update(&st, (const unsigned char *)":", 1);
+	crypto_hash_sha256_update(&st, (const unsigned char *)realm, strlen(realm));
+	crypto_hash_sha256_update(&st, (const unsigned char *)":", 1);
+	crypto_hash_sha256_update(&st, (const unsigned char *)secret, strlen(secret));
+	crypto_hash_sha256_final(&st, out);
+	sodium_memzero(&st, sizeof(st));
+}
+
 int
 gw_ct_equal(const void *a, const void *b, size_t len)
 {
