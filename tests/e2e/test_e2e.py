@@ -239,7 +239,21 @@ class EndToEnd(unittest.TestCase):
             "hashAlgorithmOID": HASH_OID["sha256"], "signAlgo": RSA_PKCS1["sha256"]})
         self.assertTrue(400 <= r.status_code < 500, "%d %s" % (r.status_code, r.text))
 
-    def test_5_engine_audit_log_verifies_and_holds_no_sad(self):
+    def test_5_the_readme_demo_runs_unattended_to_a_verified_signature(self):
+        local = os.path.join(self.st.work, "local")
+        os.makedirs(local)
+        with open(os.path.join(local, "env"), "w") as f:
+            f.write("RSSP_URL=%s\nRSSP_ENGINE_SOCKET=%s\nRSSP_ADMIN_USER=%s\n"
+                    "RSSP_ADMIN_PASSWORD_FILE=%s\nRSSP_DB_URL='%s'\nSOFTHSM2_CONF=%s\n"
+                    % (self.st.url, self.st.socket, self.st.admin_email,
+                       self.st.admin_password_file, self.st.db_url, self.st.softhsm_conf))
+        r = subprocess.run([os.path.join(stack.HERE, "demo.sh")], capture_output=True, text=True,
+                           env=dict(os.environ, RSSP_LOCAL_DIR=local), timeout=300)
+        self.assertEqual(r.returncode, 0, r.stdout[-3000:] + r.stderr[-3000:])
+        self.assertIn("Verified OK", r.stdout)
+        self.assertIn("cert0.pem: OK", r.stdout)
+
+    def test_6_engine_audit_log_verifies_and_holds_no_sad(self):
         codes = self.st.stop()
         self.assertEqual(codes["engine"], 0, "engine exit: " + self.st.tail("engine.stderr"))
         self.assertEqual(codes["gateway"], 0, "gateway exit: " + self.st.tail("gateway.stderr"))
