@@ -1,0 +1,306 @@
+/* engine_client.c - gRPC C core client of the engine (engine_client.h). */
+#include "engine_client.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/slice.h>
+#include <grpc/support/alloc.h>
+#include <grpc/support/time.h>
+
+#include "rssp_log.h"
+
+struct engine_client {
+	grpc_channel *ch;
+	void *reg[2];            /* registered calls: Authorize, SignHash */
+	unsigned timeout_ms;
+};
+
+static const char *const method_paths[2] = {
+	"/rssp.engine.v1.Engine/Authorize",
+	"/rssp.engine.v1.Engine/SignHash",
+};
+
+int
+engine_client_new(const char *socket_path, unsigned timeout_ms, struct engine_client **cp)
+{
+	struct engine_client *c = NULL;
+	grpc_channel_credentials *creds = NULL;
+	grpc_arg a[4];
+	grpc_channel_args args;
+	char *target = NULL;
+	size_t n;
+	int r = RSSP_E_INVAL;
+
+	if (socket_path == NULL || socket_path[0] == '\0' || strlen(socket_path) > 107)
+		goto out;
+	r = RSSP_E_NOMEM;
+	n = strlen(socket_path) + 6;
+	if ((c = calloc(1, sizeof(*c))) == NULL || (target = malloc(n)) == NULL)
+		goto out;
+	snprintf(target, n, "unix:%s", socket_path);
+	c->timeout_ms = timeout_ms ? timeout_ms : 5000;
+	grpc_init();
+	/* reconnect quickly after an engine restart (gRPC's default backoff grows to 120 s) */
+	a[0].type = GRPC_ARG_INTEGER;
+	a[0].key = (char *)GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS;
+	a[0].value.integer = 100;
+	a[1].type = GRPC_ARG_INTEGER;
+	a[1].key = (char *)GRPC_ARG_MIN_RECONNECT_BACKOFF_MS;
+	a[1].value.integer = 100;
+	a[2].type = GRPC_ARG_INTEGER;
+	a[2].key = (char *)GRPC_ARG_MAX_RECONNECT_BACKOFF_MS;
+	a[2].value.integer = 1000;
+	a[3].type = GRPC_ARG_INTEGER;
+	a[3].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
+	a[3].value.integer = 8 * 1024 * 1024;
+	args.num_args = 4;
+	args.args = a;
+	creds = grpc_insecure_credentials_create();
+	c->ch = grpc_channel_create(target, creds, &args);
+	grpc_channel_credentials_release(creds);
+	if (c->ch == NULL) {
+		grpc_shutdown();
+		r = RSSP_E_INTERNAL;
+		goto out;
+	}
+	c->reg[0] = grpc_channel_register_call(c->ch, method_paths[0], NULL, NULL);
+	c->reg[1] = grpc_channel_register_call(c->ch, method_paths[1], NULL, NULL);
+	*cp = c;
+	c = NULL;
+	r = 0;
+out:
+	free(target);
+	free(c);
+	return r;
+}
+
+void
+engine_client_free(struct engine_client *c)
+{
+	if (c == NULL)
+		return;
+	grpc_channel_destroy(c->ch);
+	grpc_shutdown();
+	free(c);
+}
+
+static gpr_timespec
+deadline_in(unsigned ms)
+{
+	return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+	    gpr_time_from_millis((int64_t)ms, GPR_TIMESPAN));
+}
+
+static int
+engine_answered(const grpc_metadata_array *md)
+{
+	size_t i;
+
+	for (i = 0; i < md->count; i++)
+		if (grpc_slice_str_cmp(md->metadata[i].key, "rssp-engine") == 0)
+			return 1;
+	return 0;
+}
+
+static int
+do_call(struct engine_client *c, void *reg, const char *path, const char *request_id,
+    const uint8_t *req, size_t reqlen, uint8_t **respp, size_t *resplenp,
+    int *statusp, char **msgp)
+{
+	grpc_completion_queue *cq = NULL;
+	grpc_call *call = NULL;
+	grpc_metadata md;
+	grpc_metadata_array init_md, trail_md;
+	grpc_byte_buffer *send = NULL, *recv = NULL;
+	grpc_byte_buffer_reader rd;
+	grpc_slice details = grpc_empty_slice(), s, rid = grpc_empty_slice(), in, mslice;
+	grpc_status_code status = GRPC_STATUS_UNKNOWN;
+	grpc_op ops[6], *op = ops;
+	grpc_event ev;
+	char ridbuf[129];
+	uint8_t *resp = NULL;
+	size_t resplen = 0, i, n;
+	char *msg = NULL;
+	int r = RSSP_E_NOMEM;
+
+	grpc_metadata_array_init(&init_md);
+	grpc_metadata_array_init(&trail_md);
+	memset(ops, 0, sizeof(ops));
+	if ((cq = grpc_completion_queue_create_for_pluck(NULL)) == NULL)
+		goto out;
+	if (reg != NULL) {
+		call = grpc_channel_create_registered_call(c->ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
+		    reg, deadline_in(c->timeout_ms), NULL);
+	} else {
+		mslice = grpc_slice_from_copied_string(path);
+		call = grpc_channel_create_call(c->ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, mslice,
+		    NULL, deadline_in(c->timeout_ms), NULL);
+		grpc_slice_unref(mslice);
+	}
+	if (call == NULL)
+		goto out;
+	s = grpc_slice_from_copied_buffer((const char *)req, reqlen);
+	send = grpc_raw_byte_buffer_create(&s, 1);
+	grpc_slice_unref(s);
+
+	op->op = GRPC_OP_SEND_INITIAL_METADATA;
+	if (request_id != NULL && request_id[0] != '\0') {
+		/* metadata values must be printable ASCII; the engine sanitises again */
+		n = strlen(request_id);
+		if (n > 128)
+			n = 128;
+		for (i = 0; i < n; i++) {
+			unsigned char ch = (unsigned char)request_id[i];
+			ridbuf[i] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
+		}
+		ridbuf[n] = '\0';
+		rid = grpc_slice_from_copied_string(ridbuf);
+		md.key = grpc_slice_from_static_string("x-request-id");
+		md.value = rid;
+		op->data.send_initial_metadata.count = 1;
+		op->data.send_initial_metadata.metadata = &md;
+	}
+	op++;
+	op->op = GRPC_OP_SEND_MESSAGE;
+	op->data.send_message.send_message = send;
+	op++;
+	op->op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+	op++;
+	op->op = GRPC_OP_RECV_INITIAL_METADATA;
+	op->data.recv_initial_metadata.recv_initial_metadata = &init_md;
+	op++;
+	op->op = GRPC_OP_RECV_MESSAGE;
+	op->data.recv_message.recv_message = &recv;
+	op++;
+	op->op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+	op->data.recv_status_on_client.trailing_metadata = &trail_md;
+	op->data.recv_status_on_client.status = &status;
+	op->data.recv_status_on_client.status_details = &details;
+	op++;
+	if (grpc_call_start_batch(call, ops, (size_t)(op - ops), call, NULL) != GRPC_CALL_OK) {
+		r = RSSP_E_INTERNAL;
+		goto out;
+	}
+	ev = grpc_completion_queue_pluck(cq, call, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+	if (ev.type != GRPC_OP_COMPLETE) {
+		r = RSSP_E_INTERNAL;
+		goto out;
+	}
+	if (status == GRPC_STATUS_DEADLINE_EXCEEDED) {
+		r = RSSP_E_TIMEOUT;
+		goto out;
+	}
+	if (status == GRPC_STATUS_UNAVAILABLE && !engine_answered(&init_md)) {
+		r = RSSP_E_UNAVAILABLE;
+		goto out;
+	}
+	r = RSSP_E_NOMEM;
+	if (status == GRPC_STATUS_OK && recv != NULL) {
+		if (!grpc_byte_buffer_reader_init(&rd, recv)) {
+			r = RSSP_E_INTERNAL;
+			goto out;
+		}
+		in = grpc_byte_buffer_reader_readall(&rd);
+		grpc_byte_buffer_reader_destroy(&rd);
+		resplen = GRPC_SLICE_LENGTH(in);
+		resp = malloc(resplen ? resplen : 1);
+		if (resp != NULL)
+			memcpy(resp, GRPC_SLICE_START_PTR(in), resplen);
+		grpc_slice_unref(in);
+		if (resp == NULL)
+			goto out;
+	} else if (status == GRPC_STATUS_OK) {
+		status = GRPC_STATUS_INTERNAL; /* OK without a message breaks the protocol */
+	}
+	if (GRPC_SLICE_LENGTH(details) > 0) {
+		n = GRPC_SLICE_LENGTH(details);
+		if ((msg = malloc(n + 1)) == NULL)
+			goto out;
+		memcpy(msg, GRPC_SLICE_START_PTR(details), n);
+		msg[n] = '\0';
+	}
+	*statusp = (int)status;
+	*msgp = msg;
+	msg = NULL;
+	*respp = resp;
+	*resplenp = resplen;
+	resp = NULL;
+	r = 0;
+out:
+	free(msg);
+	free(resp);
+	if (send != NULL)
+		grpc_byte_buffer_destroy(send);
+	if (recv != NULL)
+		grpc_byte_buffer_destroy(recv);
+	grpc_slice_unref(details);
+	grpc_slice_unref(rid);
+	grpc_metadata_array_destroy(&init_md);
+	grpc_metadata_array_destroy(&trail_md);
+	if (call != NULL)
+		grpc_call_unref(call);
+	if (cq != NULL) {
+		grpc_completion_queue_shutdown(cq);
+		grpc_completion_queue_pluck(cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+		grpc_completion_queue_destroy(cq);
+	}
+	return r;
+}
+
+int
+engine_call(struct engine_client *c, int method, const char *request_id,
+    const uint8_t *req, size_t reqlen, uint8_t **respp, size_t *resplenp,
+    int *statusp, char **msgp)
+{
+	if (method != ENGINE_METHOD_AUTHORIZE && method != ENGINE_METHOD_SIGNHASH)
+		return RSSP_E_INVAL;
+	return do_call(c, c->reg[method - 1], method_paths[method - 1], request_id, req, reqlen,
+	    respp, resplenp, statusp, msgp);
+}
+
+int
+engine_call_path(struct engine_client *c, const char *method_path, const char *request_id,
+    const uint8_t *req, size_t reqlen, uint8_t **respp, size_t *resplenp,
+    int *statusp, char **msgp)
+{
+	if (method_path == NULL || method_path[0] != '/')
+		return RSSP_E_INVAL;
+	return do_call(c, NULL, method_path, request_id, req, reqlen, respp, resplenp,
+	    statusp, msgp);
+}
+
+int
+engine_client_ready(struct engine_client *c, unsigned timeout_ms)
+{
+	grpc_completion_queue *cq;
+	grpc_connectivity_state st;
+	gpr_timespec deadline = deadline_in(timeout_ms);
+	grpc_event ev;
+	int tag, r = RSSP_E_UNAVAILABLE;
+
+	if ((cq = grpc_completion_queue_create_for_pluck(NULL)) == NULL)
+		return RSSP_E_NOMEM;
+	for (;;) {
+		st = grpc_channel_check_connectivity_state(c->ch, 1);
+		if (st == GRPC_CHANNEL_READY) {
+			r = 0;
+			break;
+		}
+		if (st == GRPC_CHANNEL_SHUTDOWN)
+			break;
+		grpc_channel_watch_connectivity_state(c->ch, st, deadline, cq, &tag);
+		ev = grpc_completion_queue_pluck(cq, &tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+		if (ev.type != GRPC_OP_COMPLETE || !ev.success)
+			break; /* deadline passed without a change */
+	}
+	grpc_completion_queue_shutdown(cq);
+	grpc_completion_queue_pluck(cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+	grpc_completion_queue_destroy(cq);
+	return r;
+}

@@ -1,0 +1,65 @@
+/* rpc_server.h - the engine's transport: a gRPC C core server on a unix socket whose
+ * connections the engine accepts itself (to check the peer's uid), a closed table of
+ * methods with a size limit each, a worker pool for the handlers, an audit record per
+ * decision, and a draining shutdown. Everything gRPC-specific of the server side stays
+ * in rpc_server.c (the C core API changes between minor releases). */
+#ifndef RSSP_RPC_SERVER_H
+#define RSSP_RPC_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "audit.h"
+#include "rssp_err.h"
+#include "sam.h"
+
+struct rpc_server;
+
+/* A method's handler: in/inlen is the request message, at most the method's max_msg
+ * bytes. Returns 0 with *outp (malloc'd; the server frees it) / *outlenp, or a negative
+ * RSSP_E* code with a->reason set. Fills *a for the audit record (a->event may be left
+ * NULL: the method's event is used). Called from the worker pool, concurrently. */
+typedef int (*rpc_handler_fn)(void *arg, const uint8_t *in, size_t inlen,
+    uint8_t **outp, size_t *outlenp, struct sam_audit *a);
+
+struct rpc_method {
+	const char *path;        /* full gRPC method, "/rssp.engine.v1.Engine/Authorize" */
+	size_t max_msg;          /* larger requests: RESOURCE_EXHAUSTED, audited, not unpacked */
+	rpc_handler_fn handler;
+	const char *event;       /* audit event when the handler names none */
+};
+
+struct rpc_server_opts {
+	const char *socket_path;
+	const uid_t *uids;       /* peers allowed to connect */
+	size_t n_uids;
+	unsigned workers;        /* 1..64 */
+	unsigned drain_seconds;  /* after a stop, in-flight calls get this long; 0 = 30 */
+	struct audit *audit;     /* not owned */
+	const struct rpc_method *methods; /* the closed table; not copied, must outlive */
+	size_t n_methods;
+	void *handler_arg;
+};
+
+/* Binds the socket: creates its directory (0750) if missing, refuses (RSSP_E_CONFLICT)
+ * if a live process answers on the path, removes a stale socket file, makes the
+ * socket 0660. Creates the gRPC server (not yet serving). Returns 0 or RSSP_E*; on
+ * success *sp is owned by the caller, free with rpc_server_free(). */
+int rpc_server_new(const struct rpc_server_opts *o, struct rpc_server **sp) RSSP_WUR;
+
+/* Replaces opts->handler_arg (e.g. once the HSM is open, after the socket is bound).
+ * Only before rpc_server_run. */
+void rpc_server_set_handler_arg(struct rpc_server *s, void *arg);
+
+/* Serves until stop_fd is readable (a signalfd, a pipe), then stops accepting, removes
+ * the socket, lets in-flight calls finish (cancelling them after drain_seconds), and
+ * shuts gRPC down. Returns 0 after a clean drain, or RSSP_E*. Call once. */
+int rpc_server_run(struct rpc_server *s, int stop_fd) RSSP_WUR;
+
+void rpc_server_free(struct rpc_server *s);
+
+/* The gRPC status code (grpc_status_code) for an RSSP_E* code (sam.h's mapping). */
+int rpc_status_of(int err);
+
+#endif

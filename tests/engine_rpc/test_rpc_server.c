@@ -1,0 +1,462 @@
+/* The engine's transport (rpc_server + engine_client) with test handlers, in process:
+ * the closed method table, size limits, peer uids, the socket rules, draining, audit. */
+#include <check.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <grpc/status.h>
+
+#include "audit.h"
+#include "engine_client.h"
+#include "rpc_server.h"
+
+static char dir[256], sock[300], auditpath[300];
+static int calls_seen;
+static int slow_entered;
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+
+/* Echoes the request; "deny..." is refused; "slow..." takes a while. */
+static int
+h_echo(void *arg, const uint8_t *in, size_t inlen, uint8_t **outp, size_t *outlenp,
+    struct sam_audit *a)
+{
+	uint8_t *out;
+
+	(void)arg;
+	pthread_mutex_lock(&mu);
+	calls_seen++;
+	pthread_mutex_unlock(&mu);
+	snprintf(a->credential_id, sizeof(a->credential_id), "cred-echo");
+	if (inlen >= 4 && memcmp(in, "deny", 4) == 0) {
+		a->reason = "test denial";
+		return RSSP_E_DENIED;
+	}
+	if (inlen >= 4 && memcmp(in, "slow", 4) == 0) {
+		pthread_mutex_lock(&mu);
+		slow_entered++;
+		pthread_cond_broadcast(&cv);
+		pthread_mutex_unlock(&mu);
+		usleep(500 * 1000);
+	}
+	if ((out = malloc(inlen + 1)) == NULL)
+		return RSSP_E_NOMEM;
+	memcpy(out, in, inlen);
+	*outp = out;
+	*outlenp = inlen;
+	a->signatures = 1;
+	return 0;
+}
+
+static const struct rpc_method methods[] = {
+	{ "/rssp.engine.v1.Engine/Authorize", 1024, h_echo, AUDIT_AUTHORIZE_APPROVAL },
+	{ "/rssp.engine.v1.Engine/SignHash", 4096, h_echo, AUDIT_SIGNHASH },
+};
+
+struct running {
+	struct rpc_server *s;
+	struct audit *audit;
+	pthread_t th;
+	int stop[2];
+	int rc;
+};
+
+static void *
+run_thread(void *arg)
+{
+	struct running *r = arg;
+
+	r->rc = rpc_server_run(r->s, r->stop[0]);
+	return NULL;
+}
+
+static void
+setup(void)
+{
+	const char *base = getenv("RSSP_TEST_WORK");
+
+	snprintf(dir, sizeof(dir), "%s/rpcXXXXXX", base ? base : "/tmp");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(sock, sizeof(sock), "%s/run/engine.sock", dir);
+	snprintf(auditpath, sizeof(auditpath), "%s/audit.log", dir);
+	calls_seen = 0;
+	slow_entered = 0;
+}
+
+static void
+teardown(void)
+{
+	char cmd[400];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", dir);
+}
+
+static void
+start(struct running *r, uid_t uid)
+{
+	struct rpc_server_opts o;
+	uid_t *uids = malloc(sizeof(*uids));
+
+	memset(r, 0, sizeof(*r));
+	*uids = uid;
+	ck_assert_int_eq(audit_open(auditpath, &r->audit), 0);
+	memset(&o, 0, sizeof(o));
+	o.socket_path = sock;
+	o.uids = uids;
+	o.n_uids = 1;
+	o.workers = 4;
+	o.audit = r->audit;
+	o.methods = methods;
+	o.n_methods = 2;
+	ck_assert_int_eq(rpc_server_new(&o, &r->s), 0);
+	ck_assert_int_eq(pipe(r->stop), 0);
+	ck_assert_int_eq(pthread_create(&r->th, NULL, run_thread, r), 0);
+}
+
+static void
+stop(struct running *r)
+{
+	ck_assert_int_eq(write(r->stop[1], "x", 1), 1);
+	pthread_join(r->th, NULL);
+	ck_assert_int_eq(r->rc, 0);
+	rpc_server_free(r->s);
+	audit_free(r->audit);
+	close(r->stop[0]);
+	close(r->stop[1]);
+}
+
+static char *
+slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf = calloc(1, 1 << 20);
+	size_t n;
+
+	ck_assert_ptr_nonnull(f);
+	n = fread(buf, 1, (1 << 20) - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
+}
+
+static int
+call(struct engine_client *c, const char *path, const char *rid, const void *req, size_t len,
+    int *status, char **msg, uint8_t **resp, size_t *resplen)
+{
+	*resp = NULL;
+	*msg = NULL;
+	if (path == NULL)
+		return engine_call(c, ENGINE_METHOD_AUTHORIZE, rid, req, len, resp, resplen, status, msg);
+	return engine_call_path(c, path, rid, req, len, resp, resplen, status, msg);
+}
+
+START_TEST(test_a_known_method_is_answered_and_audited_with_the_request_id)
+{
+	struct running r;
+	struct engine_client *c;
+	uint8_t *resp;
+	size_t resplen;
+	int status;
+	char *msg, *log;
+
+	start(&r, getuid());
+	ck_assert_int_eq(engine_client_new(sock, 5000, &c), 0);
+	ck_assert_int_eq(engine_client_ready(c, 5000), 0);
+	ck_assert_int_eq(call(c, NULL, "rid-abc-123", "hello", 5, &status, &msg, &resp, &resplen), 0);
+	ck_assert_int_eq(status, GRPC_STATUS_OK);
+	ck_assert_uint_eq(resplen, 5);
+	ck_assert_mem_eq(resp, "hello", 5);
+	free(resp);
+	free(msg);
+	ck_assert_int_eq(engine_call(c, ENGINE_METHOD_SIGNHASH, "rid-2", (const uint8_t *)"x", 1,
+	    &resp, &resplen, &status, &msg), 0);
+	ck_assert_int_eq(status, GRPC_STATUS_OK);
+	free(resp);
+	free(msg);
+	engine_client_free(c);
+	stop(&r);
+	log = slurp(auditpath);
+	ck_assert_ptr_nonnull(strstr(log, "\"event\":\"authorize.approval\",\"request_id\":\"rid-abc-123\""));
+	ck_assert_ptr_nonnull(strstr(log, "\"event\":\"signhash\",\"request_id\":\"rid-2\""));
+	{
+		char want[64];
+		snprintf(want, sizeof(want), "\"peer_uid\":%u,", (unsigned)getuid());
+		ck_assert_ptr_nonnull(strstr(log, want));
+	}
+	ck_assert_ptr_nonnull(strstr(log, "\"credential_id\":\"cred-echo\""));
+	free(log);
+}
+END_TEST
+
+START_TEST(test_an_unknown_method_is_unimplemented_at_once_and_audited)
+{
+	struct running r;
+	struct engine_client *c;
+	uint8_t *resp;
+	size_t resplen;
+	int status;
+	char *msg, *log;
+
+	start(&r, getuid());
+	/* a long deadline: an unanswered call would come back RSSP_E_TIMEOUT, not a status */
+	ck_assert_int_eq(engine_client_new(sock, 60000, &c), 0);
+	ck_assert_int_eq(call(c, "/rssp.engine.v1.Engine/ExportKey", "rid-unk", "x", 1,
+	    &status, &msg, &resp, &resplen), 0);
+	ck_assert_int_eq(status, GRPC_STATUS_UNIMPLEMENTED);
+	ck_assert_ptr_null(resp);
+	free(msg);
+	/* and again: the generic request is re-posted */
+	ck_assert_int_eq(call(c, "/other.Service/Method\x01", "rid-unk2", "x", 1,
+	    &status, &msg, &resp, &resplen), 0);
+	ck_assert_int_eq(status, GRPC_STATUS_UNIMPLEMENTED);
+	free(msg);
+	engine_client_free(c);
+	stop(&r);
+	log = slurp(auditpath);
+	ck_assert_ptr_nonnull(strstr(log, "\"event\":\"rpc.unimplemented\",\"request_id\":\"rid-unk\""));
+	ck_assert_ptr_nonnull(strstr(log, "\"method\":\"/rssp.engine.v1.Engine/ExportKey\""));
+	ck_assert_int_eq(calls_seen, 0);
+	free(log);
+}
+END_TEST
+
+START_TEST(test_an_oversize_message_is_refused_before_the_handler_and_audited)
+{
+	struct running r;
+	struct engine_client *c;
+	uint8_t *resp, *big = calloc(1, 5000);
+	size_t resplen;
+	int status;
+	char *msg, *log;
+
+	start(&r, getuid());
+	ck_assert_int_eq(engine_client_new(sock, 5000, &c), 0);
+	/* Authorize's limit here is 1024 bytes */
+	ck_assert_int_eq(call(c, NULL, "rid-big", big, 1025, &status, &msg, &resp, &resplen), 0);
+	ck_assert_int_eq(status, GRPC_STATUS_RESOURCE_EXHAUSTED);
+	free(msg);
+	ck_assert_int_eq(call(c, NULL, "rid-fits", big, 1024, &status, &msg, &resp, &resplen), 0);
+	ck_assert_int_eq(status, GRPC_STATUS_OK);
+	free(resp);
+	free(msg);
+	engine_client_free(c);
+	stop(&r);
+	ck_assert_int_eq(calls_seen, 1);
+	log = slurp(auditpath);
+	ck_assert_ptr_nonnull(strstr(log, "\"event\":\"rpc.too_large\",\"request_id\":\"rid-big\""));
+	free(log);
+	free(big);
+}
+END_TEST
+
+START_TEST(test_a_refusal_carries_its_status_and_reason)
+{
+	struct running r;
+	struct engine_client *c;
+	uint8_t *resp;
+	size_t resplen;
+	int status;
+	char *msg, *log;
+
+	start(&r, getuid());
+	ck_assert_int_eq(engine_client_new(sock, 5000, &c), 0);
+	ck_assert_int_eq(call(c, NULL, "rid-deny", "deny", 4, &status, &msg, &resp, &resplen), 0);
+	ck_assert_int_eq(status, GRPC_STATUS_PERMISSION_DENIED);
+	ck_assert_str_eq(msg, "test denial");
+	ck_assert_ptr_null(resp);
+	free(msg);
+	engine_client_free(c);
+	stop(&r);
+	log = slurp(auditpath);
+	ck_assert_ptr_nonnull(strstr(log, "\"result\":\"refused\",\"reason\":\"test denial\""));
+	free(log);
+}
+END_TEST
+
+START_TEST(test_a_peer_whose_uid_is_not_allowed_is_refused_and_audited)
+{
+	struct running r;
+	struct engine_client *c;
+	uint8_t *resp;
+	size_t resplen;
+	int status;
+	char *msg, *log, want[64];
+
+	ck_assert_uint_ne(getuid(), 65534);
+	start(&r, 65534);
+	ck_assert_int_eq(engine_client_new(sock, 2000, &c), 0);
+	ck_assert_int_eq(call(c, NULL, "rid-x", "hello", 5, &status, &msg, &resp, &resplen),
+	    RSSP_E_UNAVAILABLE);
+	ck_assert_int_eq(engine_client_ready(c, 300), RSSP_E_UNAVAILABLE);
+	engine_client_free(c);
+	stop(&r);
+	ck_assert_int_eq(calls_seen, 0);
+	log = slurp(auditpath);
+	snprintf(want, sizeof(want), "\"event\":\"peer.refused\",\"request_id\":\"\",\"peer_uid\":%u,",
+	    (unsigned)getuid());
+	ck_assert_ptr_nonnull(strstr(log, want));
+	free(log);
+}
+END_TEST
+
+START_TEST(test_a_second_server_on_a_live_socket_refuses_and_a_stale_socket_is_replaced)
+{
+	struct running r, r2;
+	struct rpc_server_opts o;
+	struct rpc_server *s2 = NULL;
+	struct audit *a2;
+	struct engine_client *c;
+	struct sockaddr_un sa;
+	struct stat st;
+	uid_t uid = getuid();
+	uint8_t *resp;
+	size_t resplen;
+	int status, fd;
+	char *msg;
+
+	start(&r, uid);
+	ck_assert_int_eq(audit_open("-", &a2), 0);
+	memset(&o, 0, sizeof(o));
+	o.socket_path = sock;
+	o.uids = &uid;
+	o.n_uids = 1;
+	o.workers = 1;
+	o.audit = a2;
+	o.methods = methods;
+	o.n_methods = 2;
+	ck_assert_int_eq(rpc_server_new(&o, &s2), RSSP_E_CONFLICT);
+	/* the first server still answers on its socket */
+	ck_assert_int_eq(engine_client_new(sock, 5000, &c), 0);
+	ck_assert_int_eq(call(c, NULL, "rid", "hello", 5, &status, &msg, &resp, &resplen), 0);
+	ck_assert_int_eq(status, GRPC_STATUS_OK);
+	free(resp);
+	free(msg);
+	engine_client_free(c);
+	stop(&r);
+	/* the socket directory is 0750 */
+	{
+		char d[300];
+		snprintf(d, sizeof(d), "%s/run", dir);
+		ck_assert_int_eq(stat(d, &st), 0);
+		ck_assert_uint_eq(st.st_mode & 0777, 0750);
+	}
+	/* a stale socket file (nobody listening) is removed */
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	ck_assert_uint_lt(strlen(sock), sizeof(sa.sun_path));
+	memcpy(sa.sun_path, sock, strlen(sock) + 1);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	close(fd);
+	start(&r2, uid);
+	ck_assert_int_eq(engine_client_new(sock, 5000, &c), 0);
+	ck_assert_int_eq(call(c, NULL, "rid", "hello", 5, &status, &msg, &resp, &resplen), 0);
+	ck_assert_int_eq(status, GRPC_STATUS_OK);
+	free(resp);
+	free(msg);
+	engine_client_free(c);
+	stop(&r2);
+	audit_free(a2);
+	ck_assert_int_ne(access(sock, F_OK), 0);
+}
+END_TEST
+
+struct inflight {
+	struct engine_client *c;
+	int rc, status;
+};
+
+static void *
+slow_call(void *arg)
+{
+	struct inflight *f = arg;
+	uint8_t *resp = NULL;
+	size_t resplen;
+	char *msg = NULL;
+
+	f->rc = engine_call(f->c, ENGINE_METHOD_SIGNHASH, "rid-slow", (const uint8_t *)"slow", 4,
+	    &resp, &resplen, &f->status, &msg);
+	free(resp);
+	free(msg);
+	return NULL;
+}
+
+START_TEST(test_a_stop_drains_the_calls_in_flight)
+{
+	struct running r;
+	struct engine_client *c;
+	struct inflight f[3];
+	pthread_t th[3];
+	int i;
+
+	start(&r, getuid());
+	ck_assert_int_eq(engine_client_new(sock, 20000, &c), 0);
+	for (i = 0; i < 3; i++) {
+		f[i].c = c;
+		ck_assert_int_eq(pthread_create(&th[i], NULL, slow_call, &f[i]), 0);
+	}
+	pthread_mutex_lock(&mu);
+	while (slow_entered < 3)
+		pthread_cond_wait(&cv, &mu);
+	pthread_mutex_unlock(&mu);
+	stop(&r);
+	for (i = 0; i < 3; i++) {
+		pthread_join(th[i], NULL);
+		ck_assert_int_eq(f[i].rc, 0);
+		ck_assert_int_eq(f[i].status, GRPC_STATUS_OK);
+	}
+	engine_client_free(c);
+}
+END_TEST
+
+START_TEST(test_a_client_without_an_engine_gets_unavailable)
+{
+	struct engine_client *c;
+	uint8_t *resp = NULL;
+	size_t resplen;
+	int status;
+	char *msg = NULL;
+
+	ck_assert_int_eq(engine_client_new(sock, 2000, &c), 0);
+	ck_assert_int_eq(engine_client_ready(c, 200), RSSP_E_UNAVAILABLE);
+	ck_assert_int_eq(call(c, NULL, "rid", "x", 1, &status, &msg, &resp, &resplen),
+	    RSSP_E_UNAVAILABLE);
+	engine_client_free(c);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("engine_rpc_transport");
+	TCase *tc = tcase_create("transport");
+	SRunner *sr;
+	int failed;
+
+	signal(SIGPIPE, SIG_IGN);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_a_known_method_is_answered_and_audited_with_the_request_id);
+	tcase_add_test(tc, test_an_unknown_method_is_unimplemented_at_once_and_audited);
+	tcase_add_test(tc, test_an_oversize_message_is_refused_before_the_handler_and_audited);
+	tcase_add_test(tc, test_a_refusal_carries_its_status_and_reason);
+	tcase_add_test(tc, test_a_peer_whose_uid_is_not_allowed_is_refused_and_audited);
+	tcase_add_test(tc, test_a_second_server_on_a_live_socket_refuses_and_a_stale_socket_is_replaced);
+	tcase_add_test(tc, test_a_stop_drains_the_calls_in_flight);
+	tcase_add_test(tc, test_a_client_without_an_engine_gets_unavailable);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
