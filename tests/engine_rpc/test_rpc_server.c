@@ -66,6 +66,7 @@ struct running {
 	pthread_t th;
 	int stop[2];
 	int rc;
+	uid_t uid;
 };
 
 static void *
@@ -104,14 +105,12 @@ static void
 start(struct running *r, uid_t uid)
 {
 	struct rpc_server_opts o;
-	uid_t *uids = malloc(sizeof(*uids));
-
 	memset(r, 0, sizeof(*r));
-	*uids = uid;
+	r->uid = uid;
 	ck_assert_int_eq(audit_open(auditpath, &r->audit), 0);
 	memset(&o, 0, sizeof(o));
 	o.socket_path = sock;
-	o.uids = uids;
+	o.uids = &r->uid;
 	o.n_uids = 1;
 	o.workers = 4;
 	o.audit = r->audit;
