@@ -1,0 +1,747 @@
+/* credentials.c - credentials: creation (RA issuance), list, info, activation on the
+ * signer's device (the engine generates the key and certificate), cancel, revoke. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/bn.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rsa.h>
+#include <openssl/sha.h>
+#include <openssl/x509.h>
+
+#include "gw.h"
+#include "rssp_log.h"
+#include "sic.h"
+#include "signing.h"
+
+#define ACT_TTL 300
+#define ACT_NONCE_LEN 32
+#define OTP_DIGITS 8
+#define OTP_TRIES 5
+
+/* Who may do what with a credential. */
+enum { CRED_VIEW, CRED_OWNER, CRED_MANAGE };
+
+/* Sets 403 unless the caller may act on a credential owned by owner (registered by
+ * reg, in company comp) in mode. */
+static int
+cred_access(struct gw_request *req, struct gw_reply *rep, int mode, const char *owner,
+    const char *reg, const char *comp)
+{
+	const struct gw_principal *p = &req->principal;
+	int ok = strcmp(owner, p->account_id) == 0;
+
+	if (!ok && mode != CRED_OWNER)
+		ok = p->role == GW_ROLE_ADMIN;
+	if (!ok && mode == CRED_VIEW)
+		ok = (p->role == GW_ROLE_RP && strcmp(reg, p->account_id) == 0) ||
+		    (p->role == GW_ROLE_COMPANY_ADMIN && p->company_id[0] && strcmp(comp, p->company_id) == 0);
+	if (!ok)
+		return gw_error(rep, 403, "access_denied", "the credential in 'credentialID' is not yours");
+	return 0;
+}
+
+#define CRED_COLS \
+	"c.id, c.owner_id, c.status, c.key_algo, c.validity_days, c.description," \
+	" coalesce(a.registered_by::text, ''), coalesce(a.company_id::text, ''), a.full_name"
+enum { C_ID, C_OWNER, C_STATUS, C_KEYALGO, C_DAYS, C_DESC, C_REG, C_COMP, C_NAME, C_NEXT };
+
+/* Loads a credential (the CRED_COLS columns first, then extra) with an access check.
+ * forupdate locks the row. Sets 404/403. */
+static int
+cred_load(struct gw_request *req, struct gw_reply *rep, const char *cred_id, int mode,
+    const char *extra, int forupdate, PGresult **resp)
+{
+	PGresult *res = NULL;
+	char sql[1024];
+	int r;
+
+	snprintf(sql, sizeof(sql), "SELECT " CRED_COLS "%s%s FROM credentials c JOIN accounts a"
+	    " ON a.id = c.owner_id WHERE c.id = $1%s", extra ? ", " : "", extra ? extra : "",
+	    forupdate ? " FOR UPDATE OF c" : "");
+	if ((r = gw_db_query(req->db, &res, sql, 1, cred_id)) != 0)
+		goto out;
+	if (PQntuples(res) != 1) {
+		r = gw_error(rep, 404, "not_found", "no such credential in 'credentialID'");
+		goto out;
+	}
+	if ((r = cred_access(req, rep, mode, PQgetvalue(res, 0, C_OWNER),
+	    PQgetvalue(res, 0, C_REG), PQgetvalue(res, 0, C_COMP))) != 0)
+		goto out;
+	*resp = res;
+	res = NULL;
+out:
+	PQclear(res);
+	return r;
+}
+
+/* ---- certificates and the OTP --------------------------------------------- */
+
+/* RFC 3339 UTC of an ASN1_TIME into buf[32]; "" when it does not convert. */
+static void
+asn1_time_rfc3339(const ASN1_TIME *t, char *buf, size_t len)
+{
+	struct tm tm;
+
+	buf[0] = '\0';
+	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
+		return;
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static char *
+x509_name_text(const X509_NAME *n)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	char *s = NULL, *p;
+	long len;
+
+	if (b == NULL)
+		return NULL;
+	if (X509_NAME_print_ex(b, n, 0, XN_FLAG_RFC2253) >= 0 &&
+	    (len = BIO_get_mem_data(b, &p)) >= 0)
+		s = strndup(p, (size_t)len);
+	BIO_free(b);
+	return s;
+}
+
+struct cert_fields {
+	char *subject_dn, *issuer_dn, *serial_hex;
+	char valid_from[32], valid_to[32];
+};
+
+static void
+cert_fields_release(struct cert_fields *f)
+{
+	free(f->subject_dn);
+	free(f->issuer_dn);
+	OPENSSL_free(f->serial_hex);
+	memset(f, 0, sizeof(*f));
+}
+
+/* Reads the fields credentials/info shows from a DER certificate. Returns 0 or
+ * RSSP_E_INVAL; on success the caller releases *f with cert_fields_release(). */
+static int
+cert_fields_get(const uint8_t *der, size_t len, struct cert_fields *f)
+{
+	const unsigned char *p = der;
+	X509 *x = NULL;
+	BIGNUM *bn = NULL;
+	struct cert_fields t = { 0 };
+	int r = RSSP_E_INVAL;
+
+	if ((x = d2i_X509(NULL, &p, (long)len)) == NULL)
+		goto out;
+	if ((t.subject_dn = x509_name_text(X509_get_subject_name(x))) == NULL ||
+	    (t.issuer_dn = x509_name_text(X509_get_issuer_name(x))) == NULL ||
+	    (bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL)) == NULL ||
+	    (t.serial_hex = BN_bn2hex(bn)) == NULL)
+		goto out;
+	asn1_time_rfc3339(X509_get0_notBefore(x), t.valid_from, sizeof(t.valid_from));
+	asn1_time_rfc3339(X509_get0_notAfter(x), t.valid_to, sizeof(t.valid_to));
+	*f = t;
+	memset(&t, 0, sizeof(t));
+	r = 0;
+out:
+	cert_fields_release(&t);
+	BN_free(bn);
+	X509_free(x);
+	ERR_clear_error();
+	return r;
+}
+
+/* Encrypts otp to an RSA KAK with RSA-OAEP, SHA-256 and MGF1-SHA-256. */
+static int
+otp_encrypt(EVP_PKEY *pk, const char *otp, uint8_t **outp, size_t *outlenp)
+{
+	EVP_PKEY_CTX *ctx = NULL;
+	uint8_t *out = NULL;
+	size_t outlen = 0;
+	int r = RSSP_E_CRYPTO;
+
+	if ((ctx = EVP_PKEY_CTX_new(pk, NULL)) == NULL ||
+	    EVP_PKEY_encrypt_init(ctx) != 1 ||
+	    EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) != 1 ||
+	    EVP_PKEY_CTX_set_rsa_oaep_md(ctx, EVP_sha256()) != 1 ||
+	    EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, EVP_sha256()) != 1 ||
+	    EVP_PKEY_encrypt(ctx, NULL, &outlen, (const unsigned char *)otp, strlen(otp)) != 1 ||
+	    (out = malloc(outlen)) == NULL ||
+	    EVP_PKEY_encrypt(ctx, out, &outlen, (const unsigned char *)otp, strlen(otp)) != 1)
+		goto out;
+	*outp = out;
+	*outlenp = outlen;
+	out = NULL;
+	r = 0;
+out:
+	free(out);
+	EVP_PKEY_CTX_free(ctx);
+	ERR_clear_error();
+	return r;
+}
+
+/* ---- credentials/create, list, info ---------------------------------------------- */
+
+int
+cred_create(struct gw_request *req, struct gw_reply *rep)
+{
+	const char *user_id = NULL, *key_algo = NULL, *desc = NULL;
+	long long days = 365;
+	struct sg_account a;
+	PGresult *res = NULL;
+	char days_s[24];
+	int r;
+
+	if ((r = sg_get_uuid(req, rep, "userID", true, &user_id)) != 0 ||
+	    (r = gw_get_str(req, rep, "keyAlgo", 16, true, &key_algo)) != 0 ||
+	    (r = gw_get_int(req, rep, "validityDays", 1, 3650, false, 365, &days)) != 0 ||
+	    (r = gw_get_str(req, rep, "description", 255, false, &desc)) != 0)
+		goto out;
+	if (sg_key_algo_parse(key_algo) == 0) {
+		r = gw_error(rep, 400, "invalid_request",
+		    "field 'keyAlgo' must be rsa2048, rsa3072, ecp256 or ecp384");
+		goto out;
+	}
+	if ((r = sg_account_for(req, rep, user_id, "userID", &a)) != 0)
+		goto out;
+	if (strcmp(a.role, "signer") != 0 && strcmp(a.role, "company_admin") != 0) {
+		r = gw_error(rep, 409, "conflict", "the user in 'userID' is not a signer");
+		goto out;
+	}
+	if (strcmp(a.status, "DISABLED") == 0) {
+		r = gw_error(rep, 409, "conflict", "the user in 'userID' is disabled");
+		goto out;
+	}
+	snprintf(days_s, sizeof(days_s), "%lld", days);
+	if ((r = gw_db_query(req->db, &res,
+	    "INSERT INTO credentials (owner_id, created_by, key_algo, validity_days, description, status)"
+	    " VALUES ($1, $2, $3, $4::int, coalesce($5, ''), 'NEW') RETURNING id", 5,
+	    a.id, req->principal.account_id, key_algo, days_s, desc)) != 0)
+		goto out;
+	r = gw_reply_json(rep, 201, json_pack("{s:s,s:s}", "credentialID", PQgetvalue(res, 0, 0),
+	    "status", "NEW"));
+out:
+	PQclear(res);
+	return r;
+}
+
+#define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+
+int
+cred_list(struct gw_request *req, struct gw_reply *rep)
+{
+	const struct gw_principal *p = &req->principal;
+	const char *user_id = NULL, *status = NULL, *page = NULL;
+	long long max = 100;
+	PGresult *res = NULL;
+	json_t *ids = NULL, *list = NULL, *o;
+	char lim[24];
+	int r, i, n;
+
+	if ((r = sg_get_uuid(req, rep, "userID", false, &user_id)) != 0 ||
+	    (r = gw_get_str(req, rep, "status", 16, false, &status)) != 0 ||
+	    (r = gw_get_int(req, rep, "maxResults", 1, 1000, false, 100, &max)) != 0 ||
+	    (r = sg_get_uuid(req, rep, "pageToken", false, &page)) != 0)
+		goto out;
+	if (status != NULL && strcmp(status, "NEW") != 0 && strcmp(status, "ACTIVE") != 0 &&
+	    strcmp(status, "CANCELLED") != 0 && strcmp(status, "REVOKED") != 0) {
+		r = gw_error(rep, 400, "invalid_request",
+		    "field 'status' must be NEW, ACTIVE, CANCELLED or REVOKED");
+		goto out;
+	}
+	if (user_id != NULL) {
+		struct sg_account a;
+		if ((r = sg_account_for(req, rep, user_id, "userID", &a)) != 0)
+			goto out;
+	}
+	snprintf(lim, sizeof(lim), "%lld", max + 1);
+	if ((r = gw_db_query(req->db, &res,
+	    "SELECT c.id, c.status, c.key_algo, coalesce(c.subject_dn, ''), coalesce(" TS("c.valid_to") ", '')"
+	    " FROM credentials c JOIN accounts a ON a.id = c.owner_id"
+	    " WHERE (c.owner_id = $1::uuid OR $2 = 'admin' OR ($2 = 'rp' AND a.registered_by = $1::uuid)"
+	    "   OR ($2 = 'company_admin' AND a.company_id = $3::uuid))"
+	    " AND ($4::uuid IS NULL OR c.owner_id = $4::uuid) AND ($5::text IS NULL OR c.status = $5)"
+	    " AND ($6::uuid IS NULL OR c.id > $6::uuid) ORDER BY c.id LIMIT $7::int", 7,
+	    p->account_id, gw_role_name(p->role), p->company_id[0] ? p->company_id : NULL,
+	    user_id, status, page, lim)) != 0)
+		goto out;
+	if ((ids = json_array()) == NULL || (list = json_array()) == NULL) {
+		r = RSSP_E_NOMEM;
+		goto out;
+	}
+	n = PQntuples(res);
+	for (i = 0; i < n && i < max; i++) {
+		o = json_pack("{s:s,s:s,s:s,s:s}", "credentialID", PQgetvalue(res, i, 0),
+		    "status", PQgetvalue(res, i, 1), "keyAlgo", PQgetvalue(res, i, 2),
+		    "subjectDN", PQgetvalue(res, i, 3));
+		if (o != NULL && PQgetvalue(res, i, 4)[0])
+			json_object_set_new(o, "validTo", json_string(PQgetvalue(res, i, 4)));
+		if (o == NULL || json_array_append_new(list, o) != 0 ||
+		    json_array_append_new(ids, json_string(PQgetvalue(res, i, 0))) != 0) {
+			r = RSSP_E_NOMEM;
+			goto out;
+		}
+	}
+	o = json_pack("{s:o,s:o}", "credentialIDs", ids, "credentials", list);
+	ids = list = NULL;
+	if (o != NULL && n > max)
+		json_object_set_new(o, "nextPageToken", json_string(PQgetvalue(res, (int)max - 1, 0)));
+	r = gw_reply_json(rep, 200, o);
+out:
+	json_decref(ids);
+	json_decref(list);
+	PQclear(res);
+	return r;
+}
+
+static int
+b64_append(json_t *arr, const uint8_t *der, size_t len)
+{
+	char *s = sg_b64(der, len);
+	int r = s == NULL || json_array_append_new(arr, json_string(s)) != 0 ? RSSP_E_NOMEM : 0;
+
+	free(s);
+	return r;
+}
+
+int
+cred_info(struct gw_request *req, struct gw_reply *rep)
+{
+	const char *cred_id = NULL, *certs = NULL;
+	bool cert_info = true, auth_info = true;
+	PGresult *res = NULL;
+	uint8_t *cert = NULL, *chain = NULL, *pub = NULL;
+	size_t certlen = 0, chainlen = 0, publen = 0;
+	json_t *o = NULL, *key = NULL, *c = NULL, *arr = NULL, *algos = NULL;
+	const char *status, *kalgo;
+	int r, ka, bits;
+
+	if ((r = sg_get_uuid(req, rep, "credentialID", true, &cred_id)) != 0 ||
+	    (r = gw_get_str(req, rep, "certificates", 16, false, &certs)) != 0 ||
+	    (r = gw_get_bool(req, rep, "certInfo", false, true, &cert_info)) != 0 ||
+	    (r = gw_get_bool(req, rep, "authInfo", false, true, &auth_info)) != 0)
+		goto out;
+	if (certs == NULL)
+		certs = "single";
+	if (strcmp(certs, "none") != 0 && strcmp(certs, "single") != 0 && strcmp(certs, "chain") != 0) {
+		r = gw_error(rep, 400, "invalid_request",
+		    "field 'certificates' must be \"none\", \"single\" or \"chain\"");
+		goto out;
+	}
+	if ((r = cred_load(req, rep, cred_id, CRED_VIEW,
+	    "c.certificate, c.chain, c.public_key, coalesce(c.subject_dn, ''), coalesce(c.issuer_dn, ''),"
+	    " coalesce(c.serial_number, ''), coalesce(" TS("c.valid_from") ", ''),"
+	    " coalesce(" TS("c.valid_to") ", ''), coalesce(c.valid_to < now(), false)", 0, &res)) != 0)
+		goto out;
+	status = PQgetvalue(res, 0, C_STATUS);
+	kalgo = PQgetvalue(res, 0, C_KEYALGO);
+	ka = sg_key_algo_parse(kalgo);
+	bits = ka == SG_KEY_RSA2048 ? 2048 : ka == SG_KEY_RSA3072 ? 3072 : ka == SG_KEY_EC_P256 ? 256 : 384;
+	if (ka == SG_KEY_EC_P256 || ka == SG_KEY_EC_P384)
+		algos = json_pack("[s,s,s]", "1.2.840.10045.4.3.2", "1.2.840.10045.4.3.3",
+		    "1.2.840.10045.4.3.4");
+	else
+		algos = json_pack("[s,s,s,s]", "1.2.840.113549.1.1.11", "1.2.840.113549.1.1.12",
+		    "1.2.840.113549.1.1.13", "1.2.840.113549.1.1.10");
+	key = json_pack("{s:s,s:o,s:i}", "status", strcmp(status, "ACTIVE") == 0 ? "enabled" : "disabled",
+	    "algo", algos, "len", bits);
+	algos = NULL;
+	if (key != NULL && ka >= SG_KEY_EC_P256)
+		json_object_set_new(key, "curve", json_string(ka == SG_KEY_EC_P256 ?
+		    "1.2.840.10045.3.1.7" : "1.3.132.0.34"));
+	o = json_pack("{s:s,s:s,s:s,s:s,s:o,s:s,s:s,s:i}", "credentialID", PQgetvalue(res, 0, C_ID),
+	    "description", PQgetvalue(res, 0, C_DESC), "status", status, "keyAlgo", kalgo,
+	    "key", key, "authMode", "implicit", "SCAL", "2", "multisign", RSSP_MAX_HASHES);
+	key = NULL;
+	if (o == NULL) {
+		r = RSSP_E_NOMEM;
+		goto out;
+	}
+	if (!PQgetisnull(res, 0, C_NEXT)) {
+		const char *cst = strcmp(status, "REVOKED") == 0 ? "revoked" :
+		    strcmp(PQgetvalue(res, 0, C_NEXT + 8), "t") == 0 ? "expired" : "valid";
+		if ((r = sg_unbytea(PQgetvalue(res, 0, C_NEXT), &cert, &certlen)) != 0 ||
+		    (!PQgetisnull(res, 0, C_NEXT + 1) &&
+		    (r = sg_unbytea(PQgetvalue(res, 0, C_NEXT + 1), &chain, &chainlen)) != 0))
+			goto out;
+		(void)pub;
+		(void)publen;
+		if ((c = json_pack("{s:s}", "status", cst)) == NULL || (arr = json_array()) == NULL) {
+			r = RSSP_E_NOMEM;
+			goto out;
+		}
+		if (strcmp(certs, "none") != 0 && (r = b64_append(arr, cert, certlen)) != 0)
+			goto out;
+		if (strcmp(certs, "chain") == 0) {
+			const unsigned char *p = chain, *end = chain + chainlen;
+			while (p < end) {
+				const unsigned char *start = p;
+				X509 *x = d2i_X509(NULL, &p, (long)(end - p));
+				if (x == NULL) {
+					ERR_clear_error();
+					log_error("stored chain of credential %s does not parse", cred_id);
+					r = RSSP_E_INTERNAL;
+					goto out;
+				}
+				X509_free(x);
+				if ((r = b64_append(arr, start, (size_t)(p - start))) != 0)
+					goto out;
+			}
+		}
+		json_object_set_new(c, "certificates", arr);
+		arr = NULL;
+		if (cert_info) {
+			json_object_set_new(c, "issuerDN", json_string(PQgetvalue(res, 0, C_NEXT + 4)));
+			json_object_set_new(c, "serialNumber", json_string(PQgetvalue(res, 0, C_NEXT + 5)));
+			json_object_set_new(c, "subjectDN", json_string(PQgetvalue(res, 0, C_NEXT + 3)));
+			json_object_set_new(c, "validFrom", json_string(PQgetvalue(res, 0, C_NEXT + 6)));
+			json_object_set_new(c, "validTo", json_string(PQgetvalue(res, 0, C_NEXT + 7)));
+		}
+		json_object_set_new(o, "cert", c);
+		c = NULL;
+	}
+	r = gw_reply_json(rep, 200, o);
+	o = NULL;
+out:
+	json_decref(o);
+	json_decref(key);
+	json_decref(c);
+	json_decref(arr);
+	json_decref(algos);
+	free(cert);
+	free(chain);
+	PQclear(res);
+	return r;
+}
+
+/* ---- credentials/activate/request, response, cancel; revoke ------------------------ */
+
+/* The caller's ACTIVE device with this deviceUUID: id, kak_spki, kak_algo. Sets 403. */
+static int
+own_device(struct gw_request *req, struct gw_reply *rep, const char *device, PGresult **resp)
+{
+	PGresult *res = NULL;
+	int r;
+
+	if ((r = gw_db_query(req->db, &res,
+	    "SELECT id, kak_spki, kak_algo FROM devices WHERE user_id = $1 AND device_uuid = $2"
+	    " AND status = 'ACTIVE'", 2, req->principal.account_id, device)) != 0)
+		goto out;
+	if (PQntuples(res) != 1) {
+		r = gw_error(rep, 403, "access_denied", "field 'deviceUUID' is not your active device");
+		goto out;
+	}
+	*resp = res;
+	res = NULL;
+out:
+	PQclear(res);
+	return r;
+}
+
+int
+cred_activate_request(struct gw_request *req, struct gw_reply *rep)
+{
+	const char *cred_id = NULL, *device = NULL;
+	PGresult *res = NULL, *dev = NULL;
+	uint8_t nonce[ACT_NONCE_LEN], *spki = NULL, *ad = NULL, *otp_enc = NULL;
+	size_t spkilen = 0, adlen = 0, otp_enclen = 0;
+	char otp[OTP_DIGITS + 1] = "", *nonce_bytea = NULL, *otp_hash = NULL, *ad_b64 = NULL,
+	    *otp_b64 = NULL, exp_s[24];
+	uint8_t digest[SHA256_DIGEST_LENGTH];
+	struct rssp_activation_fields f;
+	EVP_PKEY *pk = NULL;
+	int r, kak_algo;
+	long long exp;
+	json_t *o;
+
+	if ((r = sg_get_uuid(req, rep, "credentialID", true, &cred_id)) != 0 ||
+	    (r = sg_get_device_uuid(req, rep, &device)) != 0)
+		goto out;
+	if ((r = gw_tx_begin(req)) != 0 ||
+	    (r = cred_load(req, rep, cred_id, CRED_OWNER, NULL, 1, &res)) != 0 ||
+	    (r = own_device(req, rep, device, &dev)) != 0)
+		goto out;
+	if (strcmp(PQgetvalue(res, 0, C_STATUS), "NEW") != 0) {
+		r = gw_error(rep, 409, "conflict", "the credential is %s, not NEW",
+		    PQgetvalue(res, 0, C_STATUS));
+		goto out;
+	}
+	if ((r = sg_unbytea(PQgetvalue(dev, 0, 1), &spki, &spkilen)) != 0)
+		goto out;
+	kak_algo = atoi(PQgetvalue(dev, 0, 2));
+	gw_random_bytes(nonce, sizeof(nonce));
+	exp = gw_now() + ACT_TTL;
+	memset(&f, 0, sizeof(f));
+	f.credential_id = PQgetvalue(res, 0, C_ID);
+	f.owner_id = PQgetvalue(res, 0, C_OWNER);
+	f.device_uuid = device;
+	f.kak_spki = spki;
+	f.kak_spki_len = spkilen;
+	f.kak_algo = kak_algo;
+	f.key_algo = sg_key_algo_parse(PQgetvalue(res, 0, C_KEYALGO));
+	f.subject_cn = PQgetvalue(res, 0, C_NAME);
+	f.validity_days = (uint32_t)atoi(PQgetvalue(res, 0, C_DAYS));
+	f.nonce = nonce;
+	f.nonce_len = sizeof(nonce);
+	f.expires_at = exp;
+	if (f.subject_cn[0] == '\0') {
+		r = gw_error(rep, 409, "conflict", "the credential's owner has no full name");
+		goto out;
+	}
+	if ((r = rssp_authdata_activation(&f, &ad, &adlen)) != 0)
+		goto out;
+	if (kak_algo != 3) { /* an RSA KAK also proves it can decrypt: the OTP */
+		int dummy;
+		sg_random_digits(otp, OTP_DIGITS);
+		SHA256((const uint8_t *)otp, OTP_DIGITS, digest);
+		if ((r = sic_kak_parse(spki, spkilen, "RSASSA-PSS", sic_kak_sha_algo(kak_algo),
+		    &dummy, &pk)) != 0 ||
+		    (r = otp_encrypt(pk, otp, &otp_enc, &otp_enclen)) != 0)
+			goto out;
+		if ((otp_hash = sg_bytea(digest, sizeof(digest))) == NULL ||
+		    (otp_b64 = sg_b64(otp_enc, otp_enclen)) == NULL) {
+			r = RSSP_E_NOMEM;
+			goto out;
+		}
+	}
+	if ((nonce_bytea = sg_bytea(nonce, sizeof(nonce))) == NULL ||
+	    (ad_b64 = sg_b64(ad, adlen)) == NULL) {
+		r = RSSP_E_NOMEM;
+		goto out;
+	}
+	snprintf(exp_s, sizeof(exp_s), "%lld", exp);
+	if ((r = gw_db_query(req->db, NULL,
+	    "UPDATE credentials SET act_device_id = $2, act_subject_cn = $3, act_nonce = $4,"
+	    " act_expires_at = $5::bigint, act_otp_hash = $6, act_tries = 0 WHERE id = $1", 6,
+	    cred_id, PQgetvalue(dev, 0, 0), f.subject_cn, nonce_bytea, exp_s, otp_hash)) != 0 ||
+	    (r = gw_tx_commit(req)) != 0)
+		goto out;
+	o = json_pack("{s:s,s:s,s:s,s:s,s:i}", "credentialID", cred_id, "authData", ad_b64,
+	    "signAlgo", sic_kak_sign_algo(kak_algo), "shaAlgo", sic_kak_sha_algo(kak_algo),
+	    "expiresIn", ACT_TTL);
+	if (o != NULL && otp_b64 != NULL)
+		json_object_set_new(o, "otpEncrypted", json_string(otp_b64));
+	r = gw_reply_json(rep, 200, o);
+out:
+	OPENSSL_cleanse(otp, sizeof(otp));
+	EVP_PKEY_free(pk);
+	free(spki);
+	free(ad);
+	free(otp_enc);
+	free(nonce_bytea);
+	free(otp_hash);
+	free(ad_b64);
+	free(otp_b64);
+	PQclear(res);
+	PQclear(dev);
+	return r;
+}
+
+int
+cred_activate_response(struct gw_request *req, struct gw_reply *rep)
+{
+	const char *cred_id = NULL, *device = NULL, *sign_algo = NULL, *sha_algo = NULL,
+	    *otp = NULL;
+	uint8_t *sig = NULL, *spki = NULL, *nonce = NULL, *otp_hash = NULL;
+	size_t siglen = 0, spkilen = 0, noncelen = 0, otp_hashlen = 0;
+	uint8_t digest[SHA256_DIGEST_LENGTH];
+	PGresult *res = NULL, *dev = NULL;
+	struct rssp_activation_fields f;
+	struct sg_activation_result ar = { 0 };
+	struct cert_fields cf = { 0 };
+	char *msg = NULL, *p_label = NULL, *p_bind = NULL, *p_cert = NULL, *p_chain = NULL,
+	    *cert_b64 = NULL;
+	int r, kak_algo, status = -1, erc;
+
+	if ((r = sg_get_uuid(req, rep, "credentialID", true, &cred_id)) != 0 ||
+	    (r = sg_get_device_uuid(req, rep, &device)) != 0 ||
+	    (r = gw_get_str(req, rep, "signAlgo", 32, false, &sign_algo)) != 0 ||
+	    (r = gw_get_str(req, rep, "shaAlgo", 16, false, &sha_algo)) != 0 ||
+	    (r = gw_get_b64(req, rep, "authorizeSignature", 2048, true, &sig, &siglen)) != 0 ||
+	    (r = gw_get_str(req, rep, "otpDecrypted", 16, false, &otp)) != 0)
+		goto out;
+	if ((r = gw_tx_begin(req)) != 0 ||
+	    (r = cred_load(req, rep, cred_id, CRED_OWNER,
+	    "c.act_device_id::text, c.act_subject_cn, c.act_nonce, c.act_expires_at,"
+	    " c.act_otp_hash, c.act_tries", 1, &res)) != 0 ||
+	    (r = own_device(req, rep, device, &dev)) != 0)
+		goto out;
+	if (strcmp(PQgetvalue(res, 0, C_STATUS), "NEW") != 0) {
+		r = gw_error(rep, 409, "conflict", "the credential is %s, not NEW",
+		    PQgetvalue(res, 0, C_STATUS));
+		goto out;
+	}
+	if (PQgetisnull(res, 0, C_NEXT + 2) ||
+	    strcmp(PQgetvalue(res, 0, C_NEXT), PQgetvalue(dev, 0, 0)) != 0) {
+		r = gw_error(rep, 409, "conflict",
+		    "no activation of this credential is pending for field 'deviceUUID'");
+		goto out;
+	}
+	kak_algo = atoi(PQgetvalue(dev, 0, 2));
+	if ((sign_algo != NULL && strcmp(sign_algo, sic_kak_sign_algo(kak_algo)) != 0)) {
+		r = gw_error(rep, 400, "invalid_request", "field 'signAlgo' must be \"%s\"",
+		    sic_kak_sign_algo(kak_algo));
+		goto out;
+	}
+	if ((sha_algo != NULL && strcmp(sha_algo, sic_kak_sha_algo(kak_algo)) != 0)) {
+		r = gw_error(rep, 400, "invalid_request", "field 'shaAlgo' must be \"%s\"",
+		    sic_kak_sha_algo(kak_algo));
+		goto out;
+	}
+	if (atoll(PQgetvalue(res, 0, C_NEXT + 3)) <= gw_now()) {
+		r = gw_error(rep, 410, "expired", "the activation request has expired; request a new one");
+		goto out;
+	}
+	if (!PQgetisnull(res, 0, C_NEXT + 4)) {
+		if (atoi(PQgetvalue(res, 0, C_NEXT + 5)) >= OTP_TRIES) {
+			r = gw_error(rep, 410, "expired",
+			    "field 'otpDecrypted' was wrong too often; request a new activation");
+			goto out;
+		}
+		if (otp == NULL) {
+			r = gw_error(rep, 400, "invalid_request", "missing field 'otpDecrypted'");
+			goto out;
+		}
+		if ((r = sg_unbytea(PQgetvalue(res, 0, C_NEXT + 4), &otp_hash, &otp_hashlen)) != 0)
+			goto out;
+		SHA256((const uint8_t *)otp, strlen(otp), digest);
+		if (otp_hashlen != sizeof(digest) ||
+		    CRYPTO_memcmp(digest, otp_hash, sizeof(digest)) != 0) {
+			if ((r = gw_db_query(req->db, NULL,
+			    "UPDATE credentials SET act_tries = act_tries + 1 WHERE id = $1", 1, cred_id)) != 0 ||
+			    (r = gw_tx_commit(req)) != 0)
+				goto out;
+			r = gw_error(rep, 400, "invalid_request", "field 'otpDecrypted' is wrong");
+			goto out;
+		}
+	}
+	if ((r = sg_unbytea(PQgetvalue(dev, 0, 1), &spki, &spkilen)) != 0 ||
+	    (r = sg_unbytea(PQgetvalue(res, 0, C_NEXT + 2), &nonce, &noncelen)) != 0)
+		goto out;
+	/* Exactly the fields stored by activate/request: the engine rebuilds the authData. */
+	memset(&f, 0, sizeof(f));
+	f.credential_id = PQgetvalue(res, 0, C_ID);
+	f.owner_id = PQgetvalue(res, 0, C_OWNER);
+	f.device_uuid = device;
+	f.kak_spki = spki;
+	f.kak_spki_len = spkilen;
+	f.kak_algo = kak_algo;
+	f.key_algo = sg_key_algo_parse(PQgetvalue(res, 0, C_KEYALGO));
+	f.subject_cn = PQgetvalue(res, 0, C_NEXT + 1);
+	f.validity_days = (uint32_t)atoi(PQgetvalue(res, 0, C_DAYS));
+	f.nonce = nonce;
+	f.nonce_len = noncelen;
+	f.expires_at = atoll(PQgetvalue(res, 0, C_NEXT + 3));
+	erc = sg_engine_activation(req, &f, kak_algo, sig, siglen, &ar, &status, &msg);
+	if (erc != 0 || status != SG_GRPC_OK) {
+		r = sg_engine_error(rep, erc, status, msg, "activation");
+		goto out;
+	}
+	if ((r = cert_fields_get(ar.cert, ar.cert_len, &cf)) != 0) {
+		log_error("the engine's certificate for credential %s does not parse", cred_id);
+		r = RSSP_E_INTERNAL;
+		goto out;
+	}
+	if ((p_bind = sg_bytea(ar.binding, ar.binding_len)) == NULL ||
+	    (p_cert = sg_bytea(ar.cert, ar.cert_len)) == NULL ||
+	    (p_chain = sg_bytea(ar.chain, ar.chain_len)) == NULL ||
+	    (cert_b64 = sg_b64(ar.cert, ar.cert_len)) == NULL) {
+		r = RSSP_E_NOMEM;
+		goto out;
+	}
+	p_label = ar.key_label;
+	{
+		const char *params[] = { cred_id, PQgetvalue(dev, 0, 0), p_label, p_bind, p_cert,
+		    p_chain, cf.subject_dn, cf.issuer_dn, cf.serial_hex,
+		    cf.valid_from[0] ? cf.valid_from : NULL, cf.valid_to[0] ? cf.valid_to : NULL };
+		if ((r = gw_db_exec(req->db, NULL,
+		    "UPDATE credentials SET status = 'ACTIVE', device_id = $2, key_label = $3,"
+		    " binding = $4, certificate = $5, chain = $6, subject_dn = $7, issuer_dn = $8,"
+		    " serial_number = $9, valid_from = $10::timestamptz, valid_to = $11::timestamptz,"
+		    " activated_at = now(), act_device_id = NULL, act_nonce = NULL, act_otp_hash = NULL,"
+		    " act_expires_at = NULL WHERE id = $1", 11, params)) != 0 ||
+		    (r = gw_tx_commit(req)) != 0)
+			goto out;
+	}
+	log_info("credential %s activated with key %.100s", cred_id, p_label);
+	r = gw_reply_json(rep, 200, json_pack("{s:s,s:s,s:s}", "credentialID", cred_id,
+	    "status", "ACTIVE", "certificate", cert_b64));
+out:
+	sg_activation_result_release(&ar);
+	cert_fields_release(&cf);
+	free(sig);
+	free(spki);
+	free(nonce);
+	free(otp_hash);
+	free(msg);
+	free(p_bind);
+	free(p_cert);
+	free(p_chain);
+	free(cert_b64);
+	PQclear(res);
+	PQclear(dev);
+	return r;
+}
+
+int
+cred_activate_cancel(struct gw_request *req, struct gw_reply *rep)
+{
+	const char *cred_id = NULL, *device = NULL;
+	PGresult *res = NULL, *dev = NULL;
+	int r;
+
+	if ((r = sg_get_uuid(req, rep, "credentialID", true, &cred_id)) != 0 ||
+	    (r = sg_get_device_uuid(req, rep, &device)) != 0)
+		goto out;
+	if ((r = gw_tx_begin(req)) != 0 ||
+	    (r = cred_load(req, rep, cred_id, CRED_OWNER, NULL, 1, &res)) != 0 ||
+	    (r = own_device(req, rep, device, &dev)) != 0)
+		goto out;
+	if (strcmp(PQgetvalue(res, 0, C_STATUS), "NEW") != 0) {
+		r = gw_error(rep, 409, "conflict", "the credential is %s, not NEW",
+		    PQgetvalue(res, 0, C_STATUS));
+		goto out;
+	}
+	if ((r = gw_db_query(req->db, NULL,
+	    "UPDATE credentials SET status = 'CANCELLED', act_device_id = NULL, act_nonce = NULL,"
+	    " act_otp_hash = NULL WHERE id = $1", 1, cred_id)) != 0 ||
+	    (r = gw_tx_commit(req)) != 0)
+		goto out;
+	r = gw_reply_json(rep, 200, json_pack("{s:s,s:s}", "credentialID", cred_id,
+	    "status", "CANCELLED"));
+out:
+	PQclear(res);
+	PQclear(dev);
+	return r;
+}
+
+int
+cred_revoke(struct gw_request *req, struct gw_reply *rep)
+{
+	const char *cred_id = NULL, *reason = NULL;
+	PGresult *res = NULL;
+	int r;
+
+	if ((r = sg_get_uuid(req, rep, "credentialID", true, &cred_id)) != 0 ||
+	    (r = gw_get_str(req, rep, "reason", 255, false, &reason)) != 0)
+		goto out;
+	if ((r = gw_tx_begin(req)) != 0 ||
+	    (r = cred_load(req, rep, cred_id, CRED_MANAGE, NULL, 1, &res)) != 0)
+		goto out;
+	/* A revoked credential signs nothing more: its open requests go too. */
+	if ((r = gw_db_query(req->db, NULL,
+	    "UPDATE credentials SET status = 'REVOKED', revoked_at = coalesce(revoked_at, now()),"
+	    " revoke_reason = coalesce($2, revoke_reason) WHERE id = $1", 2, cred_id, reason)) != 0 ||
+	    (r = gw_db_query(req->db, NULL,
+	    "UPDATE auth_requests SET remaining = 0 WHERE credential_id = $1", 1, cred_id)) != 0 ||
+	    (r = gw_tx_commit(req)) != 0)
+		goto out;
+	log_info("credential %s revoked", cred_id);
+	r = gw_reply_json(rep, 200, json_pack("{s:s,s:s}", "credentialID", cred_id,
+	    "status", "REVOKED"));
+out:
+	PQclear(res);
+	return r;
+}

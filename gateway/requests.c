@@ -1,0 +1,725 @@
+/* requests.c - authorization requests: credentials/authorize (+ authorizeCheck) for the
+ * RP, requests/list, info, confirm and cancel for the signer's app, and the long-poll
+ * that waits for a confirmation without holding a pooled database connection. */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+
+#include "gw.h"
+#include "rssp_log.h"
+#include "sic.h"
+#include "signing.h"
+
+#define REQ_NONCE_LEN 32
+#define NOTIFY_CHANNEL "rssp_requests"
+
+/* ---- the long-poll ------------------------------------------------------------------
+ * One dispatcher thread per process holds a dedicated connection that LISTENs on
+ * rssp_requests; confirm and cancel NOTIFY in their transaction. Every notification
+ * bumps a generation counter and wakes the waiters, which re-read their request with a
+ * connection taken from the pool only for that read. While the dispatcher has no
+ * connection, waiters re-read every second. */
+
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	unsigned long long gen;
+	int started, listening;
+	char *db_url;
+} waiter = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, NULL };
+
+static void
+waiter_set_listening(int on)
+{
+	pthread_mutex_lock(&waiter.mu);
+	waiter.listening = on;
+	waiter.gen++;
+	pthread_cond_broadcast(&waiter.cv);
+	pthread_mutex_unlock(&waiter.mu);
+}
+
+static void *
+waiter_main(void *arg)
+{
+	PGconn *c = NULL;
+	PGnotify *n;
+	PGresult *res;
+
+	for (;;) {
+		if (c == NULL || PQstatus(c) != CONNECTION_OK) {
+			if (c != NULL) {
+				waiter_set_listening(0);
+				PQfinish(c);
+			}
+			c = PQconnectdb(waiter.db_url);
+			if (PQstatus(c) != CONNECTION_OK) {
+				sleep(1);
+				continue;
+			}
+			res = PQexec(c, "LISTEN " NOTIFY_CHANNEL);
+			if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+				PQclear(res);
+				PQfinish(c);
+				c = NULL;
+				sleep(1);
+				continue;
+			}
+			PQclear(res);
+			waiter_set_listening(1);
+		}
+		struct pollfd pfd = { .fd = PQsocket(c), .events = POLLIN };
+		if (poll(&pfd, 1, 5000) < 0 && errno != EINTR)
+			sleep(1);
+		if (PQconsumeInput(c) != 1) {
+			PQfinish(c);
+			c = NULL;
+			waiter_set_listening(0);
+			continue;
+		}
+		int any = 0;
+		while ((n = PQnotifies(c)) != NULL) {
+			any = 1;
+			PQfreemem(n);
+		}
+		if (any) {
+			pthread_mutex_lock(&waiter.mu);
+			waiter.gen++;
+			pthread_cond_broadcast(&waiter.cv);
+			pthread_mutex_unlock(&waiter.mu);
+		}
+	}
+	return NULL;
+}
+
+static void
+waiter_start(const char *db_url)
+{
+	pthread_t t;
+	pthread_attr_t at;
+
+	pthread_mutex_lock(&waiter.mu);
+	if (!waiter.started && (waiter.db_url = strdup(db_url)) != NULL) {
+		pthread_attr_init(&at);
+		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+		if (pthread_create(&t, &at, waiter_main, NULL) == 0)
+			waiter.started = 1;
+		else
+			log_error("cannot start the request notification thread");
+		pthread_attr_destroy(&at);
+	}
+	pthread_mutex_unlock(&waiter.mu);
+}
+
+static unsigned long long
+waiter_gen(void)
+{
+	unsigned long long g;
+
+	pthread_mutex_lock(&waiter.mu);
+	g = waiter.gen;
+	pthread_mutex_unlock(&waiter.mu);
+	return g;
+}
+
+/* Waits until a notification arrives after generation seen, or until deadline (a
+ * CLOCK_REALTIME time in seconds); at most one second while not listening. */
+static void
+waiter_wait(unsigned long long seen, long long deadline)
+{
+	struct timespec ts;
+
+	pthread_mutex_lock(&waiter.mu);
+	while (waiter.gen == seen) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		if (ts.tv_sec >= deadline)
+			break;
+		if (!waiter.listening)
+			ts.tv_sec += 1;
+		else
+			ts.tv_sec = deadline;
+		if (ts.tv_sec > deadline)
+			ts.tv_sec = deadline;
+		if (pthread_cond_timedwait(&waiter.cv, &waiter.mu, &ts) == ETIMEDOUT &&
+		    !waiter.listening)
+			break;
+	}
+	pthread_mutex_unlock(&waiter.mu);
+}
+
+int
+req_notify(struct gw_request *req, const char *request_id)
+{
+	return gw_db_query(req->db, NULL, "SELECT pg_notify('" NOTIFY_CHANNEL "', $1)", 1, request_id);
+}
+
+/* ---- the check the RP polls ------------------------------------------------------- */
+
+#define STATUS_SQL \
+	"CASE WHEN r.status = 'PENDING' AND r.expires_at <= extract(epoch FROM now())::bigint" \
+	" THEN 'EXPIRED' ELSE r.status END"
+
+/* Reads a request of the caller (requester) and sets the reply as authorizeCheck and a
+ * waiting authorize answer. *finalp: 1 when the status will not change any more. */
+static int
+check_reply(struct gw_request *req, struct gw_reply *rep, const char *request_id,
+    int created, int *finalp)
+{
+	PGresult *res = NULL;
+	uint8_t *sad = NULL;
+	size_t sadlen = 0;
+	char *sad_b64 = NULL;
+	const char *st;
+	long long now = gw_now(), left;
+	int r;
+
+	if ((r = gw_db_query(req->db, &res,
+	    "SELECT " STATUS_SQL ", r.requester_id = $2::uuid, r.expires_at, r.sad, r.sad_expires_at"
+	    " FROM auth_requests r WHERE r.id = $1", 2, request_id, req->principal.account_id)) != 0)
+		goto out;
+	if (PQntuples(res) != 1) {
+		r = gw_error(rep, 404, "not_found", "no such request in 'requestID'");
+		goto out;
+	}
+	if (strcmp(PQgetvalue(res, 0, 1), "t") != 0) {
+		r = gw_error(rep, 403, "access_denied", "the request in 'requestID' is not yours");
+		goto out;
+	}
+	st = PQgetvalue(res, 0, 0);
+	*finalp = strcmp(st, "PENDING") != 0;
+	if (strcmp(st, "EXPIRED") == 0) {
+		r = gw_error(rep, 410, "expired", "the request in 'requestID' has expired");
+		goto out;
+	}
+	if (strcmp(st, "CONFIRMED") == 0) {
+		left = atoll(PQgetvalue(res, 0, 4)) - now;
+		if (left <= 0) {
+			r = gw_error(rep, 410, "expired", "the SAD of the request in 'requestID' has expired");
+			goto out;
+		}
+		if ((r = sg_unbytea(PQgetvalue(res, 0, 3), &sad, &sadlen)) != 0)
+			goto out;
+		if ((sad_b64 = sg_b64(sad, sadlen)) == NULL) {
+			r = RSSP_E_NOMEM;
+			goto out;
+		}
+		r = gw_reply_json(rep, 200, json_pack("{s:s,s:s,s:s,s:I}", "requestID", request_id,
+		    "status", st, "SAD", sad_b64, "expiresIn", (json_int_t)left));
+		goto out;
+	}
+	left = atoll(PQgetvalue(res, 0, 2)) - now;
+	r = gw_reply_json(rep, strcmp(st, "PENDING") == 0 && created ? 202 : 200,
+	    json_pack("{s:s,s:s,s:I}", "requestID", request_id, "status", st, "expiresIn",
+	    (json_int_t)(left > 0 ? left : 0)));
+out:
+	if (sad != NULL)
+		OPENSSL_clear_free(sad, sadlen);
+	if (sad_b64 != NULL)
+		OPENSSL_clear_free(sad_b64, strlen(sad_b64));
+	PQclear(res);
+	return r;
+}
+
+/* Answers with the request's state, long-polling up to wait seconds while it is
+ * PENDING. The pooled connection is given back while waiting. */
+static int
+check_and_wait(struct gw_request *req, struct gw_reply *rep, const char *request_id,
+    long long wait, int created)
+{
+	long long deadline = gw_now() + wait;
+	unsigned long long seen;
+	int r, final = 0;
+
+	if (wait > 0)
+		waiter_start(req->cfg->db_url);
+	for (;;) {
+		seen = waiter_gen();
+		if ((r = check_reply(req, rep, request_id, created, &final)) != 0 || final ||
+		    gw_now() >= deadline)
+			return r;
+		gw_db_release(req);
+		waiter_wait(seen, deadline);
+		if ((r = gw_db_reacquire(req)) != 0)
+			return r;
+	}
+}
+
+/* ---- credentials/authorize, authorizeCheck ---------------------------------------- */
+
+static int
+cmp_hash(const void *a, const void *b, void *len)
+{
+	return memcmp(*(const uint8_t *const *)a, *(const uint8_t *const *)b, *(size_t *)len);
+}
+
+int
+req_authorize(struct gw_request *req, struct gw_reply *rep)
+{
+	const struct gw_principal *p = &req->principal;
+	const char *cred_id = NULL, *hoid = NULL, *desc = NULL, *client_data = NULL;
+	const char **hashes_b64 = NULL;
+	long long num = 0, validity = 300, wait = 0;
+	uint8_t **hashes = NULL, *concat = NULL, nonce[REQ_NONCE_LEN], *spki = NULL, *ad = NULL;
+	const uint8_t **sorted = NULL;
+	size_t n = 0, i, hlen, distinct, spkilen = 0, adlen = 0;
+	char request_id[GW_UUID_LEN + 1], *p_hashes = NULL, *p_nonce = NULL, *p_ad = NULL,
+	    num_s[24], exp_s[24], ha_s[8];
+	PGresult *res = NULL;
+	struct rssp_approval_fields f;
+	int r, hash_algo;
+	long long exp;
+
+	if ((r = sg_get_uuid(req, rep, "credentialID", true, &cred_id)) != 0 ||
+	    (r = gw_get_int(req, rep, "numSignatures", 1, RSSP_MAX_HASHES, true, 0, &num)) != 0 ||
+	    (r = gw_get_str_array(req, rep, "hashes", RSSP_MAX_HASHES, 128, true, &hashes_b64, &n)) != 0 ||
+	    (r = gw_get_str(req, rep, "hashAlgorithmOID", 64, true, &hoid)) != 0 ||
+	    (r = gw_get_str(req, rep, "description", 500, true, &desc)) != 0 ||
+	    (r = gw_get_str(req, rep, "clientData", 2048, false, &client_data)) != 0 ||
+	    (r = gw_get_int(req, rep, "validityPeriod", 1, 600, false, 300, &validity)) != 0 ||
+	    (r = gw_get_int(req, rep, "wait", 0, 60, false, 0, &wait)) != 0)
+		goto out;
+	if ((hash_algo = sg_hash_algo_from_oid(hoid)) == 0) {
+		r = gw_error(rep, 400, "invalid_request",
+		    "field 'hashAlgorithmOID' must be the OID of SHA-256, SHA-384 or SHA-512");
+		goto out;
+	}
+	hlen = rssp_hash_algo_len(hash_algo);
+	if ((hashes = calloc(n, sizeof(*hashes))) == NULL ||
+	    (sorted = calloc(n, sizeof(*sorted))) == NULL ||
+	    (concat = malloc(n * hlen)) == NULL) {
+		r = RSSP_E_NOMEM;
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		size_t l = 0;
+		if (sg_unb64(hashes_b64[i], &hashes[i], &l) != 0 || l != hlen) {
+			r = gw_error(rep, 400, "invalid_request",
+			    "field 'hashes[%zu]' must be base64 of a %zu-byte digest", i, hlen);
+			goto out;
+		}
+		memcpy(concat + i * hlen, hashes[i], hlen);
+		sorted[i] = hashes[i];
+	}
+	qsort_r(sorted, n, sizeof(*sorted), cmp_hash, &hlen);
+	for (i = 1, distinct = 1; i < n; i++)
+		if (memcmp(sorted[i - 1], sorted[i], hlen) != 0)
+			distinct++;
+	if ((size_t)num < distinct) {
+		r = gw_error(rep, 400, "invalid_request",
+		    "field 'numSignatures' must be at least the number of distinct hashes (%zu)", distinct);
+		goto out;
+	}
+	if ((r = gw_db_query(req->db, &res,
+	    "SELECT c.owner_id, c.status, a.registered_by = $2::uuid, d.id, d.device_uuid, d.kak_spki,"
+	    " coalesce((SELECT name FROM rp_clients WHERE account_id = $2::uuid),"
+	    "   (SELECT full_name FROM accounts WHERE id = $2::uuid))"
+	    " FROM credentials c JOIN accounts a ON a.id = c.owner_id"
+	    " LEFT JOIN devices d ON d.id = c.device_id AND d.status = 'ACTIVE'"
+	    " WHERE c.id = $1", 2, cred_id, p->account_id)) != 0)
+		goto out;
+	if (PQntuples(res) != 1) {
+		r = gw_error(rep, 404, "not_found", "no such credential in 'credentialID'");
+		goto out;
+	}
+	if (strcmp(PQgetvalue(res, 0, 0), p->account_id) != 0 &&
+	    !(p->role == GW_ROLE_RP && strcmp(PQgetvalue(res, 0, 2), "t") == 0)) {
+		r = gw_error(rep, 403, "access_denied", "the credential in 'credentialID' is not yours");
+		goto out;
+	}
+	if (strcmp(PQgetvalue(res, 0, 1), "ACTIVE") != 0 || PQgetisnull(res, 0, 3)) {
+		r = gw_error(rep, 409, "conflict", "the credential in 'credentialID' is %s",
+		    strcmp(PQgetvalue(res, 0, 1), "ACTIVE") ? PQgetvalue(res, 0, 1) : "without an active device");
+		goto out;
+	}
+	if ((r = sg_unbytea(PQgetvalue(res, 0, 5), &spki, &spkilen)) != 0)
+		goto out;
+	gw_random_uuid(request_id);
+	gw_random_bytes(nonce, sizeof(nonce));
+	exp = gw_now() + validity;
+	memset(&f, 0, sizeof(f));
+	f.approval_id = request_id;
+	f.credential_id = cred_id;
+	f.owner_id = PQgetvalue(res, 0, 0);
+	f.device_uuid = PQgetvalue(res, 0, 4);
+	f.kak_spki = spki;
+	f.kak_spki_len = spkilen;
+	f.hash_algo = hash_algo;
+	f.hashes = (const uint8_t *const *)hashes;
+	f.n_hashes = n;
+	f.hash_len = hlen;
+	f.num_signatures = (uint32_t)num;
+	f.rp_name = PQgetvalue(res, 0, 6);
+	f.description = desc;
+	f.nonce = nonce;
+	f.nonce_len = sizeof(nonce);
+	f.expires_at = exp;
+	if ((r = rssp_authdata_approval(&f, &ad, &adlen)) != 0) {
+		r = gw_error(rep, 400, "invalid_request", "field 'description' cannot be signed");
+		goto out;
+	}
+	if ((p_hashes = sg_bytea(concat, n * hlen)) == NULL ||
+	    (p_nonce = sg_bytea(nonce, sizeof(nonce))) == NULL ||
+	    (p_ad = sg_bytea(ad, adlen)) == NULL) {
+		r = RSSP_E_NOMEM;
+		goto out;
+	}
+	snprintf(num_s, sizeof(num_s), "%lld", num);
+	snprintf(exp_s, sizeof(exp_s), "%lld", exp);
+	snprintf(ha_s, sizeof(ha_s), "%d", hash_algo);
+	{
+		const char *params[] = { request_id, cred_id, f.owner_id, PQgetvalue(res, 0, 3),
+		    p->account_id, f.rp_name, desc, client_data, ha_s, p_hashes, num_s, p_nonce,
+		    exp_s, p_ad };
+		if ((r = gw_db_exec(req->db, NULL,
+		    "INSERT INTO auth_requests (id, credential_id, owner_id, device_id, requester_id,"
+		    " rp_name, description, client_data, hash_algo, hashes, num_signatures, remaining,"
+		    " nonce, expires_at, auth_data, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8,"
+		    " $9::int, $10, $11::int, $11::int, $12, $13::bigint, $14, 'PENDING')", 14, params)) != 0)
+			goto out;
+	}
+	PQclear(res);
+	res = NULL;
+	r = check_and_wait(req, rep, request_id, wait, 1);
+out:
+	if (hashes != NULL)
+		for (i = 0; i < n; i++)
+			free(hashes[i]);
+	free(hashes);
+	free(sorted);
+	free(concat);
+	free(hashes_b64);
+	free(spki);
+	free(ad);
+	free(p_hashes);
+	free(p_nonce);
+	free(p_ad);
+	PQclear(res);
+	return r;
+}
+
+int
+req_authorize_check(struct gw_request *req, struct gw_reply *rep)
+{
+	const char *id = NULL;
+	long long wait = 0;
+	int r;
+
+	if ((r = sg_get_uuid(req, rep, "requestID", true, &id)) != 0 ||
+	    (r = gw_get_int(req, rep, "wait", 0, 60, false, 0, &wait)) != 0)
+		return r;
+	return check_and_wait(req, rep, id, wait, 0);
+}
+
+/* ---- the signer's app: list, info, confirm, cancel -------------------------------- */
+
+#define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+#define REQ_COLS \
+	"r.id, r.credential_id, r.rp_name, r.description, r.num_signatures," \
+	" " TS("r.created_at") ", " TS("to_timestamp(r.expires_at)") ", " STATUS_SQL
+enum { R_ID, R_CRED, R_RP, R_DESC, R_NUM, R_CREATED, R_EXPIRES, R_STATUS, R_NEXT };
+
+static json_t *
+req_json(PGresult *res, int i)
+{
+	return json_pack("{s:s,s:s,s:s,s:s,s:i,s:s,s:s,s:s}", "requestID", PQgetvalue(res, i, R_ID),
+	    "credentialID", PQgetvalue(res, i, R_CRED), "rpName", PQgetvalue(res, i, R_RP),
+	    "description", PQgetvalue(res, i, R_DESC), "numSignatures",
+	    atoi(PQgetvalue(res, i, R_NUM)), "createdAt", PQgetvalue(res, i, R_CREATED),
+	    "expiresAt", PQgetvalue(res, i, R_EXPIRES), "status", PQgetvalue(res, i, R_STATUS));
+}
+
+int
+req_list(struct gw_request *req, struct gw_reply *rep)
+{
+	const char *device = NULL, *status = NULL;
+	PGresult *res = NULL;
+	json_t *arr = NULL, *o;
+	int r, i;
+
+	if ((r = sg_get_device_uuid(req, rep, &device)) != 0 ||
+	    (r = gw_get_str(req, rep, "status", 16, false, &status)) != 0)
+		goto out;
+	if (status != NULL && strcmp(status, "PENDING") != 0 && strcmp(status, "CONFIRMED") != 0 &&
+	    strcmp(status, "CANCELLED") != 0 && strcmp(status, "EXPIRED") != 0) {
+		r = gw_error(rep, 400, "invalid_request",
+		    "field 'status' must be PENDING, CONFIRMED, CANCELLED or EXPIRED");
+		goto out;
+	}
+	if ((r = gw_db_query(req->db, &res,
+	    "SELECT 1 FROM devices WHERE user_id = $1 AND device_uuid = $2 AND status = 'ACTIVE'",
+	    2, req->principal.account_id, device)) != 0)
+		goto out;
+	if (PQntuples(res) != 1) {
+		r = gw_error(rep, 403, "access_denied", "field 'deviceUUID' is not your active device");
+		goto out;
+	}
+	PQclear(res);
+	res = NULL;
+	if ((r = gw_db_query(req->db, &res,
+	    "SELECT * FROM (SELECT " REQ_COLS " FROM auth_requests r WHERE r.owner_id = $1"
+	    " ORDER BY r.created_at DESC LIMIT 1000) x WHERE $2::text IS NULL OR x.status = $2",
+	    2, req->principal.account_id, status)) != 0)
+		goto out;
+	if ((arr = json_array()) == NULL) {
+		r = RSSP_E_NOMEM;
+		goto out;
+	}
+	for (i = 0; i < PQntuples(res); i++)
+		if ((o = req_json(res, i)) == NULL || json_array_append_new(arr, o) != 0) {
+			r = RSSP_E_NOMEM;
+			goto out;
+		}
+	r = gw_reply_json(rep, 200, json_pack("{s:o}", "requests", arr));
+	arr = NULL;
+out:
+	json_decref(arr);
+	PQclear(res);
+	return r;
+}
+
+/* Loads one of the caller's own requests (REQ_COLS, then extra). Sets 404/403. */
+static int
+own_request(struct gw_request *req, struct gw_reply *rep, const char *id, const char *extra,
+    int forupdate, PGresult **resp)
+{
+	PGresult *res = NULL;
+	char sql[1400];
+	int r;
+
+	snprintf(sql, sizeof(sql), "SELECT " REQ_COLS ", r.owner_id = $2::uuid,"
+	    " r.requester_id = $2::uuid%s%s FROM auth_requests r JOIN devices d ON d.id = r.device_id"
+	    " JOIN credentials c ON c.id = r.credential_id WHERE r.id = $1%s",
+	    extra ? ", " : "", extra ? extra : "", forupdate ? " FOR UPDATE OF r" : "");
+	if ((r = gw_db_query(req->db, &res, sql, 2, id, req->principal.account_id)) != 0)
+		goto out;
+	if (PQntuples(res) != 1) {
+		r = gw_error(rep, 404, "not_found", "no such request in 'requestID'");
+		goto out;
+	}
+	*resp = res;
+	res = NULL;
+out:
+	PQclear(res);
+	return r;
+}
+
+int
+req_info(struct gw_request *req, struct gw_reply *rep)
+{
+	const char *id = NULL;
+	PGresult *res = NULL;
+	uint8_t *hashes = NULL, *ad = NULL;
+	size_t hlen_all = 0, adlen = 0, hlen, i;
+	json_t *o = NULL, *arr = NULL;
+	char *s = NULL;
+	int r, ha, kak_algo;
+
+	if ((r = sg_get_uuid(req, rep, "requestID", true, &id)) != 0 ||
+	    (r = own_request(req, rep, id, "r.hashes, r.hash_algo, r.auth_data, d.kak_algo", 0, &res)) != 0)
+		goto out;
+	if (strcmp(PQgetvalue(res, 0, R_NEXT), "t") != 0) {
+		r = gw_error(rep, 403, "access_denied", "the request in 'requestID' is not yours");
+		goto out;
+	}
+	ha = atoi(PQgetvalue(res, 0, R_NEXT + 3));
+	kak_algo = atoi(PQgetvalue(res, 0, R_NEXT + 5));
+	hlen = rssp_hash_algo_len(ha);
+	if ((r = sg_unbytea(PQgetvalue(res, 0, R_NEXT + 2), &hashes, &hlen_all)) != 0 ||
+	    (r = sg_unbytea(PQgetvalue(res, 0, R_NEXT + 4), &ad, &adlen)) != 0)
+		goto out;
+	if ((o = req_json(res, 0)) == NULL || (arr = json_array()) == NULL || hlen == 0) {
+		r = RSSP_E_NOMEM;
+		goto out;
+	}
+	for (i = 0; i + hlen <= hlen_all; i += hlen) {
+		if ((s = sg_b64(hashes + i, hlen)) == NULL ||
+		    json_array_append_new(arr, json_string(s)) != 0) {
+			r = RSSP_E_NOMEM;
+			goto out;
+		}
+		free(s);
+		s = NULL;
+	}
+	json_object_set_new(o, "hashes", arr);
+	arr = NULL;
+	json_object_set_new(o, "hashAlgorithmOID", json_string(sg_hash_algo_oid(ha)));
+	if ((s = sg_b64(ad, adlen)) == NULL) {
+		r = RSSP_E_NOMEM;
+		goto out;
+	}
+	json_object_set_new(o, "authData", json_string(s));
+	json_object_set_new(o, "signAlgo", json_string(sic_kak_sign_algo(kak_algo)));
+	json_object_set_new(o, "shaAlgo", json_string(sic_kak_sha_algo(kak_algo)));
+	r = gw_reply_json(rep, 200, o);
+	o = NULL;
+out:
+	free(s);
+	free(hashes);
+	free(ad);
+	json_decref(o);
+	json_decref(arr);
+	PQclear(res);
+	return r;
+}
+
+int
+req_confirm(struct gw_request *req, struct gw_reply *rep)
+{
+	const char *id = NULL, *device = NULL, *st;
+	uint8_t *sig = NULL, *hashes = NULL, *spki = NULL, *nonce = NULL, *binding = NULL, *sad = NULL;
+	const uint8_t **hp = NULL;
+	size_t siglen = 0, hlen_all = 0, spkilen = 0, noncelen = 0, bindlen = 0, sadlen = 0, hlen, i, n;
+	PGresult *res = NULL;
+	struct rssp_approval_fields f;
+	char *msg = NULL, *p_sad = NULL, *p_sadhash = NULL, exp_s[24];
+	uint8_t digest[SHA256_DIGEST_LENGTH];
+	long long sad_exp = 0;
+	int r, erc, status = -1, ha, kak_algo;
+
+	if ((r = sg_get_uuid(req, rep, "requestID", true, &id)) != 0 ||
+	    (r = sg_get_device_uuid(req, rep, &device)) != 0 ||
+	    (r = gw_get_b64(req, rep, "authorizeSignature", 2048, true, &sig, &siglen)) != 0)
+		goto out;
+	if ((r = gw_tx_begin(req)) != 0 ||
+	    (r = own_request(req, rep, id,
+	    "d.device_uuid, d.status, d.kak_spki, d.kak_algo, r.owner_id, r.hash_algo, r.hashes,"
+	    " r.nonce, r.expires_at, c.key_label, c.binding, c.status", 1, &res)) != 0)
+		goto out;
+	if (strcmp(PQgetvalue(res, 0, R_NEXT), "t") != 0) {
+		r = gw_error(rep, 403, "access_denied", "the request in 'requestID' is not yours");
+		goto out;
+	}
+	if (strcmp(PQgetvalue(res, 0, R_NEXT + 2), device) != 0 ||
+	    strcmp(PQgetvalue(res, 0, R_NEXT + 3), "ACTIVE") != 0) {
+		r = gw_error(rep, 403, "access_denied",
+		    "field 'deviceUUID' is not the active device the request was made for");
+		goto out;
+	}
+	st = PQgetvalue(res, 0, R_STATUS);
+	if (strcmp(st, "EXPIRED") == 0) {
+		r = gw_error(rep, 410, "expired", "the request in 'requestID' has expired");
+		goto out;
+	}
+	if (strcmp(st, "PENDING") != 0) {
+		r = gw_error(rep, 409, "conflict", "the request in 'requestID' is %s", st);
+		goto out;
+	}
+	if (strcmp(PQgetvalue(res, 0, R_NEXT + 13), "ACTIVE") != 0 || PQgetisnull(res, 0, R_NEXT + 11)) {
+		r = gw_error(rep, 409, "conflict", "the credential of the request is not ACTIVE");
+		goto out;
+	}
+	ha = atoi(PQgetvalue(res, 0, R_NEXT + 7));
+	hlen = rssp_hash_algo_len(ha);
+	kak_algo = atoi(PQgetvalue(res, 0, R_NEXT + 5));
+	if ((r = sg_unbytea(PQgetvalue(res, 0, R_NEXT + 4), &spki, &spkilen)) != 0 ||
+	    (r = sg_unbytea(PQgetvalue(res, 0, R_NEXT + 8), &hashes, &hlen_all)) != 0 ||
+	    (r = sg_unbytea(PQgetvalue(res, 0, R_NEXT + 9), &nonce, &noncelen)) != 0 ||
+	    (r = sg_unbytea(PQgetvalue(res, 0, R_NEXT + 12), &binding, &bindlen)) != 0)
+		goto out;
+	if (hlen == 0 || hlen_all % hlen != 0 || (n = hlen_all / hlen) == 0) {
+		r = RSSP_E_INTERNAL;
+		goto out;
+	}
+	if ((hp = calloc(n, sizeof(*hp))) == NULL) {
+		r = RSSP_E_NOMEM;
+		goto out;
+	}
+	for (i = 0; i < n; i++)
+		hp[i] = hashes + i * hlen;
+	/* Exactly the stored fields: the engine rebuilds the authData the app signed. */
+	memset(&f, 0, sizeof(f));
+	f.approval_id = PQgetvalue(res, 0, R_ID);
+	f.credential_id = PQgetvalue(res, 0, R_CRED);
+	f.owner_id = PQgetvalue(res, 0, R_NEXT + 6);
+	f.device_uuid = PQgetvalue(res, 0, R_NEXT + 2);
+	f.kak_spki = spki;
+	f.kak_spki_len = spkilen;
+	f.hash_algo = ha;
+	f.hashes = hp;
+	f.n_hashes = n;
+	f.hash_len = hlen;
+	f.num_signatures = (uint32_t)atoi(PQgetvalue(res, 0, R_NUM));
+	f.rp_name = PQgetvalue(res, 0, R_RP);
+	f.description = PQgetvalue(res, 0, R_DESC);
+	f.nonce = nonce;
+	f.nonce_len = noncelen;
+	f.expires_at = atoll(PQgetvalue(res, 0, R_NEXT + 10));
+	erc = sg_engine_approval(req, &f, kak_algo, PQgetvalue(res, 0, R_NEXT + 11), binding,
+	    bindlen, sig, siglen, &sad, &sadlen, &sad_exp, &status, &msg);
+	if (erc != 0 || status != SG_GRPC_OK) {
+		r = sg_engine_error(rep, erc, status, msg, "approval");
+		goto out;
+	}
+	SHA256(sad, sadlen, digest);
+	if ((p_sad = sg_bytea(sad, sadlen)) == NULL ||
+	    (p_sadhash = sg_bytea(digest, sizeof(digest))) == NULL) {
+		r = RSSP_E_NOMEM;
+		goto out;
+	}
+	snprintf(exp_s, sizeof(exp_s), "%lld", sad_exp);
+	if ((r = gw_db_query(req->db, NULL,
+	    "UPDATE auth_requests SET status = 'CONFIRMED', sad = $2, sad_hash = $3,"
+	    " sad_expires_at = $4::bigint, confirmed_at = now() WHERE id = $1", 4,
+	    id, p_sad, p_sadhash, exp_s)) != 0 ||
+	    (r = req_notify(req, id)) != 0 ||
+	    (r = gw_tx_commit(req)) != 0)
+		goto out;
+	log_info("request %s confirmed", id);
+	r = gw_reply_json(rep, 200, json_pack("{s:s,s:s}", "requestID", id, "status", "CONFIRMED"));
+out:
+	if (sad != NULL)
+		OPENSSL_clear_free(sad, sadlen);
+	if (p_sad != NULL)
+		OPENSSL_clear_free(p_sad, strlen(p_sad));
+	free(p_sadhash);
+	free(msg);
+	free(sig);
+	free(hashes);
+	free(hp);
+	free(spki);
+	free(nonce);
+	free(binding);
+	PQclear(res);
+	return r;
+}
+
+int
+req_cancel(struct gw_request *req, struct gw_reply *rep)
+{
+	const char *id = NULL, *st;
+	PGresult *res = NULL;
+	int r;
+
+	if ((r = sg_get_uuid(req, rep, "requestID", true, &id)) != 0)
+		goto out;
+	if ((r = gw_tx_begin(req)) != 0 || (r = own_request(req, rep, id, NULL, 1, &res)) != 0)
+		goto out;
+	if (strcmp(PQgetvalue(res, 0, R_NEXT), "t") != 0 && strcmp(PQgetvalue(res, 0, R_NEXT + 1), "t") != 0) {
+		r = gw_error(rep, 403, "access_denied", "the request in 'requestID' is not yours");
+		goto out;
+	}
+	st = PQgetvalue(res, 0, R_STATUS);
+	if (strcmp(st, "EXPIRED") == 0) {
+		r = gw_error(rep, 410, "expired", "the request in 'requestID' has expired");
+		goto out;
+	}
+	if (strcmp(st, "PENDING") != 0) {
+		r = gw_error(rep, 409, "conflict", "the request in 'requestID' is %s", st);
+		goto out;
+	}
+	if ((r = gw_db_query(req->db, NULL,
+	    "UPDATE auth_requests SET status = 'CANCELLED', cancelled_at = now() WHERE id = $1",
+	    1, id)) != 0 || (r = req_notify(req, id)) != 0 || (r = gw_tx_commit(req)) != 0)
+		goto out;
+	r = gw_reply_json(rep, 200, json_pack("{s:s,s:s}", "requestID", id, "status", "CANCELLED"));
+out:
+	PQclear(res);
+	return r;
+}

@@ -1,0 +1,136 @@
+/* signing.h - shared by the signing modules of the gateway (sic.c, credentials.c,
+ * requests.c, signing.c): encodings, tenant checks, the engine calls, and the handlers
+ * that signing.c lists in gw_routes_signing. */
+#ifndef RSSP_GW_SIGNING_H
+#define RSSP_GW_SIGNING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "authdata.h"
+#include "gw.h"
+#include "rssp_err.h"
+
+/* gRPC status codes the engine answers (grpc_status_code). */
+enum {
+	SG_GRPC_OK = 0, SG_GRPC_INVALID_ARGUMENT = 3, SG_GRPC_DEADLINE_EXCEEDED = 4,
+	SG_GRPC_PERMISSION_DENIED = 7, SG_GRPC_RESOURCE_EXHAUSTED = 8,
+	SG_GRPC_FAILED_PRECONDITION = 9, SG_GRPC_UNIMPLEMENTED = 12, SG_GRPC_INTERNAL = 13,
+	SG_GRPC_UNAVAILABLE = 14,
+};
+
+/* engine.proto KeyAlgo / HashAlgo / SignAlgo numbers. */
+enum { SG_KEY_RSA2048 = 1, SG_KEY_RSA3072, SG_KEY_EC_P256, SG_KEY_EC_P384 };
+enum { SG_HASH_SHA256 = 1, SG_HASH_SHA384, SG_HASH_SHA512 };
+enum { SG_SIGN_RSA_PKCS1 = 1, SG_SIGN_RSA_PSS, SG_SIGN_ECDSA };
+
+/* ---- encodings ---- */
+
+/* Standard padded base64 of data; malloc'd, NULL on allocation failure. */
+char *sg_b64(const uint8_t *data, size_t len);
+/* Decodes standard padded base64 (no whitespace). Returns 0 and *outp (malloc'd) /
+ * *lenp, or RSSP_E_INVAL. */
+int sg_unb64(const char *s, uint8_t **outp, size_t *lenp) RSSP_WUR;
+/* PostgreSQL bytea text form "\x<hex>" of data; malloc'd, NULL on allocation failure. */
+char *sg_bytea(const uint8_t *data, size_t len);
+/* Decodes a bytea text value "\x<hex>". Returns 0 and *outp (malloc'd, may hold 0
+ * bytes) / *lenp, or RSSP_E_INVAL. */
+int sg_unbytea(const char *s, uint8_t **outp, size_t *lenp) RSSP_WUR;
+/* 1 when s is a uuid in text form (8-4-4-4-12 hex digits). */
+int sg_is_uuid(const char *s);
+/* Reads a required (or optional) uuid field; sets 400 naming the field when it is not
+ * a uuid. */
+int sg_get_uuid(struct gw_request *req, struct gw_reply *rep, const char *field,
+    bool required, const char **vp) RSSP_WUR;
+/* A device uuid / name as the app sends it: 1..128 printable ASCII characters. */
+int sg_get_device_uuid(struct gw_request *req, struct gw_reply *rep, const char **vp) RSSP_WUR;
+
+/* HashAlgo of a hashAlgorithmOID, or 0. And back. */
+int sg_hash_algo_from_oid(const char *oid);
+const char *sg_hash_algo_oid(int hash_algo);
+/* KeyAlgo of "rsa2048" ... "ecp384", or 0. */
+int sg_key_algo_parse(const char *name);
+
+/* A random decimal string of ndigits digits (uniform), NUL-terminated into out. */
+void sg_random_digits(char *out, size_t ndigits);
+
+/* ---- tenants ---- */
+
+/* The account a caller wants to act on, with what the handlers need. */
+struct sg_account {
+	char id[GW_UUID_LEN + 1];
+	char status[32];
+	char role[32];
+	char email[256];
+	char mobile[32];
+	char full_name[RSSP_MAX_TEXT_LEN + 1];
+};
+
+/* Loads account user_id (NULL = the caller itself) and checks that the caller may act
+ * on it: admin any, rp the accounts it registered, company_admin its company, anyone
+ * itself. Sets 404 not_found / 403 access_denied and returns RSSP_E_INVAL when not;
+ * returns RSSP_E_DB etc. without a reply on a database failure. */
+int sg_account_for(struct gw_request *req, struct gw_reply *rep, const char *user_id,
+    const char *field, struct sg_account *a) RSSP_WUR;
+
+/* ---- the engine ---- */
+
+struct sg_activation_result {
+	char *key_label;
+	uint8_t *binding; size_t binding_len;
+	uint8_t *cert; size_t cert_len;
+	uint8_t *chain; size_t chain_len;       /* issuers' DER concatenated, nearest first */
+};
+void sg_activation_result_release(struct sg_activation_result *r);
+
+/* Engine Authorize(activation). Returns 0 when the engine answered: *statusp is the
+ * gRPC status, *msgp its message (malloc'd or NULL) and, when OK, *res is filled
+ * (release with sg_activation_result_release). RSSP_E_UNAVAILABLE / RSSP_E_TIMEOUT when
+ * it could not be reached; RSSP_E_NOMEM. */
+int sg_engine_activation(struct gw_request *req, const struct rssp_activation_fields *f,
+    int kak_algo, const uint8_t *sig, size_t siglen, struct sg_activation_result *res,
+    int *statusp, char **msgp) RSSP_WUR;
+
+/* Engine Authorize(approval) with the credential's key_label and binding. Same
+ * contract; when OK, *sadp (malloc'd) / *sadlenp and *sad_expp are set. */
+int sg_engine_approval(struct gw_request *req, const struct rssp_approval_fields *f,
+    int kak_algo, const char *key_label, const uint8_t *binding, size_t binding_len,
+    const uint8_t *sig, size_t siglen, uint8_t **sadp, size_t *sadlenp, long long *sad_expp,
+    int *statusp, char **msgp) RSSP_WUR;
+
+/* Sets the reply for an engine status that is not OK (or an unreachable engine when
+ * engine_rc < 0): 400, 403, 410, 503 engine_unavailable, else 500. what names the
+ * operation in the text ("approval", "activation"). Returns the value to return from the
+ * handler. */
+int sg_engine_error(struct gw_reply *rep, int engine_rc, int status, const char *msg,
+    const char *what);
+
+/* ---- handlers (gw_routes_signing) ---- */
+int sic_activation_code(struct gw_request *req, struct gw_reply *rep);
+int sic_activate_initialize(struct gw_request *req, struct gw_reply *rep);
+int sic_activate_send_device(struct gw_request *req, struct gw_reply *rep);
+int sic_status(struct gw_request *req, struct gw_reply *rep);
+int sic_admin_devices_revoke(struct gw_request *req, struct gw_reply *rep);
+
+int cred_create(struct gw_request *req, struct gw_reply *rep);
+int cred_list(struct gw_request *req, struct gw_reply *rep);
+int cred_info(struct gw_request *req, struct gw_reply *rep);
+int cred_activate_request(struct gw_request *req, struct gw_reply *rep);
+int cred_activate_response(struct gw_request *req, struct gw_reply *rep);
+int cred_activate_cancel(struct gw_request *req, struct gw_reply *rep);
+int cred_revoke(struct gw_request *req, struct gw_reply *rep);
+
+int req_authorize(struct gw_request *req, struct gw_reply *rep);
+int req_authorize_check(struct gw_request *req, struct gw_reply *rep);
+int req_list(struct gw_request *req, struct gw_reply *rep);
+int req_info(struct gw_request *req, struct gw_reply *rep);
+int req_confirm(struct gw_request *req, struct gw_reply *rep);
+int req_cancel(struct gw_request *req, struct gw_reply *rep);
+
+int sg_sign_hash(struct gw_request *req, struct gw_reply *rep);
+
+/* Wakes the long-polls waiting on a request: call inside the transaction that changes
+ * its status (pg_notify, delivered on commit). Returns 0 or RSSP_E*. */
+int req_notify(struct gw_request *req, const char *request_id) RSSP_WUR;
+
+#endif
