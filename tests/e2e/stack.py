@@ -264,3 +264,65 @@ def build_dir_from_argv():
     if len(sys.argv) > 1 and os.path.isdir(sys.argv[1]):
         return sys.argv.pop(1)
     return os.environ.get("RSSP_TEST_BUILD") or os.path.join(ROOT, "build")
+
+
+def enrol_signer(st, rp, admin, tag, kak_algo="ec-p256", sha="sha256"):
+    """register -> confirm (token from the outbox) -> SIC activation code from the outbox ->
+    rssp-sic login, keygen, activate. Returns (userID, fullName, rssp-sic state dir)."""
+    email = "signer-%s-%d@%s.test" % (tag, os.getpid(), st.name)
+    full_name = "Signer %s" % tag.upper()
+    u = rp.post("users/register", {"email": email, "mobile": "+336%08d" % (os.getpid() % 10**8),
+                                   "fullName": full_name}, expect=201)
+    token = st.outbox(admin, email, "confirmation")["token"]
+    passphrase = "correct horse battery %s" % tag
+    st.client().post("users/confirm", {"token": token, "passphrase": passphrase})
+    rp.post("sic/activationCode", {"userID": u["userID"], "channel": "email"}, expect=202)
+    code = st.outbox(admin, email, "sic_activation_code")["code"]
+    state = os.path.join(st.work, "sic-" + tag)
+    pw = os.path.join(st.work, "pw-" + tag)
+    with open(os.open(pw, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+        f.write(passphrase + "\n")
+    st.sic(state, "login", "--url", st.url, "--user", email, "--password-file", pw)
+    st.sic(state, "keygen", "--algo", kak_algo, "--sha", sha)
+    st.sic(state, "activate", "--code", code, "--name", "device " + tag)
+    return u["userID"], full_name, state
+
+
+def load_sic_module():
+    """rssp-sic as a module: its KAK handling and its authData checks, in process."""
+    import importlib.machinery
+    import importlib.util
+    loader = importlib.machinery.SourceFileLoader("rssp_sic", SIC)
+    spec = importlib.util.spec_from_loader("rssp_sic", loader)
+    mod = importlib.util.module_from_spec(spec)
+    loader.exec_module(mod)
+    return mod
+
+
+class FastSigner:
+    """The app's approval step without a process per request (benchmarks): rssp-sic's own
+    decoder and checks, a cached KAK, a keep-alive session. Thread-safe enough for
+    one instance per thread."""
+
+    def __init__(self, st, state):
+        self.sic = load_sic_module()
+        self.state = self.sic.State(state)
+        self.kak = self.state.load_kak()
+        self.dev = self.state.cfg["deviceUUID"]
+        self.app = Client(st.url, self.state.cfg["accessToken"])
+
+    def approve(self, rp, cred, digests, hash_oid, num, description="bench"):
+        a = rp.post("credentials/authorize", {
+            "credentialID": cred, "numSignatures": num, "hashes": [b64e(d) for d in digests],
+            "hashAlgorithmOID": hash_oid, "description": description}, expect=202)
+        info = self.app.post("requests/info", {"requestID": a["requestID"]})
+        ad = b64d(info["authData"])
+        purpose, fields = self.sic.decode_authdata(ad)
+        assert purpose == self.sic.PURPOSE_APPROVAL
+        self.sic.check_approval(info, fields, device_uuid=self.dev, kak_spki=self.kak.spki,
+                                owner_id=self.state.cfg.get("userID"))
+        self.app.post("requests/confirm", {"requestID": a["requestID"], "deviceUUID": self.dev,
+                                           "authorizeSignature": b64e(self.kak.sign(ad))})
+        chk = rp.post("credentials/authorizeCheck", {"requestID": a["requestID"]})
+        assert chk["status"] == "CONFIRMED", chk
+        return chk["SAD"]

@@ -1,0 +1,7 @@
+# The REST benchmark's raw PKCS#11 baseline (tests/bench/rest_bench.sh drives it).
+# Included from tests/bench/CMakeLists.txt with one line.
+pkg_check_modules(P11KIT_REST REQUIRED IMPORTED_TARGET p11-kit-1)
+add_executable(rest_raw ${CMAKE_CURRENT_LIST_DIR}/rest_raw.c)
+target_compile_options(rest_raw PRIVATE $<TARGET_PROPERTY:PkgConfig::P11KIT_REST,INTERFACE_COMPILE_OPTIONS>)
+target_include_directories(rest_raw PRIVATE $<TARGET_PROPERTY:PkgConfig::P11KIT_REST,INTERFACE_INCLUDE_DIRECTORIES>)
+target_link_libraries(rest_raw PRIVATE Threads::Threads ${CMAKE_DL_LIBS})

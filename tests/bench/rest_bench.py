@@ -1,0 +1,290 @@
+#!/usr/bin/python3
+"""The REST benchmark (run by tests/bench/rest_bench.sh; not a ctest timed test).
+
+In one run on one SoftHSM2 token, for RSA-2048 and EC P-256 credentials:
+  raw      the raw PKCS#11 signing rate: rest_raw, a direct C_Sign loop, one session per core
+  engine   the engine's SignHash rate over gRPC (rssp-bench-engine's SignHash mode, when
+           "rpc"'s benchmark binary is built; else "-")
+  rest1    signatures/signHash over REST, 16 keep-alive connections (wrk), one hash per call,
+           SADs of numSignatures=1000
+  rest100  the same with 100 hashes per call
+  flows    the full approval flow per second with 16 concurrent flows: authorize ->
+           requests/info + authData check + KAK signature (rssp-sic's code, cached key) ->
+           confirm -> authorizeCheck -> signHash
+It prints the measured rates, the ratios REST/raw, and where the CPU time goes (CPU
+milliseconds per signature in the engine, the gateway, PostgreSQL and the load generator,
+read from /proc/PID/stat before and after each phase). Only measured numbers are printed.
+"""
+import argparse
+import hashlib
+import math
+import multiprocessing
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "e2e"))
+import stack  # noqa: E402
+
+SHA256_OID = "2.16.840.1.101.3.4.2.1"
+ALGO = {"rsa2048": "1.2.840.113549.1.1.11", "ecp256": "1.2.840.10045.4.3.2"}
+CLK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids):
+    total = 0.0
+    for pid in pids:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            # utime, stime, cutime, cstime (fields 14-17 of stat; 12-15 after the comm)
+            total += sum(int(x) for x in fields[11:15]) / CLK
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+class CpuMeter:
+    """CPU seconds per component across a phase."""
+
+    def __init__(self, st, client_pids_fn):
+        self.st = st
+        self.client_pids_fn = client_pids_fn
+
+    def pg_pids(self):
+        out = subprocess.run(["psql", "-At", self.st.db_url, "-c",
+                              "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"],
+                             capture_output=True, text=True).stdout
+        return [int(x) for x in out.split()]
+
+    def snapshot(self, pg):
+        return {"engine": cpu_seconds([self.st.engine.pid]),
+                "gateway": cpu_seconds([self.st.gateway.pid]),
+                "postgres": cpu_seconds(pg),
+                "client": cpu_seconds(self.client_pids_fn())}
+
+
+def run_raw(args, st, key):
+    r = subprocess.run([args.raw_bin, st.module, "rssp-" + st.name, st.pin_file, key,
+                        str(args.cores), str(args.seconds)], env=st.engine_env(),
+                       capture_output=True, text=True, check=True)
+    line = r.stdout.strip()
+    return float(line.split("rate=")[1]), line
+
+
+def get_sads(signer_pool, rp, cred, digests, n):
+    """n SADs of numSignatures=1000 over digests, approved concurrently (16 flows)."""
+    def one(i):
+        return signer_pool[i % len(signer_pool)].approve(rp, cred, digests, SHA256_OID, 1000)
+    with ThreadPoolExecutor(16) as ex:
+        return list(ex.map(one, range(n)))
+
+
+def run_wrk(args, st, rp, cred, key, digests, sads, meter, pg):
+    params = os.path.join(st.work, "wrk-%s-%d.params" % (key, len(digests)))
+    with open(params, "w") as f:
+        f.write("token %s\ncredential %s\noid %s\nalgo %s\ncalls_per_sad %d\nhashes %s\n"
+                % (rp.token, cred, SHA256_OID, ALGO[key], 1000 // len(digests),
+                   ",".join(stack.b64e(d) for d in digests)))
+        for s in sads:
+            f.write("sad %s\n" % s)
+    env = dict(os.environ, RSSP_BENCH_PARAMS=params, RSSP_BENCH_THREADS=str(args.wrk_threads))
+    p = subprocess.Popen(["wrk", "-t%d" % args.wrk_threads, "-c%d" % args.connections,
+                          "-d%ds" % args.seconds, "--timeout", "10s",
+                          "-s", os.path.join(HERE, "rest_signhash.lua"), st.url],
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    meter.client_pids_fn = lambda: [p.pid]
+    before = meter.snapshot(pg)
+    out, err = p.communicate()
+    after = meter.snapshot(pg)
+    line = [x for x in out.splitlines() if x.startswith("wrk ")]
+    if p.returncode != 0 or not line:
+        raise RuntimeError("wrk failed: %s %s" % (out[-500:], err[-500:]))
+    kv = dict(x.split("=") for x in line[0].split()[1:])
+    calls = int(kv["requests"])
+    bad = int(kv["non200"]) + int(kv["sockerr"])
+    secs = float(kv["seconds"])
+    sigs = (calls - bad) * len(digests)
+    cpu = {k: after[k] - before[k] for k in before}
+    return {"rate": sigs / secs, "calls": calls, "bad": bad, "secs": secs, "sigs": sigs,
+            "cpu": cpu, "p50": float(kv["p50_ms"]), "p99": float(kv["p99_ms"]),
+            "stderr": err.strip()}
+
+
+def flow_worker(url, rp_token, state, cred, seconds, nthreads, q):
+    """One process of the approval-flow phase: nthreads concurrent flows until the deadline."""
+    st = type("S", (), {"url": url})()
+    counts = [0] * nthreads
+    errors = [0] * nthreads
+    deadline = time.time() + seconds
+
+    def loop(i):
+        signer = stack.FastSigner(st, state)
+        rp = stack.Client(url, rp_token)
+        n = 0
+        while time.time() < deadline:
+            digest = hashlib.sha256(b"%d-%d-%d" % (os.getpid(), i, n)).digest()
+            n += 1
+            try:
+                sad = signer.approve(rp, cred, [digest], SHA256_OID, 1, "flow")
+                sig = rp.post("signatures/signHash", {
+                    "credentialID": cred, "SAD": sad, "hashes": [stack.b64e(digest)],
+                    "hashAlgorithmOID": SHA256_OID, "signAlgo": ALGO_BY_CRED[cred]})
+                assert len(sig["signatures"]) == 1
+                counts[i] += 1
+            except (AssertionError, OSError) as e:
+                errors[i] += 1
+                if errors[i] <= 2:
+                    print("flow error: %.300s" % e, file=sys.stderr)
+    ts = [threading.Thread(target=loop, args=(i,)) for i in range(nthreads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    q.put((sum(counts), sum(errors)))
+
+
+ALGO_BY_CRED = {}
+
+
+def run_flows(args, st, rp, state, cred, meter, pg):
+    procs = args.flow_procs
+    per = args.flows // procs
+    q = multiprocessing.Queue()
+    ps = [multiprocessing.Process(target=flow_worker,
+                                  args=(st.url, rp.token, state, cred, args.seconds, per, q))
+          for _ in range(procs)]
+    meter.client_pids_fn = lambda: [p.pid for p in ps]
+    t0 = time.time()
+    for p in ps:
+        p.start()
+    before = meter.snapshot(pg)
+    res = [q.get() for _ in ps]
+    after = meter.snapshot(pg)
+    for p in ps:
+        p.join()
+    secs = time.time() - t0
+    flows = sum(r[0] for r in res)
+    return {"rate": flows / secs, "flows": flows, "bad": sum(r[1] for r in res), "secs": secs,
+            "cpu": {k: after[k] - before[k] for k in before}, "sigs": flows}
+
+
+def engine_bench(args, st, key):
+    """rssp-bench-engine's own SignHash measurement, if "rpc"'s benchmark binary exists."""
+    binp = os.path.join(args.build, "tests", "bench", "rssp-bench-engine")
+    if not os.path.exists(binp) or not args.engine_cmd:
+        return None, "rssp-bench-engine not built"
+    cmd = [c.format(bin=binp, key=key, socket=st.socket, seconds=args.seconds,
+                    module=st.module, token="rssp-" + st.name, pin=st.pin_file)
+           for c in args.engine_cmd.split()]
+    r = subprocess.run(cmd, env=st.engine_env(), capture_output=True, text=True)
+    for line in r.stdout.splitlines():
+        if "rate=" in line:
+            return float(line.split("rate=")[1].split()[0]), line
+    return None, (r.stdout + r.stderr)[-300:]
+
+
+def cpu_line(name, res):
+    sigs = max(res["sigs"], 1)
+    parts = ["%s %.3f" % (k, v * 1000 / sigs) for k, v in res["cpu"].items()]
+    total = sum(res["cpu"].values())
+    return ("  %-14s CPU ms/signature: %s; all %.3f (%.0f%% of %d cores)"
+            % (name, ", ".join(parts), total * 1000 / sigs,
+               100 * total / res["secs"] / os.cpu_count(), os.cpu_count()))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default=os.environ.get("RSSP_TEST_BUILD") or
+                    os.path.join(stack.ROOT, "build"))
+    ap.add_argument("--seconds", type=int, default=6)
+    ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--wrk-threads", type=int, default=2)
+    ap.add_argument("--flows", type=int, default=16)
+    ap.add_argument("--flow-procs", type=int, default=4)
+    ap.add_argument("--workers", type=int, default=4, help="RSSP_ENGINE_WORKERS")
+    ap.add_argument("--keys", default="rsa2048,ecp256")
+    ap.add_argument("--engine-cmd", default=os.environ.get("RSSP_BENCH_ENGINE_CMD", ""),
+                    help="command line for rssp-bench-engine, with {bin} {key} {socket} ...")
+    args = ap.parse_args()
+    args.cores = os.cpu_count()
+    args.raw_bin = os.path.join(args.build, "tests", "bench", "rest_raw")
+    for need in (args.raw_bin, "wrk"):
+        if not shutil.which(need) and not os.path.exists(need):
+            sys.exit("rest_bench: %s not found (build the rest_raw target; apt-get install wrk)"
+                     % need)
+    os.environ.setdefault("RSSP_TEST_WORK", tempfile.gettempdir())
+    st = stack.Stack(args.build, name="bench", workers=args.workers)
+    try:
+        st.start()
+        admin = st.admin()
+        c = admin.post("admin/clients/create", {"name": "Bench RP"}, expect=201)
+        rp = st.client().login(c["clientID"], c["secretKey"])
+        user_id, _, state = stack.enrol_signer(st, rp, admin, "bench", "ec-p256")
+        creds = {}
+        for key in args.keys.split(","):
+            cr = rp.post("credentials/create", {"userID": user_id, "keyAlgo": key}, expect=201)
+            st.sic(state, "credential-activate", cr["credentialID"], "--yes")
+            creds[key] = cr["credentialID"]
+            ALGO_BY_CRED[cr["credentialID"]] = ALGO[key]
+        signers = [stack.FastSigner(st, state) for _ in range(16)]
+        meter = CpuMeter(st, lambda: [])
+        pg = meter.pg_pids()
+        print("rest_bench: %d cores, engine workers %d, %d s per phase, %d connections"
+              % (args.cores, args.workers, args.seconds, args.connections))
+        rows = []
+        for key, cred in creds.items():
+            raw, rawline = run_raw(args, st, key)
+            print(rawline)
+            eng, engline = engine_bench(args, st, key)
+            print("engine %s: %s" % (key, engline))
+            d1 = [hashlib.sha256(b"bench-1-" + key.encode()).digest()]
+            d100 = [hashlib.sha256(b"bench-100-%d" % i).digest() for i in range(100)]
+            res = {}
+            for name, digests in (("rest1", d1), ("rest100", d100)):
+                per_sad = 1000 // len(digests)
+                nsads = math.ceil(raw * args.seconds * 1.2 / (per_sad * len(digests))) \
+                    + args.wrk_threads
+                t0 = time.time()
+                sads = get_sads(signers, rp, cred, digests, nsads)
+                print("%s %s: %d SADs approved in %.1f s" % (key, name, nsads, time.time() - t0))
+                pg = meter.pg_pids()
+                res[name] = run_wrk(args, st, rp, cred, key, digests, sads, meter, pg)
+                r = res[name]
+                print("%s %s: %.1f signatures/s (%d calls, %d not 200, p50 %.2f ms, p99 %.2f ms)"
+                      % (key, name, r["rate"], r["calls"], r["bad"], r["p50"], r["p99"]))
+                if r["stderr"]:
+                    print("  wrk: " + r["stderr"][:300].replace("\n", " | "))
+                print(cpu_line(name, r))
+            pg = meter.pg_pids()
+            res["flows"] = run_flows(args, st, rp, state, cred, meter, pg)
+            r = res["flows"]
+            print("%s flows: %.1f approval flows/s (%d flows, %d errors, %d concurrent)"
+                  % (key, r["rate"], r["flows"], r["bad"], args.flows))
+            print(cpu_line("flows", r))
+            rows.append((key, raw, eng, res))
+        print()
+        print("%-8s %9s %9s %9s %9s %8s %10s %12s %12s"
+              % ("key", "raw/s", "engine/s", "rest1/s", "rest100/s", "flows/s",
+                 "engine/raw", "rest1/raw", "rest100/raw"))
+        for key, raw, eng, res in rows:
+            print("%-8s %9.1f %9s %9.1f %9.1f %8.1f %10s %12.3f %12.3f"
+                  % (key, raw, "%.1f" % eng if eng else "-", res["rest1"]["rate"],
+                     res["rest100"]["rate"], res["flows"]["rate"],
+                     "%.3f" % (eng / raw) if eng else "-",
+                     res["rest1"]["rate"] / raw, res["rest100"]["rate"] / raw))
+        print("raw: %d threads (one PKCS#11 session each) on the same token; targets: rest1/raw "
+              ">= 0.80 (rsa2048), rest100/raw >= 0.95 (rsa2048) and >= 0.80 (ecp256)" % args.cores)
+    finally:
+        st.stop()
+        st.cleanup()
+
+
+if __name__ == "__main__":
+    main()
