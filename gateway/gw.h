@@ -107,6 +107,7 @@ struct gw_reply {
 	json_t *body;                    /* owned by the reply; NULL for no body */
 	char *headers[GW_MAX_REPLY_HEADERS][2]; /* extra headers, owned (name, value) */
 	unsigned n_headers;
+	unsigned flags_;                 /* the framework's own (Digest challenge); do not touch */
 };
 
 /* Sets the reply: status and body. Steals the reference to body (may be NULL for no

@@ -15,6 +15,10 @@ struct gw_req_priv {
 	const struct gw_route *route;
 };
 
+/* gw_reply.flags_: the server answers 401 with a Digest challenge (stale=true). */
+#define GW_REPLY_DIGEST_CHALLENGE 0x1u
+#define GW_REPLY_DIGEST_STALE     0x2u
+
 /* secrets.c: sets the argon2 limits from cfg and builds the dummy hash. 0 or RSSP_E*. */
 int gw_secrets_init(const struct gw_config *cfg) RSSP_WUR;
 /* reply.c: frees the body and headers of a reply and zeroes it. */

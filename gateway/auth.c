@@ -1,0 +1,733 @@
+/* auth.c - auth/login (Basic, password grant, refresh grant, HTTP Digest), auth/revoke,
+ * the bearer middleware with its token cache, lockout and login rate limits. */
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <microhttpd.h>
+#include <openssl/crypto.h>
+#include <sodium.h>
+
+#include "gw.h"
+#include "gw_internal.h"
+#include "rssp_log.h"
+
+#define MAX_LOGIN_LEN 254
+#define MAX_PASS_LEN 1024
+
+static double
+mono_now(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* ---- token cache ----------------------------------------------------------------------
+ * Verified access tokens, by SHA-256, for RSSP_TOKEN_CACHE_TTL seconds: the fast path of
+ * every authenticated request. Revocation on this replica removes entries at once;
+ * other replicas see it when their entry ages out. Direct-mapped: a collision evicts. */
+
+#define CACHE_SLOTS 4096
+
+struct cache_entry {
+	uint8_t hash[32];
+	int used;
+	double cached_at;          /* monotonic */
+	long long expires_at;      /* the token's own expiry, epoch seconds */
+	struct gw_principal p;
+};
+
+static struct cache_entry *cache;
+static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
+static unsigned cache_ttl;
+
+static unsigned
+slot_of(const uint8_t hash[32])
+{
+	return ((unsigned)hash[0] | (unsigned)hash[1] << 8 | (unsigned)hash[2] << 16) % CACHE_SLOTS;
+}
+
+static int
+cache_get(const uint8_t hash[32], struct gw_principal *p)
+{
+	struct cache_entry *e;
+	int hit = 0;
+
+	if (cache == NULL || cache_ttl == 0)
+		return 0;
+	pthread_mutex_lock(&cache_mu);
+	e = &cache[slot_of(hash)];
+	if (e->used && CRYPTO_memcmp(e->hash, hash, 32) == 0) {
+		if (mono_now() - e->cached_at < (double)cache_ttl && gw_now() < e->expires_at) {
+			*p = e->p;
+			hit = 1;
+		} else {
+			e->used = 0;
+		}
+	}
+	pthread_mutex_unlock(&cache_mu);
+	return hit;
+}
+
+static void
+cache_put(const uint8_t hash[32], const struct gw_principal *p, long long expires_at)
+{
+	struct cache_entry *e;
+
+	if (cache == NULL || cache_ttl == 0)
+		return;
+	pthread_mutex_lock(&cache_mu);
+	e = &cache[slot_of(hash)];
+	memcpy(e->hash, hash, 32);
+	e->p = *p;
+	e->expires_at = expires_at;
+	e->cached_at = mono_now();
+	e->used = 1;
+	pthread_mutex_unlock(&cache_mu);
+}
+
+static void
+cache_forget_hash(const uint8_t hash[32])
+{
+	struct cache_entry *e;
+
+	if (cache == NULL)
+		return;
+	pthread_mutex_lock(&cache_mu);
+	e = &cache[slot_of(hash)];
+	if (e->used && CRYPTO_memcmp(e->hash, hash, 32) == 0)
+		e->used = 0;
+	pthread_mutex_unlock(&cache_mu);
+}
+
+/* Drops every entry whose account (field 0) or family (field 1) is id. */
+static void
+cache_forget_where(int family, const char *id)
+{
+	unsigned i;
+
+	if (cache == NULL)
+		return;
+	pthread_mutex_lock(&cache_mu);
+	for (i = 0; i < CACHE_SLOTS; i++)
+		if (cache[i].used && strcmp(family ? cache[i].p.token_family : cache[i].p.account_id, id) == 0)
+			cache[i].used = 0;
+	pthread_mutex_unlock(&cache_mu);
+}
+
+void
+gw_token_cache_forget_account(const char *account_id)
+{
+	cache_forget_where(0, account_id);
+}
+
+int
+gw_tokens_revoke_account(PGconn *db, const char *account_id)
+{
+	int r;
+
+	gw_token_cache_forget_account(account_id);
+	r = gw_db_query(db, NULL, "UPDATE tokens SET revoked_at = now() "
+	    "WHERE account_id = $1 AND revoked_at IS NULL", 1, account_id);
+	gw_token_cache_forget_account(account_id); /* a request may have cached one meanwhile */
+	return r;
+}
+
+/* ---- login rate limit: token buckets per client address and per login name ------------ */
+
+#define BUCKET_SLOTS 4096
+
+struct bucket {
+	uint64_t key;
+	double tokens;
+	double last;
+	int used;
+};
+
+static struct bucket *buckets;
+static pthread_mutex_t bucket_mu = PTHREAD_MUTEX_INITIALIZER;
+static unsigned char bucket_key[crypto_shorthash_KEYBYTES];
+static double bucket_rate, bucket_burst; /* tokens per second, size */
+
+/* Takes one token from the bucket of (kind, name). Returns 0, or the seconds to wait. */
+static unsigned
+bucket_take(const char *kind, const char *name)
+{
+	unsigned char h[crypto_shorthash_BYTES];
+	crypto_generichash_state st;
+	uint64_t key;
+	struct bucket *b;
+	double now = mono_now();
+	unsigned wait = 0;
+
+	crypto_generichash_init(&st, bucket_key, sizeof(bucket_key), sizeof(h));
+	crypto_generichash_update(&st, (const unsigned char *)kind, strlen(kind) + 1);
+	crypto_generichash_update(&st, (const unsigned char *)name, strlen(name));
+	crypto_generichash_final(&st, h, sizeof(h));
+	memcpy(&key, h, sizeof(key));
+	pthread_mutex_lock(&bucket_mu);
+	b = &buckets[key % BUCKET_SLOTS];
+	if (!b->used || b->key != key) {
+		b->used = 1;
+		b->key = key;
+		b->tokens = bucket_burst;
+		b->last = now;
+	}
+	b->tokens += (now - b->last) * bucket_rate;
+	if (b->tokens > bucket_burst)
+		b->tokens = bucket_burst;
+	b->last = now;
+	if (b->tokens >= 1.0)
+		b->tokens -= 1.0;
+	else
+		wait = (unsigned)ceil((1.0 - b->tokens) / bucket_rate);
+	pthread_mutex_unlock(&bucket_mu);
+	return wait;
+}
+
+static int
+rate_limited(struct gw_request *req, struct gw_reply *rep, const char *login)
+{
+	char lower[MAX_LOGIN_LEN + 1];
+	char ra[16];
+	unsigned w1, w2 = 0;
+	size_t i;
+
+	w1 = bucket_take("addr", req->client_addr);
+	if (login != NULL) {
+		for (i = 0; login[i] && i < MAX_LOGIN_LEN; i++)
+			lower[i] = (login[i] >= 'A' && login[i] <= 'Z') ? (char)(login[i] + 32) : login[i];
+		lower[i] = '\0';
+		w2 = bucket_take("login", lower);
+	}
+	if (w1 == 0 && w2 == 0)
+		return 0;
+	snprintf(ra, sizeof(ra), "%u", w1 > w2 ? w1 : w2);
+	if (gw_reply_header(rep, "Retry-After", ra) < 0)
+		return RSSP_E_NOMEM;
+	log_info("login rate limit reached for %.100s", w1 ? req->client_addr : "an account");
+	return gw_error(rep, 429, "too_many_requests", "too many login attempts, retry later");
+}
+
+int
+gw_auth_init(const struct gw_config *cfg)
+{
+	cache_ttl = cfg->token_cache_ttl;
+	if ((cache = calloc(CACHE_SLOTS, sizeof(*cache))) == NULL)
+		return RSSP_E_NOMEM;
+	if ((buckets = calloc(BUCKET_SLOTS, sizeof(*buckets))) == NULL)
+		return RSSP_E_NOMEM;
+	randombytes_buf(bucket_key, sizeof(bucket_key));
+	bucket_rate = (double)cfg->login_rate / 60.0;
+	bucket_burst = (double)cfg->login_burst;
+	return 0;
+}
+
+void
+gw_auth_shutdown(void)
+{
+	free(cache);
+	cache = NULL;
+	free(buckets);
+	buckets = NULL;
+}
+
+/* ---- tokens ----------------------------------------------------------------------- */
+
+static int
+token_shape_ok(const char *t)
+{
+	size_t i;
+
+	for (i = 0; t[i]; i++) {
+		char c = t[i];
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		    c == '-' || c == '_'))
+			return 0;
+	}
+	return i == GW_TOKEN_LEN;
+}
+
+static void
+token_hash(const char *tok, uint8_t out[32], char hex[65])
+{
+	crypto_hash_sha256(out, (const unsigned char *)tok, strlen(tok));
+	sodium_bin2hex(hex, 65, out, 32);
+}
+
+int
+gw_auth_bearer(struct gw_request *req, struct gw_reply *rep)
+{
+	const char *h = gw_header(req, MHD_HTTP_HEADER_AUTHORIZATION);
+	const char *tok;
+	uint8_t hash[32];
+	char hex[65];
+	struct gw_principal p;
+	PGresult *res = NULL;
+	int r;
+
+	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0) {
+		gw_error(rep, 401, "invalid_token", "a bearer token is required");
+		return RSSP_E_DENIED;
+	}
+	tok = h + 7;
+	while (*tok == ' ')
+		tok++;
+	if (!token_shape_ok(tok)) {
+		gw_error(rep, 401, "invalid_token", "the bearer token is invalid, expired or revoked");
+		return RSSP_E_DENIED;
+	}
+	token_hash(tok, hash, hex);
+	if (cache_get(hash, &req->principal)) {
+		req->authenticated = true;
+		return 0;
+	}
+	if ((r = gw_db_reacquire(req)) < 0)
+		return r;
+	r = gw_db_query(req->db, &res,
+	    "SELECT a.id, a.role, coalesce(a.company_id::text, ''), coalesce(a.registered_by::text, ''),"
+	    " t.family_id, extract(epoch FROM t.expires_at)::bigint"
+	    " FROM tokens t JOIN accounts a ON a.id = t.account_id"
+	    " WHERE t.token_hash = decode($1, 'hex') AND t.kind = 'access' AND t.revoked_at IS NULL"
+	    " AND t.expires_at > now() AND a.status IN ('ACTIVE', 'LOCKED')", 1, hex);
+	if (r < 0)
+		return r;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		gw_error(rep, 401, "invalid_token", "the bearer token is invalid, expired or revoked");
+		return RSSP_E_DENIED;
+	}
+	memset(&p, 0, sizeof(p));
+	snprintf(p.account_id, sizeof(p.account_id), "%s", PQgetvalue(res, 0, 0));
+	p.role = gw_role_parse(PQgetvalue(res, 0, 1));
+	snprintf(p.company_id, sizeof(p.company_id), "%s", PQgetvalue(res, 0, 2));
+	snprintf(p.registered_by, sizeof(p.registered_by), "%s", PQgetvalue(res, 0, 3));
+	snprintf(p.token_family, sizeof(p.token_family), "%s", PQgetvalue(res, 0, 4));
+	cache_put(hash, &p, strtoll(PQgetvalue(res, 0, 5), NULL, 10));
+	PQclear(res);
+	req->principal = p;
+	req->authenticated = true;
+	return 0;
+}
+
+/* Issues an access + refresh pair in family (a new one when NULL) and sets the reply. */
+static int
+issue_tokens(struct gw_request *req, struct gw_reply *rep, const char *account_id, const char *family)
+{
+	char access[GW_TOKEN_LEN + 1], refresh[GW_TOKEN_LEN + 1], fam[GW_UUID_LEN + 1];
+	char ah[65], rh[65], attl[16], rttl[16];
+	uint8_t bin[32];
+	json_t *o;
+	int r;
+
+	gw_random_token(access);
+	gw_random_token(refresh);
+	if (family == NULL) {
+		gw_random_uuid(fam);
+		family = fam;
+	}
+	token_hash(access, bin, ah);
+	token_hash(refresh, bin, rh);
+	snprintf(attl, sizeof(attl), "%u", req->cfg->token_ttl);
+	snprintf(rttl, sizeof(rttl), "%u", req->cfg->refresh_ttl);
+	r = gw_db_query(req->db, NULL,
+	    "INSERT INTO tokens (token_hash, kind, family_id, account_id, expires_at) VALUES"
+	    " (decode($1, 'hex'), 'access', $3, $4, now() + make_interval(secs => $5::int)),"
+	    " (decode($2, 'hex'), 'refresh', $3, $4, now() + make_interval(secs => $6::int))",
+	    6, ah, rh, family, account_id, attl, rttl);
+	if (r < 0)
+		goto out;
+	o = json_pack("{s:s, s:s, s:I, s:s, s:I}", "access_token", access, "token_type", "bearer",
+	    "expires_in", (json_int_t)req->cfg->token_ttl, "refresh_token", refresh,
+	    "refresh_expires_in", (json_int_t)req->cfg->refresh_ttl);
+	r = gw_reply_json(rep, 200, o);
+out:
+	sodium_memzero(access, sizeof(access));
+	sodium_memzero(refresh, sizeof(refresh));
+	return r;
+}
+
+/* ---- login ---------------------------------------------------------------------------- */
+
+struct acct {
+	char id[GW_UUID_LEN + 1];
+	char status[32];
+	char *hash;            /* argon2id or NULL */
+	int locked;            /* LOCKED and still within locked_until (or with no end) */
+	long long lock_left;   /* seconds */
+	int found;
+};
+
+static void
+acct_release(struct acct *a)
+{
+	if (a->hash != NULL) {
+		sodium_memzero(a->hash, strlen(a->hash));
+		free(a->hash);
+	}
+	memset(a, 0, sizeof(*a));
+}
+
+static int
+acct_load(struct gw_request *req, const char *login, struct acct *a)
+{
+	PGresult *res = NULL;
+	int r;
+
+	memset(a, 0, sizeof(*a));
+	/* a lock whose time is up ends here, with its failure count */
+	r = gw_db_query(req->db, NULL,
+	    "UPDATE accounts SET status = 'ACTIVE', failed_logins = 0, locked_until = NULL, updated_at = now()"
+	    " WHERE id = (SELECT id FROM account_by_login($1)) AND status = 'LOCKED'"
+	    " AND locked_until IS NOT NULL AND locked_until <= now()", 1, login);
+	if (r < 0)
+		return r;
+	r = gw_db_query(req->db, &res,
+	    "SELECT id, status, passphrase_hash,"
+	    " coalesce(ceil(extract(epoch FROM locked_until - now()))::bigint, 0)"
+	    " FROM account_by_login($1)", 1, login);
+	if (r < 0)
+		return r;
+	if (PQntuples(res) == 1) {
+		a->found = 1;
+		snprintf(a->id, sizeof(a->id), "%s", PQgetvalue(res, 0, 0));
+		snprintf(a->status, sizeof(a->status), "%s", PQgetvalue(res, 0, 1));
+		if (!PQgetisnull(res, 0, 2) && (a->hash = strdup(PQgetvalue(res, 0, 2))) == NULL) {
+			PQclear(res);
+			return RSSP_E_NOMEM;
+		}
+		a->locked = strcmp(a->status, "LOCKED") == 0;
+		a->lock_left = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
+	}
+	PQclear(res);
+	return 0;
+}
+
+static int
+record_failure(struct gw_request *req, const struct acct *a)
+{
+	char thr[16], secs[16];
+	int r;
+
+	if (!a->found)
+		return 0;
+	snprintf(thr, sizeof(thr), "%u", req->cfg->lockout_threshold);
+	snprintf(secs, sizeof(secs), "%u", req->cfg->lockout_seconds);
+	r = gw_db_query(req->db, NULL,
+	    "UPDATE accounts SET failed_logins = failed_logins + 1,"
+	    " status = CASE WHEN status = 'ACTIVE' AND failed_logins + 1 >= $2::int THEN 'LOCKED' ELSE status END,"
+	    " locked_until = CASE WHEN status = 'ACTIVE' AND failed_logins + 1 >= $2::int"
+	    "   THEN now() + make_interval(secs => $3::int) ELSE locked_until END,"
+	    " updated_at = now()"
+	    " WHERE id = $1", 3, a->id, thr, secs);
+	return r;
+}
+
+static int
+locked_reply(struct gw_reply *rep, const struct acct *a)
+{
+	char ra[24];
+
+	if (a->lock_left > 0) {
+		snprintf(ra, sizeof(ra), "%lld", a->lock_left);
+		if (gw_reply_header(rep, "Retry-After", ra) < 0)
+			return RSSP_E_NOMEM;
+	}
+	return gw_error(rep, 423, "account_locked", "the account is locked after repeated failed logins");
+}
+
+/* After the credentials were checked: account state decides. */
+static int
+login_success(struct gw_request *req, struct gw_reply *rep, const struct acct *a)
+{
+	int r;
+
+	if (strcmp(a->status, "DISABLED") == 0)
+		return gw_error(rep, 403, "access_denied", "the account is disabled");
+	if (strcmp(a->status, "ACTIVE") != 0)
+		return gw_error(rep, 401, "incorrect_credentials", "incorrect username or passphrase");
+	r = gw_db_query(req->db, NULL, "UPDATE accounts SET failed_logins = 0, updated_at = now()"
+	    " WHERE id = $1 AND failed_logins <> 0", 1, a->id);
+	if (r < 0)
+		return r;
+	log_info("login of account %s", a->id);
+	return issue_tokens(req, rep, a->id, NULL);
+}
+
+static int
+login_password(struct gw_request *req, struct gw_reply *rep, const char *user, const char *pass)
+{
+	struct acct a;
+	int r;
+
+	if (strlen(user) == 0 || strlen(user) > MAX_LOGIN_LEN)
+		return gw_error(rep, 400, "invalid_request", "field 'username' must be 1 to %d characters", MAX_LOGIN_LEN);
+	if (strlen(pass) > MAX_PASS_LEN)
+		return gw_error(rep, 400, "invalid_request", "field 'password' must be at most %d characters", MAX_PASS_LEN);
+	if ((r = rate_limited(req, rep, user)) < 0)
+		return r;
+	if ((r = acct_load(req, user, &a)) < 0)
+		return r;
+	if (a.found && a.locked) {
+		r = locked_reply(rep, &a);
+		goto out;
+	}
+	if (!a.found || a.hash == NULL) {
+		gw_password_dummy_verify(pass); /* the same cost as a wrong passphrase */
+		r = gw_error(rep, 401, "incorrect_credentials", "incorrect username or passphrase");
+		goto out;
+	}
+	if (gw_password_verify(a.hash, pass) < 0) {
+		if ((r = record_failure(req, &a)) < 0)
+			goto out;
+		log_info("failed login for account %s", a.id);
+		r = gw_error(rep, 401, "incorrect_credentials", "incorrect username or passphrase");
+		goto out;
+	}
+	r = login_success(req, rep, &a);
+out:
+	acct_release(&a);
+	return r;
+}
+
+static int
+digest_challenge(struct gw_reply *rep, int stale, const char *desc)
+{
+	int r = gw_error(rep, 401, "incorrect_credentials", "%s", desc);
+
+	rep->flags_ |= stale ? GW_REPLY_DIGEST_STALE : GW_REPLY_DIGEST_CHALLENGE;
+	return r;
+}
+
+static int
+login_digest(struct gw_request *req, struct gw_reply *rep)
+{
+	struct gw_req_priv *pv = req->priv_;
+	char *user;
+	uint8_t ha1[32];
+	struct acct a;
+	PGresult *res = NULL;
+	int r, ok;
+
+	memset(&a, 0, sizeof(a));
+	user = MHD_digest_auth_get_username(pv->conn);
+	if (user == NULL)
+		return digest_challenge(rep, 0, "malformed Digest credentials");
+	if (strlen(user) > MAX_LOGIN_LEN) {
+		r = digest_challenge(rep, 0, "incorrect username or secret");
+		goto out;
+	}
+	if ((r = rate_limited(req, rep, user)) < 0)
+		goto out;
+	if ((r = acct_load(req, user, &a)) < 0)
+		goto out;
+	if (a.found && a.locked) {
+		r = locked_reply(rep, &a);
+		goto out;
+	}
+	/* an unknown client gets a random HA1: the check fails the same way */
+	randombytes_buf(ha1, sizeof(ha1));
+	if (a.found) {
+		r = gw_db_query(req->db, &res, "SELECT encode(digest_ha1, 'hex') FROM rp_clients"
+		    " WHERE account_id = $1", 1, a.id);
+		if (r < 0)
+			goto out;
+		if (PQntuples(res) == 1)
+			sodium_hex2bin(ha1, sizeof(ha1), PQgetvalue(res, 0, 0), 64, NULL, NULL, NULL);
+		PQclear(res);
+	}
+	ok = MHD_digest_auth_check_digest2(pv->conn, req->cfg->service_name, user, ha1, sizeof(ha1),
+	    req->cfg->digest_nonce_ttl, MHD_DIGEST_ALG_SHA256);
+	sodium_memzero(ha1, sizeof(ha1));
+	if (ok == MHD_INVALID_NONCE) {
+		r = digest_challenge(rep, 1, "stale or invalid nonce");
+		goto out;
+	}
+	if (ok != MHD_YES) {
+		if ((r = record_failure(req, &a)) < 0)
+			goto out;
+		r = digest_challenge(rep, 0, "incorrect username or secret");
+		goto out;
+	}
+	r = login_success(req, rep, &a);
+out:
+	acct_release(&a);
+	MHD_free(user);
+	return r;
+}
+
+static int
+login_refresh(struct gw_request *req, struct gw_reply *rep, const char *tok)
+{
+	uint8_t bin[32];
+	char hex[65], account[GW_UUID_LEN + 1], family[GW_UUID_LEN + 1];
+	PGresult *res = NULL;
+	int r, spent, dead;
+
+	if (!token_shape_ok(tok))
+		return gw_error(rep, 400, "invalid_grant", "the refresh token is invalid, spent or revoked");
+	token_hash(tok, bin, hex);
+	if ((r = gw_tx_begin(req)) < 0)
+		return r;
+	r = gw_db_query(req->db, &res,
+	    "SELECT t.account_id, t.family_id, t.used_at IS NOT NULL,"
+	    " t.revoked_at IS NOT NULL OR t.expires_at <= now() OR a.status NOT IN ('ACTIVE', 'LOCKED')"
+	    " FROM tokens t JOIN accounts a ON a.id = t.account_id"
+	    " WHERE t.token_hash = decode($1, 'hex') AND t.kind = 'refresh' FOR UPDATE OF t", 1, hex);
+	if (r < 0)
+		goto out;
+	if (PQntuples(res) != 1) {
+		r = gw_error(rep, 400, "invalid_grant", "the refresh token is invalid, spent or revoked");
+		goto out;
+	}
+	snprintf(account, sizeof(account), "%s", PQgetvalue(res, 0, 0));
+	snprintf(family, sizeof(family), "%s", PQgetvalue(res, 0, 1));
+	spent = PQgetvalue(res, 0, 2)[0] == 't';
+	dead = PQgetvalue(res, 0, 3)[0] == 't';
+	PQclear(res);
+	res = NULL;
+	if (spent) {
+		/* reuse of a spent refresh token: someone copied it; end the whole session */
+		if ((r = gw_db_query(req->db, NULL, "UPDATE tokens SET revoked_at = now()"
+		    " WHERE family_id = $1 AND revoked_at IS NULL", 1, family)) < 0)
+			goto out;
+		if ((r = gw_tx_commit(req)) < 0)
+			goto out;
+		cache_forget_where(1, family);
+		log_warn("reuse of a spent refresh token: session of account %s revoked", account);
+		r = gw_error(rep, 400, "invalid_grant", "the refresh token is invalid, spent or revoked");
+		goto out;
+	}
+	if (dead) {
+		r = gw_error(rep, 400, "invalid_grant", "the refresh token is invalid, spent or revoked");
+		goto out;
+	}
+	if ((r = gw_db_query(req->db, NULL, "UPDATE tokens SET used_at = now() WHERE token_hash = decode($1, 'hex')",
+	    1, hex)) < 0)
+		goto out;
+	if ((r = issue_tokens(req, rep, account, family)) < 0)
+		goto out;
+	if ((r = gw_tx_commit(req)) < 0) {
+		gw_reply_release(rep);
+		goto out;
+	}
+out:
+	PQclear(res);
+	gw_tx_rollback(req);
+	return r;
+}
+
+static int
+h_login(struct gw_request *req, struct gw_reply *rep)
+{
+	const char *auth = gw_header(req, MHD_HTTP_HEADER_AUTHORIZATION);
+	struct gw_req_priv *pv = req->priv_;
+	const char *grant, *user, *pass, *tok;
+	int r;
+
+	if (auth != NULL && strncasecmp(auth, "Basic ", 6) == 0) {
+		char *pw = NULL, *u = MHD_basic_auth_get_username_password(pv->conn, &pw);
+		if (u == NULL || pw == NULL) {
+			MHD_free(u);
+			MHD_free(pw);
+			return gw_error(rep, 400, "invalid_request", "malformed Basic credentials");
+		}
+		r = login_password(req, rep, u, pw);
+		sodium_memzero(pw, strlen(pw));
+		MHD_free(u);
+		MHD_free(pw);
+		return r;
+	}
+	if (auth != NULL && strncasecmp(auth, "Digest ", 7) == 0)
+		return login_digest(req, rep);
+	if ((r = gw_get_str(req, rep, "grant_type", 32, false, &grant)) < 0)
+		return r;
+	if (grant == NULL) {
+		/* no credentials at all: offer Digest (rp accounts) and Basic */
+		if (gw_reply_header(rep, "WWW-Authenticate", "Basic realm=\"rssp\", charset=\"UTF-8\"") < 0)
+			return RSSP_E_NOMEM;
+		return digest_challenge(rep, 0, "credentials are required");
+	}
+	if (strcmp(grant, "password") == 0) {
+		if ((r = gw_get_str(req, rep, "username", MAX_LOGIN_LEN, true, &user)) < 0 ||
+		    (r = gw_get_str(req, rep, "password", MAX_PASS_LEN, true, &pass)) < 0)
+			return r;
+		return login_password(req, rep, user, pass);
+	}
+	if (strcmp(grant, "refresh_token") == 0) {
+		if ((r = gw_get_str(req, rep, "refresh_token", 256, true, &tok)) < 0)
+			return r;
+		return login_refresh(req, rep, tok);
+	}
+	return gw_error(rep, 400, "invalid_request",
+	    "field 'grant_type' must be \"password\" or \"refresh_token\"");
+}
+
+/* ---- revoke ------------------------------------------------------------------------- */
+
+static int
+h_revoke(struct gw_request *req, struct gw_reply *rep)
+{
+	const char *tok;
+	uint8_t bin[32];
+	char hex[65];
+	PGresult *res = NULL;
+	int r;
+
+	if ((r = gw_get_str(req, rep, "token", 256, false, &tok)) < 0)
+		return r;
+	if (tok == NULL) {
+		/* no token named: end the caller's own session */
+		r = gw_db_query(req->db, NULL, "UPDATE tokens SET revoked_at = now()"
+		    " WHERE family_id = $1 AND revoked_at IS NULL", 1, req->principal.token_family);
+		if (r < 0)
+			return r;
+		cache_forget_where(1, req->principal.token_family);
+		return gw_reply_empty(rep, 204);
+	}
+	if (!token_shape_ok(tok)) /* RFC 7009: an unknown token is not an error */
+		return gw_reply_empty(rep, 204);
+	token_hash(tok, bin, hex);
+	/* an access token ends alone; a refresh token ends its session. Only the owner or an
+	 * admin may revoke; anyone else is answered the same but nothing happens. */
+	r = gw_db_query(req->db, &res, "SELECT account_id, family_id, kind FROM tokens"
+	    " WHERE token_hash = decode($1, 'hex')", 1, hex);
+	if (r < 0)
+		return r;
+	if (PQntuples(res) == 1 && (strcmp(PQgetvalue(res, 0, 0), req->principal.account_id) == 0 ||
+	    req->principal.role == GW_ROLE_ADMIN)) {
+		char family[GW_UUID_LEN + 1];
+
+		snprintf(family, sizeof(family), "%s", PQgetvalue(res, 0, 1));
+		if (strcmp(PQgetvalue(res, 0, 2), "refresh") == 0) {
+			r = gw_db_query(req->db, NULL, "UPDATE tokens SET revoked_at = now()"
+			    " WHERE family_id = $1 AND revoked_at IS NULL", 1, family);
+			cache_forget_where(1, family);
+		} else {
+			r = gw_db_query(req->db, NULL, "UPDATE tokens SET revoked_at = now()"
+			    " WHERE token_hash = decode($1, 'hex') AND revoked_at IS NULL", 1, hex);
+		}
+		cache_forget_hash(bin);
+	}
+	PQclear(res);
+	if (r < 0)
+		return r;
+	return gw_reply_empty(rep, 204);
+}
+
+int gw_info_handler(struct gw_request *req, struct gw_reply *rep);
+
+const struct gw_route gw_routes_auth[] = {
+	{"/rssp/info", GW_PUBLIC | GW_NO_DB, 0, gw_info_handler},
+	{"/rssp/auth/login", GW_PUBLIC | GW_RAW_BODY, 0, h_login},
+	{"/rssp/auth/revoke", GW_RAW_BODY, GW_ROLES_ALL, h_revoke},
+	{"/csc/v2/info", GW_PUBLIC | GW_NO_DB, 0, gw_info_handler},
+	{"/csc/v2/auth/login", GW_PUBLIC | GW_RAW_BODY, 0, h_login},
+	{"/csc/v2/auth/revoke", GW_RAW_BODY, GW_ROLES_ALL, h_revoke},
+	{0},
+};

@@ -1,0 +1,246 @@
+/* metrics.c - counters and histograms rendered as Prometheus text at GET /metrics.
+ * Labels are static strings (route paths from the tables, fixed names), never input. */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gw.h"
+#include "gw_internal.h"
+
+static const double buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+#define NB (sizeof(buckets) / sizeof(buckets[0]))
+
+struct hist {
+	unsigned long long b[NB];
+	unsigned long long count;
+	double sum;
+};
+
+#define MAX_REQ 256
+struct req_count { const char *route; int status; unsigned long long n; };
+struct route_hist { const char *route; struct hist h; };
+#define MAX_ENGINE 32
+struct engine_count { const char *method; int status; unsigned long long n; };
+struct engine_hist { const char *method; struct hist h; };
+#define MAX_ALGOS 32
+struct sig_count { char algo[48]; unsigned long long n; };
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static struct req_count reqs[MAX_REQ];
+static unsigned n_reqs;
+static struct route_hist rhist[MAX_REQ];
+static unsigned n_rhist;
+static struct engine_count ecount[MAX_ENGINE];
+static unsigned n_ecount;
+static struct engine_hist ehist[8];
+static unsigned n_ehist;
+static struct sig_count sigs[MAX_ALGOS + 1];
+static unsigned n_sigs;
+static unsigned long long sig_other;
+
+int
+gw_metrics_init(void)
+{
+	return 0;
+}
+
+static void
+hist_add(struct hist *h, double s)
+{
+	size_t i;
+
+	for (i = 0; i < NB; i++)
+		if (s <= buckets[i])
+			h->b[i]++;
+	h->count++;
+	h->sum += s;
+}
+
+void
+gw_metrics_request(const char *route, int status, double seconds)
+{
+	unsigned i;
+
+	pthread_mutex_lock(&mu);
+	for (i = 0; i < n_reqs; i++)
+		if (reqs[i].route == route && reqs[i].status == status)
+			break;
+	if (i == n_reqs && n_reqs < MAX_REQ) {
+		reqs[i].route = route;
+		reqs[i].status = status;
+		n_reqs++;
+	}
+	if (i < n_reqs)
+		reqs[i].n++;
+	for (i = 0; i < n_rhist; i++)
+		if (rhist[i].route == route)
+			break;
+	if (i == n_rhist && n_rhist < MAX_REQ)
+		rhist[n_rhist++].route = route;
+	if (i < n_rhist)
+		hist_add(&rhist[i].h, seconds);
+	pthread_mutex_unlock(&mu);
+}
+
+void
+gw_metrics_engine_call(const char *method, int grpc_status, double seconds)
+{
+	unsigned i;
+
+	pthread_mutex_lock(&mu);
+	for (i = 0; i < n_ecount; i++)
+		if (strcmp(ecount[i].method, method) == 0 && ecount[i].status == grpc_status)
+			break;
+	if (i == n_ecount && n_ecount < MAX_ENGINE) {
+		ecount[i].method = method;
+		ecount[i].status = grpc_status;
+		n_ecount++;
+	}
+	if (i < n_ecount)
+		ecount[i].n++;
+	for (i = 0; i < n_ehist; i++)
+		if (strcmp(ehist[i].method, method) == 0)
+			break;
+	if (i == n_ehist && n_ehist < 8)
+		ehist[n_ehist++].method = method;
+	if (i < n_ehist)
+		hist_add(&ehist[i].h, seconds);
+	pthread_mutex_unlock(&mu);
+}
+
+void
+gw_metrics_signatures(const char *algo, unsigned n)
+{
+	unsigned i;
+
+	pthread_mutex_lock(&mu);
+	for (i = 0; i < n_sigs; i++)
+		if (strcmp(sigs[i].algo, algo) == 0)
+			break;
+	if (i == n_sigs && n_sigs < MAX_ALGOS && strlen(algo) < sizeof(sigs[0].algo)) {
+		snprintf(sigs[i].algo, sizeof(sigs[i].algo), "%s", algo);
+		n_sigs++;
+	}
+	if (i < n_sigs)
+		sigs[i].n += n;
+	else
+		sig_other += n;
+	pthread_mutex_unlock(&mu);
+}
+
+struct sbuf { char *p; size_t len, cap; int oom; };
+
+static void __attribute__((format(printf, 2, 3)))
+sb_printf(struct sbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+	char *np;
+
+	if (b->oom)
+		return;
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			b->oom = 1;
+			return;
+		}
+		if ((size_t)n < b->cap - b->len) {
+			b->len += (size_t)n;
+			return;
+		}
+		if ((np = realloc(b->p, b->cap * 2 + (size_t)n)) == NULL) {
+			b->oom = 1;
+			return;
+		}
+		b->p = np;
+		b->cap = b->cap * 2 + (size_t)n;
+	}
+}
+
+/* Label values are static strings, but escape anyway: \ " and newline. */
+static const char *
+esc(const char *s, char *buf, size_t n)
+{
+	size_t j = 0;
+
+	for (; *s && j + 2 < n; s++) {
+		if (*s == '\\' || *s == '"') {
+			buf[j++] = '\\';
+			buf[j++] = *s;
+		} else if (*s == '\n') {
+			buf[j++] = '\\';
+			buf[j++] = 'n';
+		} else {
+			buf[j++] = *s;
+		}
+	}
+	buf[j] = '\0';
+	return buf;
+}
+
+static void
+hist_render(struct sbuf *b, const char *name, const char *label, const char *value, const struct hist *h)
+{
+	char e[256];
+	size_t i;
+
+	esc(value, e, sizeof(e));
+	for (i = 0; i < NB; i++)
+		sb_printf(b, "%s_bucket{%s=\"%s\",le=\"%g\"} %llu\n", name, label, e, buckets[i], h->b[i]);
+	sb_printf(b, "%s_bucket{%s=\"%s\",le=\"+Inf\"} %llu\n", name, label, e, h->count);
+	sb_printf(b, "%s_sum{%s=\"%s\"} %.6f\n", name, label, e, h->sum);
+	sb_printf(b, "%s_count{%s=\"%s\"} %llu\n", name, label, e, h->count);
+}
+
+char *
+gw_metrics_render(unsigned db_in_use, unsigned db_size)
+{
+	struct sbuf b = {0};
+	char e[256];
+	unsigned i;
+
+	b.cap = 8192;
+	if ((b.p = malloc(b.cap)) == NULL)
+		return NULL;
+	b.p[0] = '\0';
+	pthread_mutex_lock(&mu);
+	sb_printf(&b, "# HELP rssp_http_requests_total HTTP requests by route and status.\n"
+	    "# TYPE rssp_http_requests_total counter\n");
+	for (i = 0; i < n_reqs; i++)
+		sb_printf(&b, "rssp_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n",
+		    esc(reqs[i].route, e, sizeof(e)), reqs[i].status, reqs[i].n);
+	sb_printf(&b, "# HELP rssp_http_request_duration_seconds HTTP request latency by route.\n"
+	    "# TYPE rssp_http_request_duration_seconds histogram\n");
+	for (i = 0; i < n_rhist; i++)
+		hist_render(&b, "rssp_http_request_duration_seconds", "route", rhist[i].route, &rhist[i].h);
+	sb_printf(&b, "# HELP rssp_engine_calls_total Engine calls by method and gRPC status (-1: unreachable).\n"
+	    "# TYPE rssp_engine_calls_total counter\n");
+	for (i = 0; i < n_ecount; i++)
+		sb_printf(&b, "rssp_engine_calls_total{method=\"%s\",status=\"%d\"} %llu\n",
+		    esc(ecount[i].method, e, sizeof(e)), ecount[i].status, ecount[i].n);
+	sb_printf(&b, "# HELP rssp_engine_call_duration_seconds Engine call latency by method.\n"
+	    "# TYPE rssp_engine_call_duration_seconds histogram\n");
+	for (i = 0; i < n_ehist; i++)
+		hist_render(&b, "rssp_engine_call_duration_seconds", "method", ehist[i].method, &ehist[i].h);
+	sb_printf(&b, "# HELP rssp_signatures_total Signatures made, by algorithm.\n"
+	    "# TYPE rssp_signatures_total counter\n");
+	for (i = 0; i < n_sigs; i++)
+		sb_printf(&b, "rssp_signatures_total{algo=\"%s\"} %llu\n", esc(sigs[i].algo, e, sizeof(e)), sigs[i].n);
+	if (sig_other)
+		sb_printf(&b, "rssp_signatures_total{algo=\"other\"} %llu\n", sig_other);
+	pthread_mutex_unlock(&mu);
+	sb_printf(&b, "# HELP rssp_db_pool_in_use Database connections borrowed.\n"
+	    "# TYPE rssp_db_pool_in_use gauge\nrssp_db_pool_in_use %u\n", db_in_use);
+	sb_printf(&b, "# HELP rssp_db_pool_size Database pool size.\n"
+	    "# TYPE rssp_db_pool_size gauge\nrssp_db_pool_size %u\n", db_size);
+	if (b.oom) {
+		free(b.p);
+		return NULL;
+	}
+	return b.p;
+}

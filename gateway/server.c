@@ -1,0 +1,720 @@
+/* server.c - the HTTP server (libmicrohttpd): body limits, request ids, routing,
+ * bearer authentication, the per-request context, replies, the access log, and the
+ * operational endpoints. */
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+#include <openssl/crypto.h>
+
+#include "db.h"
+#include "gw.h"
+#include "gw_internal.h"
+#include "routes.h"
+#include "rssp_log.h"
+#ifdef RSSP_HAVE_ENGINE_CLIENT
+#include "engine_client.h"
+#endif
+
+#define GW_MAX_BODY (1024 * 1024)
+#define GW_RID_MAX 128
+
+struct gw_server {
+	struct MHD_Daemon *d;
+	const struct gw_config *cfg;
+	struct gw_db_pool *pool;
+	struct engine_client *engine;
+	char *tls_cert_pem;
+	char *tls_key_pem;
+};
+
+/* Per request (MHD's con_cls). */
+struct rq {
+	struct timespec t0;
+	char rid[GW_RID_MAX + 1];
+	char client[INET6_ADDRSTRLEN + 8];
+	char *body;
+	size_t len, cap;
+	int too_big;
+	int replied; /* a response was queued early (413) */
+};
+
+static double
+elapsed(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+static int
+rid_ok(const char *s)
+{
+	size_t i;
+
+	if (s == NULL || *s == '\0')
+		return 0;
+	for (i = 0; s[i]; i++) {
+		char c = s[i];
+		if (i >= GW_RID_MAX)
+			return 0;
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		    c == '.' || c == '_' || c == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+static void
+client_addr(struct MHD_Connection *conn, char *out, size_t n)
+{
+	const union MHD_ConnectionInfo *ci;
+	const struct sockaddr *sa;
+
+	snprintf(out, n, "unknown");
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (ci == NULL || (sa = ci->client_addr) == NULL)
+		return;
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out, (socklen_t)n);
+	else if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out, (socklen_t)n);
+}
+
+/* One JSON line on stdout per request; a single write() keeps lines whole. */
+static void
+access_log(const struct rq *q, const char *method, const char *url, int status, double secs)
+{
+	char ts[80], *line;
+	struct timespec now;
+	struct tm tm;
+	json_t *o;
+	size_t len;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	gmtime_r(&now.tv_sec, &tm);
+	snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
+	    tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long)(now.tv_nsec / 1000000) % 1000);
+	/* the path is attacker-supplied: bounded, and jansson escapes it (invalid UTF-8 is
+	 * replaced by a placeholder) */
+	o = json_pack("{s:s, s:s, s:s, s:s%, s:i, s:f, s:s}", "time", ts, "request_id", q->rid,
+	    "method", method, "path", url, strnlen(url, 200), "status", status,
+	    "duration_ms", secs * 1000.0, "client", q->client);
+	if (o == NULL)
+		o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:f, s:s}", "time", ts, "request_id", q->rid,
+		    "method", method, "path", "(invalid)", "status", status,
+		    "duration_ms", secs * 1000.0, "client", q->client);
+	if (o == NULL)
+		return;
+	line = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6));
+	json_decref(o);
+	if (line == NULL)
+		return;
+	len = strlen(line);
+	line[len] = '\n'; /* overwrite the NUL: write len + 1 bytes */
+	if (write(STDOUT_FILENO, line, len + 1) < 0) {
+		/* nothing sensible to do */
+	}
+	free(line);
+}
+
+static enum MHD_Result
+send_reply(struct MHD_Connection *conn, const struct gw_server *s, struct rq *q,
+    const char *method, const char *url, const char *route_label, struct gw_reply *rep)
+{
+	struct MHD_Response *resp;
+	char *text = NULL;
+	enum MHD_Result ret;
+	unsigned i;
+	int status = rep->status ? rep->status : 500;
+
+	if (rep->body != NULL)
+		text = json_dumps(rep->body, JSON_COMPACT);
+	if (rep->body != NULL && text == NULL) {
+		status = 500;
+		text = strdup("{\"error\":\"internal_error\",\"error_description\":\"internal error\"}");
+	}
+	resp = MHD_create_response_from_buffer(text ? strlen(text) : 0, text ? text : (char *)"",
+	    text ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+	if (resp == NULL) {
+		free(text);
+		return MHD_NO;
+	}
+	if (text != NULL)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	MHD_add_response_header(resp, "X-Request-ID", q->rid);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	for (i = 0; i < rep->n_headers; i++)
+		MHD_add_response_header(resp, rep->headers[i][0], rep->headers[i][1]);
+	if (rep->flags_ & (GW_REPLY_DIGEST_CHALLENGE | GW_REPLY_DIGEST_STALE)) {
+		ret = MHD_queue_auth_fail_response2(conn, s->cfg->service_name, "rssp", resp,
+		    (rep->flags_ & GW_REPLY_DIGEST_STALE) ? MHD_YES : MHD_NO, MHD_DIGEST_ALG_SHA256);
+		status = 401;
+	} else {
+		ret = MHD_queue_response(conn, (unsigned)status, resp);
+	}
+	MHD_destroy_response(resp);
+	gw_metrics_request(route_label, status, elapsed(&q->t0));
+	access_log(q, method, url, status, elapsed(&q->t0));
+	return ret;
+}
+
+static const struct gw_route *
+route_find(const char *path)
+{
+	const struct gw_route *const *t, *r;
+
+	for (t = gw_route_tables; *t != NULL; t++)
+		for (r = *t; r->path != NULL; r++)
+			if (strcmp(r->path, path) == 0)
+				return r;
+	return NULL;
+}
+
+/* Content-Type without parameters, compared case-insensitively. */
+static int
+ctype_is(const char *ct, const char *want)
+{
+	size_t n = strlen(want);
+
+	if (ct == NULL)
+		return 0;
+	while (*ct == ' ')
+		ct++;
+	return strncasecmp(ct, want, n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9') return c - '0';
+	if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+	return -1;
+}
+
+/* Decodes application/x-www-form-urlencoded text in place; returns 0 or -1. */
+static int
+form_decode(char *s)
+{
+	char *o = s;
+	int h, l;
+
+	for (; *s; s++) {
+		if (*s == '+') {
+			*o++ = ' ';
+		} else if (*s == '%') {
+			if ((h = hexval(s[1])) < 0 || (l = hexval(s[2])) < 0 || (h == 0 && l == 0))
+				return -1;
+			*o++ = (char)(h * 16 + l);
+			s += 2;
+		} else {
+			*o++ = *s;
+		}
+	}
+	*o = '\0';
+	return 0;
+}
+
+/* Parses a form body into a JSON object of strings. Returns NULL on malformed input. */
+static json_t *
+form_parse(const char *body, size_t len)
+{
+	char *copy, *save = NULL, *pair, *eq;
+	json_t *o = json_object(), *v;
+
+	if (o == NULL || (copy = strndup(body, len)) == NULL) {
+		json_decref(o);
+		return NULL;
+	}
+	for (pair = strtok_r(copy, "&", &save); pair != NULL; pair = strtok_r(NULL, "&", &save)) {
+		if ((eq = strchr(pair, '=')) == NULL)
+			goto bad;
+		*eq = '\0';
+		if (form_decode(pair) < 0 || form_decode(eq + 1) < 0 || *pair == '\0' ||
+		    json_object_get(o, pair) != NULL)
+			goto bad;
+		if ((v = json_string(eq + 1)) == NULL) /* not UTF-8 */
+			goto bad;
+		json_object_set_new(o, pair, v);
+	}
+	OPENSSL_cleanse(copy, len); /* may hold a password */
+	free(copy);
+	return o;
+bad:
+	OPENSSL_cleanse(copy, len);
+	free(copy);
+	json_decref(o);
+	return NULL;
+}
+
+static enum MHD_Result
+reply_error(struct MHD_Connection *conn, const struct gw_server *s, struct rq *q,
+    const char *method, const char *url, const char *label, int status, const char *code,
+    const char *desc)
+{
+	struct gw_reply rep = {0};
+	enum MHD_Result ret;
+
+	(void)gw_error(&rep, status, code, "%s", desc);
+	ret = send_reply(conn, s, q, method, url, label, &rep);
+	gw_reply_release(&rep);
+	return ret;
+}
+
+static enum MHD_Result
+reply_text(struct MHD_Connection *conn, const struct gw_server *s, struct rq *q,
+    const char *method, const char *url, const char *label, int status, const char *ctype,
+    char *text /* owned */, size_t len)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+	if (resp == NULL) {
+		free(text);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+	MHD_add_response_header(resp, "X-Request-ID", q->rid);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	ret = MHD_queue_response(conn, (unsigned)status, resp);
+	MHD_destroy_response(resp);
+	gw_metrics_request(label, status, elapsed(&q->t0));
+	access_log(q, method, url, status, elapsed(&q->t0));
+	return ret;
+}
+
+static int
+db_ping(struct gw_server *s)
+{
+	PGconn *c;
+	int r;
+
+	if ((r = gw_db_pool_get(s->pool, 1000, &c)) < 0)
+		return r;
+	r = gw_db_exec(c, NULL, "SELECT 1", 0, NULL);
+	gw_db_pool_put(s->pool, c);
+	return r;
+}
+
+static enum MHD_Result
+serve_get(struct MHD_Connection *conn, struct gw_server *s, struct rq *q, const char *url)
+{
+	char *text;
+
+	if (strcmp(url, "/healthz") == 0) {
+		text = strdup("{\"status\":\"ok\"}");
+		return reply_text(conn, s, q, "GET", url, "/healthz", 200, "application/json", text,
+		    text ? strlen(text) : 0);
+	}
+	if (strcmp(url, "/readyz") == 0) {
+		const char *why = NULL;
+		if (db_ping(s) < 0)
+			why = "database unreachable";
+#ifdef RSSP_HAVE_ENGINE_CLIENT
+		else if (s->cfg->engine_socket_set &&
+		    (s->engine == NULL || engine_client_ready(s->engine, 1000) < 0))
+			why = "engine unreachable";
+#endif
+		if (why != NULL) {
+			struct gw_reply rep = {0};
+			enum MHD_Result ret;
+			(void)gw_error(&rep, 503, "engine_unavailable", "%s", why);
+			ret = send_reply(conn, s, q, "GET", url, "/readyz", &rep);
+			gw_reply_release(&rep);
+			return ret;
+		}
+		text = strdup("{\"status\":\"ready\"}");
+		return reply_text(conn, s, q, "GET", url, "/readyz", 200, "application/json", text,
+		    text ? strlen(text) : 0);
+	}
+	if (strcmp(url, "/metrics") == 0) {
+		text = gw_metrics_render(gw_db_pool_in_use(s->pool), gw_db_pool_size(s->pool));
+		return reply_text(conn, s, q, "GET", url, "/metrics", 200,
+		    "text/plain; version=0.0.4; charset=utf-8", text, text ? strlen(text) : 0);
+	}
+	if (strcmp(url, "/openapi.json") == 0) {
+		text = malloc(gw_openapi_json_len + 1);
+		if (text != NULL)
+			memcpy(text, gw_openapi_json, gw_openapi_json_len + 1);
+		return reply_text(conn, s, q, "GET", url, "/openapi.json", 200, "application/json",
+		    text, text ? gw_openapi_json_len : 0);
+	}
+	return reply_error(conn, s, q, "GET", url, "other", 404, "not_found", "no such resource");
+}
+
+static int
+is_operational(const char *url)
+{
+	return strcmp(url, "/healthz") == 0 || strcmp(url, "/readyz") == 0 ||
+	    strcmp(url, "/metrics") == 0 || strcmp(url, "/openapi.json") == 0;
+}
+
+/* Headers of the request for gw_header(). */
+const char *
+gw_header(const struct gw_request *req, const char *name)
+{
+	const struct gw_req_priv *pv = req->priv_;
+
+	if (pv == NULL || pv->conn == NULL)
+		return NULL;
+	return MHD_lookup_connection_value(pv->conn, MHD_HEADER_KIND, name);
+}
+
+static int
+ensure_db(struct gw_request *req)
+{
+	return gw_db_reacquire(req);
+}
+
+static enum MHD_Result
+serve_post(struct MHD_Connection *conn, struct gw_server *s, struct rq *q, const char *url)
+{
+	const struct gw_route *rt = route_find(url);
+	struct gw_req_priv pv = {0};
+	struct gw_request req = {0};
+	struct gw_reply rep = {0};
+	const char *ct, *auth;
+	enum MHD_Result ret;
+	int r;
+
+	if (rt == NULL)
+		return reply_error(conn, s, q, "POST", url, "other", 404, "not_found", "no such function");
+	pv.pool = s->pool;
+	pv.conn = conn;
+	pv.route = rt;
+	req.priv_ = &pv;
+	req.request_id = q->rid;
+	req.client_addr = q->client;
+	req.method = "POST";
+	req.path = rt->path;
+	req.raw_body = q->body ? q->body : "";
+	req.raw_body_len = q->len;
+	req.engine = s->engine;
+	req.cfg = s->cfg;
+
+	/* the body: JSON (or, for GW_RAW_BODY routes, a form or nothing) */
+	ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+	if (q->len == 0 && (ct == NULL || ctype_is(ct, "application/json") ||
+	    ctype_is(ct, "application/x-www-form-urlencoded"))) {
+		req.body = json_object();
+	} else if (ctype_is(ct, "application/json")) {
+		json_error_t jerr;
+		req.body = json_loadb(q->body, q->len, JSON_REJECT_DUPLICATES, &jerr);
+		if (req.body == NULL || !json_is_object(req.body)) {
+			(void)gw_error(&rep, 400, "invalid_request", "%s", req.body == NULL ?
+			    "malformed JSON body" : "the body must be a JSON object");
+			goto send;
+		}
+	} else if ((rt->flags & GW_RAW_BODY) && ctype_is(ct, "application/x-www-form-urlencoded")) {
+		if ((req.body = form_parse(q->body, q->len)) == NULL) {
+			(void)gw_error(&rep, 400, "invalid_request", "malformed form body");
+			goto send;
+		}
+	} else {
+		(void)gw_error(&rep, 400, "invalid_request",
+		    "Content-Type must be application/json%s",
+		    (rt->flags & GW_RAW_BODY) ? " or application/x-www-form-urlencoded" : "");
+		goto send;
+	}
+	if (req.body == NULL) {
+		(void)gw_error(&rep, 500, "internal_error", "internal error");
+		goto send;
+	}
+
+	/* bearer authentication: required unless public; on public routes a valid bearer
+	 * is used and an invalid one ignored */
+	auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+	if (!(rt->flags & GW_PUBLIC) || (auth != NULL && strncasecmp(auth, "Bearer ", 7) == 0)) {
+		r = gw_auth_bearer(&req, &rep);
+		if (r < 0 && (rt->flags & GW_PUBLIC) && r == RSSP_E_DENIED) {
+			gw_reply_release(&rep);
+			req.authenticated = false;
+		} else if (r < 0) {
+			if (rep.status == 0)
+				(void)gw_error(&rep, r == RSSP_E_UNAVAILABLE ? 503 : 500,
+				    r == RSSP_E_UNAVAILABLE ? "engine_unavailable" : "internal_error",
+				    "%s", r == RSSP_E_UNAVAILABLE ? "service unavailable" : "internal error");
+			goto send;
+		}
+		if (!(rt->flags & GW_PUBLIC) && !(rt->roles & req.principal.role)) {
+			(void)gw_error(&rep, 403, "access_denied", "this function is not allowed for role %s",
+			    gw_role_name(req.principal.role));
+			goto send;
+		}
+	}
+	if ((rt->flags & GW_NEEDS_ENGINE) && s->engine == NULL) {
+		(void)gw_error(&rep, 503, "engine_unavailable", "the signing engine is not available");
+		goto send;
+	}
+	if (!(rt->flags & GW_NO_DB) && (r = ensure_db(&req)) < 0) {
+		(void)gw_error(&rep, 503, "engine_unavailable", "service unavailable");
+		goto send;
+	}
+	r = rt->handler(&req, &rep);
+	if (rep.status == 0) {
+		if (r == 0)
+			r = RSSP_E_INTERNAL; /* a handler that returns 0 without a reply */
+		log_error("%s failed: %s", rt->path, rssp_strerror(r));
+		if (r == RSSP_E_UNAVAILABLE || r == RSSP_E_TIMEOUT)
+			(void)gw_error(&rep, 503, "engine_unavailable", "service unavailable, retry later");
+		else
+			(void)gw_error(&rep, 500, "internal_error", "internal error");
+	}
+send:
+	if (req.db != NULL) {
+		gw_tx_rollback(&req);
+		gw_db_release(&req);
+	}
+	ret = send_reply(conn, s, q, "POST", url, rt ? rt->path : "other", &rep);
+	gw_reply_release(&rep);
+	json_decref(req.body);
+	return ret;
+}
+
+static enum MHD_Result
+on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+    const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
+{
+	struct gw_server *s = cls;
+	struct rq *q = *con_cls;
+	const char *v;
+	enum MHD_Result ret;
+
+	(void)version;
+	if (q == NULL) {
+		if ((q = calloc(1, sizeof(*q))) == NULL)
+			return MHD_NO;
+		*con_cls = q;
+		clock_gettime(CLOCK_MONOTONIC, &q->t0);
+		v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-ID");
+		if (rid_ok(v))
+			snprintf(q->rid, sizeof(q->rid), "%s", v);
+		else
+			gw_random_uuid(q->rid);
+		client_addr(conn, q->client, sizeof(q->client));
+		v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+		if (v != NULL && (strlen(v) > 9 || strtoull(v, NULL, 10) > GW_MAX_BODY)) {
+			q->too_big = 1;
+			q->replied = 1;
+			rssp_log_set_request_id(q->rid);
+			return reply_error(conn, s, q, method, url, "other", 413, "payload_too_large",
+			    "the request body exceeds 1 MiB");
+		}
+		return MHD_YES;
+	}
+	if (q->replied) {
+		*upload_data_size = 0; /* discard what still comes */
+		return MHD_YES;
+	}
+	if (*upload_data_size > 0) {
+		size_t n = *upload_data_size;
+		if (q->len + n > GW_MAX_BODY) {
+			q->too_big = 1;
+			q->replied = 1;
+			*upload_data_size = 0;
+			rssp_log_set_request_id(q->rid);
+			return reply_error(conn, s, q, method, url, "other", 413, "payload_too_large",
+			    "the request body exceeds 1 MiB");
+		}
+		if (q->len + n + 1 > q->cap) {
+			size_t cap = q->cap ? q->cap : 1024;
+			char *nb;
+			while (cap < q->len + n + 1)
+				cap *= 2;
+			if ((nb = realloc(q->body, cap)) == NULL)
+				return MHD_NO;
+			q->body = nb;
+			q->cap = cap;
+		}
+		memcpy(q->body + q->len, upload_data, n);
+		q->len += n;
+		q->body[q->len] = '\0';
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+
+	rssp_log_set_request_id(q->rid);
+	if (strcmp(method, "GET") == 0 && is_operational(url))
+		ret = serve_get(conn, s, q, url);
+	else if (strcmp(method, "POST") == 0)
+		ret = serve_post(conn, s, q, url);
+	else if (is_operational(url) || route_find(url) != NULL)
+		ret = reply_error(conn, s, q, method, url, "other", 405, "invalid_request",
+		    is_operational(url) ? "use GET" : "use POST");
+	else
+		ret = reply_error(conn, s, q, method, url, "other", 404, "not_found", "no such resource");
+	rssp_log_set_request_id(NULL);
+	return ret;
+}
+
+static void
+on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+	struct rq *q = *con_cls;
+
+	(void)cls;
+	(void)conn;
+	(void)toe;
+	if (q == NULL)
+		return;
+	if (q->body != NULL) {
+		OPENSSL_cleanse(q->body, q->cap); /* may hold passphrases */
+		free(q->body);
+	}
+	free(q);
+	*con_cls = NULL;
+}
+
+static void
+mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char buf[512];
+
+	(void)cls;
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	buf[strcspn(buf, "\n")] = '\0';
+	log_debug("microhttpd: %.300s", buf);
+}
+
+static int
+slurp(const char *path, char **textp)
+{
+	FILE *f = fopen(path, "r");
+	char *buf = NULL;
+	size_t n = 0, cap = 0, got;
+	int r = RSSP_E_IO;
+
+	if (f == NULL)
+		return RSSP_E_IO;
+	for (;;) {
+		if (n + 4096 + 1 > cap) {
+			char *nb;
+			cap = cap ? cap * 2 : 8192;
+			if ((nb = realloc(buf, cap)) == NULL) {
+				r = RSSP_E_NOMEM;
+				goto out;
+			}
+			buf = nb;
+		}
+		got = fread(buf + n, 1, 4096, f);
+		n += got;
+		if (got < 4096)
+			break;
+	}
+	if (ferror(f))
+		goto out;
+	buf[n] = '\0';
+	*textp = buf;
+	buf = NULL;
+	r = 0;
+out:
+	if (buf != NULL) {
+		OPENSSL_cleanse(buf, cap);
+		free(buf);
+	}
+	fclose(f);
+	return r;
+}
+
+int
+gw_server_start(const struct gw_config *cfg, struct gw_db_pool *pool,
+    struct engine_client *engine, struct gw_server **sp)
+{
+	struct gw_server *s;
+	struct addrinfo hints = {0}, *ai = NULL;
+	char port[16];
+	unsigned flags;
+	unsigned char rnd[32];
+	int r = RSSP_E_INVAL;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return RSSP_E_NOMEM;
+	s->cfg = cfg;
+	s->pool = pool;
+	s->engine = engine;
+
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	snprintf(port, sizeof(port), "%u", cfg->listen_port);
+	if (getaddrinfo(cfg->listen_host, port, &hints, &ai) != 0 || ai == NULL) {
+		log_error("cannot resolve listen address %.100s", cfg->listen_host);
+		goto out;
+	}
+	flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
+	if (ai->ai_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	if (cfg->tls_cert != NULL) {
+		if (slurp(cfg->tls_cert, &s->tls_cert_pem) < 0 || slurp(cfg->tls_key, &s->tls_key_pem) < 0) {
+			log_error("cannot read the TLS certificate or key");
+			r = RSSP_E_IO;
+			goto out;
+		}
+		flags |= MHD_USE_TLS;
+	}
+	gw_random_bytes(rnd, sizeof(rnd));
+	{
+		struct MHD_OptionItem o[16];
+		unsigned n = 0;
+
+#define OPT(a, b, c) o[n].option = (a), o[n].value = (intptr_t)(b), o[n].ptr_value = (void *)(c), n++
+		OPT(MHD_OPTION_SOCK_ADDR, 0, ai->ai_addr);
+		OPT(MHD_OPTION_THREAD_POOL_SIZE, cfg->http_threads, NULL);
+		OPT(MHD_OPTION_NOTIFY_COMPLETED, on_completed, s);
+		OPT(MHD_OPTION_CONNECTION_TIMEOUT, 60, NULL);
+		OPT(MHD_OPTION_CONNECTION_LIMIT, 1000, NULL);
+		OPT(MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s);
+		OPT(MHD_OPTION_DIGEST_AUTH_RANDOM, sizeof(rnd), rnd);
+		OPT(MHD_OPTION_NONCE_NC_SIZE, 4096, NULL);
+		if (cfg->tls_cert != NULL) {
+			OPT(MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls_cert_pem);
+			OPT(MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key_pem);
+			OPT(MHD_OPTION_HTTPS_PRIORITIES, 0, "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2");
+		}
+		OPT(MHD_OPTION_END, 0, NULL);
+#undef OPT
+		s->d = MHD_start_daemon(flags, (uint16_t)cfg->listen_port, NULL, NULL, on_request, s,
+		    MHD_OPTION_ARRAY, o, MHD_OPTION_END);
+	}
+	if (s->d == NULL) {
+		log_error("cannot listen on %.100s:%u", cfg->listen_host, cfg->listen_port);
+		r = RSSP_E_IO;
+		goto out;
+	}
+	log_info("listening on %s:%u (%s)", cfg->listen_host, cfg->listen_port,
+	    cfg->tls_cert ? "https" : "http");
+	*sp = s;
+	s = NULL;
+	r = 0;
+out:
+	if (ai != NULL)
+		freeaddrinfo(ai);
+	gw_server_stop(s);
+	return r;
+}
+
+void
+gw_server_stop(struct gw_server *s)
+{
+	if (s == NULL)
+		return;
+	if (s->d != NULL)
+		MHD_stop_daemon(s->d);
+	if (s->tls_key_pem != NULL) {
+		OPENSSL_cleanse(s->tls_key_pem, strlen(s->tls_key_pem));
+		free(s->tls_key_pem);
+	}
+	free(s->tls_cert_pem);
+	free(s);
+}
