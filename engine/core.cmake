@@ -1,0 +1,14 @@
+# The engine core: HSM layer and the signature activation module (sam.h).
+# PKCS#11 types come from p11-kit's pkcs11.h (libp11.h does not include one).
+pkg_check_modules(P11KIT REQUIRED IMPORTED_TARGET p11-kit-1)
+add_library(rssp_engine_core STATIC
+  ${CMAKE_CURRENT_LIST_DIR}/sam.c
+  ${CMAKE_CURRENT_LIST_DIR}/hsm.c
+  ${CMAKE_CURRENT_LIST_DIR}/kak.c
+  ${CMAKE_CURRENT_LIST_DIR}/sad.c
+  ${CMAKE_CURRENT_LIST_DIR}/binding.c
+  ${CMAKE_CURRENT_LIST_DIR}/x509.c
+  ${CMAKE_CURRENT_LIST_DIR}/kvmap.c)
+target_include_directories(rssp_engine_core PUBLIC ${CMAKE_CURRENT_LIST_DIR})
+target_link_libraries(rssp_engine_core PUBLIC rssp_common rssp_proto PkgConfig::P11 PkgConfig::P11KIT PkgConfig::CRYPTO
+  Threads::Threads ${CMAKE_DL_LIBS})
