@@ -5,3 +5,9 @@ add_executable(rest_raw ${CMAKE_CURRENT_LIST_DIR}/rest_raw.c)
 target_compile_options(rest_raw PRIVATE $<TARGET_PROPERTY:PkgConfig::P11KIT_REST,INTERFACE_COMPILE_OPTIONS>)
 target_include_directories(rest_raw PRIVATE $<TARGET_PROPERTY:PkgConfig::P11KIT_REST,INTERFACE_INCLUDE_DIRECTORIES>)
 target_link_libraries(rest_raw PRIVATE Threads::Threads ${CMAKE_DL_LIBS})
+
+# The engine's SignHash rate with SADs from the REST flow, through the gateway's client library.
+if(TARGET rssp_engine_client)
+  add_executable(rest_engine ${CMAKE_CURRENT_LIST_DIR}/rest_engine.c)
+  target_link_libraries(rest_engine PRIVATE rssp_engine_client PkgConfig::CRYPTO Threads::Threads)
+endif()

@@ -3,11 +3,11 @@
 
 In one run on one SoftHSM2 token, for RSA-2048 and EC P-256 credentials:
   raw      the raw PKCS#11 signing rate: rest_raw, a direct C_Sign loop, one session per core
-  engine   the engine's SignHash rate over gRPC (rssp-bench-engine's SignHash mode, when
-           "rpc"'s benchmark binary is built; else "-")
+  engine   the engine's SignHash rate over gRPC from 16 threads (rest_engine, the gateway's
+           client library), same credential, SADs from the REST approval flow
   rest1    signatures/signHash over REST, 16 keep-alive connections (wrk), one hash per call,
            SADs of numSignatures=1000
-  rest100  the same with 100 hashes per call
+  rest100  the same with 100 hashes per call (and engine100 likewise)
   flows    the full approval flow per second with 16 concurrent flows: authorize ->
            requests/info + authData check + KAK signature (rssp-sic's code, cached key) ->
            confirm -> authorizeCheck -> signHash
@@ -138,7 +138,7 @@ def flow_worker(url, rp_token, state, cred, seconds, nthreads, q):
                     "hashAlgorithmOID": SHA256_OID, "signAlgo": ALGO_BY_CRED[cred]})
                 assert len(sig["signatures"]) == 1
                 counts[i] += 1
-            except (AssertionError, OSError) as e:
+            except (AssertionError, OSError, ValueError) as e:
                 errors[i] += 1
                 if errors[i] <= 2:
                     print("flow error: %.300s" % e, file=sys.stderr)
@@ -175,19 +175,28 @@ def run_flows(args, st, rp, state, cred, meter, pg):
             "cpu": {k: after[k] - before[k] for k in before}, "sigs": flows}
 
 
-def engine_bench(args, st, key):
-    """rssp-bench-engine's own SignHash measurement, if "rpc"'s benchmark binary exists."""
-    binp = os.path.join(args.build, "tests", "bench", "rssp-bench-engine")
-    if not os.path.exists(binp) or not args.engine_cmd:
-        return None, "rssp-bench-engine not built"
-    cmd = [c.format(bin=binp, key=key, socket=st.socket, seconds=args.seconds,
-                    module=st.module, token="rssp-" + st.name, pin=st.pin_file)
-           for c in args.engine_cmd.split()]
-    r = subprocess.run(cmd, env=st.engine_env(), capture_output=True, text=True)
-    for line in r.stdout.splitlines():
-        if "rate=" in line:
-            return float(line.split("rate=")[1].split()[0]), line
-    return None, (r.stdout + r.stderr)[-300:]
+def run_engine(args, st, rp, cred, key, digests, sads, meter, pg):
+    """rest_engine: SignHash straight to the engine's socket, 16 threads, same SADs shape."""
+    sadf = os.path.join(st.work, "engine-%s-%d.sads" % (key, len(digests)))
+    with open(sadf, "w") as f:
+        f.write("".join(s + "\n" for s in sads))
+    sign = {"rsa2048": "1", "ecp256": "3"}[key]
+    p = subprocess.Popen([args.engine_bin, st.socket, cred, "1", sign, sadf,
+                          ",".join(stack.b64e(d) for d in digests), str(1000 // len(digests)),
+                          str(args.connections), str(args.seconds)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    meter.client_pids_fn = lambda: [p.pid]
+    before = meter.snapshot(pg)
+    out, err = p.communicate()
+    after = meter.snapshot(pg)
+    line = [x for x in out.splitlines() if x.startswith("engine ")]
+    if not line:
+        raise RuntimeError("rest_engine failed: %s %s" % (out[-300:], err[-300:]))
+    kv = dict(x.split("=") for x in line[0].split()[1:])
+    secs = float(kv["seconds"])
+    return {"rate": float(kv["rate"]), "calls": int(kv["calls"]), "bad": int(kv["errors"]),
+            "secs": secs, "sigs": int(kv["signatures"]), "p50": 0.0, "p99": 0.0,
+            "cpu": {k: after[k] - before[k] for k in before}, "stderr": err.strip()}
 
 
 def cpu_line(name, res):
@@ -210,14 +219,13 @@ def main():
     ap.add_argument("--flow-procs", type=int, default=4)
     ap.add_argument("--workers", type=int, default=4, help="RSSP_ENGINE_WORKERS")
     ap.add_argument("--keys", default="rsa2048,ecp256")
-    ap.add_argument("--engine-cmd", default=os.environ.get("RSSP_BENCH_ENGINE_CMD", ""),
-                    help="command line for rssp-bench-engine, with {bin} {key} {socket} ...")
     args = ap.parse_args()
     args.cores = os.cpu_count()
     args.raw_bin = os.path.join(args.build, "tests", "bench", "rest_raw")
-    for need in (args.raw_bin, "wrk"):
+    args.engine_bin = os.path.join(args.build, "tests", "bench", "rest_engine")
+    for need in (args.raw_bin, args.engine_bin, "wrk"):
         if not shutil.which(need) and not os.path.exists(need):
-            sys.exit("rest_bench: %s not found (build the rest_raw target; apt-get install wrk)"
+            sys.exit("rest_bench: %s not found (build rest_raw and rest_engine; apt-get install wrk)"
                      % need)
     os.environ.setdefault("RSSP_TEST_WORK", tempfile.gettempdir())
     st = stack.Stack(args.build, name="bench", workers=args.workers)
@@ -242,25 +250,24 @@ def main():
         for key, cred in creds.items():
             raw, rawline = run_raw(args, st, key)
             print(rawline)
-            eng, engline = engine_bench(args, st, key)
-            print("engine %s: %s" % (key, engline))
             d1 = [hashlib.sha256(b"bench-1-" + key.encode()).digest()]
             d100 = [hashlib.sha256(b"bench-100-%d" % i).digest() for i in range(100)]
             res = {}
-            for name, digests in (("rest1", d1), ("rest100", d100)):
+            for name, digests, fn in (("engine1", d1, run_engine), ("rest1", d1, run_wrk),
+                                      ("engine100", d100, run_engine),
+                                      ("rest100", d100, run_wrk)):
                 per_sad = 1000 // len(digests)
-                nsads = math.ceil(raw * args.seconds * 1.2 / (per_sad * len(digests))) \
-                    + args.wrk_threads
+                threads = args.connections if fn is run_engine else args.wrk_threads
+                nsads = math.ceil(raw * args.seconds * 1.2 / (per_sad * len(digests))) + threads
                 t0 = time.time()
                 sads = get_sads(signers, rp, cred, digests, nsads)
                 print("%s %s: %d SADs approved in %.1f s" % (key, name, nsads, time.time() - t0))
                 pg = meter.pg_pids()
-                res[name] = run_wrk(args, st, rp, cred, key, digests, sads, meter, pg)
-                r = res[name]
-                print("%s %s: %.1f signatures/s (%d calls, %d not 200, p50 %.2f ms, p99 %.2f ms)"
+                res[name] = r = fn(args, st, rp, cred, key, digests, sads, meter, pg)
+                print("%s %s: %.1f signatures/s (%d calls, %d failed, p50 %.2f ms, p99 %.2f ms)"
                       % (key, name, r["rate"], r["calls"], r["bad"], r["p50"], r["p99"]))
                 if r["stderr"]:
-                    print("  wrk: " + r["stderr"][:300].replace("\n", " | "))
+                    print("  stderr: " + r["stderr"][:300].replace("\n", " | "))
                 print(cpu_line(name, r))
             pg = meter.pg_pids()
             res["flows"] = run_flows(args, st, rp, state, cred, meter, pg)
@@ -268,17 +275,17 @@ def main():
             print("%s flows: %.1f approval flows/s (%d flows, %d errors, %d concurrent)"
                   % (key, r["rate"], r["flows"], r["bad"], args.flows))
             print(cpu_line("flows", r))
-            rows.append((key, raw, eng, res))
+            rows.append((key, raw, res))
         print()
-        print("%-8s %9s %9s %9s %9s %8s %10s %12s %12s"
-              % ("key", "raw/s", "engine/s", "rest1/s", "rest100/s", "flows/s",
-                 "engine/raw", "rest1/raw", "rest100/raw"))
-        for key, raw, eng, res in rows:
-            print("%-8s %9.1f %9s %9.1f %9.1f %8.1f %10s %12.3f %12.3f"
-                  % (key, raw, "%.1f" % eng if eng else "-", res["rest1"]["rate"],
-                     res["rest100"]["rate"], res["flows"]["rate"],
-                     "%.3f" % (eng / raw) if eng else "-",
-                     res["rest1"]["rate"] / raw, res["rest100"]["rate"] / raw))
+        print("%-8s %9s %10s %9s %12s %10s %8s | %8s %8s %10s %10s"
+              % ("key", "raw/s", "engine1/s", "rest1/s", "engine100/s", "rest100/s", "flows/s",
+                 "eng1/raw", "rest1/raw", "eng100/raw", "rest100/raw"))
+        for key, raw, res in rows:
+            rate = {k: v["rate"] for k, v in res.items()}
+            print("%-8s %9.1f %10.1f %9.1f %12.1f %10.1f %8.1f | %8.3f %8.3f %10.3f %10.3f"
+                  % (key, raw, rate["engine1"], rate["rest1"], rate["engine100"], rate["rest100"],
+                     rate["flows"], rate["engine1"] / raw, rate["rest1"] / raw,
+                     rate["engine100"] / raw, rate["rest100"] / raw))
         print("raw: %d threads (one PKCS#11 session each) on the same token; targets: rest1/raw "
               ">= 0.80 (rsa2048), rest100/raw >= 0.95 (rsa2048) and >= 0.80 (ecp256)" % args.cores)
     finally:
