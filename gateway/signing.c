@@ -689,6 +689,26 @@ algor_hash(const X509_ALGOR *a)
 	return sg_hash_algo_from_oid(oid);
 }
 
+/* The hash of an MGF1 AlgorithmIdentifier (its parameter), or 0. d2i_RSA_PSS_PARAMS
+ * leaves maskHash empty, so it is read from maskGenAlgorithm here. */
+static int
+mgf1_hash(const X509_ALGOR *mgf)
+{
+	const void *pval = NULL;
+	const unsigned char *p;
+	X509_ALGOR *md = NULL;
+	int ptype = 0, h = 0;
+
+	X509_ALGOR_get0(NULL, &ptype, &pval, mgf);
+	if (ptype != V_ASN1_SEQUENCE || pval == NULL)
+		return 0;
+	p = ASN1_STRING_get0_data(pval);
+	if ((md = d2i_X509_ALGOR(NULL, &p, ASN1_STRING_length(pval))) != NULL)
+		h = algor_hash(md);
+	X509_ALGOR_free(md);
+	return h;
+}
+
 /* Reads RSASSA-PSS-params (DER): the hash, MGF1 with the same hash, salt = hash length,
  * trailer 1. Returns the HashAlgo or 0 when the parameters are not those. */
 static int
@@ -709,7 +729,7 @@ pss_params_hash(const uint8_t *der, size_t len)
 	X509_ALGOR_get0(&mgf, NULL, NULL, pss->maskGenAlgorithm);
 	if (mgf == NULL || OBJ_obj2nid(mgf) != NID_mgf1)
 		goto fail;
-	if ((mh = algor_hash(pss->maskHash)) != h)
+	if ((mh = mgf1_hash(pss->maskGenAlgorithm)) != h)
 		goto fail;
 	salt = pss->saltLength ? ASN1_INTEGER_get(pss->saltLength) : 20;
 	if (salt != (long)rssp_hash_algo_len(h))
