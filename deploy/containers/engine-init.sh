@@ -8,8 +8,8 @@
 #     creates the token; the SO PIN comes from $RSSP_SO_PIN_SECRET when that file exists,
 #     else a random one that nobody keeps (the SO PIN only re-initialises a token).
 #     With a real HSM the token exists already (the vendor's tool made it).
-#  3. Unless the token carries the marker of a completed init, runs `rssp-engine init`
-#     (MAC key and CA in the token) and then writes the marker.
+#  3. Runs `rssp-engine init` (MAC key and CA in the token) unless the token is
+#     initialised already.
 set -eu
 umask 077
 secret=${RSSP_PIN_SECRET:-/etc/rssp-pin-secret/pin}
@@ -22,6 +22,7 @@ tr -d '\r\n' < "$secret" > "$RSSP_PIN_FILE.tmp"
 chmod 0400 "$RSSP_PIN_FILE.tmp"
 mv -f "$RSSP_PIN_FILE.tmp" "$RSSP_PIN_FILE"
 
+marker=
 case $module in
 *softhsm2.so)
   tokendir=$(sed -n 's/^directories.tokendir *= *//p' "${SOFTHSM2_CONF:-/etc/softhsm/softhsm2.conf}")
@@ -37,17 +38,20 @@ case $module in
     echo "engine-init: created SoftHSM2 token '$label'"
   fi
   ;;
-*)
-  # A real HSM: keep the marker beside the PIN (a memory volume), so init runs on each
-  # pod start; rssp-engine init without --force leaves existing keys in place.
-  marker=$(dirname "$RSSP_PIN_FILE")/.rssp-init-complete
-  ;;
 esac
 
-if [ ! -f "$marker" ]; then
-  rssp-engine init ${RSSP_CA_SUBJECT:+--ca-subject "$RSSP_CA_SUBJECT"}
-  date -u +%FT%TZ > "$marker"
-  echo "engine-init: token '$label' initialised"
-else
+# `rssp-engine init` refuses a token that holds its keys already ("already initialised"):
+# that is success here. Never --force: it would replace the MAC key and the CA.
+if [ -n "$marker" ] && [ -f "$marker" ]; then
   echo "engine-init: token '$label' already initialised"
+  exit 0
 fi
+if out=$(rssp-engine init ${RSSP_CA_SUBJECT:+--ca-subject "$RSSP_CA_SUBJECT"} 2>&1); then
+  echo "engine-init: $out"
+elif printf '%s' "$out" | grep -q "already initialised"; then
+  echo "engine-init: token '$label' already initialised"
+else
+  printf '%s\n' "$out" >&2
+  exit 1
+fi
+if [ -n "$marker" ]; then date -u +%FT%TZ > "$marker"; fi
