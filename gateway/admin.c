@@ -194,7 +194,7 @@ admin_users_list(struct gw_request *req, struct gw_reply *rep)
 	static const char *const statuses[] = { "PENDING_CONFIRMATION", "ACTIVE", "LOCKED",
 	    "DISABLED", NULL };
 	const char *role, *status, *page;
-	char micros[24] = "", after[GW_UUID_LEN + 1] = "", lim[16], *next = NULL;
+	char micros[24] = "", after[GW_UUID_LEN + 1] = "", lim[24], *next = NULL;
 	long long max;
 	PGresult *res = NULL;
 	json_t *o = NULL, *users;
@@ -363,7 +363,7 @@ admin_outbox_list(struct gw_request *req, struct gw_reply *rep)
 {
 	const char *recipient, *kind;
 	long long max;
-	char lim[16];
+	char lim[24];
 	PGresult *res = NULL;
 	json_t *o = NULL, *msgs;
 	int r;

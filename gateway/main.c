@@ -11,6 +11,7 @@
 #include "db.h"
 #include "gw.h"
 #include "gw_internal.h"
+#include "outbox.h"
 #include "rssp_log.h"
 #ifdef RSSP_HAVE_ENGINE_CLIENT
 #include "engine_client.h"
@@ -57,6 +58,7 @@ cmd_serve(struct gw_config *cfg, int check)
 	struct gw_db_pool *pool = NULL;
 	struct gw_server *srv = NULL;
 	struct engine_client *engine = NULL;
+	struct outbox_delivery *delivery = NULL;
 	PGconn *c = NULL;
 	sigset_t set;
 	int sig, r;
@@ -83,6 +85,12 @@ cmd_serve(struct gw_config *cfg, int check)
 		goto out;
 	}
 #endif
+	if (strcmp(cfg->delivery, "deliver") == 0) {
+		struct outbox_delivery_conf oc = { .db_url = cfg->db_url, .smtp_url = cfg->smtp_url,
+		    .smtp_from = cfg->smtp_from, .sms_webhook = cfg->sms_webhook };
+		if ((r = outbox_delivery_start(&oc, &delivery)) < 0) /* before any other thread uses libcurl */
+			goto out;
+	}
 	if ((r = gw_server_start(cfg, pool, engine, &srv)) < 0)
 		goto out;
 	if (sigwait(&set, &sig) == 0)
@@ -92,6 +100,7 @@ cmd_serve(struct gw_config *cfg, int check)
 	r = 0;
 out:
 	gw_server_stop(srv);
+	outbox_delivery_free(delivery);
 #ifdef RSSP_HAVE_ENGINE_CLIENT
 	engine_client_free(engine);
 #endif
