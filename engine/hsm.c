@@ -399,6 +399,12 @@ rv_handle_lost(CK_RV rv)
 	return rv == CKR_OBJECT_HANDLE_INVALID || rv == CKR_KEY_HANDLE_INVALID;
 }
 
+static int
+purge_all(void *arg, const void *key, size_t keylen, void *val)
+{
+	return 1;
+}
+
 /* Replaces a pooled session that the token no longer knows and logs in again. */
 static int
 hsm_recover(struct hsm *h, struct hsm_session *s)
@@ -407,11 +413,29 @@ hsm_recover(struct hsm *h, struct hsm_session *s)
 	int r;
 
 	log_warn("pkcs#11 session lost, reopening");
+	/* After a lost login a token may hand out new object handles: forget them all. */
+	pthread_mutex_lock(&h->cache_lock);
+	kvmap_purge(h->handles, purge_all, NULL, NULL);
+	pthread_mutex_unlock(&h->cache_lock);
 	(void)h->fl->C_CloseSession(s->handle);
 	if ((r = hsm_open_session(h, &nh)) != 0)
 		return r;
 	s->handle = nh;
 	return hsm_login(h, nh);
+}
+
+int
+hsm_session_check(struct hsm *h, struct hsm_session *s)
+{
+	CK_SESSION_INFO info;
+	CK_RV rv = h->fl->C_GetSessionInfo(s->handle, &info);
+
+	if (rv == CKR_OK &&
+	    (info.state == CKS_RW_USER_FUNCTIONS || info.state == CKS_RO_USER_FUNCTIONS))
+		return 0;
+	if (rv == CKR_OK)
+		return hsm_login(h, s->handle);
+	return hsm_recover(h, s);
 }
 
 static CK_OBJECT_CLASS

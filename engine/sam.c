@@ -26,7 +26,8 @@
 #include "x509.h"
 
 #define PURGE_INTERVAL 30
-#define MAX_APPROVAL_HORIZON 86400 /* an approval may not be valid longer than a day */
+#define MAX_APPROVAL_HORIZON 86400      /* an approval may not be valid longer than a day */
+#define MAX_ACTIVATION_HORIZON (7 * 86400) /* nor an activation longer than a week */
 #define MAX_SIG_LEN 1024
 
 enum { SIGN_PKCS1 = 1, SIGN_PSS = 2, SIGN_ECDSA = 3 };
@@ -98,17 +99,6 @@ id_ok(const char *s)
 }
 
 static const char *
-hash_name(int hash_algo)
-{
-	switch (hash_algo) {
-	case 1: return "sha256";
-	case 2: return "sha384";
-	case 3: return "sha512";
-	default: return NULL;
-	}
-}
-
-static const char *
 key_name(int key_algo)
 {
 	switch (key_algo) {
@@ -132,6 +122,17 @@ sign_name(int sign_algo, int hash_algo)
 	if (sign_algo < 1 || sign_algo > 3 || hash_algo < 1 || hash_algo > 3)
 		return NULL;
 	return names[sign_algo - 1][hash_algo - 1];
+}
+
+static const char *
+kak_name(int kak_algo)
+{
+	switch (kak_algo) {
+	case 1: return "rsa-pss-sha256";
+	case 2: return "rsa-pss-sha512";
+	case 3: return "ecdsa-sha256";
+	default: return NULL;
+	}
 }
 
 static const EVP_MD *
@@ -206,6 +207,43 @@ purge_locked(struct sam *s, int64_t now)
 	s->next_purge = now + PURGE_INTERVAL;
 	kvmap_purge(s->sads, sad_expired, &now, sad_entry_free);
 	kvmap_purge(s->replay, replay_expired, &now, free);
+}
+
+/* Records (domain, id, nonce) until expires_at; RSSP_E_REPLAY when it is recorded
+ * already. *keyp gets the record's key for replay_forget. */
+static int
+replay_record(struct sam *s, const char *domain, const char *id,
+    const ProtobufCBinaryData *nonce, int64_t expires_at, int64_t now, uint8_t keyp[32])
+{
+	ProtobufCBinaryData parts[3] = {
+		{ strlen(domain) + 1, (uint8_t *)domain },
+		{ strlen(id) + 1, (uint8_t *)id },
+		*nonce,
+	};
+	int64_t *exp;
+	int r;
+
+	hashes_sum(parts, 3, keyp);
+	if ((exp = malloc(sizeof(*exp))) == NULL)
+		return RSSP_E_NOMEM;
+	*exp = expires_at;
+	pthread_mutex_lock(&s->lock);
+	purge_locked(s, now);
+	r = kvmap_put(s->replay, keyp, 32, exp);
+	pthread_mutex_unlock(&s->lock);
+	if (r != 0) {
+		free(exp);
+		return r == RSSP_E_CONFLICT ? RSSP_E_REPLAY : r;
+	}
+	return 0;
+}
+
+static void
+replay_forget(struct sam *s, const uint8_t key[32])
+{
+	pthread_mutex_lock(&s->lock);
+	free(kvmap_del(s->replay, key, 32));
+	pthread_mutex_unlock(&s->lock);
 }
 
 static int
@@ -407,11 +445,13 @@ authorize_activation(struct sam *s, const Rssp__Engine__V1__AuthorizeRequest *re
 	uint8_t binding[BINDING_LEN], keyid[4];
 	char label[RSSP_MAX_ID_LEN + 1];
 	size_t adlen = 0, outlen;
-	int r, certlen, spkilen, key_made = 0, attempt;
+	int r, certlen, spkilen, key_made = 0, attempt, replay_recorded = 0;
+	uint8_t rkey[32];
+	int64_t now;
 
 	a->event = "authorize.activation";
 	audit_str(a->credential_id, act->credential_id);
-	a->algo = key_name(act->key_algo);
+	a->algo = req->kak != NULL ? kak_name(req->kak->algo) : NULL;
 	if (!id_ok(act->credential_id) || !id_ok(act->owner_id) || !id_ok(act->device_uuid))
 		return refuse(a, RSSP_E_INVAL, "id length out of range");
 	if (key_name(act->key_algo) == NULL)
@@ -446,6 +486,15 @@ authorize_activation(struct sam *s, const Rssp__Engine__V1__AuthorizeRequest *re
 	f.nonce = act->nonce.data;
 	f.nonce_len = act->nonce.len;
 	f.expires_at = act->expires_at;
+	now = sam_now(s);
+	if (act->expires_at <= now) {
+		r = refuse(a, RSSP_E_EXPIRED, "activation expired");
+		goto out;
+	}
+	if (act->expires_at - now > MAX_ACTIVATION_HORIZON) {
+		r = refuse(a, RSSP_E_INVAL, "activation expiry too far");
+		goto out;
+	}
 	if ((r = rssp_authdata_activation(&f, &ad, &adlen)) != 0) {
 		r = refuse(a, r == RSSP_E_NOMEM ? r : RSSP_E_INVAL, "activation fields invalid");
 		goto out;
@@ -454,10 +503,12 @@ authorize_activation(struct sam *s, const Rssp__Engine__V1__AuthorizeRequest *re
 		r = refuse(a, RSSP_E_DENIED, "kak signature invalid");
 		goto out;
 	}
-	if (act->expires_at <= sam_now(s)) {
-		r = refuse(a, RSSP_E_EXPIRED, "activation expired");
+	if ((r = replay_record(s, "rssp-activation-v1", act->credential_id, &act->nonce,
+	    act->expires_at, now, rkey)) != 0) {
+		r = r == RSSP_E_REPLAY ? refuse(a, r, "activation replayed") : r;
 		goto out;
 	}
+	replay_recorded = 1;
 
 	ss = hsm_session_get(s->hsm);
 	/* A new label every time: an existing key is never bound to another KAK. */
@@ -512,6 +563,7 @@ authorize_activation(struct sam *s, const Rssp__Engine__V1__AuthorizeRequest *re
 	*outlenp = outlen;
 	out = NULL;
 	key_made = 0;
+	replay_recorded = 0;
 	log_info("credential %.100s activated with key %s", act->credential_id, label);
 	r = 0;
 	goto out;
@@ -520,6 +572,8 @@ fail:
 	if (key_made && hsm_destroy_label(s->hsm, ss, label) != 0)
 		log_error("cannot remove key %s after a failed activation", label);
 out:
+	if (replay_recorded)
+		replay_forget(s, rkey);
 	hsm_session_put(s->hsm, ss);
 	OPENSSL_cleanse(binding, sizeof(binding));
 	free(out);
@@ -568,14 +622,14 @@ authorize_approval(struct sam *s, const Rssp__Engine__V1__AuthorizeRequest *req,
 	struct sad_entry *ent = NULL;
 	uint8_t kak_sha[32], rkey[32], hsum[32], *ad = NULL, *body = NULL, *out = NULL;
 	size_t hlen, i, adlen = 0, bodylen = 0, maclen, outlen;
-	int64_t now, *rexp = NULL;
+	int64_t now;
 	int r, replay_recorded = 0;
 
 	a->event = "authorize.approval";
 	audit_str(a->credential_id, ap->credential_id);
 	audit_str(a->approval_id, ap->approval_id);
 	audit_str(a->key_label, ap->key_label);
-	a->algo = hash_name(ap->hash_algo);
+	a->algo = req->kak != NULL ? kak_name(req->kak->algo) : NULL;
 	if (!id_ok(ap->approval_id) || !id_ok(ap->credential_id) || !id_ok(ap->owner_id) ||
 	    !id_ok(ap->device_uuid) || !id_ok(ap->key_label))
 		return refuse(a, RSSP_E_INVAL, "id length out of range");
@@ -624,6 +678,15 @@ authorize_approval(struct sam *s, const Rssp__Engine__V1__AuthorizeRequest *req,
 	snprintf(sad->credential_id, sizeof(sad->credential_id), "%s", ap->credential_id);
 	snprintf(sad->key_label, sizeof(sad->key_label), "%s", ap->key_label);
 
+	now = sam_now(s);
+	if (ap->expires_at <= now) {
+		r = refuse(a, RSSP_E_EXPIRED, "approval expired");
+		goto out;
+	}
+	if (ap->expires_at - now > MAX_APPROVAL_HORIZON) {
+		r = refuse(a, RSSP_E_INVAL, "approval expiry too far");
+		goto out;
+	}
 	ss = hsm_session_get(s->hsm);
 	if ((r = binding_verify(s->hsm, ss, SAM_MAC_LABEL, ap->credential_id, ap->owner_id,
 	    ap->key_label, kak_sha, ap->binding.data, ap->binding.len)) != 0) {
@@ -656,21 +719,13 @@ authorize_approval(struct sam *s, const Rssp__Engine__V1__AuthorizeRequest *req,
 		r = refuse(a, RSSP_E_DENIED, "kak signature invalid");
 		goto out;
 	}
-	now = sam_now(s);
-	if (ap->expires_at <= now) {
-		r = refuse(a, RSSP_E_EXPIRED, "approval expired");
-		goto out;
-	}
-	if (ap->expires_at - now > MAX_APPROVAL_HORIZON) {
-		r = refuse(a, RSSP_E_INVAL, "approval expiry too far");
-		goto out;
-	}
-
 	if (RAND_bytes(sad->id, SAD_ID_LEN) != 1) {
 		r = RSSP_E_CRYPTO;
 		goto out;
 	}
 	sad->expires_at = now + (int64_t)s->sad_ttl;
+	if (sad->expires_at > ap->expires_at)
+		sad->expires_at = ap->expires_at;
 	if ((r = sad_encode_body(sad, &body, &bodylen)) != 0)
 		goto out;
 	if (count_distinct(sad->hashes, sad->n_hashes, hlen) > ap->num_signatures) {
@@ -680,28 +735,11 @@ authorize_approval(struct sam *s, const Rssp__Engine__V1__AuthorizeRequest *req,
 	hex(a->sad_id, sad->id, SAD_ID_LEN);
 
 	/* Remember the approval until it expires: a second presentation is a replay. */
-	{
-		ProtobufCBinaryData parts[3] = {
-			{ 16, (uint8_t *)"rssp-approval-v1" },
-			{ strlen(ap->approval_id) + 1, (uint8_t *)ap->approval_id },
-			ap->nonce,
-		};
-		hashes_sum(parts, 3, rkey);
-	}
-	if ((rexp = malloc(sizeof(*rexp))) == NULL) {
-		r = RSSP_E_NOMEM;
+	if ((r = replay_record(s, "rssp-approval-v1", ap->approval_id, &ap->nonce,
+	    ap->expires_at, now, rkey)) != 0) {
+		r = r == RSSP_E_REPLAY ? refuse(a, r, "approval replayed") : r;
 		goto out;
 	}
-	*rexp = ap->expires_at;
-	pthread_mutex_lock(&s->lock);
-	purge_locked(s, now);
-	r = kvmap_put(s->replay, rkey, sizeof(rkey), rexp);
-	pthread_mutex_unlock(&s->lock);
-	if (r != 0) {
-		r = r == RSSP_E_CONFLICT ? refuse(a, RSSP_E_REPLAY, "approval replayed") : r;
-		goto out;
-	}
-	rexp = NULL;
 	replay_recorded = 1;
 
 	maclen = SAD_MAC_LEN;
@@ -745,15 +783,10 @@ authorize_approval(struct sam *s, const Rssp__Engine__V1__AuthorizeRequest *req,
 	replay_recorded = 0;
 	r = 0;
 out:
-	if (replay_recorded) {
-		/* Nothing was minted: the approval may be presented again. */
-		pthread_mutex_lock(&s->lock);
-		free(kvmap_del(s->replay, rkey, sizeof(rkey)));
-		pthread_mutex_unlock(&s->lock);
-	}
+	if (replay_recorded)
+		replay_forget(s, rkey); /* nothing was minted: it may be presented again */
 	hsm_session_put(s->hsm, ss);
 	free(ent);
-	free(rexp);
 	free(out);
 	free(body);
 	free(ad);
@@ -771,7 +804,7 @@ sam_authorize(struct sam *s, const uint8_t *in, size_t inlen,
 	int r;
 
 	memset(a, 0, sizeof(*a));
-	a->event = "authorize";
+	a->event = "authorize.approval"; /* until the purpose is known */
 	if (inlen > SAM_MAX_AUTHORIZE_MSG)
 		return refuse(a, RSSP_E_EXHAUSTED, "message too large");
 	if ((req = rssp__engine__v1__authorize_request__unpack(NULL, inlen, in)) == NULL)
@@ -1047,12 +1080,14 @@ sam_sign_hash(struct sam *s, const uint8_t *in, size_t inlen,
 	now = sam_now(s);
 	pthread_mutex_lock(&s->lock);
 	e = kvmap_get(s->sads, sad_id, SAD_ID_LEN);
-	if (e == NULL || now >= e->sad->expires_at) {
-		r = refuse(a, RSSP_E_EXPIRED, "sad expired");
+	if (e == NULL) {
+		r = refuse(a, RSSP_E_EXPIRED, "sad expired"); /* purged since sad_lookup */
 	} else if (strcmp(e->sad->credential_id, req->credential_id) != 0) {
 		r = refuse(a, RSSP_E_DENIED, "sad of another credential");
 	} else if (e->sad->hash_algo != (int)req->hash_algo) {
 		r = refuse(a, RSSP_E_DENIED, "hash algorithm differs from sad");
+	} else if (now >= e->sad->expires_at) {
+		r = refuse(a, RSSP_E_EXPIRED, "sad expired");
 	} else {
 		r = 0;
 		for (i = 0; i < n; i++) {
@@ -1191,7 +1226,7 @@ sam_bench_raw_sign(struct sam *s, const char *key_label, int hash_algo, int sign
 	uint8_t dg[64], di[128], sig[MAX_SIG_LEN];
 	const uint8_t *tbs = dg;
 	CK_ULONG siglen;
-	size_t hlen, tbslen;
+	size_t hlen, tbslen, warm;
 	unsigned i;
 	int r = 0;
 
@@ -1212,6 +1247,13 @@ sam_bench_raw_sign(struct sam *s, const char *key_label, int hash_algo, int sign
 		m.ulParameterLen = sizeof(pss);
 	}
 	ss = hsm_session_get(s->hsm);
+	/* One signature through the engine's path first: it repairs a lost session or a
+	 * stale key handle, so that the raw loop measures the token alone. */
+	warm = sizeof(sig);
+	if ((r = hsm_sign(s->hsm, ss, key_label, HSM_PRIVATE_KEY,
+	    sign_algo == SIGN_PKCS1 ? HSM_MECH_RSA_PKCS : sign_algo == SIGN_PSS ?
+	    HSM_MECH_RSA_PSS : HSM_MECH_ECDSA, hlen, tbs, tbslen, sig, &warm)) != 0)
+		goto out;
 	sh = hsm_session_handle(ss);
 	if ((key = hsm_key_handle(s->hsm, ss, key_label, HSM_PRIVATE_KEY)) == 0) {
 		r = RSSP_E_NOTFOUND;
