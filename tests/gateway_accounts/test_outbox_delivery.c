@@ -22,6 +22,9 @@ static struct gwt *g;
 static char sinkdir[256];
 static pid_t sink_pid = -1;
 static int sink_stdin = -1;
+static char smtp_env[128], sms_env[128];
+static const char *gw_env[] = { "RSSP_DELIVERY=deliver", smtp_env, sms_env,
+    "RSSP_SMTP_FROM=rssp test <noreply@rssp.test>", NULL };
 
 /* Reads a whole file (malloc'd, NUL-terminated) or returns NULL when it does not exist. */
 static char *
@@ -87,7 +90,7 @@ setup(void)
 {
 	const char *work = getenv("RSSP_TEST_WORK");
 	int p[2];
-	char *ports, smtp_env[128], sms_env[128];
+	char *ports;
 	unsigned smtp_port = 0, http_port = 0;
 
 	snprintf(sinkdir, sizeof(sinkdir), "%s/outbox-sinks-XXXXXX", work ? work : "/tmp");
@@ -110,9 +113,7 @@ setup(void)
 	free(ports);
 	snprintf(smtp_env, sizeof(smtp_env), "RSSP_SMTP_URL=smtp://127.0.0.1:%u", smtp_port);
 	snprintf(sms_env, sizeof(sms_env), "RSSP_SMS_WEBHOOK=http://127.0.0.1:%u/sms", http_port);
-	const char *env[] = { "RSSP_DELIVERY=deliver", smtp_env, sms_env,
-	    "RSSP_SMTP_FROM=rssp test <noreply@rssp.test>", NULL };
-	struct gwt_opts o = { .env = env };
+	struct gwt_opts o = { .env = gw_env };
 	g = gwt_start(&o);
 }
 
@@ -277,6 +278,50 @@ START_TEST(test_enqueue_belongs_to_the_callers_transaction_and_checks_its_argume
 }
 END_TEST
 
+START_TEST(test_two_delivering_replicas_send_each_message_exactly_once)
+{
+	struct gwt_opts o = { .env = gw_env, .db_name = gwt_db_name(g), .no_admin = 1 };
+	struct gwt *g2 = gwt_start(&o);
+	PGconn *db = db_connect();
+	char to[64];
+	enum { N = 24 };
+	int count[N] = { 0 };
+
+	/* one transaction, so that both replicas wake up to all messages at once */
+	db_exec(db, "BEGIN");
+	for (int i = 0; i < N; i++) {
+		snprintf(to, sizeof(to), "r%d@replicas.example.org", i);
+		ck_assert_int_eq(outbox_enqueue(db, "email", to, "notice", "replica test", "hello", NULL), 0);
+	}
+	db_exec(db, "COMMIT");
+	wait_sql("0", "SELECT count(*) FROM outbox WHERE recipient LIKE $1 AND sent_at IS NULL",
+	    "%@replicas.example.org");
+	char *v = gwt_sql(g, "SELECT count(*) FROM outbox WHERE recipient LIKE $1 AND attempts = 1",
+	    "%@replicas.example.org", NULL);
+	ck_assert_int_eq(atoi(v), N);
+	free(v);
+	/* every message reached the sink once: a sent row was committed after its mail */
+	for (int m = 1; m < 1000; m++) {
+		char name[64], path[512], *env;
+		snprintf(name, sizeof(name), "mail-%d.env", m);
+		snprintf(path, sizeof(path), "%s/%s", sinkdir, name);
+		if ((env = slurp(path)) == NULL)
+			break;
+		int i;
+		char *p = strstr(env, "to <r");
+		if (p != NULL && sscanf(p, "to <r%d@replicas.example.org>", &i) == 1) {
+			ck_assert(i >= 0 && i < N);
+			count[i]++;
+		}
+		free(env);
+	}
+	for (int i = 0; i < N; i++)
+		ck_assert_msg(count[i] == 1, "message %d delivered %d times", i, count[i]);
+	gwt_stop(g2);
+	PQfinish(db);
+}
+END_TEST
+
 static Suite *
 delivery_suite(void)
 {
@@ -287,6 +332,7 @@ delivery_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_deliver_mode_mails_the_confirmation_and_blanks_the_token);
 	tcase_add_test(tc, test_deliver_mode_retries_a_failed_sms_and_blanks_the_code);
+	tcase_add_test(tc, test_two_delivering_replicas_send_each_message_exactly_once);
 	tcase_add_test(tc, test_enqueue_belongs_to_the_callers_transaction_and_checks_its_arguments);
 	suite_add_tcase(s, tc);
 	return s;
