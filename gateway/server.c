@@ -24,6 +24,7 @@
 #endif
 
 #define GW_MAX_BODY (1024 * 1024)
+#define GW_MAX_DISCARD (16 * 1024 * 1024)
 #define GW_RID_MAX 128
 
 struct gw_server {
@@ -43,6 +44,7 @@ struct rq {
 	char *body;
 	size_t len, cap;
 	int too_big;
+	size_t discarded;
 	int replied; /* a response was queued early (413) */
 };
 
@@ -519,13 +521,14 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 	}
 	if (*upload_data_size > 0) {
 		size_t n = *upload_data_size;
-		if (q->len + n > GW_MAX_BODY) {
+		if (q->too_big || q->len + n > GW_MAX_BODY) {
+			/* no Content-Length told us in advance: what comes past 1 MiB is discarded
+			 * unread (never stored) and answered with 413 at its end; a sender that
+			 * goes on past GW_MAX_DISCARD is cut off */
 			q->too_big = 1;
-			q->replied = 1;
+			q->discarded += n;
 			*upload_data_size = 0;
-			rssp_log_set_request_id(q->rid);
-			return reply_error(conn, s, q, method, url, "other", 413, "payload_too_large",
-			    "the request body exceeds 1 MiB");
+			return q->discarded > GW_MAX_DISCARD ? MHD_NO : MHD_YES;
 		}
 		if (q->len + n + 1 > q->cap) {
 			size_t cap = q->cap ? q->cap : 1024;
@@ -545,7 +548,10 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 	}
 
 	rssp_log_set_request_id(q->rid);
-	if (strcmp(method, "GET") == 0 && is_operational(url))
+	if (q->too_big)
+		ret = reply_error(conn, s, q, method, url, "other", 413, "payload_too_large",
+		    "the request body exceeds 1 MiB");
+	else if (strcmp(method, "GET") == 0 && is_operational(url))
 		ret = serve_get(conn, s, q, url);
 	else if (strcmp(method, "POST") == 0)
 		ret = serve_post(conn, s, q, url);
