@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The engine benchmark: a fresh SoftHSM2 token, `rssp-engine init`, an engine serving
+# on a private socket, then rssp-bench-engine against it (same token for the raw rate).
+# usage: tests/bench/engine.sh [--smoke] [--seconds S] [RSSP_ENGINE_BIN BENCH_BIN]
+#   defaults: build/engine/rssp-engine and build/tests/bench/rssp-bench-engine
+# --smoke runs every phase for a few milliseconds (checks that it runs; numbers are
+# meaningless). Prints the table rssp-bench-engine measured.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+SECONDS_PER=3
+if [ "${1:-}" = "--smoke" ]; then SECONDS_PER=0.05; shift; fi
+if [ "${1:-}" = "--seconds" ]; then SECONDS_PER=$2; shift 2; fi
+ENGINE=${1:-$ROOT/build/engine/rssp-engine}
+BENCH=${2:-$ROOT/build/tests/bench/rssp-bench-engine}
+MODULE=${RSSP_TEST_PKCS11_MODULE:-/usr/lib/softhsm/libsofthsm2.so}
+
+WORK=$(mktemp -d "${RSSP_TEST_WORK:-/tmp}/rssp-bench-engine.XXXXXX")
+ENGINE_PID=
+cleanup() {
+  if [ -n "$ENGINE_PID" ]; then kill -TERM "$ENGINE_PID" 2>/dev/null || true; wait "$ENGINE_PID" || true; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+mkdir -p "$WORK/hsm/tokens"
+chmod 0700 "$WORK/hsm" "$WORK/hsm/tokens"
+printf 'directories.tokendir = %s/hsm/tokens\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n' \
+  "$WORK" > "$WORK/hsm/softhsm2.conf"
+export SOFTHSM2_CONF="$WORK/hsm/softhsm2.conf"
+PIN="bench-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
+(umask 077; printf '%s\n' "$PIN" > "$WORK/pin")
+softhsm2-util --init-token --free --label bench --pin "$PIN" --so-pin "so-$PIN" >/dev/null
+
+export RSSP_PKCS11_MODULE="$MODULE" RSSP_TOKEN_LABEL=bench RSSP_PIN_FILE="$WORK/pin"
+export RSSP_ENGINE_SOCKET="$WORK/run/engine.sock" RSSP_AUDIT_FILE="$WORK/audit.log"
+export RSSP_ENGINE_WORKERS=4 RSSP_LOG_LEVEL=warn
+"$ENGINE" init >/dev/null
+"$ENGINE" serve &
+ENGINE_PID=$!
+for _ in $(seq 100); do [ -S "$RSSP_ENGINE_SOCKET" ] && break; sleep 0.1; done
+
+${BENCH_WRAPPER:-} "$BENCH" --socket "$RSSP_ENGINE_SOCKET" --module "$MODULE" --token bench --pin-file "$WORK/pin" \
+  --engine-pid "$ENGINE_PID" --seconds "$SECONDS_PER"
+
+kill -TERM "$ENGINE_PID"
+wait "$ENGINE_PID"
+ENGINE_PID=
+"$ENGINE" audit-verify "$WORK/audit.log" 2>/dev/null

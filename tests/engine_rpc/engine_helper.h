@@ -1,0 +1,67 @@
+/* engine_helper.h - a signer for tests and the benchmark: a KAK made with OpenSSL, and
+ * credential activation, approval and SignHash through engine_client, building the
+ * authData with the shared builder (engine/client/authdata.h). */
+#ifndef RSSP_ENGINE_HELPER_H
+#define RSSP_ENGINE_HELPER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/evp.h>
+
+#include "engine_client.h"
+#include "rssp/engine/v1/engine.pb-c.h"
+
+struct eh_kak {
+	EVP_PKEY *key;
+	uint8_t *spki;
+	size_t spki_len;
+	int algo;                      /* KakAlgo */
+};
+
+struct eh_cred {
+	char credential_id[129];
+	char owner_id[129];
+	char device_uuid[129];
+	char key_label[129];
+	uint8_t binding[256];
+	size_t binding_len;
+	int key_algo;
+	EVP_PKEY *pub;                 /* from the certificate */
+};
+
+/* algo: a KakAlgo. Returns 0 or -1. Free with eh_kak_free. */
+int eh_kak_new(int algo, struct eh_kak **kp);
+void eh_kak_free(struct eh_kak *k);
+/* KAK signature over msg (PSS salt = hash length, or DER ECDSA). Returns 0 or -1. */
+int eh_kak_sign(const struct eh_kak *k, const uint8_t *msg, size_t len, uint8_t **sigp,
+    size_t *siglenp);
+
+/* Activates credential_id for owner "owner-1" on device "device-1" with key_algo.
+ * Returns engine_call's result; *statusp the gRPC status; on OK fills cred.
+ * tamper: 0, or 1 to corrupt the KAK signature. */
+int eh_activate(struct engine_client *c, const struct eh_kak *kak, int key_algo,
+    const char *credential_id, const char *request_id, int tamper, struct eh_cred *cred,
+    int *statusp);
+void eh_cred_release(struct eh_cred *cred);
+
+/* Approves n hashes of hash_algo for num_sigs signatures. On OK *sadp (free()) holds
+ * the SAD. */
+int eh_approve(struct engine_client *c, const struct eh_kak *kak, const struct eh_cred *cred,
+    const char *approval_id, int hash_algo, const uint8_t *const *hashes, size_t n,
+    uint32_t num_sigs, const char *request_id, uint8_t **sadp, size_t *sadlenp,
+    int *statusp);
+
+/* SignHash. On OK *respp is the unpacked response (free with
+ * rssp__engine__v1__sign_hash_response__free_unpacked(resp, NULL)) when respp != NULL. */
+int eh_sign_hash(struct engine_client *c, const struct eh_cred *cred, const uint8_t *sad,
+    size_t sadlen, int hash_algo, int sign_algo, const uint8_t *const *hashes, size_t n,
+    size_t hash_len, const char *request_id, Rssp__Engine__V1__SignHashResponse **respp,
+    int *statusp, char **msgp);
+
+/* Verifies sig over digest with the credential's public key (PKCS#1 v1.5, PSS or ECDSA
+ * DER per sign_algo). Returns 0 or -1. */
+int eh_verify(const struct eh_cred *cred, int sign_algo, int hash_algo,
+    const uint8_t *digest, size_t dlen, const uint8_t *sig, size_t siglen);
+
+#endif

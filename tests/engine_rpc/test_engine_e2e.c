@@ -1,0 +1,581 @@
+/* The real rssp-engine binary on a SoftHSM2 token, called through engine_client:
+ * activation, approval and SignHash for RSA-2048 and P-256, refusals, peer uids,
+ * draining on SIGTERM, the audit record, a second instance, audit-verify. */
+#include <check.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <grpc/status.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "engine_helper.h"
+#include "rssp_err.h"
+
+#define PIN "rpc-e2e-pin-7Q3Z"
+#define TOKEN "rpc-e2e"
+
+static char base[200], sock[400], auditpath[400], pinpath[400];
+static const char *engine_bin;
+static int test_no;
+
+static void
+run_or_die(const char *cmd)
+{
+	int rc = system(cmd);
+	if (rc != 0) {
+		fprintf(stderr, "command failed (%d): %s\n", rc, cmd);
+		exit(1);
+	}
+}
+
+/* Once per suite, in the parent: a SoftHSM2 configuration, a token, rssp-engine init. */
+static void
+suite_setup(void)
+{
+	const char *w = getenv("RSSP_TEST_WORK");
+	const char *b = getenv("RSSP_TEST_BUILD");
+	char path[400], cmd[1200];
+	static char binbuf[400];
+	FILE *f;
+
+	snprintf(base, sizeof(base), "%s/rpce2eXXXXXX", w ? w : "/tmp");
+	if (mkdtemp(base) == NULL)
+		exit(1);
+	engine_bin = RSSP_ENGINE_BIN;
+	if (b != NULL && access(RSSP_ENGINE_BIN, X_OK) != 0) {
+		snprintf(binbuf, sizeof(binbuf), "%s/engine/rssp-engine", b);
+		engine_bin = binbuf;
+	}
+	snprintf(path, sizeof(path), "%s/tokens", base);
+	mkdir(path, 0700);
+	snprintf(path, sizeof(path), "%s/softhsm2.conf", base);
+	f = fopen(path, "w");
+	fprintf(f, "directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n"
+	    "slots.removable = false\n", base);
+	fclose(f);
+	setenv("SOFTHSM2_CONF", path, 1);
+	snprintf(pinpath, sizeof(pinpath), "%s/pin", base);
+	f = fopen(pinpath, "w");
+	fprintf(f, "%s\n", PIN);
+	fclose(f);
+	chmod(pinpath, 0600);
+	snprintf(cmd, sizeof(cmd), "softhsm2-util --init-token --free --label %s --pin %s "
+	    "--so-pin rpc-e2e-so >/dev/null", TOKEN, PIN);
+	run_or_die(cmd);
+	setenv("RSSP_PIN_FILE", pinpath, 1);
+	setenv("RSSP_TOKEN_LABEL", TOKEN, 1);
+	setenv("RSSP_LOG_LEVEL", "warn", 1);
+	if (getenv("RSSP_TEST_PKCS11_MODULE") != NULL)
+		setenv("RSSP_PKCS11_MODULE", getenv("RSSP_TEST_PKCS11_MODULE"), 1);
+	snprintf(cmd, sizeof(cmd), "'%s' init --ca-subject 'CN=rpc e2e CA' >/dev/null", engine_bin);
+	run_or_die(cmd);
+}
+
+static void
+suite_teardown(void)
+{
+	char cmd[400];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", base);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", base);
+}
+
+static void
+setup(void)
+{
+	char d[300];
+
+	test_no++;
+	snprintf(d, sizeof(d), "%s/t%d-%d", base, test_no, (int)getpid());
+	mkdir(d, 0700);
+	snprintf(sock, sizeof(sock), "%s/run/engine.sock", d);
+	snprintf(auditpath, sizeof(auditpath), "%s/audit.log", d);
+}
+
+/* Starts the engine; extra: "NAME=value" or NULL. Waits until it answers. */
+static pid_t
+start_engine_env(const char *extra, int wait_ready)
+{
+	struct engine_client *c;
+	pid_t pid = fork();
+
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		setenv("RSSP_ENGINE_SOCKET", sock, 1);
+		setenv("RSSP_AUDIT_FILE", auditpath, 1);
+		if (extra != NULL)
+			putenv((char *)extra);
+		execl(engine_bin, "rssp-engine", "serve", (char *)NULL);
+		_exit(127);
+	}
+	if (wait_ready) {
+		ck_assert_int_eq(engine_client_new(sock, 5000, &c), 0);
+		ck_assert_int_eq(engine_client_ready(c, 20000), 0);
+		engine_client_free(c);
+	}
+	return pid;
+}
+
+static int
+stop_engine(pid_t pid)
+{
+	int st;
+
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static char *
+slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf = calloc(1, 4 << 20);
+	size_t n;
+
+	ck_assert_ptr_nonnull(f);
+	n = fread(buf, 1, (4 << 20) - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
+}
+
+static void
+tohex(const uint8_t *b, size_t n, char *out)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		sprintf(out + 2 * i, "%02x", b[i]);
+}
+
+static void
+random_hashes(uint8_t (*h)[32], const uint8_t **hp, size_t n)
+{
+	size_t i;
+
+	ck_assert_int_eq(RAND_bytes((uint8_t *)h, (int)(32 * n)), 1);
+	for (i = 0; i < n; i++)
+		hp[i] = h[i];
+}
+
+/* Activate, approve two hashes, sign them, verify the signatures. */
+static void
+sign_flow(struct engine_client *c, int key_algo, int kak_algo, int sign_algo, const char *cid,
+    uint8_t **sadp, size_t *sadlenp)
+{
+	struct eh_kak *kak;
+	struct eh_cred cred;
+	Rssp__Engine__V1__SignHashResponse *resp;
+	uint8_t h[2][32], *sad = NULL;
+	const uint8_t *hp[2];
+	size_t sadlen = 0, i;
+	int status;
+	char *msg, rid[64];
+
+	random_hashes(h, hp, 2);
+	ck_assert_int_eq(eh_kak_new(kak_algo, &kak), 0);
+	snprintf(rid, sizeof(rid), "rid-act-%s", cid);
+	ck_assert_int_eq(eh_activate(c, kak, key_algo, cid, rid, 0, &cred, &status), 0);
+	ck_assert_int_eq(status, GRPC_STATUS_OK);
+	ck_assert_str_ne(cred.key_label, "");
+	snprintf(rid, sizeof(rid), "rid-app-%s", cid);
+	ck_assert_int_eq(eh_approve(c, kak, &cred, "approval-1", 1, hp, 2, 2, rid, &sad, &sadlen,
+	    &status), 0);
+	ck_assert_int_eq(status, GRPC_STATUS_OK);
+	snprintf(rid, sizeof(rid), "rid-sign-%s", cid);
+	ck_assert_int_eq(eh_sign_hash(c, &cred, sad, sadlen, 1, sign_algo, hp, 2, 32, rid, &resp,
+	    &status, &msg), 0);
+	ck_assert_msg(status == GRPC_STATUS_OK, "signhash status %d: %s", status, msg ? msg : "");
+	free(msg);
+	ck_assert_uint_eq(resp->n_signatures, 2);
+	for (i = 0; i < 2; i++)
+		ck_assert_int_eq(eh_verify(&cred, sign_algo, 1, hp[i], 32, resp->signatures[i].data,
+		    resp->signatures[i].len), 0);
+	rssp__engine__v1__sign_hash_response__free_unpacked(resp, NULL);
+	/* the count is spent: a third signature is refused */
+	ck_assert_int_eq(eh_sign_hash(c, &cred, sad, sadlen, 1, sign_algo, hp, 1, 32, "rid-more",
+	    NULL, &status, &msg), 0);
+	ck_assert_int_eq(status, GRPC_STATUS_RESOURCE_EXHAUSTED);
+	free(msg);
+	eh_cred_release(&cred);
+	eh_kak_free(kak);
+	if (sadp != NULL) {
+		*sadp = sad;
+		*sadlenp = sadlen;
+	} else {
+		free(sad);
+	}
+}
+
+START_TEST(test_activation_approval_and_signhash_work_for_rsa2048_and_p256)
+{
+	struct engine_client *c;
+	pid_t pid = start_engine_env(NULL, 1);
+	uint8_t *sad = NULL;
+	size_t sadlen = 0;
+	char *log, *hex, b64[8192];
+	int n;
+
+	ck_assert_int_eq(engine_client_new(sock, 20000, &c), 0);
+	sign_flow(c, RSSP__ENGINE__V1__KEY_ALGO__KEY_RSA2048,
+	    RSSP__ENGINE__V1__KAK_ALGO__KAK_ECDSA_P256_SHA256,
+	    RSSP__ENGINE__V1__SIGN_ALGO__SIGN_RSA_PKCS1_V15, "cred-rsa", NULL, NULL);
+	sign_flow(c, RSSP__ENGINE__V1__KEY_ALGO__KEY_RSA2048,
+	    RSSP__ENGINE__V1__KAK_ALGO__KAK_RSASSA_PSS_SHA256,
+	    RSSP__ENGINE__V1__SIGN_ALGO__SIGN_RSA_PSS, "cred-rsa-pss", NULL, NULL);
+	sign_flow(c, RSSP__ENGINE__V1__KEY_ALGO__KEY_EC_P256,
+	    RSSP__ENGINE__V1__KAK_ALGO__KAK_ECDSA_P256_SHA256,
+	    RSSP__ENGINE__V1__SIGN_ALGO__SIGN_ECDSA, "cred-ec", &sad, &sadlen);
+	engine_client_free(c);
+	ck_assert_int_eq(stop_engine(pid), 0);
+
+	log = slurp(auditpath);
+	/* every decision carries its request id */
+	ck_assert_ptr_nonnull(strstr(log, "\"event\":\"authorize.activation\",\"request_id\":\"rid-act-cred-rsa\""));
+	ck_assert_ptr_nonnull(strstr(log, "\"event\":\"authorize.approval\",\"request_id\":\"rid-app-cred-ec\""));
+	ck_assert_ptr_nonnull(strstr(log, "\"event\":\"signhash\",\"request_id\":\"rid-sign-cred-ec\""));
+	ck_assert_ptr_nonnull(strstr(log, "\"event\":\"engine.start\""));
+	ck_assert_ptr_nonnull(strstr(log, "\"event\":\"engine.stop\""));
+	/* no SAD (hex or base64) and no PIN in the audit output */
+	hex = malloc(2 * sadlen + 1);
+	tohex(sad, sadlen, hex);
+	ck_assert_ptr_null(strstr(log, hex));
+	hex[40] = '\0';
+	ck_assert_ptr_null(strstr(log, hex));
+	n = EVP_EncodeBlock((unsigned char *)b64, sad, (int)sadlen);
+	ck_assert_int_gt(n, 40);
+	b64[40] = '\0';
+	ck_assert_ptr_null(strstr(log, b64));
+	ck_assert_ptr_null(strstr(log, PIN));
+	free(hex);
+	free(sad);
+	free(log);
+}
+END_TEST
+
+START_TEST(test_a_forged_sad_is_permission_denied)
+{
+	struct engine_client *c;
+	struct eh_kak *kak;
+	struct eh_cred cred;
+	pid_t pid = start_engine_env(NULL, 1);
+	uint8_t h[1][32], *sad = NULL;
+	const uint8_t *hp[1];
+	size_t sadlen = 0;
+	int status;
+	char *msg;
+
+	random_hashes(h, hp, 1);
+	ck_assert_int_eq(engine_client_new(sock, 20000, &c), 0);
+	ck_assert_int_eq(eh_kak_new(RSSP__ENGINE__V1__KAK_ALGO__KAK_ECDSA_P256_SHA256, &kak), 0);
+	ck_assert_int_eq(eh_activate(c, kak, RSSP__ENGINE__V1__KEY_ALGO__KEY_EC_P256, "cred-forge",
+	    "rid-a", 0, &cred, &status), 0);
+	ck_assert_int_eq(status, GRPC_STATUS_OK);
+	ck_assert_int_eq(eh_approve(c, kak, &cred, "approval-f", 1, hp, 1, 5, "rid-b", &sad,
+	    &sadlen, &status), 0);
+	ck_assert_int_eq(status, GRPC_STATUS_OK);
+	/* a flipped bit anywhere: the MAC no longer matches */
+	sad[sadlen / 2] ^= 0x01;
+	ck_assert_int_eq(eh_sign_hash(c, &cred, sad, sadlen, 1, RSSP__ENGINE__V1__SIGN_ALGO__SIGN_ECDSA,
+	    hp, 1, 32, "rid-forged", NULL, &status, &msg), 0);
+	ck_assert_int_eq(status, GRPC_STATUS_PERMISSION_DENIED);
+	free(msg);
+	sad[sadlen / 2] ^= 0x01;
+	sad[sadlen - 1] ^= 0x80;
+	ck_assert_int_eq(eh_sign_hash(c, &cred, sad, sadlen, 1, RSSP__ENGINE__V1__SIGN_ALGO__SIGN_ECDSA,
+	    hp, 1, 32, "rid-forged2", NULL, &status, &msg), 0);
+	ck_assert_int_eq(status, GRPC_STATUS_PERMISSION_DENIED);
+	free(msg);
+	/* a bad KAK signature on an activation is refused too */
+	{
+		struct eh_cred c2;
+		ck_assert_int_eq(eh_activate(c, kak, RSSP__ENGINE__V1__KEY_ALGO__KEY_EC_P256,
+		    "cred-forge2", "rid-c", 1, &c2, &status), 0);
+		ck_assert_int_eq(status, GRPC_STATUS_PERMISSION_DENIED);
+	}
+	eh_cred_release(&cred);
+	eh_kak_free(kak);
+	free(sad);
+	engine_client_free(c);
+	ck_assert_int_eq(stop_engine(pid), 0);
+	msg = slurp(auditpath);
+	ck_assert_ptr_nonnull(strstr(msg, "\"event\":\"signhash\",\"request_id\":\"rid-forged\""));
+	ck_assert_ptr_nonnull(strstr(msg, "\"result\":\"refused\""));
+	free(msg);
+}
+END_TEST
+
+START_TEST(test_an_unknown_method_and_an_oversize_message_are_refused_and_audited)
+{
+	struct engine_client *c;
+	pid_t pid = start_engine_env(NULL, 1);
+	uint8_t *resp = NULL, *big;
+	size_t resplen;
+	int status;
+	char *msg = NULL, *log;
+
+	ck_assert_int_eq(engine_client_new(sock, 60000, &c), 0);
+	ck_assert_int_eq(engine_call_path(c, "/rssp.engine.v1.Engine/ExportKey", "rid-unknown",
+	    (const uint8_t *)"", 0, &resp, &resplen, &status, &msg), 0);
+	ck_assert_int_eq(status, GRPC_STATUS_UNIMPLEMENTED);
+	free(msg);
+	big = calloc(1, 200 * 1024);
+	big[0] = 0x12; /* would be field 2 (credential_id) if anyone unpacked it */
+	ck_assert_int_eq(engine_call(c, ENGINE_METHOD_SIGNHASH, "rid-big", big, 200 * 1024,
+	    &resp, &resplen, &status, &msg), 0);
+	ck_assert_int_eq(status, GRPC_STATUS_RESOURCE_EXHAUSTED);
+	free(msg);
+	ck_assert_int_eq(engine_call(c, ENGINE_METHOD_AUTHORIZE, "rid-big2", big, 97 * 1024,
+	    &resp, &resplen, &status, &msg), 0);
+	ck_assert_int_eq(status, GRPC_STATUS_RESOURCE_EXHAUSTED);
+	free(msg);
+	free(big);
+	engine_client_free(c);
+	ck_assert_int_eq(stop_engine(pid), 0);
+	log = slurp(auditpath);
+	ck_assert_ptr_nonnull(strstr(log, "\"event\":\"rpc.unimplemented\",\"request_id\":\"rid-unknown\""));
+	ck_assert_ptr_nonnull(strstr(log, "\"event\":\"rpc.too_large\",\"request_id\":\"rid-big\""));
+	ck_assert_ptr_nonnull(strstr(log, "\"event\":\"rpc.too_large\",\"request_id\":\"rid-big2\""));
+	free(log);
+}
+END_TEST
+
+START_TEST(test_a_peer_uid_not_allowed_is_refused_and_audited)
+{
+	struct engine_client *c;
+	pid_t pid;
+	uint8_t *resp = NULL;
+	size_t resplen;
+	int status, i;
+	char *msg = NULL, *log = NULL, want[80];
+
+	ck_assert_uint_ne(getuid(), 65534);
+	pid = start_engine_env("RSSP_ENGINE_ALLOWED_UIDS=65534", 0);
+	/* wait until it serves (engine.start is written after listen), then call: the
+	 * connection is closed at once */
+	for (i = 0; i < 400; i++) {
+		FILE *f = fopen(auditpath, "r");
+		char line[4096];
+		int started = 0;
+		while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+			started |= strstr(line, "\"event\":\"engine.start\"") != NULL;
+		if (f != NULL)
+			fclose(f);
+		if (started)
+			break;
+		usleep(50 * 1000);
+	}
+	ck_assert_int_eq(engine_client_new(sock, 3000, &c), 0);
+	ck_assert_int_eq(engine_call(c, ENGINE_METHOD_SIGNHASH, "rid-peer", (const uint8_t *)"", 0,
+	    &resp, &resplen, &status, &msg), RSSP_E_UNAVAILABLE);
+	engine_client_free(c);
+	ck_assert_int_eq(stop_engine(pid), 0);
+	log = slurp(auditpath);
+	snprintf(want, sizeof(want), "\"event\":\"peer.refused\",\"request_id\":\"\",\"peer_uid\":%u,",
+	    (unsigned)getuid());
+	ck_assert_msg(strstr(log, want) != NULL, "no %s in %s", want, log);
+	ck_assert_ptr_null(strstr(log, "rid-peer"));
+	free(log);
+}
+END_TEST
+
+struct inflight {
+	struct engine_client *c;
+	const struct eh_cred *cred;
+	const uint8_t *sad;
+	size_t sadlen;
+	const uint8_t **hp;
+	size_t n;
+	int rc, status;
+	size_t nsig;
+};
+
+static void *
+inflight_call(void *arg)
+{
+	struct inflight *f = arg;
+	Rssp__Engine__V1__SignHashResponse *resp = NULL;
+	char *msg = NULL;
+
+	f->rc = eh_sign_hash(f->c, f->cred, f->sad, f->sadlen, 1,
+	    RSSP__ENGINE__V1__SIGN_ALGO__SIGN_RSA_PKCS1_V15, f->hp, f->n, 32, "rid-drain", &resp,
+	    &f->status, &msg);
+	if (resp != NULL) {
+		f->nsig = resp->n_signatures;
+		rssp__engine__v1__sign_hash_response__free_unpacked(resp, NULL);
+	}
+	free(msg);
+	return NULL;
+}
+
+START_TEST(test_sigterm_during_calls_in_flight_drains_them_and_exits_0)
+{
+	enum { N = 300, T = 2 };
+	struct engine_client *c;
+	struct eh_kak *kak;
+	struct eh_cred cred;
+	struct inflight f[T];
+	pthread_t th[T];
+	uint8_t (*h)[32] = malloc(N * 32), *sad = NULL;
+	const uint8_t **hp = malloc(N * sizeof(*hp));
+	size_t sadlen = 0;
+	pid_t pid = start_engine_env("RSSP_ENGINE_WORKERS=2", 1);
+	int status, i;
+
+	random_hashes(h, hp, N);
+	ck_assert_int_eq(engine_client_new(sock, 60000, &c), 0);
+	ck_assert_int_eq(eh_kak_new(RSSP__ENGINE__V1__KAK_ALGO__KAK_ECDSA_P256_SHA256, &kak), 0);
+	ck_assert_int_eq(eh_activate(c, kak, RSSP__ENGINE__V1__KEY_ALGO__KEY_RSA2048, "cred-drain",
+	    "rid-a", 0, &cred, &status), 0);
+	ck_assert_int_eq(status, GRPC_STATUS_OK);
+	ck_assert_int_eq(eh_approve(c, kak, &cred, "approval-d", 1, hp, N, N * T, "rid-b", &sad,
+	    &sadlen, &status), 0);
+	ck_assert_int_eq(status, GRPC_STATUS_OK);
+	for (i = 0; i < T; i++) {
+		f[i] = (struct inflight){ .c = c, .cred = &cred, .sad = sad, .sadlen = sadlen,
+		    .hp = hp, .n = N };
+		ck_assert_int_eq(pthread_create(&th[i], NULL, inflight_call, &f[i]), 0);
+	}
+	/* each call signs 300 RSA hashes (well over 100 ms); stop while they run */
+	usleep(100 * 1000);
+	kill(pid, SIGTERM);
+	for (i = 0; i < T; i++) {
+		pthread_join(th[i], NULL);
+		ck_assert_int_eq(f[i].rc, 0);
+		ck_assert_int_eq(f[i].status, GRPC_STATUS_OK);
+		ck_assert_uint_eq(f[i].nsig, N);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status));
+	ck_assert_int_eq(WEXITSTATUS(status), 0);
+	ck_assert_int_ne(access(sock, F_OK), 0);
+	eh_cred_release(&cred);
+	eh_kak_free(kak);
+	engine_client_free(c);
+	free(sad);
+	free(h);
+	free(hp);
+}
+END_TEST
+
+START_TEST(test_a_second_instance_on_a_live_socket_refuses_to_start)
+{
+	struct engine_client *c;
+	pid_t pid = start_engine_env(NULL, 1), pid2;
+	uint8_t *resp = NULL;
+	size_t resplen;
+	int st, status;
+	char *msg = NULL;
+
+	pid2 = start_engine_env(NULL, 0);
+	ck_assert_int_eq(waitpid(pid2, &st, 0), pid2);
+	ck_assert(WIFEXITED(st));
+	ck_assert_int_ne(WEXITSTATUS(st), 0);
+	/* the first still serves */
+	ck_assert_int_eq(engine_client_new(sock, 5000, &c), 0);
+	ck_assert_int_eq(engine_call_path(c, "/x.Y/Z", "rid", (const uint8_t *)"", 0, &resp,
+	    &resplen, &status, &msg), 0);
+	ck_assert_int_eq(status, GRPC_STATUS_UNIMPLEMENTED);
+	free(msg);
+	engine_client_free(c);
+	ck_assert_int_eq(stop_engine(pid), 0);
+}
+END_TEST
+
+START_TEST(test_audit_verify_accepts_the_engines_log_and_catches_an_edit)
+{
+	struct engine_client *c;
+	pid_t pid;
+	uint8_t *resp = NULL;
+	size_t resplen;
+	int status, i;
+	char *msg = NULL, *log, *p, cmd[800], out[512];
+	FILE *f;
+
+	/* two runs: the chain continues across the restart */
+	for (i = 0; i < 2; i++) {
+		pid = start_engine_env(NULL, 1);
+		ck_assert_int_eq(engine_client_new(sock, 5000, &c), 0);
+		ck_assert_int_eq(engine_call_path(c, "/x.Y/Z", "rid", (const uint8_t *)"", 0, &resp,
+		    &resplen, &status, &msg), 0);
+		free(msg);
+		engine_client_free(c);
+		ck_assert_int_eq(stop_engine(pid), 0);
+	}
+	snprintf(cmd, sizeof(cmd), "'%s' audit-verify '%s' 2>/dev/null", engine_bin, auditpath);
+	f = popen(cmd, "r");
+	ck_assert_ptr_nonnull(fgets(out, sizeof(out), f));
+	ck_assert_int_eq(pclose(f), 0);
+	ck_assert_str_eq(out, "ok 6 lines\n");
+	/* edit the second line's event */
+	log = slurp(auditpath);
+	p = strstr(log, "rpc.unimplemented");
+	ck_assert_ptr_nonnull(p);
+	memcpy(p, "rpc.unimplementeD", 17);
+	f = fopen(auditpath, "w");
+	fputs(log, f);
+	fclose(f);
+	free(log);
+	f = popen(cmd, "r");
+	ck_assert_ptr_nonnull(fgets(out, sizeof(out), f));
+	ck_assert_int_eq(WEXITSTATUS(pclose(f)), 1);
+	ck_assert_str_eq(out, "line 2: edited (line 3's prev does not match it)\n");
+}
+END_TEST
+
+START_TEST(test_check_prints_the_configuration_without_the_pin)
+{
+	char cmd[800], out[4096];
+	size_t n;
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd), "RSSP_ENGINE_SOCKET='%s' '%s' serve --check", sock, engine_bin);
+	f = popen(cmd, "r");
+	n = fread(out, 1, sizeof(out) - 1, f);
+	out[n] = '\0';
+	ck_assert_int_eq(pclose(f), 0);
+	ck_assert_ptr_nonnull(strstr(out, "RSSP_PIN_FILE="));
+	ck_assert_ptr_nonnull(strstr(out, "RSSP_TOKEN_LABEL=" TOKEN "\n"));
+	ck_assert_ptr_nonnull(strstr(out, "configuration ok"));
+	ck_assert_ptr_null(strstr(out, PIN));
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("engine_rpc_e2e");
+	TCase *tc = tcase_create("e2e");
+	SRunner *sr;
+	int failed;
+
+	signal(SIGPIPE, SIG_IGN);
+	tcase_add_unchecked_fixture(tc, suite_setup, suite_teardown);
+	tcase_add_checked_fixture(tc, setup, NULL);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_activation_approval_and_signhash_work_for_rsa2048_and_p256);
+	tcase_add_test(tc, test_a_forged_sad_is_permission_denied);
+	tcase_add_test(tc, test_an_unknown_method_and_an_oversize_message_are_refused_and_audited);
+	tcase_add_test(tc, test_a_peer_uid_not_allowed_is_refused_and_audited);
+	tcase_add_test(tc, test_sigterm_during_calls_in_flight_drains_them_and_exits_0);
+	tcase_add_test(tc, test_a_second_instance_on_a_live_socket_refuses_to_start);
+	tcase_add_test(tc, test_audit_verify_accepts_the_engines_log_and_catches_an_edit);
+	tcase_add_test(tc, test_check_prints_the_configuration_without_the_pin);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
