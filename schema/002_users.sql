@@ -67,9 +67,14 @@ BEGIN
             INTO s USING account;
     END IF;
     IF s IS DISTINCT FROM 'ACTIVE' AND to_regclass('sic_activation_codes') IS NOT NULL THEN
+        -- as sic/status: a live activation code, or an activation under way
         EXECUTE 'SELECT EXISTS (SELECT 1 FROM sic_activation_codes WHERE user_id = $1
                  AND used_at IS NULL AND expires_at > now() AND tries < 5)'
             INTO pending USING account;
+        IF NOT pending AND to_regclass('sic_activations') IS NOT NULL THEN
+            EXECUTE 'SELECT EXISTS (SELECT 1 FROM sic_activations WHERE user_id = $1
+                     AND used_at IS NULL AND expires_at > now())' INTO pending USING account;
+        END IF;
         IF pending THEN
             RETURN 'PENDING';
         END IF;

@@ -545,6 +545,45 @@ START_TEST(test_status_follows_the_tenant_rules)
 }
 END_TEST
 
+START_TEST(test_status_reports_the_sic_status_and_the_credential_count)
+{
+	char *email, *id, *t = signer_new(&email, &id);
+	struct gwt_resp *r;
+
+	r = post_status(t, "userID", id);
+	ck_assert_str_eq(gwt_str(r, "sicStatus"), "NONE");
+	ck_assert_int_eq(gwt_int(r, "credentials"), 0);
+	gwt_resp_free(r);
+	/* the tables of 003_signing.sql, written as the signing functions write them */
+	free(gwt_sql(g, "INSERT INTO sic_activation_codes (user_id, channel, code_hash, expires_at) "
+	    "VALUES ($1::uuid, 'sms', sha256('12345678'), now() + interval '10 minutes') RETURNING 1", id, NULL));
+	r = post_status(t, "userID", id);
+	ck_assert_str_eq(gwt_str(r, "sicStatus"), "PENDING");
+	gwt_resp_free(r);
+	free(gwt_sql(g, "INSERT INTO devices (user_id, device_uuid, name, platform, kak_spki, kak_algo, "
+	    "sign_algo, sha_algo, status) VALUES ($1::uuid, 'dev-1', 'phone', 'android', '\\x00', 1, "
+	    "'ECDSA', 'sha256', 'ACTIVE') RETURNING 1", id, NULL));
+	free(gwt_sql(g, "INSERT INTO credentials (owner_id, key_algo, validity_days, status) "
+	    "VALUES ($1::uuid, 'ecp256', 365, 'NEW'), ($1::uuid, 'ecp256', 365, 'ACTIVE'), "
+	    "($1::uuid, 'rsa2048', 365, 'REVOKED') RETURNING 1", id, NULL));
+	r = post_status(gwt_admin_token(g), "userID", id);
+	gwt_expect(r, 200, NULL);
+	ck_assert_str_eq(gwt_str(r, "sicStatus"), "ACTIVE");
+	ck_assert_int_eq(gwt_int(r, "credentials"), 2);
+	gwt_resp_free(r);
+	free(gwt_sql(g, "UPDATE devices SET status = 'REVOKED', revoked_at = now() WHERE user_id = $1::uuid "
+	    "RETURNING 1", id, NULL));
+	free(gwt_sql(g, "UPDATE sic_activation_codes SET used_at = now() WHERE user_id = $1::uuid "
+	    "RETURNING 1", id, NULL));
+	r = post_status(t, "email", email);
+	ck_assert_str_eq(gwt_str(r, "sicStatus"), "REVOKED");
+	gwt_resp_free(r);
+	free(t);
+	free(id);
+	free(email);
+}
+END_TEST
+
 /* ---- users/registerCompanyUser ---- */
 
 static struct gwt_resp *
@@ -1029,6 +1068,7 @@ accounts_suite(void)
 	tcase_add_test(tc, test_change_passphrase_refuses_a_wrong_old_passphrase_and_bad_fields);
 	tcase_add_test(tc, test_change_passphrase_failures_count_towards_the_lockout);
 	tcase_add_test(tc, test_status_follows_the_tenant_rules);
+	tcase_add_test(tc, test_status_reports_the_sic_status_and_the_credential_count);
 	tcase_add_test(tc, test_register_company_user_creates_the_company_and_keeps_company_admins_in_it);
 	tcase_add_test(tc, test_signers_and_rps_cannot_call_admin_routes);
 	tcase_add_test(tc, test_disable_stops_the_tokens_and_logins_and_enable_restores_them);
