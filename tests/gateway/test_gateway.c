@@ -116,7 +116,7 @@ START_TEST(test_operational_endpoints_answer)
 	struct gwt *g = gwt_start(&fast);
 	struct gwt_resp *r;
 	FILE *f;
-	char line[2048];
+	char line[2048], path[1024];
 	int seen = 0;
 
 	r = gwt_get(g, "/healthz");
@@ -143,10 +143,11 @@ START_TEST(test_operational_endpoints_answer)
 	ck_assert_ptr_nonnull(strstr(r->body, "rssp_db_pool_in_use "));
 	ck_assert_ptr_nonnull(strstr(r->body, "rssp_db_pool_size 16"));
 	gwt_resp_free(r);
+	snprintf(path, sizeof(path), "%s", gwt_stdout_path(g));
 	gwt_stop(g);
 
 	/* one JSON access-log line per request, without secrets */
-	f = fopen(gwt_stdout_path(g), "r");
+	f = fopen(path, "r");
 	ck_assert_ptr_nonnull(f);
 	while (fgets(line, sizeof(line), f) != NULL) {
 		json_error_t e;
