@@ -101,9 +101,12 @@ x509_name_text(const X509_NAME *n)
 
 	if (b == NULL)
 		return NULL;
+	/* the BIO's data is not NUL-terminated */
 	if (X509_NAME_print_ex(b, n, 0, XN_FLAG_RFC2253) >= 0 &&
-	    (len = BIO_get_mem_data(b, &p)) >= 0)
-		s = strndup(p, (size_t)len);
+	    (len = BIO_get_mem_data(b, &p)) >= 0 && (s = malloc((size_t)len + 1)) != NULL) {
+		memcpy(s, p, (size_t)len);
+		s[len] = '\0';
+	}
 	BIO_free(b);
 	return s;
 }

@@ -251,13 +251,44 @@ post(const char *path, const char *token, json_t *body)
 	return r;
 }
 
+/* What a test allocates lives until the test ends (teardown frees it), so that a
+ * failing assertion leaks nothing either. */
+static void *garbage[4096];
+static EVP_PKEY *garbage_keys[256];
+static int n_garbage, n_garbage_keys;
+
+static void *
+keep(void *p)
+{
+	ck_assert_int_lt(n_garbage, 4096);
+	garbage[n_garbage++] = p;
+	return p;
+}
+
+static EVP_PKEY *
+keep_key(EVP_PKEY *k)
+{
+	ck_assert_int_lt(n_garbage_keys, 256);
+	garbage_keys[n_garbage_keys++] = k;
+	return k;
+}
+
+static void
+collect_garbage(void)
+{
+	while (n_garbage > 0)
+		free(garbage[--n_garbage]);
+	while (n_garbage_keys > 0)
+		EVP_PKEY_free(garbage_keys[--n_garbage_keys]);
+}
+
 static char *
 str_of(const struct gwt_resp *r, const char *m)
 {
 	const char *s = gwt_str(r, m);
 
 	ck_assert_msg(s != NULL, "no '%s' in %s", m, r->body);
-	return strdup(s);
+	return keep(strdup(s));
 }
 
 /* ---- actors ---------------------------------------------------------------------- */
@@ -283,7 +314,7 @@ rp_new(struct rp *rp)
 	rp->client_id = str_of(r, "clientID");
 	rp->secret = str_of(r, "secretKey");
 	gwt_resp_free(r);
-	rp->token = gwt_login(G, rp->client_id, rp->secret, NULL);
+	rp->token = keep(gwt_login(G, rp->client_id, rp->secret, NULL));
 	free(name);
 }
 
@@ -297,7 +328,7 @@ signer_new(struct rp *rp, struct signer *s)
 
 	memset(s, 0, sizeof(*s));
 	snprintf(email, sizeof(email), "%s@rssp.test", u);
-	s->email = strdup(email);
+	s->email = keep(strdup(email));
 	r = post("/rssp/users/register", rp->token, json_pack("{s:s,s:s,s:s}", "email", email,
 	    "mobile", "+491511234567", "fullName", "Erika Mustermann"));
 	gwt_expect(r, 201, NULL);
@@ -307,7 +338,7 @@ signer_new(struct rp *rp, struct signer *s)
 	r = post("/rssp/users/confirm", NULL, json_pack("{s:s,s:s}", "token", tok, "passphrase", PASS));
 	gwt_expect(r, 200, NULL);
 	gwt_resp_free(r);
-	s->token = gwt_login(G, email, PASS, NULL);
+	s->token = keep(gwt_login(G, email, PASS, NULL));
 	free(tok);
 	free(u);
 }
@@ -369,9 +400,8 @@ signer_activate(struct rp *rp, struct signer *s, int ec)
 	char *code, *act, *sig, *spki, dev[64];
 
 	s->ec = ec;
-	EVP_PKEY_free(s->kak);
-	s->kak = ec ? EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256") :
-	    EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+	s->kak = keep_key(ec ? EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256") :
+	    EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048));
 	ck_assert_ptr_nonnull(s->kak);
 	r = post("/rssp/sic/activationCode", rp->token, json_pack("{s:s,s:s}", "userID", s->user_id,
 	    "channel", "email"));
@@ -383,8 +413,7 @@ signer_activate(struct rp *rp, struct signer *s, int ec)
 	ck_assert_ptr_nonnull(code = gwt_outbox_secret(G, s->email, "sic_activation_code"));
 	ck_assert_uint_eq(strlen(code), 8);
 	snprintf(dev, sizeof(dev), "dev-%s-%d-%d", ec ? "ec" : "rsa", (int)getpid(), rand());
-	free(s->device);
-	s->device = strdup(dev);
+	s->device = keep(strdup(dev));
 	r = post("/rssp/sic/activate/initialize", s->token, json_pack("{s:s,s:s}",
 	    "activationCode", code, "deviceUUID", dev));
 	gwt_expect(r, 200, NULL);
@@ -400,7 +429,6 @@ signer_activate(struct rp *rp, struct signer *s, int ec)
 	ck_assert_str_eq(gwt_str(r, "status"), "ACTIVE");
 	gwt_resp_free(r);
 	free(code);
-	free(act);
 	free(sig);
 	free(spki);
 }
@@ -486,7 +514,7 @@ make_hashes(int hash_len, int n, const char *seed, char **out)
 			SHA384((const uint8_t *)in, strlen(in), d);
 		else
 			SHA512((const uint8_t *)in, strlen(in), d);
-		out[i] = b64(d, (size_t)hash_len);
+		out[i] = keep(b64(d, (size_t)hash_len));
 	}
 }
 
@@ -568,8 +596,6 @@ approve(struct rp *rp, struct signer *s, const char *cred, char **hashes, int n,
 	sad = check_sad(rp->token, id);
 	if (req_idp)
 		*req_idp = id;
-	else
-		free(id);
 	return sad;
 }
 
@@ -681,9 +707,6 @@ sign_and_verify(struct rp *rp, struct signer *s, const char *cred, int hash_len,
 	for (i = 0; i < 3; i++)
 		verify_sig(cert, kind, md, hashes[i], json_string_value(json_array_get(sigs, i)));
 	gwt_resp_free(r);
-	for (i = 0; i < 3; i++)
-		free(hashes[i]);
-	free(sad);
 	X509_free(cert);
 }
 
@@ -810,8 +833,8 @@ START_TEST(test_authorize_with_wait_answers_the_sad_as_soon_as_the_app_confirms)
 		    "status", "PENDING"));
 		gwt_expect(r, 200, NULL);
 		if (json_array_size(json_object_get(r->json, "requests")) == 1)
-			id = strdup(json_string_value(json_object_get(json_array_get(
-			    json_object_get(r->json, "requests"), 0), "requestID")));
+			id = keep(strdup(json_string_value(json_object_get(json_array_get(
+			    json_object_get(r->json, "requests"), 0), "requestID"))));
 		gwt_resp_free(r);
 		if (id == NULL)
 			usleep(50 * 1000);
@@ -858,7 +881,7 @@ START_TEST(test_signhash_refuses_beyond_num_signatures_unapproved_hashes_and_tam
 	gwt_expect(r, 403, "access_denied");
 	gwt_resp_free(r);
 	/* A tampered SAD is a client error, never a 500. */
-	bad = strdup(sad);
+	bad = keep(strdup(sad));
 	bad[5] = bad[5] == 'A' ? 'B' : 'A';
 	r = sign_hash(rp.token, cred, bad, hashes, 1, SHA256_OID, ECDSA_SHA256, NULL);
 	ck_assert_int_ge(r->status, 400);
@@ -908,7 +931,7 @@ START_TEST(test_confirm_refuses_a_wrong_or_replayed_signature_and_an_expired_req
 	id = authorize(rp.token, cred, hashes, 1, 1, SHA256_OID);
 	/* Signed by another key: the engine refuses. */
 	fake = s;
-	fake.kak = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+	fake.kak = keep_key(EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048));
 	r = post("/rssp/requests/info", s.token, json_pack("{s:s}", "requestID", id));
 	gwt_expect(r, 200, NULL);
 	sig = kak_sign_b64(&fake, gwt_str(r, "authData"));
@@ -917,12 +940,10 @@ START_TEST(test_confirm_refuses_a_wrong_or_replayed_signature_and_an_expired_req
 	    "deviceUUID", s.device, "authorizeSignature", sig));
 	gwt_expect(r, 403, "access_denied");
 	gwt_resp_free(r);
-	EVP_PKEY_free(fake.kak);
 	free(sig);
 	/* The right signature works once; replayed, it is refused. */
 	ck_assert_int_eq(confirm(&s, id), 200);
 	ck_assert_int_eq(confirm(&s, id), 409);
-	free(id);
 	/* An expired request: 410 for the app and for the RP. */
 	id = authorize(rp.token, cred, hashes, 1, 1, SHA256_OID);
 	free(gwt_sql(G, "UPDATE auth_requests SET expires_at = 1 WHERE id = $1 RETURNING 1", id, NULL));
@@ -930,7 +951,6 @@ START_TEST(test_confirm_refuses_a_wrong_or_replayed_signature_and_an_expired_req
 	r = post("/rssp/credentials/authorizeCheck", rp.token, json_pack("{s:s}", "requestID", id));
 	gwt_expect(r, 410, "expired");
 	gwt_resp_free(r);
-	free(id);
 }
 END_TEST
 
@@ -979,7 +999,6 @@ START_TEST(test_user_b_neither_sees_nor_confirms_user_a_requests)
 	ck_assert_ptr_nonnull(strstr(r->body, cred_b));
 	gwt_resp_free(r);
 	free(sig);
-	free(id);
 }
 END_TEST
 
@@ -1019,7 +1038,6 @@ START_TEST(test_a_revoked_device_cannot_confirm_and_its_credentials_fall_back_to
 	signer_activate(&rp, &s, 1);
 	cred_activate(&s, cred);
 	sign_and_verify(&rp, &s, cred, 32, SHA256_OID, ECDSA_SHA256, NULL, V_ECDSA, EVP_sha256());
-	free(id);
 }
 END_TEST
 
@@ -1059,7 +1077,6 @@ START_TEST(test_signhash_refuses_a_revoked_or_cancelled_credential)
 	r = sign_hash(rp.token, cred, sad, hashes, 1, SHA256_OID, ECDSA_SHA256, NULL);
 	gwt_expect(r, 409, "conflict");
 	gwt_resp_free(r);
-	free(sad);
 }
 END_TEST
 
@@ -1146,7 +1163,6 @@ START_TEST(test_fields_are_validated_with_a_message_naming_the_field)
 		gwt_expect(d, 400, "invalid_request");
 		ck_assert_ptr_nonnull(strstr(gwt_str(d, "error_description"), "signAlgo"));
 		gwt_resp_free(d);
-		free(act);
 	}
 	gwt_resp_free(r);
 	r = post("/rssp/credentials/create", rp.token, json_pack("{s:s,s:s}", "userID", s.user_id,
@@ -1201,7 +1217,6 @@ START_TEST(test_engine_down_answers_503_with_retry_after_then_recovers)
 	}
 	gwt_expect(r, 200, NULL);
 	gwt_resp_free(r);
-	free(sad);
 }
 END_TEST
 
@@ -1215,6 +1230,7 @@ main(void)
 
 	srand((unsigned)getpid());
 	tcase_add_unchecked_fixture(tc, stack_up, stack_down);
+	tcase_add_checked_fixture(tc, NULL, collect_garbage);
 	tcase_set_timeout(tc, 240);
 	tcase_add_test(tc, test_rsa_pss_kak_activates_rsa2048_and_ecp384_and_signatures_verify);
 	tcase_add_test(tc, test_ec_kak_activates_rsa3072_and_ecp256_and_signatures_verify);
