@@ -30,6 +30,8 @@
 static const char *sock_path, *module_path, *token_label, *pin_file;
 static long engine_pid;
 static double seconds = 3.0;
+static unsigned timeout_ms = 30000;
+static int want_keys = 3;     /* bit 0: RSA-2048, bit 1: EC P-256 */
 
 static double
 now(void)
@@ -411,7 +413,7 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: rssp-bench-engine --socket PATH --module PATH --token LABEL "
-	    "--pin-file FILE [--engine-pid PID] [--seconds S]\n");
+	    "--pin-file FILE [--engine-pid PID] [--seconds S] [--timeout-ms MS] [--keys rsa|ec|both]\n");
 	exit(2);
 }
 
@@ -428,7 +430,7 @@ main(int argc, char **argv)
 	static const size_t per[2] = { 1, 16 };
 	struct eh_cred cred[2];
 	double raw[2][2], rawcpu[2][2], eng, srv, noop, noopcpu;
-	int i, k, c, p, status;
+	int i, k, c, p, r, status;
 	char cid[64];
 
 	for (i = 1; i < argc; i++) {
@@ -446,24 +448,34 @@ main(int argc, char **argv)
 			engine_pid = strtol(argv[++i], NULL, 10);
 		else if (strcmp(argv[i], "--seconds") == 0)
 			seconds = strtod(argv[++i], NULL);
+		else if (strcmp(argv[i], "--timeout-ms") == 0)
+			timeout_ms = (unsigned)strtoul(argv[++i], NULL, 10);
+		else if (strcmp(argv[i], "--keys") == 0) {
+			i++;
+			want_keys = strcmp(argv[i], "rsa") == 0 ? 1 : strcmp(argv[i], "ec") == 0 ? 2 : 3;
+		}
 		else
 			usage();
 	}
 	if (sock_path == NULL || module_path == NULL || token_label == NULL || pin_file == NULL ||
 	    seconds <= 0)
 		usage();
-	if (engine_client_new(sock_path, 30000, &client) != 0 ||
+	if (engine_client_new(sock_path, timeout_ms, &client) != 0 ||
 	    engine_client_ready(client, 10000) != 0) {
 		fprintf(stderr, "engine not reachable on %s\n", sock_path);
 		return 1;
 	}
 	if (eh_kak_new(RSSP__ENGINE__V1__KAK_ALGO__KAK_ECDSA_P256_SHA256, &kak) != 0)
 		return 1;
+	memset(cred, 0, sizeof(cred));
 	for (k = 0; k < 2; k++) {
+		if (!(want_keys & (1 << k)))
+			continue;
 		snprintf(cid, sizeof(cid), "bench-%d-%ld", k, (long)getpid());
-		if (eh_activate(client, kak, keys[k].key_algo, cid, "bench", 0, &cred[k], &status) != 0 ||
-		    status != GRPC_STATUS_OK) {
-			fprintf(stderr, "activation failed: status %d\n", status);
+		status = -1;
+		if ((r = eh_activate(client, kak, keys[k].key_algo, cid, "bench", 0, &cred[k],
+		    &status)) != 0 || status != GRPC_STATUS_OK) {
+			fprintf(stderr, "activation failed: %d, status %d\n", r, status);
 			return 1;
 		}
 	}
@@ -476,6 +488,8 @@ main(int argc, char **argv)
 	printf("%-9s %-11s %-4s %12s %14s %10s %16s %19s\n", "key", "hashes/call", "conc",
 	    "raw sig/s", "engine sig/s", "engine/raw", "raw CPU us/sig", "engine CPU us/sig");
 	for (k = 0; k < 2; k++) {
+		if (!(want_keys & (1 << k)))
+			continue;
 		for (c = 0; c < 2; c++)
 			raw[k][c] = raw_rate(cred[k].key_label, keys[k].is_ec, conc[c], &rawcpu[k][c]);
 		for (p = 0; p < 2; p++)
