@@ -467,6 +467,7 @@ delivery_main(void *arg)
 	rssp_log_set_request_id("outbox-delivery");
 	for (;;) {
 		struct pollfd pfd[2] = { { .fd = d->wake[0], .events = POLLIN }, { .fd = -1 } };
+		int timeout = 1000;
 		if (db == NULL)
 			db = delivery_connect(d->db_url);
 		if (db != NULL) {
@@ -476,14 +477,14 @@ delivery_main(void *arg)
 				PQfinish(db);
 				db = NULL;
 			} else if (sent == 20) {
-				continue; /* more may be due */
+				timeout = 0; /* more may be due; only look for a stop request */
 			}
 		}
 		if (db != NULL) {
 			pfd[1].fd = PQsocket(db);
 			pfd[1].events = POLLIN;
 		}
-		if (poll(pfd, 2, 1000) < 0 && errno != EINTR)
+		if (poll(pfd, 2, timeout) < 0 && errno != EINTR)
 			break;
 		if (pfd[0].revents != 0)
 			break;
