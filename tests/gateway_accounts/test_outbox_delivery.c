@@ -322,6 +322,84 @@ START_TEST(test_two_delivering_replicas_send_each_message_exactly_once)
 }
 END_TEST
 
+/* ---- delivery rounds, called directly on a database no delivery thread serves ---- */
+
+static struct gwt *plain;
+
+static void
+plain_setup(void)
+{
+	plain = gwt_start(NULL); /* RSSP_DELIVERY=outbox: nothing sends but the test */
+}
+
+static void
+plain_teardown(void)
+{
+	gwt_stop(plain);
+	plain = NULL;
+}
+
+START_TEST(test_a_failed_delivery_counts_an_attempt_backs_off_and_gives_up_at_last)
+{
+	PGconn *db = PQconnectdb(gwt_db_url(plain));
+	/* port 1 on loopback: nothing listens there */
+	struct outbox_delivery_conf conf = { .db_url = gwt_db_url(plain),
+	    .smtp_url = "smtp://127.0.0.1:1", .sms_webhook = NULL };
+	json_t *data = json_pack("{s:s}", "code", "55554444");
+	int sent = -1;
+	char *v;
+
+	ck_assert_int_eq(PQstatus(db), CONNECTION_OK);
+	free(gwt_sql(plain, "UPDATE outbox SET sent_at = now() WHERE sent_at IS NULL RETURNING 1", NULL));
+	ck_assert_int_eq(outbox_enqueue(db, "email", "down@example.org", "notice", "s", "code 55554444", data), 0);
+	ck_assert_int_eq(outbox_enqueue(db, "sms", "+41790000003", "notice", NULL, "code 55554444", data), 0);
+	/* The backoff is checked against the database clock before and after each round,
+	 * so that no assertion depends on how fast this machine is. */
+	char *t0 = gwt_sql(plain, "SELECT now()::text", NULL);
+	ck_assert_int_eq(outbox_deliver_due(db, &conf, 10, &sent), 0);
+	ck_assert_int_eq(sent, 0);
+	v = gwt_sql(plain, "SELECT string_agg(attempts || ' ' || (sent_at IS NULL) || ' ' || "
+	    "(next_attempt_at BETWEEN $1::timestamptz + interval '1 second' AND now() + interval '1 second') "
+	    "|| ' ' || (last_error IS NOT NULL) || ' ' || (data->>'code'), ',' ORDER BY id) "
+	    "FROM outbox WHERE sent_at IS NULL", t0, NULL);
+	ck_assert_str_eq(v, "1 true true true 55554444,1 true true true 55554444");
+	free(v);
+	free(t0);
+	/* a message is not tried before its next attempt is due */
+	free(gwt_sql(plain, "UPDATE outbox SET next_attempt_at = now() + interval '1 hour' "
+	    "WHERE sent_at IS NULL RETURNING 1", NULL));
+	ck_assert_int_eq(outbox_deliver_due(db, &conf, 10, &sent), 0);
+	v = gwt_sql(plain, "SELECT sum(attempts) FROM outbox WHERE sent_at IS NULL", NULL);
+	ck_assert_str_eq(v, "2");
+	free(v);
+	/* the backoff doubles: 1 s after the first failure, 2 s after the second, 8 s after the fourth */
+	free(gwt_sql(plain, "UPDATE outbox SET attempts = 3, next_attempt_at = now() WHERE sent_at IS NULL "
+	    "RETURNING 1", NULL));
+	t0 = gwt_sql(plain, "SELECT now()::text", NULL);
+	ck_assert_int_eq(outbox_deliver_due(db, &conf, 10, &sent), 0);
+	v = gwt_sql(plain, "SELECT bool_and(attempts = 4 AND next_attempt_at BETWEEN $1::timestamptz + "
+	    "interval '8 seconds' AND now() + interval '8 seconds') FROM outbox WHERE sent_at IS NULL", t0, NULL);
+	ck_assert_str_eq(v, "t");
+	free(v);
+	free(t0);
+	/* the sixteenth failure leaves the message for an operator */
+	free(gwt_sql(plain, "UPDATE outbox SET attempts = 15, next_attempt_at = now() WHERE sent_at IS NULL "
+	    "RETURNING 1", NULL));
+	ck_assert_int_eq(outbox_deliver_due(db, &conf, 10, &sent), 0);
+	v = gwt_sql(plain, "SELECT string_agg(attempts || ' ' || (next_attempt_at = 'infinity'), ',') "
+	    "FROM outbox WHERE sent_at IS NULL", NULL);
+	ck_assert_str_eq(v, "16 true,16 true");
+	free(v);
+	/* why: the relay could not be reached; sms is not configured */
+	v = gwt_sql(plain, "SELECT string_agg(channel || ': ' || last_error, ',' ORDER BY id) "
+	    "FROM outbox WHERE sent_at IS NULL", NULL);
+	ck_assert_msg(strstr(v, "sms: sms delivery not configured") != NULL, "%s", v);
+	free(v);
+	json_decref(data);
+	PQfinish(db);
+}
+END_TEST
+
 static Suite *
 delivery_suite(void)
 {
@@ -334,6 +412,11 @@ delivery_suite(void)
 	tcase_add_test(tc, test_deliver_mode_retries_a_failed_sms_and_blanks_the_code);
 	tcase_add_test(tc, test_two_delivering_replicas_send_each_message_exactly_once);
 	tcase_add_test(tc, test_enqueue_belongs_to_the_callers_transaction_and_checks_its_arguments);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("rounds");
+	tcase_add_unchecked_fixture(tc, plain_setup, plain_teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_a_failed_delivery_counts_an_attempt_backs_off_and_gives_up_at_last);
 	suite_add_tcase(s, tc);
 	return s;
 }
