@@ -20,6 +20,7 @@
 #include "rssp_log.h"
 
 #define PIN_MAX 256
+#define HANDLE_CACHE_MAX 100000
 
 struct hsm_session {
 	CK_SESSION_HANDLE handle;
@@ -526,6 +527,8 @@ lookup(struct hsm *h, CK_SESSION_HANDLE sh, const char *label, int cls, CK_OBJEC
 		return CKR_OK;
 	}
 	pthread_mutex_lock(&h->cache_lock);
+	if (kvmap_count(h->handles) >= HANDLE_CACHE_MAX)
+		kvmap_purge(h->handles, purge_all, NULL, NULL);
 	if (kvmap_put(h->handles, key, klen, (void *)(uintptr_t)objs[0]) == RSSP_E_CONFLICT) {
 		(void)kvmap_del(h->handles, key, klen);
 		if (kvmap_put(h->handles, key, klen, (void *)(uintptr_t)objs[0]) != 0)

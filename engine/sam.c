@@ -29,6 +29,7 @@
 #define MAX_APPROVAL_HORIZON 86400      /* an approval may not be valid longer than a day */
 #define MAX_ACTIVATION_HORIZON (7 * 86400) /* nor an activation longer than a week */
 #define MAX_SIG_LEN 1024
+#define PUB_CACHE_MAX 20000 /* parsed credential keys; refilled from the token on a miss */
 
 enum { SIGN_PKCS1 = 1, SIGN_PSS = 2, SIGN_ECDSA = 3 };
 
@@ -90,12 +91,52 @@ audit_str(char *dst, const char *src)
 	snprintf(dst, RSSP_MAX_ID_LEN + 1, "%s", src != NULL ? src : "");
 }
 
+/* Well-formed UTF-8 (no overlongs, no surrogates, at most U+10FFFF): ids end up in
+ * PKCS#11 labels and certificate names. */
+static int
+utf8_ok(const char *str)
+{
+	const unsigned char *p = (const unsigned char *)str;
+	unsigned c, n, i;
+
+	while (*p != '\0') {
+		if (*p < 0x80) {
+			p++;
+			continue;
+		}
+		if ((*p & 0xe0) == 0xc0 && *p >= 0xc2)
+			n = 1, c = *p & 0x1f;
+		else if ((*p & 0xf0) == 0xe0)
+			n = 2, c = *p & 0x0f;
+		else if ((*p & 0xf8) == 0xf0 && *p <= 0xf4)
+			n = 3, c = *p & 0x07;
+		else
+			return 0;
+		for (i = 1; i <= n; i++) {
+			if ((p[i] & 0xc0) != 0x80)
+				return 0;
+			c = (c << 6) | (p[i] & 0x3f);
+		}
+		if ((n == 2 && (c < 0x800 || (c >= 0xd800 && c <= 0xdfff))) ||
+		    (n == 3 && (c < 0x10000 || c > 0x10ffff)))
+			return 0;
+		p += n + 1;
+	}
+	return 1;
+}
+
 static int
 id_ok(const char *s)
 {
 	size_t n = s != NULL ? strlen(s) : 0;
 
-	return n >= 1 && n <= RSSP_MAX_ID_LEN;
+	return n >= 1 && n <= RSSP_MAX_ID_LEN && utf8_ok(s);
+}
+
+static int
+text_ok(const char *s)
+{
+	return s != NULL && strlen(s) <= RSSP_MAX_TEXT_LEN && utf8_ok(s);
 }
 
 static const char *
@@ -184,6 +225,12 @@ pub_entry_free(void *v)
 		return;
 	EVP_PKEY_free(e->pkey);
 	free(e);
+}
+
+static int
+purge_any(void *arg, const void *key, size_t keylen, void *val)
+{
+	return 1;
 }
 
 static int
@@ -454,6 +501,8 @@ authorize_activation(struct sam *s, const Rssp__Engine__V1__AuthorizeRequest *re
 	a->algo = req->kak != NULL ? kak_name(req->kak->algo) : NULL;
 	if (!id_ok(act->credential_id) || !id_ok(act->owner_id) || !id_ok(act->device_uuid))
 		return refuse(a, RSSP_E_INVAL, "id length out of range");
+	if (!text_ok(act->subject_cn))
+		return refuse(a, RSSP_E_INVAL, "subject cn invalid");
 	if (key_name(act->key_algo) == NULL)
 		return refuse(a, RSSP_E_UNSUPPORTED, "unknown key algorithm");
 	if (act->validity_days < 1 || act->validity_days > X509_MAX_DAYS)
@@ -646,8 +695,8 @@ authorize_approval(struct sam *s, const Rssp__Engine__V1__AuthorizeRequest *req,
 	hex(a->hashes_sha256, hsum, sizeof(hsum));
 	if (ap->num_signatures < 1 || ap->num_signatures > RSSP_MAX_HASHES)
 		return refuse(a, RSSP_E_INVAL, "num signatures out of range");
-	if (strlen(ap->rp_name) > RSSP_MAX_TEXT_LEN || strlen(ap->description) > RSSP_MAX_TEXT_LEN)
-		return refuse(a, RSSP_E_INVAL, "text too long");
+	if (!text_ok(ap->rp_name) || !text_ok(ap->description))
+		return refuse(a, RSSP_E_INVAL, "text too long or not utf-8");
 	if (ap->nonce.len < RSSP_MIN_NONCE_LEN || ap->nonce.len > RSSP_MAX_NONCE_LEN)
 		return refuse(a, RSSP_E_INVAL, "nonce length out of range");
 	if (ap->binding.len != BINDING_LEN)
@@ -893,6 +942,8 @@ credential_key(struct sam *s, struct hsm_session *ss, const char *label, EVP_PKE
 		e->pkey = pkey;
 		EVP_PKEY_up_ref(pkey);
 		pthread_mutex_lock(&s->lock);
+		if (kvmap_count(s->pubs) >= PUB_CACHE_MAX)
+			kvmap_purge(s->pubs, purge_any, NULL, pub_entry_free);
 		if (kvmap_put(s->pubs, label, strlen(label), e) == 0)
 			e = NULL;
 		pthread_mutex_unlock(&s->lock);
@@ -1219,8 +1270,8 @@ sam_bench_raw_sign(struct sam *s, const char *key_label, int hash_algo, int sign
 {
 	CK_FUNCTION_LIST *fl = hsm_function_list(s->hsm);
 	struct hsm_session *ss;
-	CK_SESSION_HANDLE sh;
-	CK_OBJECT_HANDLE key;
+	CK_SESSION_HANDLE sh = 0;
+	CK_OBJECT_HANDLE key = 0;
 	CK_RSA_PKCS_PSS_PARAMS pss;
 	CK_MECHANISM m = { CKM_ECDSA, NULL, 0 };
 	uint8_t dg[64], di[128], sig[MAX_SIG_LEN];
@@ -1228,7 +1279,7 @@ sam_bench_raw_sign(struct sam *s, const char *key_label, int hash_algo, int sign
 	CK_ULONG siglen;
 	size_t hlen, tbslen, warm;
 	unsigned i;
-	int r = 0;
+	int r = 0, repaired = 0;
 
 	if ((hlen = rssp_hash_algo_len(hash_algo)) == 0 || sign_name(sign_algo, hash_algo) == NULL)
 		return RSSP_E_UNSUPPORTED;
@@ -1247,25 +1298,28 @@ sam_bench_raw_sign(struct sam *s, const char *key_label, int hash_algo, int sign
 		m.ulParameterLen = sizeof(pss);
 	}
 	ss = hsm_session_get(s->hsm);
-	/* One signature through the engine's path first: it repairs a lost session or a
-	 * stale key handle, so that the raw loop measures the token alone. */
-	warm = sizeof(sig);
-	if ((r = hsm_sign(s->hsm, ss, key_label, HSM_PRIVATE_KEY,
-	    sign_algo == SIGN_PKCS1 ? HSM_MECH_RSA_PKCS : sign_algo == SIGN_PSS ?
-	    HSM_MECH_RSA_PSS : HSM_MECH_ECDSA, hlen, tbs, tbslen, sig, &warm)) != 0)
-		goto out;
-	sh = hsm_session_handle(ss);
-	if ((key = hsm_key_handle(s->hsm, ss, key_label, HSM_PRIVATE_KEY)) == 0) {
-		r = RSSP_E_NOTFOUND;
-		goto out;
-	}
 	for (i = 0; i < count; i++) {
 		siglen = sizeof(sig);
-		if (fl->C_SignInit(sh, &m, key) != CKR_OK ||
-		    fl->C_Sign(sh, (CK_BYTE *)tbs, tbslen, sig, &siglen) != CKR_OK) {
-			r = RSSP_E_HSM;
+		if (i == 0 || repaired) {
+			sh = hsm_session_handle(ss);
+			key = hsm_key_handle(s->hsm, ss, key_label, HSM_PRIVATE_KEY);
+		}
+		if (key != 0 && fl->C_SignInit(sh, &m, key) == CKR_OK &&
+		    fl->C_Sign(sh, (CK_BYTE *)tbs, tbslen, sig, &siglen) == CKR_OK) {
+			repaired = 0;
+			continue;
+		}
+		if (repaired++) {
+			r = key == 0 ? RSSP_E_NOTFOUND : RSSP_E_HSM;
 			goto out;
 		}
+		/* A lost session or a stale handle: one signature through the engine's
+		 * path repairs both, then the raw loop goes on (this one counts). */
+		warm = sizeof(sig);
+		if ((r = hsm_sign(s->hsm, ss, key_label, HSM_PRIVATE_KEY,
+		    sign_algo == SIGN_PKCS1 ? HSM_MECH_RSA_PKCS : sign_algo == SIGN_PSS ?
+		    HSM_MECH_RSA_PSS : HSM_MECH_ECDSA, hlen, tbs, tbslen, sig, &warm)) != 0)
+			goto out;
 	}
 out:
 	hsm_session_put(s->hsm, ss);

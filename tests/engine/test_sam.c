@@ -956,6 +956,52 @@ START_TEST(test_activation_refuses_bad_shapes_and_expiry)
 }
 END_TEST
 
+START_TEST(test_activation_of_a_long_multibyte_credential_id_gets_a_valid_label)
+{
+	struct act a;
+	Rssp__Engine__V1__ActivationResult *res = NULL;
+	char id[RSSP_MAX_ID_LEN + 1];
+	size_t i, n;
+
+	/* 128 bytes: "a" then 127 / 2 two-byte characters, so the cut lands mid-character */
+	id[0] = 'a';
+	for (i = 1; i + 1 < RSSP_MAX_ID_LEN; i += 2) {
+		id[i] = (char)0xc3;
+		id[i + 1] = (char)0xa9; /* U+00E9 */
+	}
+	id[i] = '\0';
+	ck_assert_uint_le(strlen(id), RSSP_MAX_ID_LEN);
+	act_init(&a, id, "user-long", KEY_P256, kak_ec, KAK_ECDSA);
+	ck_assert_int_eq(activate(&a, &res, NULL), 0);
+	n = strlen(res->key_label);
+	ck_assert_uint_le(n, RSSP_MAX_ID_LEN);
+	ck_assert_int_eq(res->key_label[n - 9], '#');
+	/* the cut kept whole characters: the prefix is 'a' plus complete pairs */
+	ck_assert_uint_eq((n - 9 - 1) % 2, 0);
+	ck_assert_int_eq(strncmp(res->key_label, id, n - 9), 0);
+	free_act_result(res);
+}
+END_TEST
+
+START_TEST(test_requests_refuse_ids_that_are_not_utf8)
+{
+	struct act a;
+	struct appr p;
+	struct sam_audit au;
+
+	act_init(&a, "credential-\xff", "user-u", KEY_P256, kak_ec, KAK_ECDSA);
+	ck_assert_int_eq(activate(&a, NULL, &au), RSSP_E_INVAL);
+	act_init(&a, "credential-\xc0\xaf", "user-u", KEY_P256, kak_ec, KAK_ECDSA); /* overlong */
+	ck_assert_int_eq(activate(&a, NULL, &au), RSSP_E_INVAL);
+	act_init(&a, "credential-utf", "user-u", KEY_P256, kak_ec, KAK_ECDSA);
+	snprintf(a.subject_cn, sizeof(a.subject_cn), "Signer \xed\xa0\x80"); /* surrogate */
+	ck_assert_int_eq(activate(&a, NULL, &au), RSSP_E_INVAL);
+	appr_init(&p, &creds[2], H256, 1, 1);
+	snprintf(p.description, sizeof(p.description), "bad \xe2\x82");
+	ck_assert_int_eq(approve(&p, NULL, NULL, &au), RSSP_E_INVAL);
+}
+END_TEST
+
 START_TEST(test_activation_refuses_a_replayed_activation)
 {
 	struct act a;
@@ -1453,6 +1499,8 @@ main(void)
 	tcase_add_test(tc, test_activation_refuses_each_tampered_field);
 	tcase_add_test(tc, test_activation_refuses_bad_shapes_and_expiry);
 	tcase_add_test(tc, test_activation_refuses_a_replayed_activation);
+	tcase_add_test(tc, test_activation_of_a_long_multibyte_credential_id_gets_a_valid_label);
+	tcase_add_test(tc, test_requests_refuse_ids_that_are_not_utf8);
 	tcase_add_test(tc, test_approval_refuses_an_expired_approval);
 	tcase_add_test(tc, test_approval_refuses_a_replayed_approval);
 	tcase_add_test(tc, test_approval_refuses_bad_shapes);
