@@ -40,6 +40,7 @@ static const struct opt opts[] = {
 	{"RSSP_ARGON2_MEMLIMIT_KIB", T_ULL, OFF(argon2_memlimit_kib), "19456", 8, 4194304, 0},
 	{"RSSP_DB_POOL", T_UINT, OFF(db_pool), "16", 1, 1000, 0},
 	{"RSSP_HTTP_THREADS", T_UINT, OFF(http_threads), "4", 1, 256, 0},
+	{"RSSP_LONG_THREADS", T_UINT, OFF(long_threads), "64", 1, 4096, 0},
 	{"RSSP_SERVICE_NAME", T_STR, OFF(service_name), "rssp", 0, 0, 0},
 	{"RSSP_SCHEMA_DIR", T_STR, OFF(schema_dir), NULL, 0, 0, 0},
 	{"RSSP_LOGIN_RATE", T_UINT, OFF(login_rate), "30", 1, 1000000, 0},

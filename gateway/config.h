@@ -26,6 +26,7 @@ struct gw_config {
 	unsigned long long argon2_memlimit_kib; /* RSSP_ARGON2_MEMLIMIT_KIB, default 19456 */
 	unsigned db_pool;         /* RSSP_DB_POOL, default 16 */
 	unsigned http_threads;    /* RSSP_HTTP_THREADS, default 4 */
+	unsigned long_threads;    /* RSSP_LONG_THREADS: threads for waiting requests (long-polls), default 64 */
 	char *service_name;       /* RSSP_SERVICE_NAME, default "rssp" (also the Digest realm) */
 	int log_level;            /* RSSP_LOG_LEVEL error|warn|info|debug, default info */
 	char *schema_dir;         /* RSSP_SCHEMA_DIR, default: the source tree, else /usr/share/rssp/schema */

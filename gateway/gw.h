@@ -63,6 +63,10 @@ struct gw_principal {
 #define GW_NEEDS_ENGINE 0x2u /* 503 engine_unavailable when no engine client exists */
 #define GW_NO_DB        0x4u /* the handler needs no database connection */
 #define GW_RAW_BODY     0x8u /* the body need not be JSON (auth/login: form or empty) */
+#define GW_LONG         0x10u /* the handler may block for long (a long-poll): it runs on a
+                                 separate pool of RSSP_LONG_THREADS threads with its connection
+                                 suspended, never on an HTTP thread. A request whose body has
+                                 an integer "wait" > 0 is treated so on any route. */
 
 struct gw_request;
 struct gw_reply;
@@ -234,6 +238,10 @@ void gw_metrics_engine_call(const char *method, int grpc_status, double seconds)
 /* Counts n signatures made with algo (a short static name, e.g. "rsa-pss-sha256"). At
  * most 32 distinct names are kept; more are counted as "other". */
 void gw_metrics_signatures(const char *algo, unsigned n);
+
+/* True once the gateway is stopping (SIGTERM): a handler that waits (long-poll) should
+ * answer with what it has within a second or so. */
+bool gw_stopping(void);
 
 /* Current time in seconds since the epoch (CLOCK_REALTIME). */
 long long gw_now(void);

@@ -26,6 +26,7 @@
 #define GW_MAX_BODY (1024 * 1024)
 #define GW_MAX_DISCARD (16 * 1024 * 1024)
 #define GW_RID_MAX 128
+#define GW_LONG_QUEUE_MAX 1024
 
 struct gw_server {
 	struct MHD_Daemon *d;
@@ -34,7 +35,24 @@ struct gw_server {
 	struct engine_client *engine;
 	char *tls_cert_pem;
 	char *tls_key_pem;
+	/* the long pool: handlers that may wait (long-polls) */
+	pthread_t *lthreads;
+	unsigned n_lthreads;
+	pthread_mutex_t lmu;
+	pthread_cond_t lcv;
+	struct job *lhead, *ltail;
+	unsigned lqueued;   /* waiting for a thread */
+	unsigned lpending;  /* submitted and not yet answered */
+	int lstop;
 };
+
+static volatile int gw_stopping_flag;
+
+bool
+gw_stopping(void)
+{
+	return __atomic_load_n(&gw_stopping_flag, __ATOMIC_RELAXED) != 0;
+}
 
 /* Per request (MHD's con_cls). */
 struct rq {
@@ -46,6 +64,7 @@ struct rq {
 	int too_big;
 	size_t discarded;
 	int replied; /* a response was queued early (413) */
+	struct job *job; /* a POST being handled (on the long pool while suspended) */
 };
 
 static double
@@ -379,58 +398,187 @@ ensure_db(struct gw_request *req)
 	return gw_db_reacquire(req);
 }
 
+/* One POST request in flight: the context a handler sees, and its reply. */
+struct job {
+	struct gw_req_priv pv;
+	struct gw_request req;
+	struct gw_reply rep;
+	const struct gw_route *rt;
+	struct MHD_Connection *conn;
+	struct rq *q;
+	struct job *next;
+	int done;
+};
+
+/* Runs the handler (on an HTTP thread, or on the long pool) and maps its failures. */
+static void
+job_run(struct gw_server *s, struct job *j)
+{
+	const struct gw_route *rt = j->rt;
+	int r;
+
+	(void)s;
+	if (!(rt->flags & GW_NO_DB) && (r = ensure_db(&j->req)) < 0) {
+		(void)gw_error(&j->rep, 503, "engine_unavailable", "service unavailable");
+		goto out;
+	}
+	r = rt->handler(&j->req, &j->rep);
+	if (j->rep.status == 0) {
+		if (r == 0)
+			r = RSSP_E_INTERNAL; /* a handler that returns 0 without a reply */
+		log_error("%s failed: %s", rt->path, rssp_strerror(r));
+		if (r == RSSP_E_UNAVAILABLE || r == RSSP_E_TIMEOUT)
+			(void)gw_error(&j->rep, 503, "engine_unavailable", "service unavailable, retry later");
+		else
+			(void)gw_error(&j->rep, 500, "internal_error", "internal error");
+	}
+out:
+	if (j->req.db != NULL) {
+		gw_tx_rollback(&j->req);
+		gw_db_release(&j->req);
+	}
+}
+
+static enum MHD_Result
+job_finish(struct gw_server *s, struct job *j, const char *url)
+{
+	enum MHD_Result ret;
+
+	if (j->req.db != NULL) {
+		gw_tx_rollback(&j->req);
+		gw_db_release(&j->req);
+	}
+	ret = send_reply(j->conn, s, j->q, "POST", url, j->rt->path, &j->rep);
+	gw_reply_release(&j->rep);
+	json_decref(j->req.body);
+	j->q->job = NULL;
+	free(j);
+	return ret;
+}
+
+/* A request that may wait long (a GW_LONG route, or a positive "wait" member) runs on
+ * the long pool, with its connection suspended, so that it never holds an HTTP thread
+ * (each of which serves many connections). */
+static int
+job_is_long(const struct job *j)
+{
+	json_t *w = json_object_get(j->req.body, "wait");
+
+	return (j->rt->flags & GW_LONG) || (json_is_integer(w) && json_integer_value(w) > 0);
+}
+
+static void *
+long_main(void *arg)
+{
+	struct gw_server *s = arg;
+	struct job *j;
+
+	for (;;) {
+		pthread_mutex_lock(&s->lmu);
+		while (s->lhead == NULL && !s->lstop)
+			pthread_cond_wait(&s->lcv, &s->lmu);
+		if (s->lhead == NULL) {
+			pthread_mutex_unlock(&s->lmu);
+			return NULL;
+		}
+		j = s->lhead;
+		s->lhead = j->next;
+		if (s->lhead == NULL)
+			s->ltail = NULL;
+		s->lqueued--;
+		pthread_mutex_unlock(&s->lmu);
+
+		rssp_log_set_request_id(j->q->rid);
+		job_run(s, j);
+		rssp_log_set_request_id(NULL);
+		pthread_mutex_lock(&s->lmu);
+		j->done = 1;
+		MHD_resume_connection(j->conn); /* MHD calls on_request again: job_finish */
+		pthread_mutex_unlock(&s->lmu);
+	}
+}
+
+/* Queues j on the long pool. Returns 0, or RSSP_E_EXHAUSTED when too many wait. */
+static int
+long_submit(struct gw_server *s, struct job *j)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&s->lmu);
+	if (s->lqueued >= GW_LONG_QUEUE_MAX || s->lstop) {
+		r = RSSP_E_EXHAUSTED;
+	} else {
+		s->lqueued++;
+		s->lpending++;
+		j->next = NULL;
+		if (s->ltail != NULL)
+			s->ltail->next = j;
+		else
+			s->lhead = j;
+		s->ltail = j;
+		j->q->job = j;
+		MHD_suspend_connection(j->conn);
+		pthread_cond_signal(&s->lcv);
+	}
+	pthread_mutex_unlock(&s->lmu);
+	return r;
+}
+
 static enum MHD_Result
 serve_post(struct MHD_Connection *conn, struct gw_server *s, struct rq *q, const char *url)
 {
 	const struct gw_route *rt = route_find(url);
-	struct gw_req_priv pv = {0};
-	struct gw_request req = {0};
-	struct gw_reply rep = {0};
+	struct job *j;
 	const char *ct, *auth;
-	enum MHD_Result ret;
 	int r;
 
 	if (rt == NULL)
 		return reply_error(conn, s, q, "POST", url, "other", 404, "not_found", "no such function");
-	pv.pool = s->pool;
-	pv.conn = conn;
-	pv.route = rt;
-	req.priv_ = &pv;
-	req.request_id = q->rid;
-	req.client_addr = q->client;
-	req.method = "POST";
-	req.path = rt->path;
-	req.raw_body = q->body ? q->body : "";
-	req.raw_body_len = q->len;
-	req.engine = s->engine;
-	req.cfg = s->cfg;
+	if ((j = calloc(1, sizeof(*j))) == NULL)
+		return MHD_NO;
+	j->rt = rt;
+	j->conn = conn;
+	j->q = q;
+	q->job = j;
+	j->pv.pool = s->pool;
+	j->pv.conn = conn;
+	j->pv.route = rt;
+	j->req.priv_ = &j->pv;
+	j->req.request_id = q->rid;
+	j->req.client_addr = q->client;
+	j->req.method = "POST";
+	j->req.path = rt->path;
+	j->req.raw_body = q->body ? q->body : "";
+	j->req.raw_body_len = q->len;
+	j->req.engine = s->engine;
+	j->req.cfg = s->cfg;
 
 	/* the body: JSON (or, for GW_RAW_BODY routes, a form or nothing) */
 	ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
 	if (q->len == 0 && (ct == NULL || ctype_is(ct, "application/json") ||
 	    ctype_is(ct, "application/x-www-form-urlencoded"))) {
-		req.body = json_object();
+		j->req.body = json_object();
 	} else if (ctype_is(ct, "application/json")) {
 		json_error_t jerr;
-		req.body = json_loadb(q->body, q->len, JSON_REJECT_DUPLICATES, &jerr);
-		if (req.body == NULL || !json_is_object(req.body)) {
-			(void)gw_error(&rep, 400, "invalid_request", "%s", req.body == NULL ?
+		j->req.body = json_loadb(q->body, q->len, JSON_REJECT_DUPLICATES, &jerr);
+		if (j->req.body == NULL || !json_is_object(j->req.body)) {
+			(void)gw_error(&j->rep, 400, "invalid_request", "%s", j->req.body == NULL ?
 			    "malformed JSON body" : "the body must be a JSON object");
 			goto send;
 		}
 	} else if ((rt->flags & GW_RAW_BODY) && ctype_is(ct, "application/x-www-form-urlencoded")) {
-		if ((req.body = form_parse(q->body, q->len)) == NULL) {
-			(void)gw_error(&rep, 400, "invalid_request", "malformed form body");
+		if ((j->req.body = form_parse(q->body, q->len)) == NULL) {
+			(void)gw_error(&j->rep, 400, "invalid_request", "malformed form body");
 			goto send;
 		}
 	} else {
-		(void)gw_error(&rep, 400, "invalid_request",
+		(void)gw_error(&j->rep, 400, "invalid_request",
 		    "Content-Type must be application/json%s",
 		    (rt->flags & GW_RAW_BODY) ? " or application/x-www-form-urlencoded" : "");
 		goto send;
 	}
-	if (req.body == NULL) {
-		(void)gw_error(&rep, 500, "internal_error", "internal error");
+	if (j->req.body == NULL) {
+		(void)gw_error(&j->rep, 500, "internal_error", "internal error");
 		goto send;
 	}
 
@@ -438,50 +586,38 @@ serve_post(struct MHD_Connection *conn, struct gw_server *s, struct rq *q, const
 	 * is used and an invalid one ignored */
 	auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
 	if (!(rt->flags & GW_PUBLIC) || (auth != NULL && strncasecmp(auth, "Bearer ", 7) == 0)) {
-		r = gw_auth_bearer(&req, &rep);
+		r = gw_auth_bearer(&j->req, &j->rep);
 		if (r < 0 && (rt->flags & GW_PUBLIC) && r == RSSP_E_DENIED) {
-			gw_reply_release(&rep);
-			req.authenticated = false;
+			gw_reply_release(&j->rep);
+			j->req.authenticated = false;
 		} else if (r < 0) {
-			if (rep.status == 0)
-				(void)gw_error(&rep, r == RSSP_E_UNAVAILABLE ? 503 : 500,
+			if (j->rep.status == 0)
+				(void)gw_error(&j->rep, r == RSSP_E_UNAVAILABLE ? 503 : 500,
 				    r == RSSP_E_UNAVAILABLE ? "engine_unavailable" : "internal_error",
 				    "%s", r == RSSP_E_UNAVAILABLE ? "service unavailable" : "internal error");
 			goto send;
 		}
-		if (!(rt->flags & GW_PUBLIC) && !(rt->roles & req.principal.role)) {
-			(void)gw_error(&rep, 403, "access_denied", "this function is not allowed for role %s",
-			    gw_role_name(req.principal.role));
+		if (!(rt->flags & GW_PUBLIC) && !(rt->roles & j->req.principal.role)) {
+			(void)gw_error(&j->rep, 403, "access_denied", "this function is not allowed for role %s",
+			    gw_role_name(j->req.principal.role));
 			goto send;
 		}
 	}
 	if ((rt->flags & GW_NEEDS_ENGINE) && s->engine == NULL) {
-		(void)gw_error(&rep, 503, "engine_unavailable", "the signing engine is not available");
+		(void)gw_error(&j->rep, 503, "engine_unavailable", "the signing engine is not available");
 		goto send;
 	}
-	if (!(rt->flags & GW_NO_DB) && (r = ensure_db(&req)) < 0) {
-		(void)gw_error(&rep, 503, "engine_unavailable", "service unavailable");
+	if (job_is_long(j)) {
+		if (j->req.db != NULL)
+			gw_db_release(&j->req);
+		if (long_submit(s, j) == 0)
+			return MHD_YES;
+		(void)gw_error(&j->rep, 503, "engine_unavailable", "too many waiting requests, retry later");
 		goto send;
 	}
-	r = rt->handler(&req, &rep);
-	if (rep.status == 0) {
-		if (r == 0)
-			r = RSSP_E_INTERNAL; /* a handler that returns 0 without a reply */
-		log_error("%s failed: %s", rt->path, rssp_strerror(r));
-		if (r == RSSP_E_UNAVAILABLE || r == RSSP_E_TIMEOUT)
-			(void)gw_error(&rep, 503, "engine_unavailable", "service unavailable, retry later");
-		else
-			(void)gw_error(&rep, 500, "internal_error", "internal error");
-	}
+	job_run(s, j);
 send:
-	if (req.db != NULL) {
-		gw_tx_rollback(&req);
-		gw_db_release(&req);
-	}
-	ret = send_reply(conn, s, q, "POST", url, rt ? rt->path : "other", &rep);
-	gw_reply_release(&rep);
-	json_decref(req.body);
-	return ret;
+	return job_finish(s, j, url);
 }
 
 static enum MHD_Result
@@ -547,6 +683,24 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 		return MHD_YES;
 	}
 
+	if (q->job != NULL) {
+		struct job *j = q->job;
+		int done;
+
+		pthread_mutex_lock(&s->lmu);
+		done = j->done;
+		pthread_mutex_unlock(&s->lmu);
+		if (!done)
+			return MHD_YES;
+		rssp_log_set_request_id(q->rid);
+		ret = job_finish(s, j, url);
+		pthread_mutex_lock(&s->lmu);
+		s->lpending--;
+		pthread_cond_broadcast(&s->lcv);
+		pthread_mutex_unlock(&s->lmu);
+		rssp_log_set_request_id(NULL);
+		return ret;
+	}
 	rssp_log_set_request_id(q->rid);
 	if (q->too_big)
 		ret = reply_error(conn, s, q, method, url, "other", 413, "payload_too_large",
@@ -569,11 +723,29 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_Re
 {
 	struct rq *q = *con_cls;
 
-	(void)cls;
 	(void)conn;
 	(void)toe;
 	if (q == NULL)
 		return;
+	if (q->job != NULL) {
+		/* the connection ended before its answer could be sent */
+		struct job *j = q->job;
+		struct gw_server *s = cls;
+
+		if (j->req.db != NULL) {
+			gw_tx_rollback(&j->req);
+			gw_db_release(&j->req);
+		}
+		gw_reply_release(&j->rep);
+		json_decref(j->req.body);
+		free(j);
+		q->job = NULL;
+		pthread_mutex_lock(&s->lmu);
+		if (s->lpending > 0)
+			s->lpending--;
+		pthread_cond_broadcast(&s->lcv);
+		pthread_mutex_unlock(&s->lmu);
+	}
 	if (q->body != NULL) {
 		OPENSSL_cleanse(q->body, q->cap); /* may hold passphrases */
 		free(q->body);
@@ -649,6 +821,18 @@ gw_server_start(const struct gw_config *cfg, struct gw_db_pool *pool,
 	s->cfg = cfg;
 	s->pool = pool;
 	s->engine = engine;
+	pthread_mutex_init(&s->lmu, NULL);
+	pthread_cond_init(&s->lcv, NULL);
+	if ((s->lthreads = calloc(cfg->long_threads, sizeof(*s->lthreads))) == NULL) {
+		r = RSSP_E_NOMEM;
+		goto out;
+	}
+	for (; s->n_lthreads < cfg->long_threads; s->n_lthreads++)
+		if (pthread_create(&s->lthreads[s->n_lthreads], NULL, long_main, s) != 0) {
+			log_error("cannot start the long-poll threads");
+			r = RSSP_E_NOMEM;
+			goto out;
+		}
 
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
@@ -658,7 +842,8 @@ gw_server_start(const struct gw_config *cfg, struct gw_db_pool *pool,
 		log_error("cannot resolve listen address %.100s", cfg->listen_host);
 		goto out;
 	}
-	flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
+	flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG |
+	    MHD_ALLOW_SUSPEND_RESUME;
 	if (ai->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	if (cfg->tls_cert != NULL) {
@@ -713,10 +898,32 @@ out:
 void
 gw_server_stop(struct gw_server *s)
 {
+	unsigned i;
+
 	if (s == NULL)
 		return;
-	if (s->d != NULL)
+	__atomic_store_n(&gw_stopping_flag, 1, __ATOMIC_RELAXED);
+	if (s->d != NULL) {
+		MHD_socket ls = MHD_quiesce_daemon(s->d); /* no new connections */
+		/* requests on the long pool end (handlers see gw_stopping()) and are answered
+		 * before the daemon stops: MHD must not stop with suspended connections */
+		pthread_mutex_lock(&s->lmu);
+		while (s->lpending > 0)
+			pthread_cond_wait(&s->lcv, &s->lmu);
+		pthread_mutex_unlock(&s->lmu);
 		MHD_stop_daemon(s->d);
+		if (ls != MHD_INVALID_SOCKET)
+			close(ls);
+	}
+	pthread_mutex_lock(&s->lmu);
+	s->lstop = 1;
+	pthread_cond_broadcast(&s->lcv);
+	pthread_mutex_unlock(&s->lmu);
+	for (i = 0; i < s->n_lthreads; i++)
+		pthread_join(s->lthreads[i], NULL);
+	free(s->lthreads);
+	pthread_mutex_destroy(&s->lmu);
+	pthread_cond_destroy(&s->lcv);
 	if (s->tls_key_pem != NULL) {
 		OPENSSL_cleanse(s->tls_key_pem, strlen(s->tls_key_pem));
 		free(s->tls_key_pem);

@@ -103,6 +103,11 @@ START_TEST(test_info_lists_the_functions_and_echoes_the_request_id)
 		free(rid);
 		gwt_resp_free(r);
 	}
+	/* a request that may wait runs on the long pool and is answered the same */
+	r = gwt_post(g, "/rssp/info", NULL, "{\"wait\": 5}");
+	gwt_expect(r, 200, NULL);
+	ck_assert_str_eq(gwt_str(r, "name"), "rssp");
+	gwt_resp_free(r);
 	/* an empty body counts as {} */
 	r = gwt_request(g, "POST", "/rssp/info", NULL, 0, NULL);
 	gwt_expect(r, 200, NULL);
