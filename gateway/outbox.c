@@ -113,18 +113,29 @@ buf_release(struct buf *b)
 	memset(b, 0, sizeof(*b));
 }
 
-/* The subject as an RFC 2047 encoded word when it is not plain printable ASCII. */
+/* The subject as RFC 2047 encoded words when it is not plain printable ASCII; control
+ * characters (a CR LF that would start a header of its own) become spaces. */
 static int
-add_subject(struct buf *b, const char *subject)
+add_subject(struct buf *b, const char *subject_in)
 {
 	int plain = 1, r;
-	const unsigned char *s;
+	char *subject = strdup(subject_in);
+	unsigned char *s;
 
-	for (s = (const unsigned char *)subject; *s != '\0'; s++)
-		if (*s < 0x20 || *s > 0x7e)
+	if (subject == NULL)
+		return RSSP_E_NOMEM;
+	for (s = (unsigned char *)subject; *s != '\0'; s++) {
+		if (*s < 0x20 || *s == 0x7f)
+			*s = ' ';
+		if (*s > 0x7e)
 			plain = 0;
-	if (plain)
-		return buf_str(b, subject);
+	}
+	if (plain) {
+		r = buf_str(b, subject);
+		free(subject);
+		return r;
+	}
+	r = 0;
 	size_t n = strlen(subject);
 	/* Short encoded words keep header lines under 998 octets. */
 	for (size_t off = 0; off < n;) {
@@ -137,10 +148,11 @@ add_subject(struct buf *b, const char *subject)
 		EVP_EncodeBlock(enc, (const unsigned char *)subject + off, (int)take);
 		if ((r = buf_str(b, off == 0 ? "=?UTF-8?B?" : "\r\n =?UTF-8?B?")) != 0 ||
 		    (r = buf_str(b, (const char *)enc)) != 0 || (r = buf_str(b, "?=")) != 0)
-			return r;
+			break;
 		off += take;
 	}
-	return 0;
+	free(subject);
+	return r;
 }
 
 /* The envelope address inside "Name <addr>", or the whole string. */

@@ -278,6 +278,49 @@ START_TEST(test_enqueue_belongs_to_the_callers_transaction_and_checks_its_argume
 }
 END_TEST
 
+/* The mail the sink received for a recipient (waits for it). */
+static char *
+wait_mail_for(const char *rcpt)
+{
+	char want[300];
+
+	snprintf(want, sizeof(want), "to <%s>\n", rcpt);
+	for (int i = 0; i < 600; i++) {
+		for (int m = 1; m < 1000; m++) {
+			char path[512], *env;
+			snprintf(path, sizeof(path), "%s/mail-%d.env", sinkdir, m);
+			if ((env = slurp(path)) == NULL)
+				break;
+			int hit = strstr(env, want) != NULL;
+			free(env);
+			if (hit) {
+				snprintf(path, sizeof(path), "mail-%d.eml", m);
+				return wait_file(path);
+			}
+		}
+		usleep(100 * 1000);
+	}
+	ck_abort_msg("no mail for %s", rcpt);
+	return NULL;
+}
+
+START_TEST(test_no_header_can_be_injected_through_the_subject)
+{
+	PGconn *db = db_connect();
+
+	ck_assert_int_eq(outbox_enqueue(db, "email", "inject@example.org", "notice",
+	    "Gr\xc3\xbc\xc3\x9f" "e\r\nBcc: victim@example.org", "line one\n.\nline three", NULL), 0);
+	char *mail = wait_mail_for("inject@example.org");
+	/* the subject is one encoded word; no Bcc header; the lone dot survives */
+	ck_assert_ptr_nonnull(strstr(mail, "Subject: =?UTF-8?B?"));
+	ck_assert_ptr_null(strstr(mail, "\nBcc:"));
+	ck_assert_ptr_nonnull(strstr(mail, "Subject: =?UTF-8?B?R3LDvMOfZSAgQmNjOiB2aWN0aW1AZXhhbXBsZS5vcmc=?=\r\n"));
+	ck_assert_ptr_nonnull(strstr(mail, "\r\n\r\nline one\r\n.\r\nline three\r\n"));
+	free(mail);
+	PQfinish(db);
+}
+END_TEST
+
 START_TEST(test_two_delivering_replicas_send_each_message_exactly_once)
 {
 	struct gwt_opts o = { .env = gw_env, .db_name = gwt_db_name(g), .no_admin = 1 };
@@ -410,6 +453,7 @@ delivery_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_deliver_mode_mails_the_confirmation_and_blanks_the_token);
 	tcase_add_test(tc, test_deliver_mode_retries_a_failed_sms_and_blanks_the_code);
+	tcase_add_test(tc, test_no_header_can_be_injected_through_the_subject);
 	tcase_add_test(tc, test_two_delivering_replicas_send_each_message_exactly_once);
 	tcase_add_test(tc, test_enqueue_belongs_to_the_callers_transaction_and_checks_its_arguments);
 	suite_add_tcase(s, tc);
