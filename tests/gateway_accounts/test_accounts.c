@@ -763,6 +763,63 @@ START_TEST(test_disable_stops_the_tokens_and_logins_and_enable_restores_them)
 }
 END_TEST
 
+START_TEST(test_a_disabled_pending_account_cannot_confirm_and_enable_returns_it_to_pending)
+{
+	char *email = email_new("dp"), *id = register_user(gwt_admin_token(g), email, NULL);
+	char *tok = gwt_outbox_secret(g, email, "confirmation");
+	json_t *b = json_pack("{s:s}", "userID", id);
+	json_t *cb = json_pack("{s:s, s:s}", "token", tok, "passphrase", "long enough passphrase");
+	struct gwt_resp *r;
+
+	r = gwt_post_json(g, "/rssp/admin/users/disable", gwt_admin_token(g), b);
+	gwt_expect(r, 200, NULL);
+	gwt_resp_free(r);
+	r = gwt_post_json(g, "/rssp/users/confirm", NULL, cb);
+	gwt_expect(r, 409, "conflict");
+	gwt_resp_free(r);
+	r = gwt_post_json(g, "/rssp/admin/users/enable", gwt_admin_token(g), b);
+	gwt_expect(r, 200, NULL);
+	ck_assert_str_eq(gwt_str(r, "status"), "PENDING_CONFIRMATION");
+	gwt_resp_free(r);
+	/* the token was not spent by the refusal */
+	r = gwt_post_json(g, "/rssp/users/confirm", NULL, cb);
+	gwt_expect(r, 200, NULL);
+	gwt_resp_free(r);
+	/* enabling an active account changes nothing */
+	r = gwt_post_json(g, "/rssp/admin/users/enable", gwt_admin_token(g), b);
+	gwt_expect(r, 200, NULL);
+	ck_assert_str_eq(gwt_str(r, "status"), "ACTIVE");
+	gwt_resp_free(r);
+	json_decref(cb);
+	json_decref(b);
+	free(tok);
+	free(id);
+	free(email);
+}
+END_TEST
+
+START_TEST(test_register_ignores_unknown_fields_and_no_field_sets_the_role_or_status)
+{
+	char *email = email_new("unk");
+	json_t *b = person(email, NULL);
+	struct gwt_resp *r;
+
+	json_object_set_new(b, "role", json_string("admin"));
+	json_object_set_new(b, "status", json_string("ACTIVE"));
+	json_object_set_new(b, "companyID", json_string("6f1c7a2e-0000-4000-8000-000000000000"));
+	json_object_set_new(b, "passphrase_hash", json_string("x"));
+	r = gwt_post_json(g, "/rssp/users/register", gwt_admin_token(g), b);
+	gwt_expect(r, 201, NULL);
+	char *v = gwt_sql(g, "SELECT role || ' ' || status || ' ' || (company_id IS NULL) || ' ' || "
+	    "(passphrase_hash IS NULL) FROM accounts WHERE id = $1::uuid", gwt_str(r, "userID"), NULL);
+	ck_assert_str_eq(v, "signer PENDING_CONFIRMATION true true");
+	free(v);
+	gwt_resp_free(r);
+	json_decref(b);
+	free(email);
+}
+END_TEST
+
 START_TEST(test_unlock_lets_a_locked_out_user_log_in_again)
 {
 	char *email, *id, *t = signer_new(&email, &id);
@@ -1073,6 +1130,8 @@ accounts_suite(void)
 	tcase_add_test(tc, test_signers_and_rps_cannot_call_admin_routes);
 	tcase_add_test(tc, test_disable_stops_the_tokens_and_logins_and_enable_restores_them);
 	tcase_add_test(tc, test_unlock_lets_a_locked_out_user_log_in_again);
+	tcase_add_test(tc, test_a_disabled_pending_account_cannot_confirm_and_enable_returns_it_to_pending);
+	tcase_add_test(tc, test_register_ignores_unknown_fields_and_no_field_sets_the_role_or_status);
 	tcase_add_test(tc, test_admin_creates_and_rotates_rp_client_keys);
 	tcase_add_test(tc, test_admin_users_list_pages_through_every_account_once);
 	tcase_add_test(tc, test_outbox_list_filters_by_recipient_and_kind_newest_first);
