@@ -274,4 +274,4 @@ class EndToEnd(unittest.TestCase):
 
 if __name__ == "__main__":
     BUILD = stack.build_dir_from_argv()
-    unittest.main(verbosity=2, failfast=True)
+    unittest.main(verbosity=2, failfast=True, warnings="ignore")
