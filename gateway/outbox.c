@@ -586,22 +586,3 @@ out:
 	outbox_delivery_free(d);
 	return r;
 }
-
-int
-outbox_delivery_start_from_env(const char *db_url, struct outbox_delivery **dp)
-{
-	const char *mode = getenv("RSSP_DELIVERY");
-
-	if (mode == NULL || *mode == '\0' || strcmp(mode, "outbox") == 0) {
-		*dp = NULL;
-		return 0;
-	}
-	if (strcmp(mode, "deliver") != 0) {
-		log_error("RSSP_DELIVERY must be outbox or deliver");
-		return RSSP_E_INVAL;
-	}
-	struct outbox_delivery_conf conf = { .db_url = db_url,
-	    .smtp_url = getenv("RSSP_SMTP_URL"), .smtp_from = getenv("RSSP_SMTP_FROM"),
-	    .sms_webhook = getenv("RSSP_SMS_WEBHOOK") };
-	return outbox_delivery_start(&conf, dp);
-}

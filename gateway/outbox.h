@@ -3,7 +3,8 @@
  * In `outbox` mode (RSSP_DELIVERY=outbox, the default) messages stay in the table and
  * /rssp/admin/outbox/list shows them; in `deliver` mode a background thread sends them,
  * marks sent_at and blanks the secrets (every string of `data`, also where it appears in
- * the subject and body). Several gateway replicas may deliver from one database. */
+ * the subject and body). Several gateway replicas may deliver from one database.
+ * rssp-gateway serve (main.c) starts the thread when RSSP_DELIVERY=deliver. */
 #ifndef RSSP_OUTBOX_H
 #define RSSP_OUTBOX_H
 
@@ -48,10 +49,5 @@ int outbox_delivery_start(const struct outbox_delivery_conf *conf,
 
 /* Stops the thread, waits for it and frees d. Accepts NULL. */
 void outbox_delivery_free(struct outbox_delivery *d);
-
-/* Reads RSSP_DELIVERY, RSSP_SMTP_URL, RSSP_SMTP_FROM and RSSP_SMS_WEBHOOK from the
- * environment; in `deliver` mode starts the thread on db_url (*dp set), in `outbox` mode
- * sets *dp = NULL. Returns 0, RSSP_E_INVAL (unknown mode) or an outbox_delivery_start error. */
-int outbox_delivery_start_from_env(const char *db_url, struct outbox_delivery **dp) RSSP_WUR;
 
 #endif
