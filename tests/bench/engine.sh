@@ -39,10 +39,13 @@ export RSSP_ENGINE_WORKERS=4 RSSP_LOG_LEVEL=warn
 ENGINE_PID=$!
 for _ in $(seq 100); do [ -S "$RSSP_ENGINE_SOCKET" ] && break; sleep 0.1; done
 
-${BENCH_WRAPPER:-} "$BENCH" --socket "$RSSP_ENGINE_SOCKET" --module "$MODULE" --token bench --pin-file "$WORK/pin" \
+# BENCH_ARGS: more options for rssp-bench-engine, e.g. "--keys rsa"
+# shellcheck disable=SC2086
+${BENCH_WRAPPER:-} "$BENCH" --socket "$RSSP_ENGINE_SOCKET" --module "$MODULE" --token bench --pin-file "$WORK/pin" ${BENCH_ARGS:-} \
   --engine-pid "$ENGINE_PID" --seconds "$SECONDS_PER"
 
 kill -TERM "$ENGINE_PID"
 wait "$ENGINE_PID"
 ENGINE_PID=
+[ -n "${KEEP_AUDIT:-}" ] && cp "$WORK/audit.log" "$KEEP_AUDIT"
 "$ENGINE" audit-verify "$WORK/audit.log" 2>/dev/null

@@ -413,7 +413,7 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: rssp-bench-engine --socket PATH --module PATH --token LABEL "
-	    "--pin-file FILE [--engine-pid PID] [--seconds S] [--timeout-ms MS] [--keys rsa|ec|both]\n");
+	    "--pin-file FILE [--engine-pid PID] [--seconds S] [--timeout-ms MS] [--keys rsa|ec|both|none]\n");
 	exit(2);
 }
 
@@ -452,7 +452,8 @@ main(int argc, char **argv)
 			timeout_ms = (unsigned)strtoul(argv[++i], NULL, 10);
 		else if (strcmp(argv[i], "--keys") == 0) {
 			i++;
-			want_keys = strcmp(argv[i], "rsa") == 0 ? 1 : strcmp(argv[i], "ec") == 0 ? 2 : 3;
+			want_keys = strcmp(argv[i], "rsa") == 0 ? 1 : strcmp(argv[i], "ec") == 0 ? 2 :
+			    strcmp(argv[i], "none") == 0 ? 0 : 3;
 		}
 		else
 			usage();
