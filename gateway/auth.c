@@ -649,7 +649,10 @@ h_login(struct gw_request *req, struct gw_reply *rep)
 		return r;
 	if (grant == NULL) {
 		/* no credentials at all: offer Digest (rp accounts) and Basic */
-		if (gw_reply_header(rep, "WWW-Authenticate", "Basic realm=\"rssp\", charset=\"UTF-8\"") < 0)
+		char basic[200];
+
+		snprintf(basic, sizeof(basic), "Basic realm=\"%.100s\", charset=\"UTF-8\"", req->cfg->service_name);
+		if (gw_reply_header(rep, "WWW-Authenticate", basic) < 0)
 			return RSSP_E_NOMEM;
 		return digest_challenge(rep, 0, "credentials are required");
 	}

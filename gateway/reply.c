@@ -30,8 +30,10 @@ gw_reply_json(struct gw_reply *rep, int status, json_t *body)
 	json_decref(rep->body);
 	rep->body = body; /* owned by the reply now */
 	rep->status = status;
-	if (body == NULL && status != 204)
+	if (body == NULL && status != 204) {
+		rep->status = 0; /* the framework answers 500 */
 		return RSSP_E_NOMEM;
+	}
 	return 0;
 }
 

@@ -889,6 +889,95 @@ START_TEST(test_check_prints_the_configuration_with_secrets_masked)
 }
 END_TEST
 
+START_TEST(test_readyz_reports_an_unreachable_engine)
+{
+	char env0[600];
+	const char *env[] = {env0, NULL};
+	struct gwt_opts o = {.env = env};
+	struct gwt *g;
+	struct gwt_resp *r;
+
+	snprintf(env0, sizeof(env0), "RSSP_ENGINE_SOCKET=%s/no-engine-%d.sock", work(), (int)getpid());
+	g = gwt_start(&o);
+	r = gwt_get(g, "/readyz");
+	gwt_expect(r, 503, NULL);
+	ck_assert_ptr_nonnull(gwt_str(r, "error"));
+	gwt_resp_free(r);
+	r = gwt_get(g, "/healthz");
+	gwt_expect(r, 200, NULL);
+	gwt_resp_free(r);
+	gwt_stop(g);
+}
+END_TEST
+
+/* Raw bytes on a TCP connection; returns what came back (at most n - 1 bytes). */
+static void
+raw_exchange(struct gwt *g, const char *data, size_t len, char *out, size_t n)
+{
+	char cmd[1024];
+	unsigned port = (unsigned)atoi(strrchr(gwt_url(g), ':') + 1);
+	char in[600];
+	FILE *f;
+	size_t got;
+
+	snprintf(in, sizeof(in), "%s/raw_%d.bin", work(), (int)getpid());
+	f = fopen(in, "wb");
+	fwrite(data, 1, len, f);
+	fclose(f);
+	snprintf(cmd, sizeof(cmd), "timeout 5 python3 -c 'import socket,sys; s=socket.create_connection((\"127.0.0.1\", %u)); "
+	    "s.sendall(open(sys.argv[1],\"rb\").read()); s.shutdown(1); sys.stdout.buffer.write(s.recv(65536))' %s", port, in);
+	f = popen(cmd, "r");
+	got = fread(out, 1, n - 1, f);
+	out[got] = '\0';
+	pclose(f);
+	unlink(in);
+}
+
+START_TEST(test_the_gateway_survives_hostile_input)
+{
+	struct gwt *g = gwt_start(&fast);
+	static const char *inputs[] = {
+		"GARBAGE\r\n\r\n",
+		"POST /rssp/info HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n{}",
+		"POST /rssp/info HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999\r\n\r\n{}",
+		"POST /rssp/info HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+		"POST /rssp/auth/login HTTP/1.1\r\nHost: x\r\nAuthorization: Digest username=\"\r\n\r\n",
+		"POST /rssp/auth/login HTTP/1.1\r\nHost: x\r\nAuthorization: Basic !!!!\r\n\r\n",
+		"POST /rssp/auth/login HTTP/1.1\r\nHost: x\r\nAuthorization: Digest username=\"a\", nc=zz, response=1\r\n\r\n",
+		"POST /rssp/auth/revoke HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xff\xfe\r\n\r\n",
+		"POST /rssp/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 9\r\n\r\na=%zz&b=c",
+		"POST /rssp/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 12\r\n\r\n{\"a\":[[[[[[",
+		"GET /\xff\xfe\x00 HTTP/1.1\r\nHost: x\r\n\r\n",
+	};
+	char out[70000];
+	struct gwt_resp *r;
+	size_t i;
+
+	for (i = 0; i < sizeof(inputs) / sizeof(inputs[0]); i++) {
+		raw_exchange(g, inputs[i], strlen(inputs[i]), out, sizeof(out));
+		r = gwt_get(g, "/healthz");
+		gwt_expect(r, 200, NULL);
+		gwt_resp_free(r);
+	}
+	/* deep JSON nesting */
+	{
+		size_t n = 200000, k;
+		char *deep = malloc(n + 1);
+		const char *ct[] = {"Content-Type: application/json", NULL};
+		for (k = 0; k < n / 2; k++)
+			deep[k] = '[';
+		for (; k < n; k++)
+			deep[k] = ']';
+		deep[n] = '\0';
+		r = gwt_request(g, "POST", "/rssp/info", deep, n, ct);
+		gwt_expect(r, 400, "invalid_request");
+		gwt_resp_free(r);
+		free(deep);
+	}
+	gwt_stop(g);
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -912,6 +1001,8 @@ suite(void)
 	tcase_add_test(t, test_two_gateways_share_one_database);
 	tcase_add_test(t, test_passphrases_use_argon2id_19_mib_2_passes_by_default);
 	tcase_add_test(t, test_check_prints_the_configuration_with_secrets_masked);
+	tcase_add_test(t, test_readyz_reports_an_unreachable_engine);
+	tcase_add_test(t, test_the_gateway_survives_hostile_input);
 	suite_add_tcase(s, t);
 	return s;
 }
