@@ -534,6 +534,39 @@ START_TEST(test_audit_verify_accepts_the_engines_log_and_catches_an_edit)
 }
 END_TEST
 
+START_TEST(test_the_engine_runs_with_umask_077_and_without_core_dumps)
+{
+	pid_t pid = start_engine_env(NULL, 1);
+	char path[64], *txt, *p;
+	struct stat st;
+	char d[400];
+
+	snprintf(path, sizeof(path), "/proc/%d/limits", (int)pid);
+	txt = slurp(path);
+	p = strstr(txt, "Max core file size");
+	ck_assert_ptr_nonnull(p);
+	{
+		char soft[32], hard[32];
+		ck_assert_int_eq(sscanf(p + strlen("Max core file size"), "%31s %31s", soft, hard), 2);
+		ck_assert_str_eq(soft, "0");
+		ck_assert_str_eq(hard, "0");
+	}
+	free(txt);
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	txt = slurp(path);
+	ck_assert_ptr_nonnull(strstr(txt, "Umask:\t0077\n"));
+	free(txt);
+	/* the socket directory is 0750, the socket 0660 */
+	snprintf(d, sizeof(d), "%s", sock);
+	*strrchr(d, '/') = '\0';
+	ck_assert_int_eq(stat(d, &st), 0);
+	ck_assert_uint_eq(st.st_mode & 07777, 0750);
+	ck_assert_int_eq(stat(sock, &st), 0);
+	ck_assert_uint_eq(st.st_mode & 07777, 0660);
+	ck_assert_int_eq(stop_engine(pid), 0);
+}
+END_TEST
+
 START_TEST(test_check_prints_the_configuration_without_the_pin)
 {
 	char cmd[800], out[4096];
@@ -571,6 +604,7 @@ main(void)
 	tcase_add_test(tc, test_sigterm_during_calls_in_flight_drains_them_and_exits_0);
 	tcase_add_test(tc, test_a_second_instance_on_a_live_socket_refuses_to_start);
 	tcase_add_test(tc, test_audit_verify_accepts_the_engines_log_and_catches_an_edit);
+	tcase_add_test(tc, test_the_engine_runs_with_umask_077_and_without_core_dumps);
 	tcase_add_test(tc, test_check_prints_the_configuration_without_the_pin);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
