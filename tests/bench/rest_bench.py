@@ -50,12 +50,20 @@ def cpu_seconds(pids):
     return total
 
 
-class CpuMeter:
-    """CPU seconds per component across a phase."""
+def children_cpu():
+    """CPU seconds of the reaped children of this process (wrk, rest_engine, flow workers)."""
+    import resource
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
-    def __init__(self, st, client_pids_fn):
+
+class CpuMeter:
+    """CPU seconds per component across a phase: the engine and the gateway from
+    /proc/PID/stat, PostgreSQL from the backends of the benchmark's database, the load
+    generator from the rusage of reaped children."""
+
+    def __init__(self, st):
         self.st = st
-        self.client_pids_fn = client_pids_fn
 
     def pg_pids(self):
         out = subprocess.run(["psql", "-At", self.st.db_url, "-c",
@@ -67,15 +75,18 @@ class CpuMeter:
         return {"engine": cpu_seconds([self.st.engine.pid]),
                 "gateway": cpu_seconds([self.st.gateway.pid]),
                 "postgres": cpu_seconds(pg),
-                "client": cpu_seconds(self.client_pids_fn())}
+                "client": children_cpu()}
 
 
 def run_raw(args, st, key):
+    before = children_cpu()
     r = subprocess.run([args.raw_bin, st.module, "rssp-" + st.name, st.pin_file, key,
                         str(args.cores), str(args.seconds)], env=st.engine_env(),
                        capture_output=True, text=True, check=True)
+    cpu = children_cpu() - before
     line = r.stdout.strip()
-    return float(line.split("rate=")[1]), line
+    sigs = int(line.split("signatures=")[1].split()[0])
+    return float(line.split("rate=")[1]), "%s (CPU %.3f ms/signature)" % (line, cpu * 1000 / sigs)
 
 
 def get_sads(signer_pool, rp, cred, digests, n):
@@ -99,7 +110,6 @@ def run_wrk(args, st, rp, cred, key, digests, sads, meter, pg):
                           "-d%ds" % args.seconds, "--timeout", "10s",
                           "-s", os.path.join(HERE, "rest_signhash.lua"), st.url],
                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    meter.client_pids_fn = lambda: [p.pid]
     before = meter.snapshot(pg)
     out, err = p.communicate()
     after = meter.snapshot(pg)
@@ -160,16 +170,15 @@ def run_flows(args, st, rp, state, cred, meter, pg):
     ps = [multiprocessing.Process(target=flow_worker,
                                   args=(st.url, rp.token, state, cred, args.seconds, per, q))
           for _ in range(procs)]
-    meter.client_pids_fn = lambda: [p.pid for p in ps]
+    before = meter.snapshot(pg)
     t0 = time.time()
     for p in ps:
         p.start()
-    before = meter.snapshot(pg)
     res = [q.get() for _ in ps]
-    after = meter.snapshot(pg)
     for p in ps:
         p.join()
     secs = time.time() - t0
+    after = meter.snapshot(pg)
     flows = sum(r[0] for r in res)
     return {"rate": flows / secs, "flows": flows, "bad": sum(r[1] for r in res), "secs": secs,
             "cpu": {k: after[k] - before[k] for k in before}, "sigs": flows}
@@ -185,7 +194,6 @@ def run_engine(args, st, rp, cred, key, digests, sads, meter, pg):
                           ",".join(stack.b64e(d) for d in digests), str(1000 // len(digests)),
                           str(args.connections), str(args.seconds)],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    meter.client_pids_fn = lambda: [p.pid]
     before = meter.snapshot(pg)
     out, err = p.communicate()
     after = meter.snapshot(pg)
@@ -242,7 +250,7 @@ def main():
             creds[key] = cr["credentialID"]
             ALGO_BY_CRED[cr["credentialID"]] = ALGO[key]
         signers = [stack.FastSigner(st, state) for _ in range(16)]
-        meter = CpuMeter(st, lambda: [])
+        meter = CpuMeter(st)
         pg = meter.pg_pids()
         print("rest_bench: %d cores, engine workers %d, %d s per phase, %d connections"
               % (args.cores, args.workers, args.seconds, args.connections))
@@ -258,7 +266,8 @@ def main():
                                       ("rest100", d100, run_wrk)):
                 per_sad = 1000 // len(digests)
                 threads = args.connections if fn is run_engine else args.wrk_threads
-                nsads = math.ceil(raw * args.seconds * 1.2 / (per_sad * len(digests))) + threads
+                # enough for twice the raw rate: a phase must never run out of SADs
+                nsads = math.ceil(raw * args.seconds * 2 / (per_sad * len(digests))) + threads
                 t0 = time.time()
                 sads = get_sads(signers, rp, cred, digests, nsads)
                 print("%s %s: %d SADs approved in %.1f s" % (key, name, nsads, time.time() - t0))
