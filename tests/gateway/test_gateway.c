@@ -792,7 +792,8 @@ START_TEST(test_two_gateways_share_one_database)
 			char bin[1024];
 			snprintf(bin, sizeof(bin), "%s/gateway/rssp-gateway", build && *build ? build : ".");
 			setenv("RSSP_DB_URL", url, 1);
-			freopen("/dev/null", "w", stderr);
+			if (freopen("/dev/null", "w", stderr) == NULL)
+				_exit(126);
 			execl(bin, "rssp-gateway", "migrate", (char *)NULL);
 			_exit(127);
 		}
