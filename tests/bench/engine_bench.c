@@ -306,13 +306,14 @@ eng_run(void *arg)
 	return NULL;
 }
 
-/* Returns signatures/s; *srv_cpu gets the engine's CPU seconds per signature (or -1). */
+/* Returns signatures/s; *srv_cpu gets the engine's CPU seconds per signature (or -1),
+ * *cli_cpu this (client) process's. */
 static double
 engine_rate(const struct eh_cred *cred, int sign_algo, size_t per_call, int threads,
-    double expect_rate, double *srv_cpu)
+    double expect_rate, double *srv_cpu, double *cli_cpu)
 {
 	struct eng_worker *w = calloc(MAXT, sizeof(*w));
-	double t0, t1, c0, c1;
+	double t0, t1, c0, c1, s0, s1;
 	unsigned long total = 0;
 	size_t i, j, nsads;
 	int t;
@@ -335,6 +336,7 @@ engine_rate(const struct eh_cred *cred, int sign_algo, size_t per_call, int thre
 			}
 	}
 	c0 = engine_cpu();
+	s0 = self_cpu();
 	t0 = now();
 	for (t = 0; t < threads; t++) {
 		w[t].deadline = t0 + seconds;
@@ -348,7 +350,9 @@ engine_rate(const struct eh_cred *cred, int sign_algo, size_t per_call, int thre
 	}
 	t1 = now();
 	c1 = engine_cpu();
+	s1 = self_cpu();
 	*srv_cpu = c0 >= 0 && c1 >= 0 && total ? (c1 - c0) / (double)total : -1;
+	*cli_cpu = total ? (s1 - s0) / (double)total : 0;
 	for (t = 0; t < threads; t++) {
 		for (i = 0; i < w[t].nsads; i++)
 			free(w[t].sads[i].sad);
@@ -429,7 +433,7 @@ main(int argc, char **argv)
 	static const int conc[2] = { 1, 4 };
 	static const size_t per[2] = { 1, 16 };
 	struct eh_cred cred[2];
-	double raw[2][2], rawcpu[2][2], eng, srv, noop, noopcpu;
+	double raw[2][2], rawcpu[2][2], eng, srv, cli, noop, noopcpu;
 	int i, k, c, p, r, status;
 	char cid[64];
 
@@ -486,8 +490,9 @@ main(int argc, char **argv)
 	}
 	printf("# rssp engine benchmark: %.1f s per measurement, %ld online CPUs\n", seconds,
 	    sysconf(_SC_NPROCESSORS_ONLN));
-	printf("%-9s %-11s %-4s %12s %14s %10s %16s %19s\n", "key", "hashes/call", "conc",
-	    "raw sig/s", "engine sig/s", "engine/raw", "raw CPU us/sig", "engine CPU us/sig");
+	printf("%-9s %-11s %-4s %10s %13s %10s %15s %18s %18s\n", "key", "hashes/call", "conc",
+	    "raw sig/s", "engine sig/s", "engine/raw", "raw CPU us/sig", "engine CPU us/sig",
+	    "client CPU us/sig");
 	for (k = 0; k < 2; k++) {
 		if (!(want_keys & (1 << k)))
 			continue;
@@ -495,10 +500,13 @@ main(int argc, char **argv)
 			raw[k][c] = raw_rate(cred[k].key_label, keys[k].is_ec, conc[c], &rawcpu[k][c]);
 		for (p = 0; p < 2; p++)
 			for (c = 0; c < 2; c++) {
-				eng = engine_rate(&cred[k], keys[k].sign_algo, per[p], conc[c], raw[k][c], &srv);
-				printf("%-9s %-11zu %-4d %12.0f %14.0f %10.2f %16.1f %19s\n", keys[k].name,
-				    per[p], conc[c], raw[k][c], eng, eng / raw[k][c], rawcpu[k][c] * 1e6,
-				    srv >= 0 ? (snprintf(cid, sizeof(cid), "%.1f", srv * 1e6), cid) : "n/a");
+				eng = engine_rate(&cred[k], keys[k].sign_algo, per[p], conc[c], raw[k][c],
+				    &srv, &cli);
+				printf("%-9s %-11zu %-4d %10.0f %13.0f %10.2f %15.1f %18s %18.1f\n",
+				    keys[k].name, per[p], conc[c], raw[k][c], eng, eng / raw[k][c],
+				    rawcpu[k][c] * 1e6,
+				    srv >= 0 ? (snprintf(cid, sizeof(cid), "%.1f", srv * 1e6), cid) : "n/a",
+				    cli * 1e6);
 				fflush(stdout);
 			}
 	}
