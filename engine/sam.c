@@ -313,7 +313,7 @@ sam_init_token(const struct sam_config *cfg, const struct sam_init_opts *opts)
 	X509 *ca = NULL;
 	EVP_PKEY *pub = NULL;
 	uint8_t id[8], *der = NULL;
-	int derlen, r, e1, e2, e3;
+	int derlen, r, e1, e2, e3, made = 0;
 	unsigned days;
 
 	if ((r = check_cfg(cfg)) != 0)
@@ -352,6 +352,7 @@ sam_init_token(const struct sam_config *cfg, const struct sam_init_opts *opts)
 		r = RSSP_E_CRYPTO;
 		goto out;
 	}
+	made = 1;
 	if ((r = hsm_generate_mac_key(h, ss, SAM_MAC_LABEL)) != 0 ||
 	    (r = hsm_generate_key_pair(h, ss, 4, SAM_CA_LABEL, id, sizeof(id), &pub)) != 0 ||
 	    (r = x509_make_ca(h, ss, SAM_CA_LABEL, pub, subject, days, &ca)) != 0)
@@ -369,8 +370,13 @@ sam_init_token(const struct sam_config *cfg, const struct sam_init_opts *opts)
 	}
 	log_info("token %.100s initialised: mac key %s, ca %s (ec p-384)", cfg->token_label,
 	    SAM_MAC_LABEL, SAM_CA_LABEL);
+	made = 0;
 	r = 0;
 out:
+	/* Half an initialisation is removed: a later init needs no force. */
+	if (made && (hsm_destroy_label(h, ss, SAM_MAC_LABEL) != 0 ||
+	    hsm_destroy_label(h, ss, SAM_CA_LABEL) != 0))
+		log_error("cannot remove a half-made initialisation");
 	OPENSSL_free(der);
 	X509_free(ca);
 	EVP_PKEY_free(pub);
@@ -418,14 +424,14 @@ sam_open(const struct sam_config *cfg, struct sam **samp)
 		r = RSSP_E_CRYPTO;
 		goto out;
 	}
+	hsm_session_put(s->hsm, ss);
+	ss = NULL;
 	*samp = s;
 	s = NULL;
 	r = 0;
 out:
-	if (s != NULL)
+	if (s != NULL && ss != NULL)
 		hsm_session_put(s->hsm, ss);
-	else
-		hsm_session_put((*samp)->hsm, ss);
 	sam_free(s);
 	return r;
 }
