@@ -11,3 +11,11 @@ if(TARGET rssp_engine_client)
   add_executable(rest_engine ${CMAKE_CURRENT_LIST_DIR}/rest_engine.c)
   target_link_libraries(rest_engine PRIVATE rssp_engine_client PkgConfig::CRYPTO Threads::Threads)
 endif()
+
+# A smoke run (1 s phases) so the benchmark keeps working; it measures nothing.
+if(TARGET rest_engine AND TARGET rssp-gateway)
+  add_test(NAME bench_rest_smoke
+    COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/rest_bench.py --smoke --build ${CMAKE_BINARY_DIR})
+  set_tests_properties(bench_rest_smoke PROPERTIES TIMEOUT 600
+    ENVIRONMENT "RSSP_TEST_ROOT=${CMAKE_SOURCE_DIR}")
+endif()

@@ -227,8 +227,12 @@ def main():
     ap.add_argument("--flow-procs", type=int, default=4)
     ap.add_argument("--workers", type=int, default=4, help="RSSP_ENGINE_WORKERS")
     ap.add_argument("--keys", default="rsa2048,ecp256")
+    ap.add_argument("--smoke", action="store_true",
+                    help="1 s phases; fail on any failed call (a ctest that the benchmark runs)")
     args = ap.parse_args()
     args.cores = os.cpu_count()
+    if args.smoke:
+        args.seconds = 1
     args.raw_bin = os.path.join(args.build, "tests", "bench", "rest_raw")
     args.engine_bin = os.path.join(args.build, "tests", "bench", "rest_engine")
     for need in (args.raw_bin, args.engine_bin, "wrk"):
@@ -297,6 +301,11 @@ def main():
                      rate["engine100"] / raw, rate["rest100"] / raw))
         print("raw: %d threads (one PKCS#11 session each) on the same token; targets: rest1/raw "
               ">= 0.80 (rsa2048), rest100/raw >= 0.95 (rsa2048) and >= 0.80 (ecp256)" % args.cores)
+        failed = [(key, name) for key, _, res in rows for name, r in res.items()
+                  if r["bad"] or not r["sigs"]]
+        if failed:
+            print("rest_bench: failed calls or no signatures in %s" % failed, file=sys.stderr)
+            sys.exit(1)
     finally:
         st.stop()
         st.cleanup()
