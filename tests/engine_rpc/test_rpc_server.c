@@ -243,6 +243,15 @@ START_TEST(test_an_oversize_message_is_refused_before_the_handler_and_audited)
 	ck_assert_int_eq(call(c, NULL, "rid-big", big, 1025, &status, &msg, &resp, &resplen), 0);
 	ck_assert_int_eq(status, GRPC_STATUS_RESOURCE_EXHAUSTED);
 	free(msg);
+	/* beyond the channel's 1 MiB cap gRPC refuses it itself */
+	{
+		uint8_t *huge = calloc(1, 2 << 20);
+		ck_assert_int_eq(call(c, NULL, "rid-huge", huge, 2 << 20, &status, &msg, &resp,
+		    &resplen), 0);
+		ck_assert_int_eq(status, GRPC_STATUS_RESOURCE_EXHAUSTED);
+		free(msg);
+		free(huge);
+	}
 	ck_assert_int_eq(call(c, NULL, "rid-fits", big, 1024, &status, &msg, &resp, &resplen), 0);
 	ck_assert_int_eq(status, GRPC_STATUS_OK);
 	free(resp);
