@@ -133,6 +133,15 @@ out:
 }
 
 int
+sad_peek_id(const uint8_t *buf, size_t len, uint8_t id[SAD_ID_LEN])
+{
+	if (len < SAD_MAGIC_LEN + SAD_ID_LEN + SAD_MAC_LEN || memcmp(buf, SAD_MAGIC, SAD_MAGIC_LEN) != 0)
+		return RSSP_E_INVAL;
+	memcpy(id, buf + SAD_MAGIC_LEN, SAD_ID_LEN);
+	return 0;
+}
+
+int
 sad_has_hash(const struct sad *s, const uint8_t *digest)
 {
 	size_t lo = 0, hi = s->n_hashes, mid;

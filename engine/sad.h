@@ -40,6 +40,10 @@ int sad_encode_body(struct sad *s, uint8_t **bodyp, size_t *bodylenp) RSSP_WUR;
  * the MAC at buf + *bodylenp covers. Checks no MAC. */
 int sad_parse(const uint8_t *buf, size_t len, struct sad **sp, size_t *bodylenp) RSSP_WUR;
 
+/* Copies the id of a wire SAD without parsing the rest (for a cache lookup before a
+ * full parse). Returns 0 or RSSP_E_INVAL when buf cannot be a SAD. */
+int sad_peek_id(const uint8_t *buf, size_t len, uint8_t id[SAD_ID_LEN]) RSSP_WUR;
+
 /* 1 when digest (s->hash_len bytes) is one of the SAD's hashes. */
 int sad_has_hash(const struct sad *s, const uint8_t *digest);
 

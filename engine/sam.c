@@ -1030,18 +1030,20 @@ sad_lookup(struct sam *s, struct hsm_session *ss, const uint8_t *wire, size_t le
 	size_t bodylen = 0, maclen = sizeof(mac);
 	int r, hit = 0;
 
-	if (sad_parse(wire, len, &sad, &bodylen) != 0)
+	if (sad_peek_id(wire, len, idp) != 0)
 		return refuse(a, RSSP_E_DENIED, "sad malformed");
-	hex(a->sad_id, sad->id, SAD_ID_LEN);
-	memcpy(idp, sad->id, SAD_ID_LEN);
+	/* Seen and verified before: the very same bytes need neither parse nor HSM. */
 	pthread_mutex_lock(&s->lock);
-	if ((e = kvmap_get(s->sads, sad->id, SAD_ID_LEN)) != NULL)
+	if ((e = kvmap_get(s->sads, idp, SAD_ID_LEN)) != NULL)
 		hit = e->wirelen == len && CRYPTO_memcmp(e->wire, wire, len) == 0;
 	pthread_mutex_unlock(&s->lock);
 	if (hit) {
-		r = 0;
-		goto out;
+		hex(a->sad_id, idp, SAD_ID_LEN);
+		return 0;
 	}
+	if (sad_parse(wire, len, &sad, &bodylen) != 0)
+		return refuse(a, RSSP_E_DENIED, "sad malformed");
+	hex(a->sad_id, sad->id, SAD_ID_LEN);
 	if ((r = hsm_sign(s->hsm, ss, SAM_MAC_LABEL, HSM_SECRET_KEY, HSM_MECH_HMAC_SHA256, 0,
 	    wire, bodylen, mac, &maclen)) != 0) {
 		r = refuse(a, RSSP_E_HSM, "hsm failure");

@@ -49,6 +49,13 @@ START_TEST(test_sad_round_trips_and_sorts_hashes)
 	memset(probe, 9, sizeof(probe));
 	ck_assert(!sad_has_hash(p, probe));
 	ck_assert_int_lt(memcmp(p->hashes, p->hashes + 32, 32), 0);
+	{
+		uint8_t id[SAD_ID_LEN];
+
+		ck_assert_int_eq(sad_peek_id(body, len + SAD_MAC_LEN, id), 0);
+		ck_assert_mem_eq(id, s->id, SAD_ID_LEN);
+		ck_assert_int_eq(sad_peek_id(body, 11 + SAD_ID_LEN, id), RSSP_E_INVAL);
+	}
 	sad_free(p);
 	sad_free(s);
 	free(body);
