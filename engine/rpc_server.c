@@ -691,9 +691,12 @@ rpc_server_run(struct rpc_server *s, int stop_fd)
 	int r = RSSP_E_INTERNAL;
 
 	grpc_server_start(s->server);
+	/* one request per worker and method stays posted: concurrent calls are matched at
+	 * once instead of waiting for the queue thread to re-post */
 	for (i = 0; i < s->o.n_methods; i++)
-		if (post_request(s, (long)i) != 0)
-			goto stop;
+		for (w = 0; w < s->o.workers; w++)
+			if (post_request(s, (long)i) != 0)
+				goto stop;
 	if (post_request(s, -1) != 0)
 		goto stop;
 	if ((s->workers = calloc(s->o.workers, sizeof(*s->workers))) == NULL)
