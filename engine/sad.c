@@ -6,19 +6,16 @@
 #define SAD_MAGIC "rssp-sad-v1"
 #define SAD_MAGIC_LEN 11
 
-/* Insertion sort on the digests: n <= 1000, runs once per SAD, no global state. */
+static int
+cmp_digest(const void *a, const void *b, void *len)
+{
+	return memcmp(a, b, *(size_t *)len);
+}
+
 static void
 sort_hashes(uint8_t *h, size_t n, size_t len)
 {
-	uint8_t tmp[64];
-	size_t i, j;
-
-	for (i = 1; i < n; i++) {
-		memcpy(tmp, h + i * len, len);
-		for (j = i; j > 0 && memcmp(h + (j - 1) * len, tmp, len) > 0; j--)
-			memcpy(h + j * len, h + (j - 1) * len, len);
-		memcpy(h + j * len, tmp, len);
-	}
+	qsort_r(h, n, len, cmp_digest, &len);
 }
 
 int

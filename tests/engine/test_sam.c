@@ -248,8 +248,8 @@ struct appr {
 	uint8_t binding[64];
 	size_t binding_len;
 	int hash_algo;
-	uint8_t hashes[8][64];
-	size_t hash_lens[8];
+	uint8_t hashes[RSSP_MAX_HASHES][64];
+	size_t hash_lens[RSSP_MAX_HASHES];
 	size_t n_hashes;
 	uint32_t num_signatures;
 	char rp_name[64], description[128];
@@ -300,7 +300,7 @@ static void
 appr_sign(const struct appr *p, uint8_t **sigp, size_t *siglenp)
 {
 	struct rssp_approval_fields f;
-	const uint8_t *hv[8];
+	static const uint8_t *hv[RSSP_MAX_HASHES];
 	uint8_t *spki, *ad = NULL;
 	size_t spkilen, adlen = 0, i;
 
@@ -340,7 +340,7 @@ appr_pack(const struct appr *p, const uint8_t *sig, size_t siglen, uint8_t **buf
 	Rssp__Engine__V1__AuthorizeRequest req = RSSP__ENGINE__V1__AUTHORIZE_REQUEST__INIT;
 	Rssp__Engine__V1__Kak kak = RSSP__ENGINE__V1__KAK__INIT;
 	Rssp__Engine__V1__Approval ap = RSSP__ENGINE__V1__APPROVAL__INIT;
-	ProtobufCBinaryData hv[8];
+	static ProtobufCBinaryData hv[RSSP_MAX_HASHES];
 	uint8_t *spki;
 	size_t spkilen, i;
 
@@ -437,7 +437,7 @@ sign_hashes(const char *cred, const uint8_t *sad, size_t sadlen, int hash_algo, 
 {
 	Rssp__Engine__V1__SignHashRequest req = RSSP__ENGINE__V1__SIGN_HASH_REQUEST__INIT;
 	Rssp__Engine__V1__SignHashResponse *resp;
-	ProtobufCBinaryData hv[16];
+	static ProtobufCBinaryData hv[RSSP_MAX_HASHES];
 	struct sam_audit local;
 	uint8_t *buf, *out = NULL;
 	size_t len, outlen = 0, i;
@@ -769,6 +769,45 @@ START_TEST(test_signhash_signs_with_every_fitting_algorithm_and_openssl_verifies
 			}
 		}
 	}
+}
+END_TEST
+
+START_TEST(test_a_thousand_hashes_fit_the_message_limits_and_each_can_be_signed)
+{
+	static struct appr p;
+	static uint8_t pick[RSSP_MAX_HASHES][64];
+	Rssp__Engine__V1__SignHashResponse *resp = NULL;
+	struct sam_audit au;
+	size_t sadlen, i;
+	uint8_t *sad, *req;
+	size_t reqlen;
+
+	appr_init(&p, &creds[2], H512, RSSP_MAX_HASHES, RSSP_MAX_HASHES);
+	{
+		uint8_t *sig;
+		size_t siglen;
+
+		appr_sign(&p, &sig, &siglen);
+		appr_pack(&p, sig, siglen, &req, &reqlen);
+		ck_assert_uint_le(reqlen, SAM_MAX_AUTHORIZE_MSG);
+		free(req);
+		ck_assert_int_eq(appr_call(&p, sig, siglen, &sad, &sadlen, NULL), 0);
+		free(sig);
+	}
+	/* all of them, in reverse order, in one call: the largest SignHash there is */
+	for (i = 0; i < RSSP_MAX_HASHES; i++)
+		memcpy(pick[i], p.hashes[RSSP_MAX_HASHES - 1 - i], 64);
+	ck_assert_uint_le(sadlen + RSSP_MAX_HASHES * (64 + 3) + 200, SAM_MAX_SIGNHASH_MSG);
+	ck_assert_int_eq(sign_hashes(creds[2].id, sad, sadlen, H512, S_ECDSA,
+	    (const uint8_t (*)[64])pick, NULL, RSSP_MAX_HASHES, &resp, &au), 0);
+	ck_assert_uint_eq(au.signatures, RSSP_MAX_HASHES);
+	for (i = 0; i < RSSP_MAX_HASHES; i += 97)
+		ck_assert(verify_with_cert(creds[2].cert, S_ECDSA, H512, pick[i],
+		    resp->signatures[i].data, resp->signatures[i].len));
+	rssp__engine__v1__sign_hash_response__free_unpacked(resp, NULL);
+	ck_assert_int_eq(sign_hashes(creds[2].id, sad, sadlen, H512, S_ECDSA,
+	    (const uint8_t (*)[64])pick, NULL, 1, NULL, &au), RSSP_E_EXHAUSTED);
+	free(sad);
 }
 END_TEST
 
@@ -1492,6 +1531,7 @@ main(void)
 	tcase_add_test(tc, test_open_refuses_an_unknown_token);
 	tcase_add_test(tc, test_activation_issues_a_chained_certificate_for_every_key_type);
 	tcase_add_test(tc, test_signhash_signs_with_every_fitting_algorithm_and_openssl_verifies);
+	tcase_add_test(tc, test_a_thousand_hashes_fit_the_message_limits_and_each_can_be_signed);
 	tcase_add_test(tc, test_approval_refuses_a_forged_binding);
 	tcase_add_test(tc, test_approval_refuses_another_kak_with_a_valid_signature);
 	tcase_add_test(tc, test_approval_refuses_a_binding_of_another_credential_or_key);
