@@ -31,6 +31,7 @@ static const char *sock_path, *module_path, *token_label, *pin_file;
 static long engine_pid;
 static double seconds = 3.0;
 static unsigned timeout_ms = 30000;
+static int rounds = 3;        /* raw and engine measured back to back, median taken */
 static int want_keys = 3;     /* bit 0: RSA-2048, bit 1: EC P-256 */
 
 static double
@@ -413,11 +414,30 @@ noop_rate(int threads, double *srv_cpu)
 	return (double)total / (t1 - t0);
 }
 
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The median of v[0..n-1] (sorts a copy). */
+static double
+median(const double *v, int n)
+{
+	double t[15];
+
+	memcpy(t, v, (size_t)n * sizeof(*t));
+	qsort(t, (size_t)n, sizeof(*t), cmp_double);
+	return n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
+}
+
 static void
 usage(void)
 {
 	fprintf(stderr, "usage: rssp-bench-engine --socket PATH --module PATH --token LABEL "
-	    "--pin-file FILE [--engine-pid PID] [--seconds S] [--timeout-ms MS] [--keys rsa|ec|both|none]\n");
+	    "--pin-file FILE [--engine-pid PID] [--seconds S] [--rounds N] [--timeout-ms MS] [--keys rsa|ec|both|none]\n");
 	exit(2);
 }
 
@@ -433,7 +453,7 @@ main(int argc, char **argv)
 	static const int conc[2] = { 1, 4 };
 	static const size_t per[2] = { 1, 16 };
 	struct eh_cred cred[2];
-	double raw[2][2], rawcpu[2][2], eng, srv, cli, noop, noopcpu;
+	double raw, eng, srv, cli, noop, noopcpu;
 	int i, k, c, p, r, status;
 	char cid[64];
 
@@ -452,6 +472,8 @@ main(int argc, char **argv)
 			engine_pid = strtol(argv[++i], NULL, 10);
 		else if (strcmp(argv[i], "--seconds") == 0)
 			seconds = strtod(argv[++i], NULL);
+		else if (strcmp(argv[i], "--rounds") == 0)
+			rounds = atoi(argv[++i]);
 		else if (strcmp(argv[i], "--timeout-ms") == 0)
 			timeout_ms = (unsigned)strtoul(argv[++i], NULL, 10);
 		else if (strcmp(argv[i], "--keys") == 0) {
@@ -463,7 +485,7 @@ main(int argc, char **argv)
 			usage();
 	}
 	if (sock_path == NULL || module_path == NULL || token_label == NULL || pin_file == NULL ||
-	    seconds <= 0)
+	    seconds <= 0 || rounds < 1 || rounds > 15)
 		usage();
 	if (engine_client_new(sock_path, timeout_ms, &client) != 0 ||
 	    engine_client_ready(client, 10000) != 0) {
@@ -488,23 +510,32 @@ main(int argc, char **argv)
 		fprintf(stderr, "cannot open token %s in %s\n", token_label, module_path);
 		return 1;
 	}
-	printf("# rssp engine benchmark: %.1f s per measurement, %ld online CPUs\n", seconds,
-	    sysconf(_SC_NPROCESSORS_ONLN));
+	printf("# rssp engine benchmark: %.1f s per measurement, medians of %d rounds of raw and "
+	    "engine back to back, %ld online CPUs\n", seconds, rounds, sysconf(_SC_NPROCESSORS_ONLN));
 	printf("%-9s %-11s %-4s %10s %13s %10s %15s %18s %18s\n", "key", "hashes/call", "conc",
 	    "raw sig/s", "engine sig/s", "engine/raw", "raw CPU us/sig", "engine CPU us/sig",
 	    "client CPU us/sig");
 	for (k = 0; k < 2; k++) {
 		if (!(want_keys & (1 << k)))
 			continue;
-		for (c = 0; c < 2; c++)
-			raw[k][c] = raw_rate(cred[k].key_label, keys[k].is_ec, conc[c], &rawcpu[k][c]);
 		for (p = 0; p < 2; p++)
 			for (c = 0; c < 2; c++) {
-				eng = engine_rate(&cred[k], keys[k].sign_algo, per[p], conc[c], raw[k][c],
-				    &srv, &cli);
+				double vr[15], ve[15], vq[15], vrc[15], vs[15], vc[15], rawcpu;
+				/* the machine is shared: raw and engine back to back, several times */
+				for (i = 0; i < rounds; i++) {
+					vr[i] = raw_rate(cred[k].key_label, keys[k].is_ec, conc[c], &vrc[i]);
+					ve[i] = engine_rate(&cred[k], keys[k].sign_algo, per[p], conc[c], vr[i],
+					    &vs[i], &vc[i]);
+					vq[i] = ve[i] / vr[i];
+				}
+				raw = median(vr, rounds);
+				eng = median(ve, rounds);
+				rawcpu = median(vrc, rounds);
+				srv = median(vs, rounds);
+				cli = median(vc, rounds);
 				printf("%-9s %-11zu %-4d %10.0f %13.0f %10.2f %15.1f %18s %18.1f\n",
-				    keys[k].name, per[p], conc[c], raw[k][c], eng, eng / raw[k][c],
-				    rawcpu[k][c] * 1e6,
+				    keys[k].name, per[p], conc[c], raw, eng, median(vq, rounds),
+				    rawcpu * 1e6,
 				    srv >= 0 ? (snprintf(cid, sizeof(cid), "%.1f", srv * 1e6), cid) : "n/a",
 				    cli * 1e6);
 				fflush(stdout);
