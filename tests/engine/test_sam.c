@@ -1508,6 +1508,77 @@ START_TEST(test_signing_recovers_after_all_sessions_are_closed_and_logged_out)
 }
 END_TEST
 
+/* Valid requests with random bytes changed, cut or appended: every answer is a code,
+ * never a crash (ASan and UBSan watch this in the sanitizer build). */
+START_TEST(test_mutated_requests_are_refused_without_crashing)
+{
+	struct appr p;
+	struct sam_audit au;
+	uint8_t *sig, *req, *m, *out, *sad;
+	size_t siglen, reqlen, sadlen, outlen, n, k, i;
+	Rssp__Engine__V1__SignHashRequest sr = RSSP__ENGINE__V1__SIGN_HASH_REQUEST__INIT;
+	ProtobufCBinaryData hv[2];
+	uint8_t sreq[1024];
+	size_t sreqlen;
+	int r, ok = 0;
+
+	srand(20261128);
+	appr_init(&p, &creds[2], H256, 2, 2);
+	appr_sign(&p, &sig, &siglen);
+	appr_pack(&p, sig, siglen, &req, &reqlen);
+	m = malloc(reqlen + 16);
+	for (i = 0; i < 1500; i++) {
+		memcpy(m, req, reqlen);
+		n = reqlen;
+		for (k = 0; k < 1 + (size_t)rand() % 4; k++)
+			m[(size_t)rand() % n] ^= (uint8_t)(1 + rand() % 255);
+		if (i % 5 == 0)
+			n = (size_t)rand() % reqlen;
+		else if (i % 7 == 0)
+			n += (size_t)rand() % 16;
+		out = NULL;
+		r = sam_authorize(S, m, n, &out, &outlen, &au);
+		ck_assert(r == 0 || (r < 0 && au.reason != NULL));
+		ok += r == 0;
+		free(out);
+	}
+	free(m);
+	free(req);
+	free(sig);
+	/* (a change in request_id alone keeps the approval valid: at most one mints) */
+	ck_assert_int_le(ok, 1);
+
+	sad = mint(&creds[2], &p, H256, 2, 1000, &sadlen);
+	sr.credential_id = creds[2].id;
+	sr.sad.data = sad;
+	sr.sad.len = sadlen;
+	sr.hash_algo = (Rssp__Engine__V1__HashAlgo)H256;
+	sr.sign_algo = (Rssp__Engine__V1__SignAlgo)S_ECDSA;
+	hv[0].data = p.hashes[0];
+	hv[0].len = 32;
+	hv[1].data = p.hashes[1];
+	hv[1].len = 32;
+	sr.hashes = hv;
+	sr.n_hashes = 2;
+	sreqlen = rssp__engine__v1__sign_hash_request__pack(&sr, sreq);
+	m = malloc(sreqlen + 16);
+	for (i = 0; i < 1500; i++) {
+		memcpy(m, sreq, sreqlen);
+		n = sreqlen;
+		for (k = 0; k < 1 + (size_t)rand() % 4; k++)
+			m[(size_t)rand() % n] ^= (uint8_t)(1 + rand() % 255);
+		if (i % 5 == 0)
+			n = (size_t)rand() % sreqlen;
+		out = NULL;
+		r = sam_sign_hash(S, m, n, &out, &outlen, &au);
+		ck_assert(r == 0 || (r < 0 && au.reason != NULL));
+		free(out);
+	}
+	free(m);
+	free(sad);
+}
+END_TEST
+
 START_TEST(test_bench_raw_sign_drives_the_token_directly)
 {
 	ck_assert_int_eq(sam_bench_raw_sign(S, creds[0].label, H256, S_PKCS1, 3), 0);
@@ -1555,6 +1626,7 @@ main(void)
 	tcase_add_test(tc, test_signhash_counts_exactly_under_concurrent_callers);
 	tcase_add_test(tc, test_reactivation_with_another_kak_yields_a_new_key_and_keeps_old_binding_to_old_kak);
 	tcase_add_test(tc, test_signing_recovers_after_all_sessions_are_closed_and_logged_out);
+	tcase_add_test(tc, test_mutated_requests_are_refused_without_crashing);
 	tcase_add_test(tc, test_bench_raw_sign_drives_the_token_directly);
 	tcase_set_timeout(tc, 300);
 	suite_add_tcase(s, tc);
