@@ -118,6 +118,8 @@ class EndToEnd(unittest.TestCase):
         self.st.sic(state, "keygen", "--algo", kak_algo, "--sha", sha)
         self.st.sic(state, "activate", "--code", code, "--name", "e2e " + tag)
         self.assertEqual(self.st.sic(state, "status")["status"], "ACTIVE")
+        type(self).user_of_state = getattr(type(self), "user_of_state", {})
+        self.user_of_state[state] = u["userID"]
         return u["userID"], full_name, state
 
     def activate_credential(self, user_id, full_name, state, key_algo):
@@ -227,6 +229,36 @@ class EndToEnd(unittest.TestCase):
 
     def test_3_signer_with_an_ec_p256_kak_signs_with_every_key_type(self):
         self.run_kak("ec", *KAK_TYPES[1])
+
+    def test_3b_signer_with_an_rsa_pss_sha512_kak_signs(self):
+        user_id, full_name, state = self.enrol_signer("rsa512", "rsa-pss", "sha512")
+        cred, pub = self.activate_credential(user_id, full_name, state, "ecp256")
+        self.state_of[cred] = state
+        self.sign_and_verify(cred, pub, ECDSA["sha256"], "sha256")
+
+    def test_3c_the_app_cancels_requests_and_activations_and_sees_only_its_own(self):
+        states = list(dict.fromkeys(self.state_of.values()))
+        creds = list(self.state_of)
+        mine, other = states[0], states[-1]
+        cred = creds[0]
+        d = hashlib.sha256(b"to be cancelled").digest()
+        a = self.rp().post("credentials/authorize", {
+            "credentialID": cred, "numSignatures": 1, "hashes": [b64e(d)],
+            "hashAlgorithmOID": HASH_OID["sha256"], "description": "cancel me"}, expect=202)
+        # Another signer's app can neither see nor confirm it.
+        for cmd in (["show"], ["confirm", "--yes"]):
+            r = self.st.sic(other, cmd[0], a["requestID"], *cmd[1:], check=False)
+            self.assertEqual(r.returncode, 1, r.stdout)
+            self.assertRegex(r.stderr, r"HTTP (403|404)")
+        self.assertEqual(self.st.sic(mine, "cancel", a["requestID"])["status"], "CANCELLED")
+        chk = self.rp().post("credentials/authorizeCheck", {"requestID": a["requestID"]})
+        self.assertEqual(chk["status"], "CANCELLED")
+        self.assertNotIn("SAD", chk)
+        # A NEW credential whose activation the signer refuses.
+        c = self.rp().post("credentials/create", {"userID": self.user_of_state[mine],
+                                                  "keyAlgo": "ecp256"}, expect=201)
+        res = self.st.sic(mine, "credential-cancel", c["credentialID"])
+        self.assertEqual(res["status"], "CANCELLED")
 
     def test_4_a_hash_that_was_not_approved_is_refused(self):
         state = next(iter(self.state_of.values()))
