@@ -3,6 +3,13 @@
  * bytes of a method and gets serialized response bytes back; sam unpacks, checks the
  * shape exactly (proto/PROTOCOL.md), copies into internal structs, frees the wire
  * object, then acts. Thread-safe: the server calls it from its worker pool.
+ *
+ * Decisions (engine/sam.c): the CA key is EC P-384 (certificates ecdsa-with-SHA384);
+ * credential keys are labelled "<credential_id>#<8 random hex>", a new label every
+ * activation; a SAD expires sad_ttl after minting, never after its approval; an
+ * approval may be valid at most 1 day ahead, an activation 7 days; approvals and
+ * activations are remembered (replay) and SAD counts kept in memory until they
+ * expire; the PIN file is read again for a login after the token lost it.
  */
 #ifndef RSSP_SAM_H
 #define RSSP_SAM_H
