@@ -274,17 +274,20 @@ req_authorize(struct gw_request *req, struct gw_reply *rep)
 	PGresult *res = NULL;
 	struct rssp_approval_fields f;
 	int r, hash_algo;
+	bool csc = strncmp(req->path, "/csc/v2/", 8) == 0;
 	long long exp;
 
 	if ((r = sg_get_uuid(req, rep, "credentialID", true, &cred_id)) != 0 ||
 	    (r = gw_get_int(req, rep, "numSignatures", 1, RSSP_MAX_HASHES, true, 0, &num)) != 0 ||
 	    (r = gw_get_str_array(req, rep, "hashes", RSSP_MAX_HASHES, 128, true, &hashes_b64, &n)) != 0 ||
 	    (r = gw_get_str(req, rep, "hashAlgorithmOID", 64, true, &hoid)) != 0 ||
-	    (r = gw_get_str(req, rep, "description", 500, true, &desc)) != 0 ||
+	    (r = gw_get_str(req, rep, "description", 500, !csc, &desc)) != 0 ||
 	    (r = gw_get_str(req, rep, "clientData", 2048, false, &client_data)) != 0 ||
 	    (r = gw_get_int(req, rep, "validityPeriod", 1, 600, false, 300, &validity)) != 0 ||
 	    (r = gw_get_int(req, rep, "wait", 0, 60, false, 0, &wait)) != 0)
 		goto out;
+	if (desc == NULL || desc[0] == '\0')
+		desc = "Signature request"; /* a CSC v2 client need not describe it */
 	if ((hash_algo = sg_hash_algo_from_oid(hoid)) == 0) {
 		r = gw_error(rep, 400, "invalid_request",
 		    "field 'hashAlgorithmOID' must be the OID of SHA-256, SHA-384 or SHA-512");

@@ -976,5 +976,11 @@ const struct gw_route gw_routes_signing[] = {
 	{ "/rssp/requests/confirm", GW_NEEDS_ENGINE, ANY_ROLE, req_confirm },
 	{ "/rssp/requests/cancel", 0, ANY_ROLE, req_cancel },
 	{ "/rssp/signatures/signHash", GW_NEEDS_ENGINE, ANY_ROLE, sg_sign_hash },
+	/* The CSC v2 names of the same functions (api.md, "CSC v2 compatibility"). */
+	{ "/csc/v2/credentials/list", 0, ANY_ROLE, cred_list },
+	{ "/csc/v2/credentials/info", 0, ANY_ROLE, cred_info },
+	{ "/csc/v2/credentials/authorize", 0, GW_ROLE_RP | SELF_ROLES, req_authorize },
+	{ "/csc/v2/credentials/authorizeCheck", 0, ANY_ROLE, req_authorize_check },
+	{ "/csc/v2/signatures/signHash", GW_NEEDS_ENGINE, ANY_ROLE, sg_sign_hash },
 	{ 0 },
 };

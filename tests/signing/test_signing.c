@@ -546,9 +546,23 @@ authorize(const char *token, const char *cred, char **hashes, int n, int num, co
 	return id;
 }
 
+static long confirm_with(struct signer *s, const char *req_id, int check_text);
+
 /* requests/info -> sign the authData -> requests/confirm; returns the status. */
 static long
 confirm(struct signer *s, const char *req_id)
+{
+	return confirm_with(s, req_id, 1);
+}
+
+static long
+confirm_any(struct signer *s, const char *req_id)
+{
+	return confirm_with(s, req_id, 0);
+}
+
+static long
+confirm_with(struct signer *s, const char *req_id, int check_text)
 {
 	struct gwt_resp *r = post("/rssp/requests/info", s->token,
 	    json_pack("{s:s}", "requestID", req_id));
@@ -557,7 +571,8 @@ confirm(struct signer *s, const char *req_id)
 
 	gwt_expect(r, 200, NULL);
 	ck_assert_str_eq(gwt_str(r, "rpName")[0] ? "x" : "", "x");
-	ck_assert_str_eq(gwt_str(r, "description"), "Loan contract no. 42");
+	if (check_text)
+		ck_assert_str_eq(gwt_str(r, "description"), "Loan contract no. 42");
 	sig = kak_sign_b64(s, gwt_str(r, "authData"));
 	gwt_resp_free(r);
 	r = post("/rssp/requests/confirm", s->token, json_pack("{s:s,s:s,s:s}", "requestID", req_id,
@@ -754,6 +769,35 @@ START_TEST(test_ec_kak_activates_rsa3072_and_ecp256_and_signatures_verify)
 	rsa = cred_create(&rp, &s, "rsa3072");
 	cred_activate(&s, rsa);
 	sign_and_verify(&rp, &s, rsa, 64, SHA512_OID, RSA_SHA512, NULL, V_PKCS1, EVP_sha512());
+
+	/* The same through the CSC v2 names, without a description. */
+	{
+		char *hashes[1], *id, *sad;
+		struct gwt_resp *r;
+
+		make_hashes(32, 1, "csc", hashes);
+		r = post("/csc/v2/credentials/authorize", rp.token, json_pack("{s:s,s:i,s:o,s:s}",
+		    "credentialID", ec, "numSignatures", 1, "hashes", jarr(hashes, 1),
+		    "hashAlgorithmOID", SHA256_OID));
+		gwt_expect(r, 202, NULL);
+		id = str_of(r, "requestID");
+		gwt_resp_free(r);
+		r = post("/rssp/requests/info", s.token, json_pack("{s:s}", "requestID", id));
+		gwt_expect(r, 200, NULL);
+		ck_assert_str_eq(gwt_str(r, "description"), "Signature request");
+		gwt_resp_free(r);
+		ck_assert_int_eq(confirm_any(&s, id), 200);
+		r = post("/csc/v2/credentials/authorizeCheck", rp.token, json_pack("{s:s}", "requestID", id));
+		gwt_expect(r, 200, NULL);
+		sad = str_of(r, "SAD");
+		gwt_resp_free(r);
+		r = post("/csc/v2/signatures/signHash", rp.token, json_pack("{s:s,s:s,s:o,s:s,s:s}",
+		    "credentialID", ec, "SAD", sad, "hashes", jarr(hashes, 1), "hashAlgorithmOID",
+		    SHA256_OID, "signAlgo", ECDSA_SHA256));
+		gwt_expect(r, 200, NULL);
+		ck_assert_int_eq(json_array_size(json_object_get(r->json, "signatures")), 1);
+		gwt_resp_free(r);
+	}
 }
 END_TEST
 
