@@ -39,6 +39,10 @@ h_echo(void *arg, const uint8_t *in, size_t inlen, uint8_t **outp, size_t *outle
 		a->reason = "test denial";
 		return RSSP_E_DENIED;
 	}
+	if (inlen >= 7 && memcmp(in, "hsmfail", 7) == 0) {
+		a->reason = "hsm failure";
+		return RSSP_E_HSM;
+	}
 	if (inlen >= 4 && memcmp(in, "slow", 4) == 0) {
 		pthread_mutex_lock(&mu);
 		slow_entered++;
@@ -282,10 +286,16 @@ START_TEST(test_a_refusal_carries_its_status_and_reason)
 	ck_assert_str_eq(msg, "test denial");
 	ck_assert_ptr_null(resp);
 	free(msg);
+	/* the engine's own UNAVAILABLE (its HSM) is an answer, not an unreachable engine */
+	ck_assert_int_eq(call(c, NULL, "rid-hsm", "hsmfail", 7, &status, &msg, &resp, &resplen), 0);
+	ck_assert_int_eq(status, GRPC_STATUS_UNAVAILABLE);
+	ck_assert_str_eq(msg, "hsm failure");
+	free(msg);
 	engine_client_free(c);
 	stop(&r);
 	log = slurp(auditpath);
 	ck_assert_ptr_nonnull(strstr(log, "\"result\":\"refused\",\"reason\":\"test denial\""));
+	ck_assert_ptr_nonnull(strstr(log, "\"result\":\"error\",\"reason\":\"hsm failure\""));
 	free(log);
 }
 END_TEST
