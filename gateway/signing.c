@@ -806,7 +806,7 @@ sg_sign_hash(struct gw_request *req, struct gw_reply *rep)
 	json_t *arr = NULL;
 
 	if ((r = sg_get_uuid(req, rep, "credentialID", true, &cred_id)) != 0 ||
-	    (r = gw_get_str(req, rep, "SAD", 8192, true, &sad_b64)) != 0 ||
+	    (r = gw_get_str(req, rep, "SAD", 128 * 1024, true, &sad_b64)) != 0 ||
 	    (r = gw_get_str_array(req, rep, "hashes", RSSP_MAX_HASHES, 128, true,
 	    &hashes_b64, &n)) != 0 ||
 	    (r = gw_get_str(req, rep, "hashAlgorithmOID", 64, false, &hoid)) != 0 ||

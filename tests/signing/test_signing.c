@@ -901,6 +901,31 @@ START_TEST(test_authorize_with_wait_answers_the_sad_as_soon_as_the_app_confirms)
 }
 END_TEST
 
+START_TEST(test_a_batch_of_1000_hashes_is_approved_once_and_signed_in_one_call)
+{
+	struct rp rp;
+	struct signer s;
+	char *cred, *hashes[1000], *sad;
+	struct gwt_resp *r;
+	json_t *sigs;
+	X509 *cert;
+	int i;
+
+	ready(&rp, &s, 1, "ecp256", &cred);
+	cert = cred_cert(rp.token, cred);
+	make_hashes(32, 1000, "batch", hashes);
+	sad = approve(&rp, &s, cred, hashes, 1000, 1000, SHA256_OID, NULL);
+	r = sign_hash(rp.token, cred, sad, hashes, 1000, SHA256_OID, ECDSA_SHA256, NULL);
+	gwt_expect(r, 200, NULL);
+	sigs = json_object_get(r->json, "signatures");
+	ck_assert_int_eq(json_array_size(sigs), 1000);
+	for (i = 0; i < 1000; i += 111)
+		verify_sig(cert, V_ECDSA, EVP_sha256(), hashes[i], json_string_value(json_array_get(sigs, i)));
+	gwt_resp_free(r);
+	X509_free(cert);
+}
+END_TEST
+
 /* ---- refusals --------------------------------------------------------------------- */
 
 START_TEST(test_signhash_refuses_beyond_num_signatures_unapproved_hashes_and_tampered_sads)
@@ -1279,6 +1304,7 @@ main(void)
 	tcase_add_test(tc, test_rsa_pss_kak_activates_rsa2048_and_ecp384_and_signatures_verify);
 	tcase_add_test(tc, test_ec_kak_activates_rsa3072_and_ecp256_and_signatures_verify);
 	tcase_add_test(tc, test_authorize_with_wait_answers_the_sad_as_soon_as_the_app_confirms);
+	tcase_add_test(tc, test_a_batch_of_1000_hashes_is_approved_once_and_signed_in_one_call);
 	tcase_add_test(tc, test_signhash_refuses_beyond_num_signatures_unapproved_hashes_and_tampered_sads);
 	tcase_add_test(tc, test_confirm_refuses_a_wrong_or_replayed_signature_and_an_expired_request);
 	tcase_add_test(tc, test_user_b_neither_sees_nor_confirms_user_a_requests);
