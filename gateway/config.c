@@ -39,6 +39,7 @@ static const struct opt opts[] = {
 	{"RSSP_ARGON2_OPSLIMIT", T_ULL, OFF(argon2_opslimit), "2", 1, 64, 0},
 	{"RSSP_ARGON2_MEMLIMIT_KIB", T_ULL, OFF(argon2_memlimit_kib), "19456", 8, 4194304, 0},
 	{"RSSP_DB_POOL", T_UINT, OFF(db_pool), "16", 1, 1000, 0},
+	{"RSSP_DB_PREPARE", T_UINT, OFF(db_prepare), "1", 0, 1, 0},
 	{"RSSP_HTTP_THREADS", T_UINT, OFF(http_threads), "4", 1, 256, 0},
 	{"RSSP_LONG_THREADS", T_UINT, OFF(long_threads), "64", 1, 4096, 0},
 	{"RSSP_SERVICE_NAME", T_STR, OFF(service_name), "rssp", 0, 0, 0},

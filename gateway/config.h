@@ -25,6 +25,7 @@ struct gw_config {
 	unsigned long long argon2_opslimit;   /* RSSP_ARGON2_OPSLIMIT, default 2 */
 	unsigned long long argon2_memlimit_kib; /* RSSP_ARGON2_MEMLIMIT_KIB, default 19456 */
 	unsigned db_pool;         /* RSSP_DB_POOL, default 16 */
+	unsigned db_prepare;      /* RSSP_DB_PREPARE: 1 (default) prepares each parameterised query once per connection */
 	unsigned http_threads;    /* RSSP_HTTP_THREADS, default 4 */
 	unsigned long_threads;    /* RSSP_LONG_THREADS: threads for waiting requests (long-polls), default 64 */
 	char *service_name;       /* RSSP_SERVICE_NAME, default "rssp" (also the Digest realm) */

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <libpq-events.h>
+
 #include "db.h"
 #include "gw.h"
 #include "gw_internal.h"
@@ -22,10 +24,118 @@ notice_quiet(void *arg, const char *msg)
 	(void)msg; /* NOTICEs (e.g. "relation exists, skipping") are not diagnostics */
 }
 
+/* ---- prepared statements -----------------------------------------------------------
+ * Every parameterised query is prepared once per connection (named after a 64-bit hash
+ * of its text) and then executed by name: PostgreSQL parses and plans it once. The set
+ * of prepared names lives with the connection (libpq instance data) and is dropped when
+ * the connection is reset or closed. */
+
+#define STMT_SLOTS 256
+
+struct stmt_set {
+	uint64_t h[STMT_SLOTS]; /* 0 = empty; open addressing */
+	unsigned n;
+	int stale;              /* a prepared plan no longer fits the schema: drop the connection */
+};
+
+int gw_db_prepare_enabled = 1;
+
+static int
+stmt_event(PGEventId id, void *info, void *pass)
+{
+	(void)pass;
+	if (id == PGEVT_CONNRESET) {
+		PGconn *c = ((PGEventConnReset *)info)->conn;
+		struct stmt_set *st = PQinstanceData(c, stmt_event);
+		if (st != NULL)
+			memset(st, 0, sizeof(*st));
+	} else if (id == PGEVT_CONNDESTROY) {
+		PGconn *c = ((PGEventConnDestroy *)info)->conn;
+		free(PQinstanceData(c, stmt_event));
+	}
+	return 1;
+}
+
+static uint64_t
+sql_hash(const char *sql)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (; *sql; sql++)
+		h = (h ^ (unsigned char)*sql) * 1099511628211ull;
+	return h ? h : 1;
+}
+
+/* 1 when h is known prepared on this connection; with add, records it. */
+static int
+stmt_known(struct stmt_set *st, uint64_t h, int add)
+{
+	unsigned i = (unsigned)(h % STMT_SLOTS), k;
+
+	for (k = 0; k < STMT_SLOTS; k++, i = (i + 1) % STMT_SLOTS) {
+		if (st->h[i] == h)
+			return 1;
+		if (st->h[i] == 0) {
+			if (add && st->n < STMT_SLOTS * 3 / 4) {
+				st->h[i] = h;
+				st->n++;
+			}
+			return 0;
+		}
+	}
+	return 0;
+}
+
+static PGresult *
+exec_prepared(PGconn *db, const char *sql, int n, const char *const *params)
+{
+	struct stmt_set *st = PQinstanceData(db, stmt_event);
+	uint64_t h;
+	char name[24];
+	PGresult *res;
+
+	if (!gw_db_prepare_enabled || n == 0 || st == NULL || PQtransactionStatus(db) == PQTRANS_INERROR)
+		return PQexecParams(db, sql, n, NULL, params, NULL, NULL, 0);
+	h = sql_hash(sql);
+	snprintf(name, sizeof(name), "g%016llx", (unsigned long long)h);
+	if (!stmt_known(st, h, 0)) {
+		res = PQprepare(db, name, sql, n, NULL);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			/* let the plain path report the error as usual */
+			PQclear(res);
+			return PQexecParams(db, sql, n, NULL, params, NULL, NULL, 0);
+		}
+		PQclear(res);
+		(void)stmt_known(st, h, 1);
+	}
+	res = PQexecPrepared(db, name, n, params, NULL, NULL, 0);
+	if (PQresultStatus(res) == PGRES_FATAL_ERROR) {
+		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		/* "cached plan must not change result type" after a migration elsewhere */
+		if (state != NULL && strcmp(state, "0A000") == 0) {
+			st->stale = 1;
+			if (PQtransactionStatus(db) == PQTRANS_IDLE) {
+				PQclear(res);
+				res = PQexecParams(db, sql, n, NULL, params, NULL, NULL, 0);
+			}
+		}
+	}
+	return res;
+}
+
+static int
+conn_stale(PGconn *c)
+{
+	struct stmt_set *st = PQinstanceData(c, stmt_event);
+
+	return st != NULL && st->stale;
+}
+
 int
 gw_db_connect(const char *url, PGconn **cp)
 {
 	PGconn *c;
+	struct stmt_set *st;
 
 	c = PQconnectdb(url);
 	if (c == NULL || PQstatus(c) != CONNECTION_OK) {
@@ -35,6 +145,12 @@ gw_db_connect(const char *url, PGconn **cp)
 		return RSSP_E_UNAVAILABLE;
 	}
 	PQsetNoticeProcessor(c, notice_quiet, NULL);
+	if ((st = calloc(1, sizeof(*st))) != NULL) {
+		if (PQregisterEventProc(c, stmt_event, "rssp-stmt", NULL) &&
+		    PQsetInstanceData(c, stmt_event, st))
+			st = NULL; /* owned by the connection */
+		free(st);
+	}
 	*cp = c;
 	return 0;
 }
@@ -49,7 +165,7 @@ gw_db_exec(PGconn *db, PGresult **resp, const char *sql, int n, const char *cons
 
 	if (db == NULL)
 		return RSSP_E_UNAVAILABLE;
-	res = PQexecParams(db, sql, n, NULL, params, NULL, NULL, 0);
+	res = exec_prepared(db, sql, n, params);
 	st = PQresultStatus(res);
 	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
 		if (resp != NULL)
@@ -228,7 +344,8 @@ gw_db_pool_put(struct gw_db_pool *p, PGconn *c)
 		res = PQexec(c, "ROLLBACK");
 		PQclear(res);
 	}
-	if (c != NULL && (PQstatus(c) != CONNECTION_OK || PQtransactionStatus(c) != PQTRANS_IDLE)) {
+	if (c != NULL && (PQstatus(c) != CONNECTION_OK || PQtransactionStatus(c) != PQTRANS_IDLE ||
+	    conn_stale(c))) {
 		PQfinish(c);
 		c = NULL;
 	}

@@ -8,6 +8,9 @@
 
 struct gw_db_pool;
 
+/* 1 (default): parameterised queries are prepared once per connection (RSSP_DB_PREPARE). */
+extern int gw_db_prepare_enabled;
+
 /* Opens one connection (checked). Returns 0 or RSSP_E_UNAVAILABLE; on success *cp is
  * owned by the caller (PQfinish). */
 int gw_db_connect(const char *url, PGconn **cp) RSSP_WUR;

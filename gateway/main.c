@@ -217,6 +217,7 @@ main(int argc, char **argv)
 		return 1;
 	rssp_log_init("gateway", cfg->log_level);
 	gw_cfg = cfg;
+	gw_db_prepare_enabled = cfg->db_prepare != 0;
 	if (sodium_init() < 0 || gw_secrets_init(cfg) < 0 || gw_auth_init(cfg) < 0 ||
 	    gw_metrics_init() < 0) {
 		log_error("cannot initialise");
