@@ -390,15 +390,16 @@ noop_run(void *arg)
 }
 
 static double
-noop_rate(int threads, double *srv_cpu)
+noop_rate(int threads, double *srv_cpu, double *cli_cpu)
 {
 	struct noop_worker w[MAXT];
-	double t0, t1, c0, c1;
+	double t0, t1, c0, c1, s0, s1;
 	unsigned long total = 0;
 	int t;
 
 	memset(w, 0, sizeof(w));
 	c0 = engine_cpu();
+	s0 = self_cpu();
 	t0 = now();
 	for (t = 0; t < threads; t++) {
 		w[t].deadline = t0 + seconds;
@@ -410,7 +411,9 @@ noop_rate(int threads, double *srv_cpu)
 	}
 	t1 = now();
 	c1 = engine_cpu();
+	s1 = self_cpu();
 	*srv_cpu = c0 >= 0 && c1 >= 0 && total ? (c1 - c0) / (double)total : -1;
+	*cli_cpu = total ? (s1 - s0) / (double)total : 0;
 	return (double)total / (t1 - t0);
 }
 
@@ -542,12 +545,12 @@ main(int argc, char **argv)
 			}
 	}
 	for (c = 0; c < 2; c++) {
-		noop = noop_rate(conc[c], &noopcpu);
+		noop = noop_rate(conc[c], &noopcpu, &cli);
 		printf("no-op gRPC round trip (unknown method), conc %d: %.0f calls/s, %.1f us/call",
 		    conc[c], noop, 1e6 * conc[c] / noop);
 		if (noopcpu >= 0)
 			printf(", engine CPU %.1f us/call", noopcpu * 1e6);
-		printf("\n");
+		printf(", client CPU %.1f us/call\n", cli * 1e6);
 	}
 	for (k = 0; k < 2; k++)
 		eh_cred_release(&cred[k]);
