@@ -18,14 +18,14 @@ import time
 import grpc
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, utils
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 
 ENGINE = sys.argv[1]
 ROOT = os.environ.get("RSSP_TEST_ROOT", os.path.join(os.path.dirname(__file__), "..", ".."))
 WORK = tempfile.mkdtemp(prefix="rpc-py.", dir=os.environ.get("RSSP_TEST_WORK", "/tmp"))
 PIN = "py-pin-" + os.urandom(6).hex()
 SHA256 = 1
-KAK_ECDSA_P256_SHA256 = 3
+KAK_RSASSA_PSS_SHA256, KAK_ECDSA_P256_SHA256 = 1, 3
 KEY_RSA2048, KEY_EC_P256 = 1, 3
 SIGN_RSA_PKCS1_V15, SIGN_ECDSA = 1, 3
 
@@ -124,22 +124,32 @@ def run_checks(pb, channel):
                 grpc.StatusCode.UNIMPLEMENTED, "unknown method")
     assert time.monotonic() - t0 < 25
 
-    kak = ec.generate_private_key(ec.SECP256R1())
-    spki = kak.public_key().public_bytes(serialization.Encoding.DER,
-                                         serialization.PublicFormat.SubjectPublicKeyInfo)
-    kak_sha = hashlib.sha256(spki).digest()
+    # an ECDSA P-256 KAK for the EC credential, an RSASSA-PSS KAK for the RSA one
+    ec_kak = ec.generate_private_key(ec.SECP256R1())
+    rsa_kak = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
-    for key_algo, sign_algo, cid in ((KEY_EC_P256, SIGN_ECDSA, "py-ec"),
-                                     (KEY_RSA2048, SIGN_RSA_PKCS1_V15, "py-rsa")):
+    def ec_sign(data):
+        return ec_kak.sign(data, ec.ECDSA(hashes.SHA256()))
+
+    def pss_sign(data):
+        return rsa_kak.sign(data, padding.PSS(mgf=padding.MGF1(hashes.SHA256()),
+                                              salt_length=32), hashes.SHA256())
+
+    for key_algo, sign_algo, cid, kak, kak_algo, kak_sign in (
+            (KEY_EC_P256, SIGN_ECDSA, "py-ec", ec_kak, KAK_ECDSA_P256_SHA256, ec_sign),
+            (KEY_RSA2048, SIGN_RSA_PKCS1_V15, "py-rsa", rsa_kak, KAK_RSASSA_PSS_SHA256, pss_sign)):
+        spki = kak.public_key().public_bytes(serialization.Encoding.DER,
+                                             serialization.PublicFormat.SubjectPublicKeyInfo)
+        kak_sha = hashlib.sha256(spki).digest()
         nonce = os.urandom(16)
         exp = int(time.time()) + 300
         ad = authdata(1, [f_str(1, cid), f_str(2, "py-owner"), f_str(3, "py-device"),
-                          f_bytes(4, kak_sha), f_int(5, KAK_ECDSA_P256_SHA256),
+                          f_bytes(4, kak_sha), f_int(5, kak_algo),
                           f_int(6, key_algo), f_str(7, "Py Signer"), f_int(8, 30),
                           f_bytes(9, nonce), f_int(10, exp)])
         req = pb.AuthorizeRequest(
-            request_id="py", kak=pb.Kak(public_key=spki, algo=KAK_ECDSA_P256_SHA256),
-            signature=kak.sign(ad, ec.ECDSA(hashes.SHA256())),
+            request_id="py", kak=pb.Kak(public_key=spki, algo=kak_algo),
+            signature=kak_sign(ad),
             activation=pb.Activation(credential_id=cid, owner_id="py-owner",
                                      device_uuid="py-device", key_algo=key_algo,
                                      subject_cn="Py Signer", validity_days=30, nonce=nonce,
@@ -159,8 +169,8 @@ def run_checks(pb, channel):
                           f_str(9, "Py RP"), f_str(10, "Py document"), f_bytes(11, nonce),
                           f_int(12, exp)])
         req = pb.AuthorizeRequest(
-            request_id="py", kak=pb.Kak(public_key=spki, algo=KAK_ECDSA_P256_SHA256),
-            signature=kak.sign(ad, ec.ECDSA(hashes.SHA256())),
+            request_id="py", kak=pb.Kak(public_key=spki, algo=kak_algo),
+            signature=kak_sign(ad),
             approval=pb.Approval(approval_id="py-approval-" + cid, credential_id=cid,
                                  owner_id="py-owner", device_uuid="py-device",
                                  key_label=act.key_label, binding=act.binding,
