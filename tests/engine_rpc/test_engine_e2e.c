@@ -493,14 +493,14 @@ START_TEST(test_a_second_instance_on_a_live_socket_refuses_to_start)
 }
 END_TEST
 
-START_TEST(test_audit_verify_accepts_the_engines_log_and_catches_an_edit)
+START_TEST(test_audit_verify_accepts_the_engines_log_and_catches_an_edit_a_deletion_and_a_reorder)
 {
 	struct engine_client *c;
 	pid_t pid;
 	uint8_t *resp = NULL;
 	size_t resplen;
 	int status, i;
-	char *msg = NULL, *log, *p, cmd[800], out[512];
+	char *msg = NULL, *log, *p, *orig, cmd[800], out[512];
 	FILE *f;
 
 	/* two runs: the chain continues across the restart */
@@ -520,6 +520,7 @@ START_TEST(test_audit_verify_accepts_the_engines_log_and_catches_an_edit)
 	ck_assert_str_eq(out, "ok 6 lines\n");
 	/* edit the second line's event */
 	log = slurp(auditpath);
+	orig = strdup(log);
 	p = strstr(log, "rpc.unimplemented");
 	ck_assert_ptr_nonnull(p);
 	memcpy(p, "rpc.unimplementeD", 17);
@@ -531,6 +532,34 @@ START_TEST(test_audit_verify_accepts_the_engines_log_and_catches_an_edit)
 	ck_assert_ptr_nonnull(fgets(out, sizeof(out), f));
 	ck_assert_int_eq(WEXITSTATUS(pclose(f)), 1);
 	ck_assert_str_eq(out, "line 2: edited (line 3's prev does not match it)\n");
+	/* delete the third line, then swap the second and third */
+	{
+		char *lines[8], *save = NULL, *t;
+		int n = 0;
+		const int del[] = { 0, 1, 3, 4, 5 }, swp[] = { 0, 2, 1, 3, 4, 5 };
+		const int *orders[2] = { del, swp };
+		const int counts[2] = { 5, 6 };
+		const char *want[2] = {
+			"line 3: seq 4, expected 3: line(s) deleted before it\n",
+			"line 2: seq 3 comes before seq 2 (line 3): lines reordered\n",
+		};
+		int k, j;
+
+		for (t = strtok_r(orig, "\n", &save); t != NULL && n < 8; t = strtok_r(NULL, "\n", &save))
+			lines[n++] = t;
+		ck_assert_int_eq(n, 6);
+		for (k = 0; k < 2; k++) {
+			f = fopen(auditpath, "w");
+			for (j = 0; j < counts[k]; j++)
+				fprintf(f, "%s\n", lines[orders[k][j]]);
+			fclose(f);
+			f = popen(cmd, "r");
+			ck_assert_ptr_nonnull(fgets(out, sizeof(out), f));
+			ck_assert_int_eq(WEXITSTATUS(pclose(f)), 1);
+			ck_assert_str_eq(out, want[k]);
+		}
+	}
+	free(orig);
 }
 END_TEST
 
@@ -603,7 +632,7 @@ main(void)
 	tcase_add_test(tc, test_a_peer_uid_not_allowed_is_refused_and_audited);
 	tcase_add_test(tc, test_sigterm_during_calls_in_flight_drains_them_and_exits_0);
 	tcase_add_test(tc, test_a_second_instance_on_a_live_socket_refuses_to_start);
-	tcase_add_test(tc, test_audit_verify_accepts_the_engines_log_and_catches_an_edit);
+	tcase_add_test(tc, test_audit_verify_accepts_the_engines_log_and_catches_an_edit_a_deletion_and_a_reorder);
 	tcase_add_test(tc, test_the_engine_runs_with_umask_077_and_without_core_dumps);
 	tcase_add_test(tc, test_check_prints_the_configuration_without_the_pin);
 	suite_add_tcase(s, tc);
