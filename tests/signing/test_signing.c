@@ -291,6 +291,25 @@ str_of(const struct gwt_resp *r, const char *m)
 	return keep(strdup(s));
 }
 
+/* 1 when the file at path contains needle (or its first 64 characters). */
+static int
+file_contains(const char *path, const char *needle)
+{
+	FILE *f = fopen(path, "r");
+	char *buf = NULL, part[65];
+	size_t cap = 0;
+	ssize_t n;
+	int found = 0;
+
+	ck_assert_ptr_nonnull(f);
+	snprintf(part, sizeof(part), "%s", needle);
+	while (!found && (n = getline(&buf, &cap, f)) >= 0)
+		found = strstr(buf, part) != NULL;
+	free(buf);
+	fclose(f);
+	return found;
+}
+
 /* ---- actors ---------------------------------------------------------------------- */
 
 struct rp {
@@ -923,6 +942,9 @@ START_TEST(test_a_batch_of_1000_hashes_is_approved_once_and_signed_in_one_call)
 		verify_sig(cert, V_ECDSA, EVP_sha256(), hashes[i], json_string_value(json_array_get(sigs, i)));
 	gwt_resp_free(r);
 	X509_free(cert);
+	/* The SAD is a bearer secret: neither the access log nor the diagnostics hold it. */
+	ck_assert_msg(!file_contains(gwt_stdout_path(G), sad), "the SAD is in the access log");
+	ck_assert_msg(!file_contains(gwt_stderr_path(G), sad), "the SAD is in the gateway log");
 }
 END_TEST
 
