@@ -50,6 +50,7 @@ static const struct opt opts[] = {
 	{"RSSP_LOCKOUT_SECONDS", T_UINT, OFF(lockout_seconds), "900", 1, 86400 * 365, 0},
 	{"RSSP_TOKEN_CACHE_TTL", T_UINT, OFF(token_cache_ttl), "2", 0, 60, 0},
 	{"RSSP_DIGEST_NONCE_TTL", T_UINT, OFF(digest_nonce_ttl), "300", 1, 86400, 0},
+	{"RSSP_TRUST_FORWARDED", T_UINT, OFF(trust_forwarded), "0", 0, 1, 0},
 };
 
 static const char *const levels[] = {"error", "warn", "info", "debug"};

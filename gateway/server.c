@@ -110,6 +110,33 @@ client_addr(struct MHD_Connection *conn, char *out, size_t n)
 		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out, (socklen_t)n);
 }
 
+/* Behind a trusted proxy (RSSP_TRUST_FORWARDED=1) the client is the last address the
+ * proxy appended to X-Forwarded-For; anything that is not an IP address is ignored. */
+static void
+forwarded_addr(struct MHD_Connection *conn, char *out, size_t n)
+{
+	const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Forwarded-For");
+	const char *last;
+	char buf[64];
+	size_t len, i;
+	unsigned char tmp[sizeof(struct in6_addr)];
+
+	if (v == NULL)
+		return;
+	last = strrchr(v, ',');
+	last = last ? last + 1 : v;
+	while (*last == ' ')
+		last++;
+	len = strcspn(last, " ");
+	if (len == 0 || len >= sizeof(buf))
+		return;
+	for (i = 0; i < len; i++)
+		buf[i] = last[i];
+	buf[len] = '\0';
+	if (inet_pton(AF_INET, buf, tmp) == 1 || inet_pton(AF_INET6, buf, tmp) == 1)
+		snprintf(out, n, "%s", buf);
+}
+
 /* One JSON line on stdout per request; a single write() keeps lines whole. */
 static void
 access_log(const struct rq *q, const char *method, const char *url, int status, double secs)
@@ -641,6 +668,8 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 		else
 			gw_random_uuid(q->rid);
 		client_addr(conn, q->client, sizeof(q->client));
+		if (s->cfg->trust_forwarded)
+			forwarded_addr(conn, q->client, sizeof(q->client));
 		v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (v != NULL && (strlen(v) > 9 || strtoull(v, NULL, 10) > GW_MAX_BODY)) {
 			q->too_big = 1;

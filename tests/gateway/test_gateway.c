@@ -461,6 +461,45 @@ START_TEST(test_login_attempts_are_rate_limited_with_retry_after)
 }
 END_TEST
 
+static struct gwt_resp *
+login_from(struct gwt *g, const char *xff, const char *user)
+{
+	char h[128], body[256];
+	const char *hdrs[] = {"Content-Type: application/json", h, NULL};
+
+	snprintf(h, sizeof(h), "X-Forwarded-For: 203.0.113.9, %s", xff);
+	snprintf(body, sizeof(body), "{\"grant_type\":\"password\",\"username\":\"%s\",\"password\":\"pw\"}", user);
+	return gwt_request(g, "POST", "/rssp/auth/login", body, strlen(body), hdrs);
+}
+
+START_TEST(test_behind_a_trusted_proxy_the_forwarded_address_is_rate_limited)
+{
+	static const char *env[] = {"RSSP_LOGIN_BURST=2", "RSSP_LOGIN_RATE=1", "RSSP_TRUST_FORWARDED=1", NULL};
+	struct gwt_opts o = {.env = env};
+	struct gwt *g = gwt_start(&o);
+	struct gwt_resp *r;
+
+	r = login_from(g, "10.0.0.1", "a@rssp.test");
+	gwt_expect(r, 401, "incorrect_credentials");
+	gwt_resp_free(r);
+	r = login_from(g, "10.0.0.1", "b@rssp.test");
+	gwt_expect(r, 401, "incorrect_credentials");
+	gwt_resp_free(r);
+	r = login_from(g, "10.0.0.1", "c@rssp.test");
+	gwt_expect(r, 429, "too_many_requests");
+	gwt_resp_free(r);
+	/* another client behind the same proxy is not held back */
+	r = login_from(g, "10.0.0.2", "d@rssp.test");
+	gwt_expect(r, 401, "incorrect_credentials");
+	gwt_resp_free(r);
+	/* a forged non-address is ignored: the peer address counts */
+	r = login_from(g, "not-an-ip", "e@rssp.test");
+	gwt_expect(r, 401, "incorrect_credentials");
+	gwt_resp_free(r);
+	gwt_stop(g);
+}
+END_TEST
+
 START_TEST(test_expired_and_revoked_tokens_are_refused)
 {
 	static const char *env[] = {"RSSP_TOKEN_TTL=1", "RSSP_LOGIN_BURST=1000", NULL};
@@ -994,6 +1033,7 @@ suite(void)
 	tcase_add_test(t, test_unknown_user_and_wrong_passphrase_get_the_same_answer);
 	tcase_add_test(t, test_five_failures_lock_the_account_until_an_admin_unlocks_it);
 	tcase_add_test(t, test_login_attempts_are_rate_limited_with_retry_after);
+	tcase_add_test(t, test_behind_a_trusted_proxy_the_forwarded_address_is_rate_limited);
 	tcase_add_test(t, test_expired_and_revoked_tokens_are_refused);
 	tcase_add_test(t, test_refresh_tokens_rotate_and_reuse_revokes_the_family);
 	tcase_add_test(t, test_digest_login_refuses_replayed_and_stale_nonces);
