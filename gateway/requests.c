@@ -164,7 +164,7 @@ req_notify(struct gw_request *req, const char *request_id)
 
 #define STATUS_SQL \
 	"CASE WHEN r.status = 'PENDING' AND r.expires_at <= extract(epoch FROM now())::bigint" \
-	" THEN 'EXPIRED' ELSE r.status END"
+	" THEN 'EXPIRED' ELSE r.status END AS status"
 
 /* Reads a request of the caller (requester) and sets the reply as authorizeCheck and a
  * waiting authorize answer. *finalp: 1 when the status will not change any more. */

@@ -1276,6 +1276,95 @@ START_TEST(test_fields_are_validated_with_a_message_naming_the_field)
 }
 END_TEST
 
+START_TEST(test_status_list_pages_and_cancel_follow_the_lifecycle)
+{
+	struct rp rp, rp2;
+	struct signer s;
+	struct gwt_resp *r;
+	char *cred, *c2, *c3, *hashes[1], *id, *id2, *page;
+
+	rp_new(&rp);
+	signer_new(&rp, &s);
+	r = post("/rssp/sic/status", rp.token, json_pack("{s:s}", "userID", s.user_id));
+	gwt_expect(r, 200, NULL);
+	ck_assert_str_eq(gwt_str(r, "status"), "NONE");
+	gwt_resp_free(r);
+	signer_activate(&rp, &s, 1);
+	r = post("/rssp/sic/status", rp.token, json_pack("{s:s}", "userID", s.user_id));
+	gwt_expect(r, 200, NULL);
+	ck_assert_str_eq(gwt_str(r, "status"), "ACTIVE");
+	ck_assert_str_eq(gwt_str(r, "deviceUUID"), s.device);
+	gwt_resp_free(r);
+	r = post("/rssp/users/status", rp.token, json_pack("{s:s}", "userID", s.user_id));
+	gwt_expect(r, 200, NULL);
+	ck_assert_str_eq(gwt_str(r, "sicStatus"), "ACTIVE");
+	gwt_resp_free(r);
+
+	/* A NEW credential has no certificate yet; three credentials page two by two. */
+	cred = cred_create(&rp, &s, "ecp256");
+	c2 = cred_create(&rp, &s, "ecp256");
+	c3 = cred_create(&rp, &s, "rsa2048");
+	r = post("/rssp/credentials/info", rp.token, json_pack("{s:s}", "credentialID", c3));
+	gwt_expect(r, 200, NULL);
+	ck_assert_str_eq(gwt_str(r, "status"), "NEW");
+	ck_assert_ptr_null(json_object_get(r->json, "cert"));
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(r->json, "key"), "len")), 2048);
+	gwt_resp_free(r);
+	r = post("/rssp/credentials/list", rp.token, json_pack("{s:s,s:i}", "userID", s.user_id, "maxResults", 2));
+	gwt_expect(r, 200, NULL);
+	ck_assert_int_eq(json_array_size(json_object_get(r->json, "credentialIDs")), 2);
+	page = str_of(r, "nextPageToken");
+	gwt_resp_free(r);
+	r = post("/rssp/credentials/list", rp.token, json_pack("{s:s,s:i,s:s}", "userID", s.user_id,
+	    "maxResults", 2, "pageToken", page));
+	gwt_expect(r, 200, NULL);
+	ck_assert_int_eq(json_array_size(json_object_get(r->json, "credentialIDs")), 1);
+	ck_assert_ptr_null(json_object_get(r->json, "nextPageToken"));
+	gwt_resp_free(r);
+	(void)c2;
+
+	/* Another rp sees nothing of them. */
+	rp_new(&rp2);
+	r = post("/rssp/credentials/list", rp2.token, json_pack("{}"));
+	gwt_expect(r, 200, NULL);
+	ck_assert_int_eq(json_array_size(json_object_get(r->json, "credentialIDs")), 0);
+	gwt_resp_free(r);
+	r = post("/rssp/credentials/list", rp2.token, json_pack("{s:s}", "userID", s.user_id));
+	gwt_expect(r, 403, "access_denied");
+	gwt_resp_free(r);
+
+	/* Cancel by the app, and by the rp that asked; not by another rp. */
+	cred_activate(&s, cred);
+	make_hashes(32, 1, "cancel", hashes);
+	id = authorize(rp.token, cred, hashes, 1, 1, SHA256_OID);
+	r = post("/rssp/credentials/authorizeCheck", rp2.token, json_pack("{s:s}", "requestID", id));
+	gwt_expect(r, 403, "access_denied");
+	gwt_resp_free(r);
+	r = post("/rssp/requests/cancel", rp2.token, json_pack("{s:s}", "requestID", id));
+	gwt_expect(r, 403, "access_denied");
+	gwt_resp_free(r);
+	r = post("/rssp/requests/cancel", s.token, json_pack("{s:s}", "requestID", id));
+	gwt_expect(r, 200, NULL);
+	ck_assert_str_eq(gwt_str(r, "status"), "CANCELLED");
+	gwt_resp_free(r);
+	r = post("/rssp/credentials/authorizeCheck", rp.token, json_pack("{s:s}", "requestID", id));
+	gwt_expect(r, 200, NULL);
+	ck_assert_str_eq(gwt_str(r, "status"), "CANCELLED");
+	ck_assert_ptr_null(gwt_str(r, "SAD"));
+	gwt_resp_free(r);
+	ck_assert_int_eq(confirm(&s, id), 409);
+	id2 = authorize(rp.token, cred, hashes, 1, 1, SHA256_OID);
+	r = post("/rssp/requests/cancel", rp.token, json_pack("{s:s}", "requestID", id2));
+	gwt_expect(r, 200, NULL);
+	gwt_resp_free(r);
+	r = post("/rssp/requests/list", s.token, json_pack("{s:s,s:s}", "deviceUUID", s.device,
+	    "status", "CANCELLED"));
+	gwt_expect(r, 200, NULL);
+	ck_assert_int_eq(json_array_size(json_object_get(r->json, "requests")), 2);
+	gwt_resp_free(r);
+}
+END_TEST
+
 START_TEST(test_engine_down_answers_503_with_retry_after_then_recovers)
 {
 	struct rp rp;
@@ -1334,6 +1423,7 @@ main(void)
 	tcase_add_test(tc, test_signhash_refuses_a_revoked_or_cancelled_credential);
 	tcase_add_test(tc, test_activation_code_is_locked_after_five_wrong_tries);
 	tcase_add_test(tc, test_fields_are_validated_with_a_message_naming_the_field);
+	tcase_add_test(tc, test_status_list_pages_and_cancel_follow_the_lifecycle);
 	tcase_add_test(tc, test_engine_down_answers_503_with_retry_after_then_recovers);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
