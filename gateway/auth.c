@@ -315,6 +315,8 @@ gw_auth_bearer(struct gw_request *req, struct gw_reply *rep)
 	return 0;
 }
 
+static unsigned long issued;
+
 /* Issues an access + refresh pair in family (a new one when NULL) and sets the reply. */
 static int
 issue_tokens(struct gw_request *req, struct gw_reply *rep, const char *account_id, const char *family)
@@ -342,6 +344,12 @@ issue_tokens(struct gw_request *req, struct gw_reply *rep, const char *account_i
 	    6, ah, rh, family, account_id, attl, rttl);
 	if (r < 0)
 		goto out;
+	/* housekeeping: now and then, drop tokens that ended more than a day ago */
+	if (__atomic_add_fetch(&issued, 1, __ATOMIC_RELAXED) % 512 == 0 &&
+	    PQtransactionStatus(req->db) == PQTRANS_IDLE &&
+	    gw_db_exec(req->db, NULL, "DELETE FROM tokens WHERE ctid = ANY (ARRAY(SELECT ctid FROM tokens"
+	    " WHERE expires_at < now() - interval '1 day' LIMIT 5000))", 0, NULL) < 0)
+		log_warn("cannot delete old tokens");
 	o = json_pack("{s:s, s:s, s:I, s:s, s:I}", "access_token", access, "token_type", "bearer",
 	    "expires_in", (json_int_t)req->cfg->token_ttl, "refresh_token", refresh,
 	    "refresh_expires_in", (json_int_t)req->cfg->refresh_ttl);
