@@ -315,8 +315,8 @@ cred_info(struct gw_request *req, struct gw_reply *rep)
 	const char *cred_id = NULL, *certs = NULL;
 	bool cert_info = true, auth_info = true;
 	PGresult *res = NULL;
-	uint8_t *cert = NULL, *chain = NULL, *pub = NULL;
-	size_t certlen = 0, chainlen = 0, publen = 0;
+	uint8_t *cert = NULL, *chain = NULL;
+	size_t certlen = 0, chainlen = 0;
 	json_t *o = NULL, *key = NULL, *c = NULL, *arr = NULL, *algos = NULL;
 	const char *status, *kalgo;
 	int r, ka, bits;
@@ -369,8 +369,6 @@ cred_info(struct gw_request *req, struct gw_reply *rep)
 		    (!PQgetisnull(res, 0, C_NEXT + 1) &&
 		    (r = sg_unbytea(PQgetvalue(res, 0, C_NEXT + 1), &chain, &chainlen)) != 0))
 			goto out;
-		(void)pub;
-		(void)publen;
 		if ((c = json_pack("{s:s}", "status", cst)) == NULL || (arr = json_array()) == NULL) {
 			r = RSSP_E_NOMEM;
 			goto out;
@@ -555,7 +553,7 @@ cred_activate_response(struct gw_request *req, struct gw_reply *rep)
 	struct sg_activation_result ar = { 0 };
 	struct cert_fields cf = { 0 };
 	char *msg = NULL, *p_label = NULL, *p_bind = NULL, *p_cert = NULL, *p_chain = NULL,
-	    *cert_b64 = NULL;
+	    *p_pub = NULL, *cert_b64 = NULL;
 	int r, kak_algo, status = -1, erc;
 
 	if ((r = sg_get_uuid(req, rep, "credentialID", true, &cred_id)) != 0 ||
@@ -650,6 +648,7 @@ cred_activate_response(struct gw_request *req, struct gw_reply *rep)
 	if ((p_bind = sg_bytea(ar.binding, ar.binding_len)) == NULL ||
 	    (p_cert = sg_bytea(ar.cert, ar.cert_len)) == NULL ||
 	    (p_chain = sg_bytea(ar.chain, ar.chain_len)) == NULL ||
+	    (p_pub = sg_bytea(ar.pub, ar.pub_len)) == NULL ||
 	    (cert_b64 = sg_b64(ar.cert, ar.cert_len)) == NULL) {
 		r = RSSP_E_NOMEM;
 		goto out;
@@ -658,13 +657,13 @@ cred_activate_response(struct gw_request *req, struct gw_reply *rep)
 	{
 		const char *params[] = { cred_id, PQgetvalue(dev, 0, 0), p_label, p_bind, p_cert,
 		    p_chain, cf.subject_dn, cf.issuer_dn, cf.serial_hex,
-		    cf.valid_from[0] ? cf.valid_from : NULL, cf.valid_to[0] ? cf.valid_to : NULL };
+		    cf.valid_from[0] ? cf.valid_from : NULL, cf.valid_to[0] ? cf.valid_to : NULL, p_pub };
 		if ((r = gw_db_exec(req->db, NULL,
 		    "UPDATE credentials SET status = 'ACTIVE', device_id = $2, key_label = $3,"
 		    " binding = $4, certificate = $5, chain = $6, subject_dn = $7, issuer_dn = $8,"
 		    " serial_number = $9, valid_from = $10::timestamptz, valid_to = $11::timestamptz,"
 		    " activated_at = now(), act_device_id = NULL, act_nonce = NULL, act_otp_hash = NULL,"
-		    " act_expires_at = NULL WHERE id = $1", 11, params)) != 0 ||
+		    " act_expires_at = NULL, public_key = $12 WHERE id = $1", 12, params)) != 0 ||
 		    (r = gw_tx_commit(req)) != 0)
 			goto out;
 	}
@@ -682,6 +681,7 @@ out:
 	free(p_bind);
 	free(p_cert);
 	free(p_chain);
+	free(p_pub);
 	free(cert_b64);
 	PQclear(res);
 	PQclear(dev);

@@ -281,6 +281,7 @@ sg_activation_result_release(struct sg_activation_result *r)
 	free(r->key_label);
 	free(r->binding);
 	free(r->cert);
+	free(r->pub);
 	free(r->chain);
 	memset(r, 0, sizeof(*r));
 }
@@ -423,6 +424,7 @@ sg_engine_activation(struct gw_request *req, const struct rssp_activation_fields
 		if ((t.key_label = strdup(a->key_label)) == NULL ||
 		    (t.binding = (uint8_t *)bytes_dup(&a->binding, &t.binding_len)) == NULL ||
 		    (t.cert = (uint8_t *)bytes_dup(&a->certificate, &t.cert_len)) == NULL ||
+		    (t.pub = (uint8_t *)bytes_dup(&a->public_key, &t.pub_len)) == NULL ||
 		    (t.chain = malloc(total ? total : 1)) == NULL) {
 			r = RSSP_E_NOMEM;
 			goto out;
@@ -649,15 +651,14 @@ static const struct {
 	const char *oid;
 	int sign_algo;
 	int hash_algo; /* 0: from hashAlgorithmOID or signAlgoParams */
-	const char *metric[4]; /* by hash algo */
 } sign_oids[] = {
-	{ "1.2.840.113549.1.1.11", SG_SIGN_RSA_PKCS1, SG_HASH_SHA256, { 0 } },
-	{ "1.2.840.113549.1.1.12", SG_SIGN_RSA_PKCS1, SG_HASH_SHA384, { 0 } },
-	{ "1.2.840.113549.1.1.13", SG_SIGN_RSA_PKCS1, SG_HASH_SHA512, { 0 } },
-	{ "1.2.840.113549.1.1.10", SG_SIGN_RSA_PSS, 0, { 0 } },
-	{ "1.2.840.10045.4.3.2", SG_SIGN_ECDSA, SG_HASH_SHA256, { 0 } },
-	{ "1.2.840.10045.4.3.3", SG_SIGN_ECDSA, SG_HASH_SHA384, { 0 } },
-	{ "1.2.840.10045.4.3.4", SG_SIGN_ECDSA, SG_HASH_SHA512, { 0 } },
+	{ "1.2.840.113549.1.1.11", SG_SIGN_RSA_PKCS1, SG_HASH_SHA256 },
+	{ "1.2.840.113549.1.1.12", SG_SIGN_RSA_PKCS1, SG_HASH_SHA384 },
+	{ "1.2.840.113549.1.1.13", SG_SIGN_RSA_PKCS1, SG_HASH_SHA512 },
+	{ "1.2.840.113549.1.1.10", SG_SIGN_RSA_PSS, 0 },
+	{ "1.2.840.10045.4.3.2", SG_SIGN_ECDSA, SG_HASH_SHA256 },
+	{ "1.2.840.10045.4.3.3", SG_SIGN_ECDSA, SG_HASH_SHA384 },
+	{ "1.2.840.10045.4.3.4", SG_SIGN_ECDSA, SG_HASH_SHA512 },
 };
 
 static const char *
@@ -799,7 +800,7 @@ sg_sign_hash(struct gw_request *req, struct gw_reply *rep)
 	const char **hashes_b64 = NULL;
 	uint8_t *sad = NULL, *params = NULL, **hashes = NULL, **sigs = NULL;
 	size_t sadlen = 0, paramslen = 0, n = 0, i, hlen, *siglens = NULL;
-	char sad_hash[65], *sad_bytea = NULL, nb[24], *msg = NULL, request_id[GW_UUID_LEN + 1];
+	char *sad_bytea = NULL, nb[24], *msg = NULL, request_id[GW_UUID_LEN + 1];
 	uint8_t digest[SHA256_DIGEST_LENGTH];
 	PGresult *res = NULL;
 	int r, sign_algo = 0, hash_algo = 0, h, key_algo, status = -1, spent = 0;
@@ -875,7 +876,6 @@ sg_sign_hash(struct gw_request *req, struct gw_reply *rep)
 		r = RSSP_E_NOMEM;
 		goto out;
 	}
-	snprintf(sad_hash, sizeof(sad_hash), "%s", sad_bytea);
 	snprintf(nb, sizeof(nb), "%zu", n);
 	if ((r = gw_db_query(req->db, &res,
 	    "UPDATE auth_requests r SET remaining = r.remaining - $3::int"

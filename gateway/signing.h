@@ -80,6 +80,7 @@ struct sg_activation_result {
 	uint8_t *binding; size_t binding_len;
 	uint8_t *cert; size_t cert_len;
 	uint8_t *chain; size_t chain_len;       /* issuers' DER concatenated, nearest first */
+	uint8_t *pub; size_t pub_len;           /* the credential's SubjectPublicKeyInfo */
 };
 void sg_activation_result_release(struct sg_activation_result *r);
 
