@@ -38,6 +38,7 @@ static const struct opt opts[] = {
 	{"RSSP_SMS_WEBHOOK", T_STR, OFF(sms_webhook), NULL, 0, 0, 1},
 	{"RSSP_ARGON2_OPSLIMIT", T_ULL, OFF(argon2_opslimit), "2", 1, 64, 0},
 	{"RSSP_ARGON2_MEMLIMIT_KIB", T_ULL, OFF(argon2_memlimit_kib), "19456", 8, 4194304, 0},
+	{"RSSP_ARGON2_CONCURRENCY", T_UINT, OFF(argon2_concurrency), "0", 0, 1024, 0},
 	{"RSSP_DB_POOL", T_UINT, OFF(db_pool), "16", 1, 1000, 0},
 	{"RSSP_DB_PREPARE", T_UINT, OFF(db_prepare), "1", 0, 1, 0},
 	{"RSSP_HTTP_THREADS", T_UINT, OFF(http_threads), "4", 1, 256, 0},

@@ -24,6 +24,7 @@ struct gw_config {
 	char *sms_webhook;        /* RSSP_SMS_WEBHOOK (secret: may hold a key) */
 	unsigned long long argon2_opslimit;   /* RSSP_ARGON2_OPSLIMIT, default 2 */
 	unsigned long long argon2_memlimit_kib; /* RSSP_ARGON2_MEMLIMIT_KIB, default 19456 */
+	unsigned argon2_concurrency; /* RSSP_ARGON2_CONCURRENCY: argon2id computations at once; 0 (default) = half the CPUs, at least 1 */
 	unsigned db_pool;         /* RSSP_DB_POOL, default 16 */
 	unsigned db_prepare;      /* RSSP_DB_PREPARE: 1 (default) prepares each parameterised query once per connection */
 	unsigned http_threads;    /* RSSP_HTTP_THREADS, default 4 */

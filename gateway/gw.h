@@ -115,7 +115,8 @@ struct gw_reply {
 };
 
 /* Sets the reply: status and body. Steals the reference to body (may be NULL for no
- * body). Returns 0, or RSSP_E_NOMEM when body is NULL for a status that needs one. */
+ * body). Returns 0, or RSSP_E_NOMEM when body is NULL for a status that needs one (a
+ * failed json_pack): the reply is then unset and the framework answers 500. */
 int gw_reply_json(struct gw_reply *rep, int status, json_t *body);
 /* Sets an empty reply (204 No Content usually). Returns 0. */
 int gw_reply_empty(struct gw_reply *rep, int status);
@@ -192,7 +193,10 @@ int gw_db_reacquire(struct gw_request *req) RSSP_WUR;
 
 #define GW_PWHASH_MAX 128 /* >= crypto_pwhash_STRBYTES */
 
-/* Hashes a passphrase with argon2id (libsodium crypto_pwhash_str, limits from the
+/* The three functions below wait while RSSP_ARGON2_CONCURRENCY computations run: a
+ * route that calls them should carry GW_LONG so that it waits on the long pool, not on
+ * an HTTP thread.
+ * Hashes a passphrase with argon2id (libsodium crypto_pwhash_str, limits from the
  * configuration: RSSP_ARGON2_OPSLIMIT, RSSP_ARGON2_MEMLIMIT_KIB, p=1). Writes the
  * NUL-terminated encoded hash ("$argon2id$v=19$m=19456,t=2,p=1$...") into out. Returns 0
  * or RSSP_E_NOMEM. */

@@ -1,7 +1,9 @@
 /* secrets.c - passphrase hashing, random ids and tokens, SHA-256, constant-time compare. */
+#include <semaphore.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -9,9 +11,30 @@
 
 #include "gw.h"
 #include "gw_internal.h"
+#include "rssp_log.h"
 
 static unsigned long long pw_ops = 2, pw_mem = 19456ull * 1024;
 static char dummy_hash[crypto_pwhash_STRBYTES];
+
+/* At most this many argon2id computations at once (RSSP_ARGON2_CONCURRENCY; default
+ * half the CPUs): logins queue rather than take every core from the signing path. */
+static sem_t pw_sem;
+static int pw_sem_ok;
+
+static void
+pw_enter(void)
+{
+	if (pw_sem_ok)
+		while (sem_wait(&pw_sem) != 0)
+			;
+}
+
+static void
+pw_leave(void)
+{
+	if (pw_sem_ok)
+		sem_post(&pw_sem);
+}
 
 int
 gw_secrets_init(const struct gw_config *cfg)
@@ -22,8 +45,14 @@ gw_secrets_init(const struct gw_config *cfg)
 	if (sodium_init() < 0)
 		return RSSP_E_INTERNAL;
 	if (cfg != NULL) {
+		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+		unsigned n = cfg->argon2_concurrency ? cfg->argon2_concurrency :
+		    (unsigned)(ncpu > 1 ? ncpu / 2 : 1);
+
 		pw_ops = cfg->argon2_opslimit;
 		pw_mem = cfg->argon2_memlimit_kib * 1024ull;
+		if (!pw_sem_ok && sem_init(&pw_sem, 0, n) == 0)
+			pw_sem_ok = 1;
 	}
 	/* a dummy hash at the configured cost, of a random passphrase nobody knows */
 	randombytes_buf(pw, sizeof(pw));
@@ -39,9 +68,13 @@ int
 gw_password_hash(const char *passphrase, char out[GW_PWHASH_MAX])
 {
 	char h[crypto_pwhash_STRBYTES];
+	int r;
 
-	if (crypto_pwhash_str_alg(h, passphrase, strlen(passphrase), pw_ops, (size_t)pw_mem,
-	    crypto_pwhash_ALG_ARGON2ID13) != 0)
+	pw_enter();
+	r = crypto_pwhash_str_alg(h, passphrase, strlen(passphrase), pw_ops, (size_t)pw_mem,
+	    crypto_pwhash_ALG_ARGON2ID13);
+	pw_leave();
+	if (r != 0)
 		return RSSP_E_NOMEM;
 	memcpy(out, h, sizeof(h) < GW_PWHASH_MAX ? sizeof(h) : GW_PWHASH_MAX);
 	out[GW_PWHASH_MAX - 1] = '\0';
@@ -51,20 +84,28 @@ gw_password_hash(const char *passphrase, char out[GW_PWHASH_MAX])
 int
 gw_password_verify(const char *hash, const char *passphrase)
 {
+	int r;
+
 	if (hash == NULL || passphrase == NULL || strlen(hash) >= crypto_pwhash_STRBYTES)
 		return RSSP_E_DENIED;
-	if (crypto_pwhash_str_verify(hash, passphrase, strlen(passphrase)) != 0)
-		return RSSP_E_DENIED;
-	return 0;
+	pw_enter();
+	r = crypto_pwhash_str_verify(hash, passphrase, strlen(passphrase));
+	pw_leave();
+	return r == 0 ? 0 : RSSP_E_DENIED;
 }
 
 void
 gw_password_dummy_verify(const char *passphrase)
 {
+	int r;
+
 	if (dummy_hash[0] == '\0')
 		return;
-	if (crypto_pwhash_str_verify(dummy_hash, passphrase, strlen(passphrase)) == 0)
-		dummy_hash[0] = dummy_hash[0]; /* nobody knows the dummy passphrase */
+	pw_enter();
+	r = crypto_pwhash_str_verify(dummy_hash, passphrase, strlen(passphrase));
+	pw_leave();
+	if (r == 0)
+		log_warn("the dummy passphrase matched"); /* nobody knows it: cannot happen */
 }
 
 void
