@@ -457,6 +457,7 @@ main(int argc, char **argv)
 	static const size_t per[2] = { 1, 16 };
 	struct eh_cred cred[2];
 	double raw, eng, srv, cli, noop, noopcpu;
+	char ratio[32];
 	int i, k, c, p, r, status;
 	char cid[64];
 
@@ -515,9 +516,11 @@ main(int argc, char **argv)
 	}
 	printf("# rssp engine benchmark: %.1f s per measurement, medians of %d rounds of raw and "
 	    "engine back to back, %ld online CPUs\n", seconds, rounds, sysconf(_SC_NPROCESSORS_ONLN));
-	printf("%-9s %-11s %-4s %10s %13s %10s %15s %18s %18s\n", "key", "hashes/call", "conc",
+	/* cpu ratio: raw CPU / (engine + client CPU) per signature, the engine/raw ratio a
+	 * CPU-bound machine would show; steadier than rates when other load shares it */
+	printf("%-9s %-11s %-4s %10s %13s %10s %15s %18s %18s %9s\n", "key", "hashes/call", "conc",
 	    "raw sig/s", "engine sig/s", "engine/raw", "raw CPU us/sig", "engine CPU us/sig",
-	    "client CPU us/sig");
+	    "client CPU us/sig", "cpu ratio");
 	for (k = 0; k < 2; k++) {
 		if (!(want_keys & (1 << k)))
 			continue;
@@ -536,11 +539,13 @@ main(int argc, char **argv)
 				rawcpu = median(vrc, rounds);
 				srv = median(vs, rounds);
 				cli = median(vc, rounds);
-				printf("%-9s %-11zu %-4d %10.0f %13.0f %10.2f %15.1f %18s %18.1f\n",
+				printf("%-9s %-11zu %-4d %10.0f %13.0f %10.2f %15.1f %18s %18.1f %9s\n",
 				    keys[k].name, per[p], conc[c], raw, eng, median(vq, rounds),
 				    rawcpu * 1e6,
 				    srv >= 0 ? (snprintf(cid, sizeof(cid), "%.1f", srv * 1e6), cid) : "n/a",
-				    cli * 1e6);
+				    cli * 1e6,
+				    srv > 0 ? (snprintf(ratio, sizeof(ratio), "%.2f", rawcpu / (srv + cli)),
+				    ratio) : "n/a");
 				fflush(stdout);
 			}
 	}
