@@ -103,6 +103,11 @@ START_TEST(test_info_lists_the_functions_and_echoes_the_request_id)
 		free(rid);
 		gwt_resp_free(r);
 	}
+	/* the CSC v2 path answers too */
+	r = gwt_post(g, "/csc/v2/info", NULL, "{}");
+	gwt_expect(r, 200, NULL);
+	ck_assert_ptr_nonnull(strstr(r->body, "\"auth/login\""));
+	gwt_resp_free(r);
 	/* a request that may wait runs on the long pool and is answered the same */
 	r = gwt_post(g, "/rssp/info", NULL, "{\"wait\": 5}");
 	gwt_expect(r, 200, NULL);
