@@ -6,7 +6,8 @@
 #   rssp_base_image [NAME]     makes NAME (default localhost/debian:bookworm-slim) with
 #                              debootstrap unless it exists
 #   rssp_build_images [TAG]    builds localhost/rssp-engine:TAG and localhost/rssp-gateway:TAG
-RSSP_PODMAN_PACKAGES=(podman buildah runc catatonit debootstrap uidmap slirp4netns fuse-overlayfs)
+RSSP_PODMAN_PACKAGES=(podman buildah runc catatonit debootstrap uidmap slirp4netns fuse-overlayfs
+  golang-github-containernetworking-plugin-dnsname)  # dnsname: pods find each other by name
 RSSP_BASE_IMAGE=${RSSP_BASE_IMAGE:-localhost/debian:bookworm-slim}
 _RSSP_CONTAINERS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
