@@ -193,9 +193,9 @@ int gw_db_reacquire(struct gw_request *req) RSSP_WUR;
 
 #define GW_PWHASH_MAX 128 /* >= crypto_pwhash_STRBYTES */
 
-/* The three functions below wait while RSSP_ARGON2_CONCURRENCY computations run: a
- * route that calls them should carry GW_LONG so that it waits on the long pool, not on
- * an HTTP thread.
+/* On the long pool (GW_LONG routes) the three functions below wait while
+ * RSSP_ARGON2_CONCURRENCY computations run, so that logins cannot take every core from
+ * signing; on an HTTP thread they run at once. A route that hashes should carry GW_LONG.
  * Hashes a passphrase with argon2id (libsodium crypto_pwhash_str, limits from the
  * configuration: RSSP_ARGON2_OPSLIMIT, RSSP_ARGON2_MEMLIMIT_KIB, p=1). Writes the
  * NUL-terminated encoded hash ("$argon2id$v=19$m=19456,t=2,p=1$...") into out. Returns 0

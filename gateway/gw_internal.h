@@ -44,6 +44,9 @@ char *gw_metrics_render(unsigned db_in_use, unsigned db_size);
 /* config.c: the configuration in force (set once by main before serving). */
 extern const struct gw_config *gw_cfg;
 
+/* server.c: 1 on the threads of the long pool. */
+extern __thread int gw_thread_is_long;
+
 /* server.c */
 struct gw_server;
 int gw_server_start(const struct gw_config *cfg, struct gw_db_pool *pool,

@@ -21,10 +21,12 @@ static char dummy_hash[crypto_pwhash_STRBYTES];
 static sem_t pw_sem;
 static int pw_sem_ok;
 
+/* Only threads of the long pool queue here: a caller on an HTTP thread must not wait
+ * behind logins (it would hold every connection of that thread). */
 static void
 pw_enter(void)
 {
-	if (pw_sem_ok)
+	if (pw_sem_ok && gw_thread_is_long)
 		while (sem_wait(&pw_sem) != 0)
 			;
 }
@@ -32,7 +34,7 @@ pw_enter(void)
 static void
 pw_leave(void)
 {
-	if (pw_sem_ok)
+	if (pw_sem_ok && gw_thread_is_long)
 		sem_post(&pw_sem);
 }
 

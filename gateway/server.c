@@ -47,6 +47,7 @@ struct gw_server {
 };
 
 static volatile int gw_stopping_flag;
+__thread int gw_thread_is_long;
 
 bool
 gw_stopping(void)
@@ -500,6 +501,7 @@ long_main(void *arg)
 	struct gw_server *s = arg;
 	struct job *j;
 
+	gw_thread_is_long = 1;
 	for (;;) {
 		pthread_mutex_lock(&s->lmu);
 		while (s->lhead == NULL && !s->lstop)
