@@ -631,7 +631,7 @@ out:
 }
 
 static int
-h_login(struct gw_request *req, struct gw_reply *rep)
+login_dispatch(struct gw_request *req, struct gw_reply *rep, const char **methodp)
 {
 	const char *auth = gw_header(req, MHD_HTTP_HEADER_AUTHORIZATION);
 	struct gw_req_priv *pv = req->priv_;
@@ -645,14 +645,17 @@ h_login(struct gw_request *req, struct gw_reply *rep)
 			MHD_free(pw);
 			return gw_error(rep, 400, "invalid_request", "malformed Basic credentials");
 		}
+		*methodp = "basic";
 		r = login_password(req, rep, u, pw);
 		sodium_memzero(pw, strlen(pw));
 		MHD_free(u);
 		MHD_free(pw);
 		return r;
 	}
-	if (auth != NULL && strncasecmp(auth, "Digest ", 7) == 0)
+	if (auth != NULL && strncasecmp(auth, "Digest ", 7) == 0) {
+		*methodp = "digest";
 		return login_digest(req, rep);
+	}
 	if ((r = gw_get_str(req, rep, "grant_type", 32, false, &grant)) < 0)
 		return r;
 	if (grant == NULL) {
@@ -668,15 +671,41 @@ h_login(struct gw_request *req, struct gw_reply *rep)
 		if ((r = gw_get_str(req, rep, "username", MAX_LOGIN_LEN, true, &user)) < 0 ||
 		    (r = gw_get_str(req, rep, "password", MAX_PASS_LEN, true, &pass)) < 0)
 			return r;
+		*methodp = "password";
 		return login_password(req, rep, user, pass);
 	}
 	if (strcmp(grant, "refresh_token") == 0) {
 		if ((r = gw_get_str(req, rep, "refresh_token", 256, true, &tok)) < 0)
 			return r;
+		*methodp = "refresh";
 		return login_refresh(req, rep, tok);
 	}
 	return gw_error(rep, 400, "invalid_request",
 	    "field 'grant_type' must be \"password\" or \"refresh_token\"");
+}
+
+static int
+h_login(struct gw_request *req, struct gw_reply *rep)
+{
+	const char *method = "none", *result;
+	json_t *e;
+	int r = login_dispatch(req, rep, &method);
+
+	switch (rep->status) {
+	case 200: result = "ok"; break;
+	case 401: result = "incorrect"; break;
+	case 403: result = "disabled"; break;
+	case 423: result = "locked"; break;
+	case 429: result = "rate_limited"; break;
+	case 400:
+		e = rep->body ? json_object_get(rep->body, "error") : NULL;
+		result = json_is_string(e) && strcmp(json_string_value(e), "invalid_grant") == 0 ?
+		    "invalid_grant" : "invalid_request";
+		break;
+	default: result = "error"; break;
+	}
+	gw_metrics_login(method, result);
+	return r;
 }
 
 /* ---- revoke ------------------------------------------------------------------------- */

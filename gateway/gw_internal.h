@@ -36,6 +36,9 @@ void gw_auth_shutdown(void);
 int gw_metrics_init(void) RSSP_WUR;
 /* Records one HTTP request: route label (a known path or "other"), status, seconds. */
 void gw_metrics_request(const char *route, int status, double seconds);
+/* Counts one login: method "basic"|"password"|"refresh"|"digest"|"none", result a
+ * static word ("ok", "incorrect", "locked", ...). */
+void gw_metrics_login(const char *method, const char *result);
 /* Appends the Prometheus text to a malloc'd string; db pool figures given. */
 char *gw_metrics_render(unsigned db_in_use, unsigned db_size);
 

@@ -39,6 +39,28 @@ static unsigned n_ehist;
 static struct sig_count sigs[MAX_ALGOS + 1];
 static unsigned n_sigs;
 static unsigned long long sig_other;
+struct login_count { const char *method, *result; unsigned long long n; };
+static struct login_count logins[64];
+static unsigned n_logins;
+
+void
+gw_metrics_login(const char *method, const char *result)
+{
+	unsigned i;
+
+	pthread_mutex_lock(&mu);
+	for (i = 0; i < n_logins; i++)
+		if (strcmp(logins[i].method, method) == 0 && strcmp(logins[i].result, result) == 0)
+			break;
+	if (i == n_logins && n_logins < 64) {
+		logins[i].method = method;
+		logins[i].result = result;
+		n_logins++;
+	}
+	if (i < n_logins)
+		logins[i].n++;
+	pthread_mutex_unlock(&mu);
+}
 
 int
 gw_metrics_init(void)
@@ -233,6 +255,11 @@ gw_metrics_render(unsigned db_in_use, unsigned db_size)
 		sb_printf(&b, "rssp_signatures_total{algo=\"%s\"} %llu\n", esc(sigs[i].algo, e, sizeof(e)), sigs[i].n);
 	if (sig_other)
 		sb_printf(&b, "rssp_signatures_total{algo=\"other\"} %llu\n", sig_other);
+	sb_printf(&b, "# HELP rssp_logins_total Login attempts by method and result.\n"
+	    "# TYPE rssp_logins_total counter\n");
+	for (i = 0; i < n_logins; i++)
+		sb_printf(&b, "rssp_logins_total{method=\"%s\",result=\"%s\"} %llu\n",
+		    logins[i].method, logins[i].result, logins[i].n);
 	pthread_mutex_unlock(&mu);
 	sb_printf(&b, "# HELP rssp_db_pool_in_use Database connections borrowed.\n"
 	    "# TYPE rssp_db_pool_in_use gauge\nrssp_db_pool_in_use %u\n", db_in_use);

@@ -152,6 +152,7 @@ START_TEST(test_operational_endpoints_answer)
 	ck_assert_ptr_nonnull(strstr(r->body, "rssp_http_requests_total{route=\"other\",status=\"404\"} 1"));
 	ck_assert_ptr_nonnull(strstr(r->body, "rssp_db_pool_in_use "));
 	ck_assert_ptr_nonnull(strstr(r->body, "rssp_db_pool_size 16"));
+	ck_assert_ptr_nonnull(strstr(r->body, "rssp_logins_total{method=\"password\",result=\"ok\"} 1"));
 	gwt_resp_free(r);
 	snprintf(path, sizeof(path), "%s", gwt_stdout_path(g));
 	gwt_stop(g);
