@@ -260,6 +260,85 @@ class EndToEnd(unittest.TestCase):
         res = self.st.sic(mine, "credential-cancel", c["credentialID"])
         self.assertEqual(res["status"], "CANCELLED")
 
+    def test_3d_the_app_refuses_to_sign_when_a_lying_gateway_changes_what_it_displays(self):
+        """A compromised gateway (here a proxy in front of the real one) edits requests/info:
+        the display, or the authData bytes. rssp-sic must refuse and send no confirm."""
+        import json
+        import shutil
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        import requests
+
+        upstream = self.st.url
+        mode = {}
+
+        class Liar(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                h = {k: v for k, v in self.headers.items()
+                     if k.lower() in ("authorization", "content-type")}
+                r = requests.post(upstream + self.path, data=body, headers=h, timeout=30)
+                out = r.content
+                if self.path == "/rssp/requests/info" and r.status_code == 200:
+                    info = r.json()
+                    mode["edit"](info)
+                    out = json.dumps(info).encode()
+                self.send_response(r.status_code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def log_message(self, *a):
+                pass
+
+        srv = ThreadingHTTPServer(("127.0.0.1", 0), Liar)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        try:
+            cred = next(iter(self.state_of))
+            real = self.state_of[cred]
+            fake = self.path("sic-behind-liar")
+            shutil.copytree(real, fake)
+            with open(os.path.join(fake, "config.json")) as f:
+                cfg = json.load(f)
+            cfg["url"] = "http://127.0.0.1:%d" % srv.server_address[1]
+            with open(os.path.join(fake, "config.json"), "w") as f:
+                json.dump(cfg, f)
+            d = hashlib.sha256(b"what the signer agreed to").digest()
+            a = self.rp().post("credentials/authorize", {
+                "credentialID": cred, "numSignatures": 1, "hashes": [b64e(d)],
+                "hashAlgorithmOID": HASH_OID["sha256"], "description": "Rent, 900 EUR"},
+                expect=202)
+
+            def flip_hash_in_authdata(info):
+                ad = bytearray(b64d(info["authData"]))
+                ad[ad.index(d)] ^= 1
+                info["authData"] = b64e(bytes(ad))
+
+            edits = {
+                "description": lambda i: i.update(description="Rent, 90 EUR"),
+                "rp name": lambda i: i.update(rpName="Trusted Bank"),
+                "hashes": lambda i: i.update(hashes=[b64e(hashlib.sha256(b"x").digest())]),
+                "numSignatures": lambda i: i.update(numSignatures=i["numSignatures"] + 1),
+                "authData": flip_hash_in_authdata,
+            }
+            for what, edit in edits.items():
+                mode["edit"] = edit
+                for cmd in (["show"], ["confirm", "--yes"]):
+                    with self.subTest(edit=what, cmd=cmd[0]):
+                        r = self.st.sic(fake, cmd[0], a["requestID"], *cmd[1:], check=False)
+                        self.assertEqual(r.returncode, 1, r.stdout)
+                        self.assertIn("refusing", r.stderr)
+            chk = self.rp().post("credentials/authorizeCheck", {"requestID": a["requestID"]})
+            self.assertEqual(chk["status"], "PENDING", "a confirm got through")
+            # Through the honest gateway the same request is fine.
+            mode["edit"] = lambda i: None
+            self.assertTrue(self.st.sic(fake, "show", a["requestID"])["verified"])
+            self.st.sic(real, "cancel", a["requestID"])
+        finally:
+            srv.shutdown()
+            srv.server_close()
+
     def test_4_a_hash_that_was_not_approved_is_refused(self):
         state = next(iter(self.state_of.values()))
         cred = next(iter(self.state_of))
