@@ -438,6 +438,21 @@ struct job {
 	int done;
 };
 
+/* Passphrases, secret keys and tokens arrive as top-level strings: wipe them before
+ * jansson frees them. */
+static void
+body_wipe(json_t *body)
+{
+	const char *k;
+	json_t *v;
+
+	if (!json_is_object(body))
+		return;
+	json_object_foreach(body, k, v)
+		if (json_is_string(v))
+			OPENSSL_cleanse((char *)(uintptr_t)json_string_value(v), json_string_length(v));
+}
+
 /* Runs the handler (on an HTTP thread, or on the long pool) and maps its failures. */
 static void
 job_run(struct gw_server *s, struct job *j)
@@ -478,6 +493,7 @@ job_finish(struct gw_server *s, struct job *j, const char *url)
 	}
 	ret = send_reply(j->conn, s, j->q, "POST", url, j->rt->path, &j->rep);
 	gw_reply_release(&j->rep);
+	body_wipe(j->req.body);
 	json_decref(j->req.body);
 	j->q->job = NULL;
 	free(j);
@@ -768,6 +784,7 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_Re
 			gw_db_release(&j->req);
 		}
 		gw_reply_release(&j->rep);
+		body_wipe(j->req.body);
 		json_decref(j->req.body);
 		free(j);
 		q->job = NULL;
