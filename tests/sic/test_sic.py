@@ -193,6 +193,16 @@ class DisplayChecks(unittest.TestCase):
             sic.check_activation({"signAlgo": "ECDSA", "shaAlgo": "sha256"}, f, **base)
 
 
+    def test_display_shows_control_and_bidi_characters_instead_of_obeying_them(self):
+        f = approval_fields()
+        f["description"] = "Pay 100 EUR\r\x1b[2KPay 1 EUR \u202etxt.exe"
+        text = sic._describe(info_for(f), f)
+        for bad in ("\r", "\x1b", "\u202e"):
+            self.assertNotIn(bad, text)
+        self.assertIn("Pay 100 EUR\\u000d\\u001b[2KPay 1 EUR \\u202etxt.exe", text)
+        self.assertEqual(sic.shown_text("Jérôme № 42"), "Jérôme № 42")
+
+
 class Kak(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.TemporaryDirectory()
