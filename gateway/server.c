@@ -118,7 +118,7 @@ forwarded_addr(struct MHD_Connection *conn, char *out, size_t n)
 {
 	const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Forwarded-For");
 	const char *last;
-	char buf[64];
+	char buf[INET6_ADDRSTRLEN];
 	size_t len, i;
 	unsigned char tmp[sizeof(struct in6_addr)];
 
