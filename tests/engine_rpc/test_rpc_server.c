@@ -436,6 +436,40 @@ START_TEST(test_a_stop_drains_the_calls_in_flight)
 }
 END_TEST
 
+START_TEST(test_garbage_on_a_connection_does_not_disturb_the_server)
+{
+	struct running r;
+	struct engine_client *c;
+	struct sockaddr_un sa;
+	uint8_t *resp, junk[4096];
+	size_t resplen;
+	int status, fd, i;
+	char *msg;
+
+	start(&r, getuid());
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	ck_assert_uint_lt(strlen(sock), sizeof(sa.sun_path));
+	memcpy(sa.sun_path, sock, strlen(sock) + 1);
+	for (i = 0; i < 3; i++) {
+		fd = socket(AF_UNIX, SOCK_STREAM, 0);
+		ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+		memset(junk, i == 0 ? 0xff : 'A' + i, sizeof(junk));
+		if (i == 2)
+			memcpy(junk, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 24); /* preface, then junk */
+		ck_assert_int_eq(write(fd, junk, sizeof(junk)), (ssize_t)sizeof(junk));
+		close(fd);
+	}
+	ck_assert_int_eq(engine_client_new(sock, 5000, &c), 0);
+	ck_assert_int_eq(call(c, NULL, "rid-after-junk", "hello", 5, &status, &msg, &resp, &resplen), 0);
+	ck_assert_int_eq(status, GRPC_STATUS_OK);
+	free(resp);
+	free(msg);
+	engine_client_free(c);
+	stop(&r);
+}
+END_TEST
+
 START_TEST(test_a_client_without_an_engine_gets_unavailable)
 {
 	struct engine_client *c;
@@ -470,6 +504,7 @@ main(void)
 	tcase_add_test(tc, test_a_peer_whose_uid_is_not_allowed_is_refused_and_audited);
 	tcase_add_test(tc, test_a_second_server_on_a_live_socket_refuses_and_a_stale_socket_is_replaced);
 	tcase_add_test(tc, test_a_stop_drains_the_calls_in_flight);
+	tcase_add_test(tc, test_garbage_on_a_connection_does_not_disturb_the_server);
 	tcase_add_test(tc, test_a_client_without_an_engine_gets_unavailable);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
