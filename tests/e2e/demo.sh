@@ -10,7 +10,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 # RSSP_URL, RSSP_ADMIN_USER, RSSP_ADMIN_PASSWORD_FILE, ... written by deploy/local/up
 . "${RSSP_LOCAL_DIR:-$ROOT/.local}/env"
 SIC="$ROOT/tests/sic/rssp-sic"
-DEMO=$(mktemp -d /tmp/rssp-demo.XXXXXX)
+DEMO=$(mktemp -d "${TMPDIR:-/tmp}/rssp-demo.XXXXXX")
 KEY_ALGO=${DEMO_KEY_ALGO:-ecp256}     # rsa2048 | rsa3072 | ecp256 | ecp384
 KAK_ALGO=${DEMO_KAK_ALGO:-ec-p256}    # ec-p256 | rsa-pss
 step() { printf '\n== %s\n' "$*"; }

@@ -359,7 +359,7 @@ class EndToEnd(unittest.TestCase):
                     % (self.st.url, self.st.socket, self.st.admin_email,
                        self.st.admin_password_file, self.st.db_url, self.st.softhsm_conf))
         r = subprocess.run([os.path.join(stack.HERE, "demo.sh")], capture_output=True, text=True,
-                           env=dict(os.environ, RSSP_LOCAL_DIR=local), timeout=300)
+                           env=dict(os.environ, RSSP_LOCAL_DIR=local, TMPDIR=local), timeout=300)
         self.assertEqual(r.returncode, 0, r.stdout[-3000:] + r.stderr[-3000:])
         self.assertIn("Verified OK", r.stdout)
         self.assertIn("cert0.pem: OK", r.stdout)
