@@ -987,6 +987,21 @@ START_TEST(test_signhash_refuses_beyond_num_signatures_unapproved_hashes_and_tam
 	gwt_expect(r, 400, "invalid_request");
 	ck_assert_ptr_nonnull(strstr(gwt_str(r, "error_description"), "signAlgo"));
 	gwt_resp_free(r);
+	/* RSASSA-PSS parameters other than salt = hash length and MGF1 with the same hash. */
+	r = sign_hash(rp.token, cred, sad, hashes, 1, SHA256_OID, RSA_PSS,
+	    "MDSgDzANBglghkgBZQMEAgEFAKEcMBoGCSqGSIb3DQEBCDANBglghkgBZQMEAgEFAKIDAgEU");
+	gwt_expect(r, 400, "invalid_request");
+	ck_assert_ptr_nonnull(strstr(gwt_str(r, "error_description"), "signAlgoParams"));
+	gwt_resp_free(r);
+	r = sign_hash(rp.token, cred, sad, hashes, 1, SHA256_OID, RSA_PSS,
+	    "MDCgDzANBglghkgBZQMEAgEFAKEYMBYGCSqGSIb3DQEBCDAJBgUrDgMCGgUAogMCASA=");
+	gwt_expect(r, 400, "invalid_request");
+	ck_assert_ptr_nonnull(strstr(gwt_str(r, "error_description"), "signAlgoParams"));
+	gwt_resp_free(r);
+	/* RSASSA-PSS on an EC key: refused, and the count is refunded. */
+	r = sign_hash(rp.token, cred, sad, hashes, 1, SHA256_OID, RSA_PSS, NULL);
+	gwt_expect(r, 400, "invalid_request");
+	gwt_resp_free(r);
 	r = sign_hash(rp.token, cred, "not base64!", hashes, 1, SHA256_OID, ECDSA_SHA256, NULL);
 	gwt_expect(r, 400, "invalid_request");
 	ck_assert_ptr_nonnull(strstr(gwt_str(r, "error_description"), "SAD"));
