@@ -50,9 +50,13 @@ PASS="bench passphrase $RANDOM"
 echo "$PASS" > "$WORK/pw"
 GW=$BUILD/gateway/rssp-gateway
 ADMIN_ID=$("$GW" bootstrap-admin --email bench@rssp.test --password-file "$WORK/pw" 2>/dev/null)
-"$GW" serve > /dev/null 2> "$WORK/gw.err" &
-GW_PID=$!
-for _ in $(seq 100); do curl -sf "$URL/healthz" >/dev/null && break; sleep 0.1; done
+start_gw() { # extra NAME=value settings
+  [ -n "$GW_PID" ] && { kill "$GW_PID"; wait "$GW_PID" 2>/dev/null || true; }
+  env "$@" "$GW" serve > /dev/null 2>> "$WORK/gw.err" &
+  GW_PID=$!
+  for _ in $(seq 100); do curl -sf "$URL/healthz" >/dev/null && break; sleep 0.1; done
+}
+start_gw
 
 login() {
   curl -sf "$URL/rssp/auth/login" -H 'Content-Type: application/json' \
@@ -83,5 +87,7 @@ bench() { # name path body
   non2xx=$(echo "$out" | awk '/Non-2xx/ {print $5}')
   echo "$1: ${rps} requests/s, p99 ${p99}, non-2xx ${non2xx:-0} ($CONNS keep-alive connections, ${SECONDS_RUN}s)"
 }
+bench "POST /rssp/info (bearer, token cache)" /rssp/info "{}"
 bench "POST /rssp/users/status (bearer, own status)" /rssp/users/status "{\"userID\":\"$ADMIN_ID\"}"
-bench "POST /rssp/info (bearer)" /rssp/info "{}"
+start_gw RSSP_TOKEN_CACHE_TTL=0
+bench "POST /rssp/info (bearer, no token cache: SHA-256 + indexed lookup each time)" /rssp/info "{}"
