@@ -40,7 +40,7 @@ pass=0 fail=0
 check() { # check "sentence" COMMAND...
   local name=$1; shift
   if "$@"; then echo "PASS: $name"; pass=$((pass + 1))
-  else echo "FAIL: $name"; fail=$((fail + 1)); fi
+  else echo "FAIL: $name"; fail=$((fail + 1)); return 1; fi
 }
 ready() { [ "$(curl -s -o /dev/null -m 5 -w '%{http_code}' "http://127.0.0.1:$RSSP_PORT/readyz")" = 200 ]; }
 admin_token() {
@@ -155,6 +155,16 @@ check "the users and the signer's credentials are the same after down and up" \
   bash -c '[ -n "$1" ] && [ "$1" = "$2" ] && grep -q "\"status\":\"ACTIVE\",\"subjectDN\"" <<<"$1"' _ "$snap1" "$snap2"
 verify=$("$BUILD/engine/rssp-engine" audit-verify "$L/log/audit.jsonl" 2>&1)
 check "the audit log kept across restarts verifies" grep -q "^ok " <<<"$verify"
+
+# -- a crash or power loss: every process killed, stale pid files and sockets left ------
+kill -KILL "$(pid_of gateway)" "$(pid_of engine)" "$(head -n 1 "$L/pg/data/postmaster.pid")" 2>/dev/null
+sleep 0.5
+out=$("$UP" 2>&1); rc=$?
+check "up after every process was killed starts the existing state again" bash -c '[ "$1" -eq 0 ]' _ "$rc" ||
+  echo "$out" | tail -n 20
+TOKEN=$(admin_token)
+check "the admin logs in after the crash" [ -n "$TOKEN" ]
+check "the users and the signer's credentials survive the crash" [ "$(snapshot)" = "$snap1" ]
 
 # -- purge --------------------------------------------------------------------------------
 "$DOWN" --purge >/dev/null 2>&1
