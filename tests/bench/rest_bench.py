@@ -98,6 +98,45 @@ def get_sads(signer_pool, rp, cred, digests, n):
         return list(ex.map(one, range(n)))
 
 
+def metrics_sums(st):
+    """(signHash handler seconds, signHash requests, engine SignHash seconds, engine calls)
+    summed from the gateway's /metrics histograms."""
+    import requests
+    text = requests.get(st.url + "/metrics", timeout=10).text
+    v = [0.0, 0.0, 0.0, 0.0]
+    for line in text.splitlines():
+        if line.startswith("#") or " " not in line:
+            continue
+        name, val = line.rsplit(" ", 1)
+        low = name.lower()
+        if "signhash" not in low:
+            continue
+        for i, metric in enumerate(("rssp_http_request_duration_seconds_sum",
+                                    "rssp_http_request_duration_seconds_count",
+                                    "rssp_engine_call_duration_seconds_sum",
+                                    "rssp_engine_call_duration_seconds_count")):
+            if name.startswith(metric + "{"):
+                v[i] += float(val)
+    return v
+
+
+def run_noop(args, st, meter, pg):
+    """The HTTP floor: POST /rssp/info (no database, no engine) with the same wrk setup."""
+    lua = os.path.join(st.work, "noop.lua")
+    with open(lua, "w") as f:
+        f.write('wrk.method = "POST"\nwrk.body = "{}"\n'
+                'wrk.headers["Content-Type"] = "application/json"\n')
+    before = meter.snapshot(pg)
+    r = subprocess.run(["wrk", "-t%d" % args.wrk_threads, "-c%d" % args.connections,
+                        "-d%ds" % args.seconds, "-s", lua, st.url + "/rssp/info"],
+                       capture_output=True, text=True)
+    after = meter.snapshot(pg)
+    rate = float([x for x in r.stdout.splitlines() if x.startswith("Requests/sec:")][0].split()[1])
+    calls = int(rate * args.seconds)
+    return {"rate": rate, "calls": calls, "bad": 0, "secs": args.seconds, "sigs": calls,
+            "cpu": {k: after[k] - before[k] for k in before}}
+
+
 def run_wrk(args, st, rp, cred, key, digests, sads, meter, pg):
     params = os.path.join(st.work, "wrk-%s-%d.params" % (key, len(digests)))
     with open(params, "w") as f:
@@ -111,9 +150,11 @@ def run_wrk(args, st, rp, cred, key, digests, sads, meter, pg):
                           "-d%ds" % args.seconds, "--timeout", "10s",
                           "-s", os.path.join(HERE, "rest_signhash.lua"), st.url],
                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    m0 = metrics_sums(st)
     before = meter.snapshot(pg)
     out, err = p.communicate()
     after = meter.snapshot(pg)
+    m1 = metrics_sums(st)
     line = [x for x in out.splitlines() if x.startswith("wrk ")]
     if p.returncode != 0 or not line:
         raise RuntimeError("wrk failed: %s %s" % (out[-500:], err[-500:]))
@@ -123,9 +164,12 @@ def run_wrk(args, st, rp, cred, key, digests, sads, meter, pg):
     secs = float(kv["seconds"])
     sigs = (calls - bad) * len(digests)
     cpu = {k: after[k] - before[k] for k in before}
+    d = [b - a for a, b in zip(m0, m1)]
+    wall = ("in the gateway %.2f ms per signHash request, of which %.2f ms waiting for the "
+            "engine's SignHash" % (1000 * d[0] / d[1], 1000 * d[2] / d[3])) if d[1] and d[3] else ""
     return {"rate": sigs / secs, "calls": calls, "bad": bad, "secs": secs, "sigs": sigs,
             "cpu": cpu, "p50": float(kv["p50_ms"]), "p99": float(kv["p99_ms"]),
-            "stderr": err.strip()}
+            "stderr": err.strip(), "wall": wall}
 
 
 def flow_worker(url, rp_token, state, cred, seconds, nthreads, barrier, q):
@@ -235,6 +279,8 @@ def main():
     ap.add_argument("--flow-procs", type=int, default=4)
     ap.add_argument("--workers", type=int, default=4, help="RSSP_ENGINE_WORKERS")
     ap.add_argument("--keys", default="rsa2048,ecp256")
+    ap.add_argument("--http-threads", type=int, default=0,
+                    help="RSSP_HTTP_THREADS for the gateway (0: its default)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--smoke", action="store_true",
                     help="1 s phases; fail on any failed call (a ctest that the benchmark runs)")
@@ -250,7 +296,8 @@ def main():
             sys.exit("rest_bench: %s not found (build rest_raw and rest_engine; apt-get install wrk)"
                      % need)
     os.environ.setdefault("RSSP_TEST_WORK", tempfile.gettempdir())
-    st = stack.Stack(args.build, name="bench", workers=args.workers)
+    genv = {"RSSP_HTTP_THREADS": str(args.http_threads)} if args.http_threads else {}
+    st = stack.Stack(args.build, name="bench", workers=args.workers, gateway_env=genv)
     try:
         st.start()
         admin = st.admin()
@@ -268,6 +315,9 @@ def main():
         pg = meter.pg_pids()
         print("rest_bench: %d cores, engine workers %d, %d s per phase, %d connections, "
               "%d rounds" % (args.cores, args.workers, args.seconds, args.connections, args.rounds))
+        r = run_noop(args, st, meter, meter.pg_pids())
+        print("http floor: POST /rssp/info %.1f calls/s over %d connections" % (r["rate"], args.connections))
+        print(cpu_line("info", r).replace("signature", "call"))
         # The machine is shared: every phase is bracketed by raw measurements and its
         # ratio uses the mean of the two; with several rounds the medians are reported.
         rows = []
@@ -305,6 +355,8 @@ def main():
                     if r["stderr"]:
                         print("  stderr: " + r["stderr"][:300].replace("\n", " | "))
                     print(cpu_line(name, r))
+                    if r.get("wall"):
+                        print("  " + r["wall"])
                     print("  " + rawline)
                     if r["bad"] or not r["sigs"]:
                         failed.append((key, name))
