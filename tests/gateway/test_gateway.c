@@ -12,6 +12,7 @@
 #include <check.h>
 #include <curl/curl.h>
 #include <openssl/evp.h>
+#include <sodium.h>
 
 #include "gwtest.h"
 
@@ -1068,6 +1069,43 @@ START_TEST(test_the_gateway_survives_hostile_input)
 }
 END_TEST
 
+START_TEST(test_a_slow_login_does_not_hold_the_http_thread)
+{
+	static const char *env[] = {"RSSP_HTTP_THREADS=1", "RSSP_LOGIN_BURST=1000", NULL};
+	struct gwt_opts o = {.env = env};
+	struct gwt *g = gwt_start(&o);
+	char hash[crypto_pwhash_STRBYTES], cmd[1024];
+	struct gwt_resp *r;
+	pid_t pid;
+	int st, i;
+
+	/* an account whose stored hash is very expensive to verify (argon2id t=60) */
+	ck_assert_int_eq(sodium_init() >= 0, 1);
+	ck_assert_int_eq(crypto_pwhash_str_alg(hash, "slow passphrase", 15, 60, 19456 * 1024,
+	    crypto_pwhash_ALG_ARGON2ID13), 0);
+	free(gwt_sql(g, "INSERT INTO accounts (email, role, status, passphrase_hash) VALUES"
+	    " ('slow@rssp.test', 'signer', 'ACTIVE', $1) RETURNING id", hash, NULL));
+	snprintf(cmd, sizeof(cmd), "curl -s -o /dev/null -w '%%{http_code}' %s/rssp/auth/login "
+	    "-H 'Content-Type: application/json' -d '{\"grant_type\":\"password\","
+	    "\"username\":\"slow@rssp.test\",\"password\":\"slow passphrase\"}' | grep -q 200",
+	    gwt_url(g));
+	pid = fork();
+	if (pid == 0)
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+	/* the one HTTP thread keeps answering while the login verifies on the long pool */
+	usleep(100 * 1000);
+	for (i = 0; i < 5; i++) {
+		r = gwt_post(g, "/rssp/info", gwt_admin_token(g), "{}");
+		gwt_expect(r, 200, NULL);
+		gwt_resp_free(r);
+	}
+	ck_assert_msg(waitpid(pid, &st, WNOHANG) == 0, "the slow login ended before the other requests");
+	waitpid(pid, &st, 0);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the slow login failed");
+	gwt_stop(g);
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -1094,6 +1132,7 @@ suite(void)
 	tcase_add_test(t, test_check_prints_the_configuration_with_secrets_masked);
 	tcase_add_test(t, test_readyz_reports_an_unreachable_engine);
 	tcase_add_test(t, test_the_gateway_survives_hostile_input);
+	tcase_add_test(t, test_a_slow_login_does_not_hold_the_http_thread);
 	suite_add_tcase(s, t);
 	return s;
 }
