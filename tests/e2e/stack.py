@@ -63,8 +63,8 @@ class Client:
         self.token = token
         self.s = requests.Session()
 
-    def raw(self, path, body=None, auth=None, token=None):
-        h = {}
+    def raw(self, path, body=None, auth=None, token=None, headers=None):
+        h = dict(headers or {})
         tok = token or self.token
         if tok:
             h["Authorization"] = "Bearer " + tok

@@ -69,6 +69,7 @@ class EndToEnd(unittest.TestCase):
             cls.st.cleanup()
             raise
         cls.sads = []
+        cls.request_ids = []
         cls.signatures = 0
         cls.admin = cls.st.admin()
         c = cls.admin.post("admin/clients/create", {"name": "E2E Bank"}, expect=201)
@@ -190,7 +191,9 @@ class EndToEnd(unittest.TestCase):
                 "hashAlgorithmOID": HASH_OID[sha], "signAlgo": sign_oid}
         if sign_oid == RSA_PSS:
             body["signAlgoParams"] = b64e(pss_params(sha))
-        sigs = self.rp().post("signatures/signHash", body)["signatures"]
+        rid = "e2e-signhash-%d" % len(self.request_ids)
+        self.request_ids.append(rid)
+        sigs = self.rp().post("signatures/signHash", body, headers={"X-Request-ID": rid})["signatures"]
         self.assertEqual(len(sigs), n)
         for doc, sig in zip(docs, sigs):
             sigf = self.write(os.path.basename(doc) + ".sig", b64d(sig))
@@ -381,6 +384,9 @@ class EndToEnd(unittest.TestCase):
                          __import__("base64").urlsafe_b64encode(raw).decode().rstrip("=")):
                 self.assertNotIn(form[:40], audit, "a SAD appears in the audit log")
         self.assertNotIn(self.st.pin, audit)
+        # The RP's X-Request-ID reaches the engine's audit record of the signature.
+        for rid in self.request_ids:
+            self.assertIn('"%s"' % rid, audit)
 
 
 if __name__ == "__main__":
