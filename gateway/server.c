@@ -550,7 +550,7 @@ long_submit(struct gw_server *s, struct job *j)
 	int r = 0;
 
 	pthread_mutex_lock(&s->lmu);
-	if (s->lqueued >= GW_LONG_QUEUE_MAX || s->lstop) {
+	if (s->lqueued >= GW_LONG_QUEUE_MAX || s->lstop || gw_stopping()) {
 		r = RSSP_E_EXHAUSTED;
 	} else {
 		s->lqueued++;
