@@ -183,8 +183,8 @@ for c in engine gateway; do
   check "the $c runs under seccomp" \
     bash -c '[ "$(podman exec "$1" /usr/bin/awk "/^Seccomp:/ {print \$2}" /proc/self/status)" = 2 ]' _ "$POD-$c"
 done
-check "the shared socket directory holds only the engine socket" \
-  [ "$(podman exec "$POD-gateway" /usr/bin/ls -A /run/rssp)" = engine.sock ]
+check "the shared volume holds only the engine socket, in a 0750 directory" \
+  [ "$(podman exec "$POD-gateway" /usr/bin/find /run/rssp -mindepth 1 -printf '%P:%y ' -name engine -printf '%m ')" = "engine:d 750 engine/engine.sock:s " ]
 check "the gateway cannot see the PIN or the token" \
   podman exec "$POD-gateway" /usr/bin/test ! -e /run/rssp-pin/pin -a ! -e /var/lib/rssp/tokens -a ! -e /etc/rssp-pin-secret
 check "the engine's PIN file is readable by its owner only" \
