@@ -140,6 +140,21 @@ START_TEST(test_operational_endpoints_answer)
 	r = gwt_get(g, "/openapi.json");
 	gwt_expect(r, 200, NULL);
 	ck_assert_str_eq(gwt_str(r, "openapi"), "3.1.0");
+	/* every function the gateway serves is documented */
+	{
+		struct gwt_resp *info = gwt_post(g, "/rssp/info", NULL, "{}");
+		json_t *paths = json_object_get(r->json, "paths"), *m;
+		size_t i;
+		char fn[256];
+
+		gwt_expect(info, 200, NULL);
+		json_array_foreach(json_object_get(info->json, "methods"), i, m) {
+			snprintf(fn, sizeof(fn), "/rssp/%s", json_string_value(m));
+			ck_assert_msg(json_object_get(paths, fn) != NULL, "%s is not in gateway/openapi.json", fn);
+		}
+		ck_assert_int_gt(i, 10);
+		gwt_resp_free(info);
+	}
 	gwt_resp_free(r);
 	r = gwt_post(g, "/rssp/no/such/function", NULL, "{}");
 	gwt_expect(r, 404, "not_found");
