@@ -4,13 +4,15 @@
  * type generated in the same token the engine uses. No libp11, no OpenSSL, no RPC.
  *
  * usage: rest_raw MODULE TOKEN_LABEL PIN_FILE rsa2048|ecp256 THREADS SECONDS
- * prints: "raw KEY threads=N signatures=S seconds=T rate=R" (R = signatures/s)
+ * prints: "raw KEY threads=N signatures=S seconds=T rate=R cpu_ms=C" (R = signatures/s,
+ * C = this process's CPU milliseconds per signature during the loop, key generation excluded)
  */
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include <p11-kit/pkcs11.h>
@@ -27,6 +29,16 @@ struct worker {
 	unsigned long count;
 	int failed;
 };
+
+static double
+cpu_now(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec +
+	    ru.ru_stime.tv_usec / 1e6;
+}
 
 static double
 now(void)
@@ -136,7 +148,7 @@ main(int argc, char **argv)
 	unsigned nthreads, i;
 	char pin[256];
 	size_t pinlen;
-	double t0, t1;
+	double t0, t1, c0, c1;
 	void *mod;
 	FILE *pf;
 	int failed = 0;
@@ -184,14 +196,16 @@ main(int argc, char **argv)
 		pthread_create(&w[i].tid, NULL, run, &w[i]);
 	pthread_barrier_wait(&start);
 	t0 = now();
+	c0 = cpu_now();
 	for (i = 0; i < nthreads; i++) {
 		pthread_join(w[i].tid, NULL);
 		total += w[i].count;
 		failed |= w[i].failed;
 	}
 	t1 = now();
-	printf("raw %s threads=%u signatures=%lu seconds=%.3f rate=%.1f\n", argv[4], nthreads,
-	    total, t1 - t0, total / (t1 - t0));
+	c1 = cpu_now();
+	printf("raw %s threads=%u signatures=%lu seconds=%.3f rate=%.1f cpu_ms=%.4f\n", argv[4],
+	    nthreads, total, t1 - t0, total / (t1 - t0), total ? (c1 - c0) * 1000 / total : 0.0);
 	free(w);
 	fl->C_CloseSession(s0);
 	fl->C_Finalize(NULL);
