@@ -79,9 +79,10 @@ for img in engine gateway; do
 done
 
 step "render and validate the manifests"
-if ! command -v kubectl >/dev/null; then
-  echo "FAIL: kubectl (kustomize) is not installed"; fail=$((fail + 1))
-fi
+# kubectl (with kustomize built in) is not a Debian package; these machines carry it from
+# the Google Cloud SDK apt repository, which is where apt finds it when it is missing.
+command -v kubectl >/dev/null || rssp_install_packages kubectl || true
+check "kubectl (kustomize) is available" command -v kubectl
 rendered=()
 for o in base overlays/dev overlays/podman overlays/podman/postgres; do
   f=$WORK/render-$(echo "$o" | tr / -).yaml
