@@ -168,7 +168,9 @@ class Stack:
         env = dict(os.environ, RSSP_DB_URL=self.db_url, RSSP_LISTEN="127.0.0.1:%d" % self.port,
                    RSSP_ENGINE_SOCKET=self.socket, RSSP_SCHEMA_DIR=os.path.join(ROOT, "schema"),
                    RSSP_ARGON2_OPSLIMIT="1", RSSP_ARGON2_MEMLIMIT_KIB="8192",
-                   RSSP_LOG_LEVEL="warn", RSSP_SERVICE_NAME="rssp-" + self.name)
+                   RSSP_LOG_LEVEL="warn", RSSP_SERVICE_NAME="rssp-" + self.name,
+                   # many logins from 127.0.0.1 in a few seconds: not what the limiter is for
+                   RSSP_LOGIN_BURST="100")
         env.update(self.gateway_env)
         return env
 
