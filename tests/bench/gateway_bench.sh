@@ -5,6 +5,10 @@
 #
 #   tests/bench/gateway_bench.sh [--seconds N] [--connections N] [--threads N]
 #
+# The gateway runs with its defaults (RSSP_HTTP_THREADS=4) and, for the DB-bound
+# users/status, also with RSSP_HTTP_THREADS=16: handlers block on PostgreSQL, so more
+# HTTP threads than cores keep both cores busy.
+#
 # Builds (release) into $RSSP_BENCH_BUILD (default build/), uses $RSSP_TEST_DB_URL when
 # set, else starts a private PostgreSQL cluster in a temp dir. Prints only what it measured.
 set -euo pipefail
@@ -50,6 +54,7 @@ PASS="bench passphrase $RANDOM"
 echo "$PASS" > "$WORK/pw"
 GW=$BUILD/gateway/rssp-gateway
 ADMIN_ID=$("$GW" bootstrap-admin --email bench@rssp.test --password-file "$WORK/pw" 2>/dev/null)
+HTTP_THREADS=4
 start_gw() { # extra NAME=value settings
   [ -n "$GW_PID" ] && { kill "$GW_PID"; wait "$GW_PID" 2>/dev/null || true; }
   env "$@" "$GW" serve > /dev/null 2>> "$WORK/gw.err" &
@@ -85,9 +90,13 @@ bench() { # name path body
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
   p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
   non2xx=$(echo "$out" | awk '/Non-2xx/ {print $5}')
-  echo "$1: ${rps} requests/s, p99 ${p99}, non-2xx ${non2xx:-0} ($CONNS keep-alive connections, ${SECONDS_RUN}s)"
+  echo "$1: ${rps} requests/s, p99 ${p99}, non-2xx ${non2xx:-0} ($CONNS keep-alive connections, ${SECONDS_RUN}s, $HTTP_THREADS HTTP threads)"
 }
 bench "POST /rssp/info (bearer, token cache)" /rssp/info "{}"
 bench "POST /rssp/users/status (bearer, own status)" /rssp/users/status "{\"userID\":\"$ADMIN_ID\"}"
 start_gw RSSP_TOKEN_CACHE_TTL=0
 bench "POST /rssp/info (bearer, no token cache: SHA-256 + indexed lookup each time)" /rssp/info "{}"
+HTTP_THREADS=16
+start_gw RSSP_HTTP_THREADS=16
+bench "POST /rssp/users/status (bearer, own status)" /rssp/users/status "{\"userID\":\"$ADMIN_ID\"}"
+bench "POST /rssp/info (bearer, token cache)" /rssp/info "{}"
