@@ -130,21 +130,21 @@ waiter_gen(void)
 }
 
 /* Waits until a notification arrives after generation seen, or until deadline (a
- * CLOCK_REALTIME time in seconds); at most one second while not listening. */
+ * CLOCK_REALTIME time in seconds), or the gateway stops; at most one second while not
+ * listening. It wakes at least once a second to notice gw_stopping(): SIGTERM sets a
+ * flag and signals no condition variable, and a waiter must not keep the process up
+ * for the rest of its wait. */
 static void
 waiter_wait(unsigned long long seen, long long deadline)
 {
 	struct timespec ts;
 
 	pthread_mutex_lock(&waiter.mu);
-	while (waiter.gen == seen) {
+	while (waiter.gen == seen && !gw_stopping()) {
 		clock_gettime(CLOCK_REALTIME, &ts);
 		if (ts.tv_sec >= deadline)
 			break;
-		if (!waiter.listening)
-			ts.tv_sec += 1;
-		else
-			ts.tv_sec = deadline;
+		ts.tv_sec += 1;
 		if (ts.tv_sec > deadline)
 			ts.tv_sec = deadline;
 		if (pthread_cond_timedwait(&waiter.cv, &waiter.mu, &ts) == ETIMEDOUT &&
@@ -241,8 +241,9 @@ check_and_wait(struct gw_request *req, struct gw_reply *rep, const char *request
 		waiter_start(req->cfg->db_url);
 	for (;;) {
 		seen = waiter_gen();
+		/* once stopping, answer with the state as it is now */
 		if ((r = check_reply(req, rep, request_id, created, &final)) != 0 || final ||
-		    gw_now() >= deadline)
+		    gw_now() >= deadline || gw_stopping())
 			return r;
 		gw_db_release(req);
 		waiter_wait(seen, deadline);

@@ -575,14 +575,16 @@ out:
 #define ALL GW_ROLES_ALL
 #define ADMIN GW_ROLE_ADMIN
 
+/* Routes that hash or verify a passphrase or secret with argon2id carry GW_LONG: they
+ * run on the long pool under RSSP_ARGON2_CONCURRENCY, never on an HTTP thread. */
 const struct gw_route gw_routes_accounts[] = {
 	{ "/rssp/users/register", 0, GW_ROLE_RP | ADMIN, users_register },
 	{ "/rssp/users/registerCompanyUser", 0, GW_ROLE_COMPANY_ADMIN | ADMIN, users_register_company_user },
-	{ "/rssp/users/confirm", GW_PUBLIC, 0, users_confirm },
-	{ "/rssp/users/changePassphrase", 0, ALL, users_change_passphrase },
+	{ "/rssp/users/confirm", GW_PUBLIC | GW_LONG, 0, users_confirm },
+	{ "/rssp/users/changePassphrase", GW_LONG, ALL, users_change_passphrase },
 	{ "/rssp/users/status", 0, ALL, users_status },
-	{ "/rssp/admin/clients/create", 0, ADMIN, admin_clients_create },
-	{ "/rssp/admin/clients/rotate", 0, ADMIN, admin_clients_rotate },
+	{ "/rssp/admin/clients/create", GW_LONG, ADMIN, admin_clients_create },
+	{ "/rssp/admin/clients/rotate", GW_LONG, ADMIN, admin_clients_rotate },
 	{ "/rssp/admin/users/list", 0, ADMIN, admin_users_list },
 	{ "/rssp/admin/users/disable", 0, ADMIN, admin_users_disable },
 	{ "/rssp/admin/users/enable", 0, ADMIN, admin_users_enable },

@@ -5,8 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <jansson.h>
+#include <sodium.h>
 
 #include "gwtest.h"
 
@@ -1106,6 +1109,97 @@ START_TEST(test_sql_metacharacters_are_stored_and_returned_verbatim)
 }
 END_TEST
 
+
+/* ---- argon2id runs on the long pool ---- */
+
+/* Starts `sh -c cmd` in the background; returns its pid. */
+static pid_t
+spawn_sh(const char *cmd)
+{
+	pid_t pid = fork();
+
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+static int
+exited_ok(pid_t pid)
+{
+	int st;
+
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+START_TEST(test_passphrase_routes_hash_on_the_long_pool_not_on_the_http_thread)
+{
+	/* One HTTP thread and one argon2id at a time: a route that hashed on the HTTP
+	 * thread would hold every other request behind it. */
+	static const char *const env[] = { "RSSP_HTTP_THREADS=1", "RSSP_ARGON2_CONCURRENCY=1",
+	    "RSSP_LOGIN_RATE=1000000", "RSSP_LOGIN_BURST=1000000", NULL };
+	struct gwt_opts o = { .env = env };
+	struct gwt *outer = g;
+	char hash[crypto_pwhash_STRBYTES], cmd[2048], *email, *id, *tok, *emails[6], *ctok;
+	pid_t slow, conf[6];
+	struct gwt_resp *r;
+	int i;
+
+	g = gwt_start(&o);
+	tok = signer_new(&email, &id);
+	/* its stored hash is very expensive to verify (argon2id t=60, 19 MiB) */
+	ck_assert_int_ge(sodium_init(), 0);
+	ck_assert_int_eq(crypto_pwhash_str_alg(hash, "slow passphrase", 15, 60, 19456 * 1024,
+	    crypto_pwhash_ALG_ARGON2ID13), 0);
+	free(gwt_sql(g, "UPDATE accounts SET passphrase_hash = $1 WHERE id = $2::uuid "
+	    "RETURNING id", hash, id, NULL));
+	for (i = 0; i < 6; i++) {
+		emails[i] = email_new("longpool");
+		free(register_user(gwt_admin_token(g), emails[i], NULL));
+	}
+	snprintf(cmd, sizeof(cmd), "curl -s -o /dev/null -w '%%{http_code}' %s/rssp/users/changePassphrase "
+	    "-H 'Authorization: Bearer %s' -H 'Content-Type: application/json' "
+	    "-d '{\"oldPassphrase\":\"slow passphrase\",\"newPassphrase\":\"a new passphrase\"}' "
+	    "| grep -q 204", gwt_url(g), tok);
+	slow = spawn_sh(cmd);
+	usleep(100 * 1000);
+	/* six confirmations queue for the one argon2id slot behind the slow verify */
+	for (i = 0; i < 6; i++) {
+		ctok = gwt_outbox_secret(g, emails[i], "confirmation");
+		ck_assert_ptr_nonnull(ctok);
+		snprintf(cmd, sizeof(cmd), "curl -s -o /dev/null -w '%%{http_code}' %s/rssp/users/confirm "
+		    "-H 'Content-Type: application/json' "
+		    "-d '{\"token\":\"%s\",\"passphrase\":\"confirmed passphrase\"}' | grep -q 200",
+		    gwt_url(g), ctok);
+		conf[i] = spawn_sh(cmd);
+		free(ctok);
+	}
+	/* the one HTTP thread keeps answering authenticated requests meanwhile */
+	for (i = 0; i < 5; i++) {
+		r = post_status(gwt_admin_token(g), "userID", id);
+		gwt_expect(r, 200, NULL);
+		gwt_resp_free(r);
+	}
+	ck_assert_msg(waitpid(slow, NULL, WNOHANG) == 0,
+	    "the slow changePassphrase ended before the other requests");
+	ck_assert_msg(exited_ok(slow), "the slow changePassphrase failed");
+	for (i = 0; i < 6; i++) {
+		ck_assert_msg(exited_ok(conf[i]), "confirmation %d failed", i);
+		free(gwt_login(g, emails[i], "confirmed passphrase", NULL));
+		free(emails[i]);
+	}
+	free(gwt_login(g, email, "a new passphrase", NULL));
+	gwt_stop(g);
+	g = outer;
+	free(tok);
+	free(id);
+	free(email);
+}
+END_TEST
+
 static Suite *
 accounts_suite(void)
 {
@@ -1136,6 +1230,11 @@ accounts_suite(void)
 	tcase_add_test(tc, test_admin_users_list_pages_through_every_account_once);
 	tcase_add_test(tc, test_outbox_list_filters_by_recipient_and_kind_newest_first);
 	tcase_add_test(tc, test_sql_metacharacters_are_stored_and_returned_verbatim);
+	suite_add_tcase(s, tc);
+	/* its own gateway (one HTTP thread) */
+	tc = tcase_create("long_pool");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_passphrase_routes_hash_on_the_long_pool_not_on_the_http_thread);
 	suite_add_tcase(s, tc);
 	return s;
 }
