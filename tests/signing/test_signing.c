@@ -1415,6 +1415,63 @@ START_TEST(test_engine_down_answers_503_with_retry_after_then_recovers)
 }
 END_TEST
 
+/* A gateway stopping (SIGTERM) ends its long-polls at once instead of waiting out their
+ * "wait": the process exits and the waiting client gets an answer or a closed
+ * connection. A second gateway on the same database serves the long-poll. */
+START_TEST(test_sigterm_ends_a_long_poll_promptly)
+{
+	struct rp rp;
+	struct signer s;
+	char *cred, *hashes[1], *id, env_sock[PATH_MAX + 32], cmd[8192], outfile[PATH_MAX], code[16] = "";
+	const char *env[4];
+	struct gwt_opts o = { 0 };
+	struct gwt *g2;
+	struct timespec t0, t1;
+	FILE *f;
+	pid_t pid;
+	int st;
+
+	ready(&rp, &s, 1, "ecp256", &cred);
+	make_hashes(32, 1, "sigterm", hashes);
+	id = authorize(rp.token, cred, hashes, 1, 1, SHA256_OID); /* kept by str_of */
+	snprintf(env_sock, sizeof(env_sock), "RSSP_ENGINE_SOCKET=%s", sock);
+	env[0] = env_sock;
+	env[1] = "RSSP_LOGIN_RATE=100000";
+	env[2] = "RSSP_LOGIN_BURST=100000";
+	env[3] = NULL;
+	o.env = env;
+	o.db_name = gwt_db_name(G);
+	o.no_admin = 1;
+	g2 = gwt_start(&o);
+	snprintf(outfile, sizeof(outfile), "%s/longpoll-%d.code", work, (int)getpid());
+	snprintf(cmd, sizeof(cmd), "curl -s -o /dev/null -w '%%{http_code}' --max-time 120 "
+	    "%s/rssp/credentials/authorizeCheck -H 'Authorization: Bearer %s' "
+	    "-H 'Content-Type: application/json' -d '{\"requestID\":\"%s\",\"wait\":60}' > %s",
+	    gwt_url(g2), rp.token, id, outfile);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	usleep(500 * 1000); /* the long-poll is waiting (if not yet, the test proves less, never fails) */
+	ck_assert_msg(waitpid(pid, &st, WNOHANG) == 0, "the long-poll answered before its wait");
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	st = gwt_stop_status(g2); /* fails the test after 10 s */
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "rssp-gateway exited with status 0x%x", st);
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_ptr_nonnull(f = fopen(outfile, "r"));
+	ck_assert_ptr_nonnull(fgets(code, sizeof(code), f));
+	fclose(f);
+	/* an answer with the request still PENDING, or the connection closed */
+	ck_assert_msg(strcmp(code, "200") == 0 || strcmp(code, "000") == 0 || strcmp(code, "503") == 0,
+	    "the long-poll got HTTP %s", code);
+	fprintf(stderr, "gateway stopped %.2f s after SIGTERM with a long-poll waiting (HTTP %s)\n",
+	    (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9, code);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -1440,6 +1497,7 @@ main(void)
 	tcase_add_test(tc, test_fields_are_validated_with_a_message_naming_the_field);
 	tcase_add_test(tc, test_status_list_pages_and_cancel_follow_the_lifecycle);
 	tcase_add_test(tc, test_engine_down_answers_503_with_retry_after_then_recovers);
+	tcase_add_test(tc, test_sigterm_ends_a_long_poll_promptly);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	/* One process: gwtest's keep-alive connection must not be shared by forked children. */
