@@ -17,6 +17,21 @@
 #include "sic.h"
 #include "signing.h"
 
+/* Set once by main.c before any request (gw.h); read-only afterwards. */
+static struct engine_client *keygen_engine;
+
+void
+gw_engine_keygen_set(struct engine_client *c)
+{
+	keygen_engine = c;
+}
+
+struct engine_client *
+gw_engine_keygen(void)
+{
+	return keygen_engine;
+}
+
 #define ACT_TTL 300
 #define ACT_NONCE_LEN 32
 #define OTP_DIGITS 8
@@ -635,7 +650,15 @@ cred_activate_response(struct gw_request *req, struct gw_reply *rep)
 	f.nonce = nonce;
 	f.nonce_len = noncelen;
 	f.expires_at = atoll(PQgetvalue(res, 0, C_NEXT + 3));
-	erc = sg_engine_activation(req, &f, kak_algo, sig, siglen, &ar, &status, &msg);
+	{
+		/* the engine generates the key now: the longer keygen deadline applies */
+		struct engine_client *normal = req->engine;
+
+		if (req->engine != NULL && gw_engine_keygen() != NULL)
+			req->engine = gw_engine_keygen();
+		erc = sg_engine_activation(req, &f, kak_algo, sig, siglen, &ar, &status, &msg);
+		req->engine = normal;
+	}
 	if (erc != 0 || status != SG_GRPC_OK) {
 		r = sg_engine_error(rep, erc, status, msg, "activation");
 		goto out;

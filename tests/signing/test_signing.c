@@ -1415,6 +1415,39 @@ START_TEST(test_engine_down_answers_503_with_retry_after_then_recovers)
 }
 END_TEST
 
+/* Activation makes the engine generate a key: it runs under RSSP_ENGINE_KEYGEN_TIMEOUT_MS
+ * (default 60 s), not RSSP_ENGINE_TIMEOUT_MS. A gateway whose ordinary engine deadline
+ * is 1 ms (no RSA-3072 key is generated that fast) still activates a credential.
+ */
+START_TEST(test_activation_runs_under_the_keygen_deadline_not_the_engine_timeout)
+{
+	struct rp rp;
+	struct signer s;
+	char *cred, env_sock[PATH_MAX + 32];
+	const char *env[5];
+	struct gwt_opts o = { 0 };
+	struct gwt *outer = G;
+
+	rp_new(&rp);
+	signer_new(&rp, &s);
+	signer_activate(&rp, &s, 1);
+	cred = cred_create(&rp, &s, "rsa3072");
+	snprintf(env_sock, sizeof(env_sock), "RSSP_ENGINE_SOCKET=%s", sock);
+	env[0] = env_sock;
+	env[1] = "RSSP_ENGINE_TIMEOUT_MS=1";
+	env[2] = "RSSP_LOGIN_RATE=100000";
+	env[3] = "RSSP_LOGIN_BURST=100000";
+	env[4] = NULL;
+	o.env = env;
+	o.db_name = gwt_db_name(G);
+	o.no_admin = 1;
+	G = gwt_start(&o);
+	cred_activate(&s, cred); /* asserts 200 ACTIVE with a certificate */
+	gwt_stop(G);
+	G = outer;
+}
+END_TEST
+
 /* A gateway stopping (SIGTERM) ends its long-polls at once instead of waiting out their
  * "wait": the process exits and the waiting client gets an answer or a closed
  * connection. A second gateway on the same database serves the long-poll. */
@@ -1498,6 +1531,7 @@ main(void)
 	tcase_add_test(tc, test_status_list_pages_and_cancel_follow_the_lifecycle);
 	tcase_add_test(tc, test_engine_down_answers_503_with_retry_after_then_recovers);
 	tcase_add_test(tc, test_sigterm_ends_a_long_poll_promptly);
+	tcase_add_test(tc, test_activation_runs_under_the_keygen_deadline_not_the_engine_timeout);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	/* One process: gwtest's keep-alive connection must not be shared by forked children. */
