@@ -5,7 +5,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -33,44 +32,77 @@ struct sbuf {
 	int overflow;
 };
 
+/* n bytes as they are; one byte of the buffer is always left free (for the newline). */
 static void
-sb_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void
-sb_printf(struct sbuf *b, const char *fmt, ...)
+sb_raw(struct sbuf *b, const char *s, size_t n)
 {
-	va_list ap;
-	int n;
-
 	if (b->overflow)
 		return;
-	va_start(ap, fmt);
-	n = vsnprintf(b->buf + b->len, sizeof(b->buf) - b->len, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof(b->buf) - b->len) {
+	if (n >= sizeof(b->buf) - b->len) {
 		b->overflow = 1;
 		return;
 	}
-	b->len += (size_t)n;
+	memcpy(b->buf + b->len, s, n);
+	b->len += n;
 }
 
-/* A JSON string, at most max bytes of s, control characters escaped. */
+/* ,"name":<decimal v> */
+static void
+sb_int(struct sbuf *b, const char *name, long long v)
+{
+	char d[24];
+	size_t i = sizeof(d);
+	unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+
+	do {
+		d[--i] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u != 0);
+	if (v < 0)
+		d[--i] = '-';
+	sb_raw(b, ",\"", 2);
+	sb_raw(b, name, strlen(name));
+	sb_raw(b, "\":", 2);
+	sb_raw(b, d + i, sizeof(d) - i);
+}
+
+/* A JSON string, at most max bytes of s, control characters escaped. Runs of bytes
+ * that need no escape are copied at once (the audit line is built for every call). */
 static void
 sb_str(struct sbuf *b, const char *name, const char *s, size_t max)
 {
-	size_t i;
+	static const char hx[] = "0123456789abcdef";
+	size_t i = 0, run;
+	char esc[6];
 
-	sb_printf(b, ",\"%s\":\"", name);
-	for (i = 0; s != NULL && s[i] != '\0' && i < max; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c == '"' || c == '\\')
-			sb_printf(b, "\\%c", c);
-		else if (c < 0x20 || c == 0x7f)
-			sb_printf(b, "\\u%04x", c);
-		else
-			sb_printf(b, "%c", c);
+	sb_raw(b, ",\"", 2);
+	sb_raw(b, name, strlen(name));
+	sb_raw(b, "\":\"", 3);
+	while (s != NULL && i < max && s[i] != '\0') {
+		for (run = i; run < max && s[run] != '\0'; run++) {
+			unsigned char c = (unsigned char)s[run];
+			if (c == '"' || c == '\\' || c < 0x20 || c == 0x7f)
+				break;
+		}
+		sb_raw(b, s + i, run - i);
+		if (run >= max || s[run] == '\0')
+			break;
+		{
+			unsigned char c = (unsigned char)s[run];
+			if (c == '"' || c == '\\') {
+				esc[0] = '\\';
+				esc[1] = (char)c;
+				sb_raw(b, esc, 2);
+			} else {
+				memcpy(esc, "\\u00", 4);
+				esc[4] = hx[c >> 4];
+				esc[5] = hx[c & 15];
+				sb_raw(b, esc, 6);
+			}
+		}
+		i = run + 1;
 	}
-	sb_printf(b, "\"");
+	sb_raw(b, "\"", 1);
 }
 
 static void
@@ -239,6 +271,9 @@ audit_free(struct audit *a)
 	free(a);
 }
 
+/* Room before the body for {"time":"YYYY-MM-DDTHH:MM:SS.mmmZ","seq":<uint64>. */
+#define AUDIT_HEAD_ROOM 96
+
 int
 audit_write(struct audit *a, const struct audit_record *rec)
 {
@@ -247,44 +282,58 @@ audit_write(struct audit *a, const struct audit_record *rec)
 	struct sbuf *b = NULL;
 	struct timespec now;
 	struct tm tm;
-	char ts[32];
-	size_t off;
+	char head[AUDIT_HEAD_ROOM], *line;
+	size_t off, body, hlen, len;
 	ssize_t n;
-	int r = RSSP_E_NOMEM;
+	int r = RSSP_E_NOMEM, hn;
 
 	if ((b = malloc(sizeof(*b))) == NULL)
 		goto out;
-	pthread_mutex_lock(&a->lock);
-	clock_gettime(CLOCK_REALTIME, &now);
-	gmtime_r(&now.tv_sec, &tm);
-	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
-	b->len = 0;
+	/* Everything between seq and prev does not depend on the chain: built before the
+	 * lock is taken, so that concurrent calls format in parallel. */
+	b->len = AUDIT_HEAD_ROOM;
 	b->overflow = 0;
-	sb_printf(b, "{\"time\":\"%s.%03ldZ\",\"seq\":%" PRIu64, ts, now.tv_nsec / 1000000L,
-	    a->seq + 1);
 	sb_str(b, "event", rec->event, 64);
 	sb_str(b, "request_id", rec->request_id, RSSP_MAX_ID_LEN);
-	sb_printf(b, ",\"peer_uid\":%lld", rec->peer_uid);
+	sb_int(b, "peer_uid", rec->peer_uid);
 	sb_str(b, "method", rec->method, 128);
 	sb_str(b, "credential_id", s->credential_id, RSSP_MAX_ID_LEN);
 	sb_str(b, "approval_id", s->approval_id, RSSP_MAX_ID_LEN);
 	sb_str(b, "key_label", s->key_label, RSSP_MAX_ID_LEN);
 	sb_str(b, "kak_sha256", s->kak_sha256, 64);
 	sb_str(b, "sad_id", s->sad_id, 32);
-	sb_printf(b, ",\"n_hashes\":%u", s->n_hashes);
+	sb_int(b, "n_hashes", s->n_hashes);
 	sb_str(b, "hashes_sha256", s->hashes_sha256, 64);
 	sb_str(b, "algo", s->algo, 64);
-	sb_printf(b, ",\"signatures\":%u", s->signatures);
+	sb_int(b, "signatures", s->signatures);
 	sb_str(b, "result", rec->result, 16);
 	sb_str(b, "reason", rec->reason, 200);
-	sb_printf(b, ",\"prev\":\"%s\"}", a->prev);
+	body = b->len;
+	pthread_mutex_lock(&a->lock);
+	clock_gettime(CLOCK_REALTIME, &now);
+	gmtime_r(&now.tv_sec, &tm);
+	hlen = strftime(head, sizeof(head), "{\"time\":\"%Y-%m-%dT%H:%M:%S", &tm);
+	hn = hlen == 0 ? -1 : snprintf(head + hlen, sizeof(head) - hlen, ".%03ldZ\",\"seq\":%" PRIu64,
+	    now.tv_nsec / 1000000L, a->seq + 1);
+	if (hn < 0 || (size_t)hn >= sizeof(head) - hlen) {
+		r = RSSP_E_INTERNAL;
+		goto unlock;
+	}
+	hlen += (size_t)hn;
+	line = b->buf + AUDIT_HEAD_ROOM - hlen;
+	memcpy(line, head, hlen);
+	b->len = body;
+	sb_raw(b, ",\"prev\":\"", 9);
+	sb_raw(b, a->prev, 64);
+	sb_raw(b, "\"}", 2);
 	if (b->overflow || b->len + 1 >= sizeof(b->buf)) {
 		r = RSSP_E_INTERNAL;
 		goto unlock;
 	}
 	b->buf[b->len] = '\n';
-	for (off = 0; off < b->len + 1; off += (size_t)n) {
-		n = write(a->fd, b->buf + off, b->len + 1 - off);
+	len = b->len - (AUDIT_HEAD_ROOM - hlen); /* without the newline */
+	for (off = 0; off < len + 1; off += (size_t)n) {
+		n = write(a->fd, line + off, len + 1 - off);
 		if (n < 0 && errno == EINTR) {
 			n = 0;
 			continue;
@@ -296,7 +345,7 @@ audit_write(struct audit *a, const struct audit_record *rec)
 		}
 	}
 	a->seq++;
-	hex_sha256(b->buf, b->len, a->prev);
+	hex_sha256(line, len, a->prev);
 	r = 0;
 unlock:
 	pthread_mutex_unlock(&a->lock);
