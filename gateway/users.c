@@ -208,36 +208,30 @@ can_see(const struct gw_principal *p, const char *id, const char *company, const
 	return 0;
 }
 
-int
-acct_load_visible(struct gw_request *req, struct gw_reply *rep, const char *id,
-    const char *email, bool lock, PGresult **resp)
+#define ACCT_COLS \
+	"SELECT id, COALESCE(email, ''), role, CASE WHEN status = 'LOCKED' AND locked_until <= now() " \
+	" THEN 'ACTIVE' ELSE status END, COALESCE(company_id::text, ''), " \
+	" COALESCE(registered_by::text, ''), " TS("created_at") ", " TS("confirmed_at") ", " \
+	" full_name, COALESCE(mobile, '')"
+#define ACCT_BY_ID " FROM accounts WHERE id = $1::uuid"
+#define ACCT_BY_EMAIL " FROM accounts WHERE email IS NOT NULL AND lower(email) = lower($1)"
+/* users/status: the SIC status and the credential count in the same round trip */
+#define ACCT_STATUS_COLS ACCT_COLS ", rssp_account_sic_status(id), rssp_account_credential_count(id)"
+
+/* acct_load_visible with the queries given (by id, by email): the first ten columns
+ * as acct_load_visible documents, then whatever the queries add. */
+static int
+acct_load_visible_sql(struct gw_request *req, struct gw_reply *rep, const char *id,
+    const char *email, const char *sql_id, const char *sql_email, PGresult **resp)
 {
 	PGresult *res = NULL;
 	int r;
 
 	/* One of id and email; the caller validated the one given. */
 	if (id != NULL)
-		r = gw_db_query(req->db, &res, lock ?
-		    "SELECT id, COALESCE(email, ''), role, CASE WHEN status = 'LOCKED' AND locked_until <= now() "
-		    " THEN 'ACTIVE' ELSE status END, COALESCE(company_id::text, ''), "
-		    " COALESCE(registered_by::text, ''), " TS("created_at") ", " TS("confirmed_at") ", "
-		    " full_name, COALESCE(mobile, '') FROM accounts WHERE id = $1::uuid FOR UPDATE" :
-		    "SELECT id, COALESCE(email, ''), role, CASE WHEN status = 'LOCKED' AND locked_until <= now() "
-		    " THEN 'ACTIVE' ELSE status END, COALESCE(company_id::text, ''), "
-		    " COALESCE(registered_by::text, ''), " TS("created_at") ", " TS("confirmed_at") ", "
-		    " full_name, COALESCE(mobile, '') FROM accounts WHERE id = $1::uuid", 1, id);
+		r = gw_db_query(req->db, &res, sql_id, 1, id);
 	else
-		r = gw_db_query(req->db, &res, lock ?
-		    "SELECT id, COALESCE(email, ''), role, CASE WHEN status = 'LOCKED' AND locked_until <= now() "
-		    " THEN 'ACTIVE' ELSE status END, COALESCE(company_id::text, ''), "
-		    " COALESCE(registered_by::text, ''), " TS("created_at") ", " TS("confirmed_at") ", "
-		    " full_name, COALESCE(mobile, '') FROM accounts "
-		    " WHERE email IS NOT NULL AND lower(email) = lower($1) FOR UPDATE" :
-		    "SELECT id, COALESCE(email, ''), role, CASE WHEN status = 'LOCKED' AND locked_until <= now() "
-		    " THEN 'ACTIVE' ELSE status END, COALESCE(company_id::text, ''), "
-		    " COALESCE(registered_by::text, ''), " TS("created_at") ", " TS("confirmed_at") ", "
-		    " full_name, COALESCE(mobile, '') FROM accounts "
-		    " WHERE email IS NOT NULL AND lower(email) = lower($1)", 1, email);
+		r = gw_db_query(req->db, &res, sql_email, 1, email);
 	if (r != 0)
 		goto out;
 	if (PQntuples(res) != 1) {
@@ -255,6 +249,17 @@ acct_load_visible(struct gw_request *req, struct gw_reply *rep, const char *id,
 out:
 	PQclear(res);
 	return r;
+}
+
+int
+acct_load_visible(struct gw_request *req, struct gw_reply *rep, const char *id,
+    const char *email, bool lock, PGresult **resp)
+{
+	if (lock)
+		return acct_load_visible_sql(req, rep, id, email, ACCT_COLS ACCT_BY_ID " FOR UPDATE",
+		    ACCT_COLS ACCT_BY_EMAIL " FOR UPDATE", resp);
+	return acct_load_visible_sql(req, rep, id, email, ACCT_COLS ACCT_BY_ID,
+	    ACCT_COLS ACCT_BY_EMAIL, resp);
 }
 
 /* ---- registration ---- */
@@ -540,7 +545,7 @@ static int
 users_status(struct gw_request *req, struct gw_reply *rep)
 {
 	const char *id, *email;
-	PGresult *res = NULL, *sic = NULL;
+	PGresult *res = NULL;
 	int r;
 
 	if ((r = acct_get_user_id(req, rep, "userID", false, &id)) != 0 ||
@@ -550,16 +555,14 @@ users_status(struct gw_request *req, struct gw_reply *rep)
 		r = gw_error(rep, 400, "invalid_request", "missing field 'userID' (or 'email')");
 		goto out;
 	}
-	if ((r = acct_load_visible(req, rep, id, email, false, &res)) != 0)
-		goto out;
-	if ((r = gw_db_query(req->db, &sic,
-	    "SELECT rssp_account_sic_status($1::uuid), rssp_account_credential_count($1::uuid)",
-	    1, PQgetvalue(res, 0, 0))) != 0)
+	/* one round trip: the account, its SIC status and its credential count */
+	if ((r = acct_load_visible_sql(req, rep, id, email, ACCT_STATUS_COLS ACCT_BY_ID,
+	    ACCT_STATUS_COLS ACCT_BY_EMAIL, &res)) != 0)
 		goto out;
 	json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:s}",
 	    "userID", PQgetvalue(res, 0, 0), "status", PQgetvalue(res, 0, 3),
-	    "sicStatus", PQgetvalue(sic, 0, 0),
-	    "credentials", (json_int_t)strtoll(PQgetvalue(sic, 0, 1), NULL, 10),
+	    "sicStatus", PQgetvalue(res, 0, 10),
+	    "credentials", (json_int_t)strtoll(PQgetvalue(res, 0, 11), NULL, 10),
 	    "createdAt", PQgetvalue(res, 0, 6));
 	if (o != NULL) {
 		const char *c = PQgetvalue(res, 0, 7);
@@ -567,7 +570,6 @@ users_status(struct gw_request *req, struct gw_reply *rep)
 	}
 	r = gw_reply_json(rep, 200, o);
 out:
-	PQclear(sic);
 	PQclear(res);
 	return r;
 }

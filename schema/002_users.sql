@@ -53,44 +53,16 @@ LANGUAGE sql IMMUTABLE AS $$
 $$;
 
 -- users/status reads the SIC status and the credential count through these two hooks,
--- so that this migration does not depend on 003_signing.sql: they look the tables up at
--- run time (a later migration may replace them with CREATE OR REPLACE).
+-- so that this migration does not depend on 003_signing.sql. Here they are stubs (no
+-- device, no credential); 004_status.sql replaces them with plain SQL over 003's tables.
+-- Plain SQL, never plpgsql with EXECUTE: a dynamic query is planned on every call.
 CREATE FUNCTION rssp_account_sic_status(account uuid) RETURNS text
-LANGUAGE plpgsql STABLE AS $$
-DECLARE
-    s text;
-    pending boolean := false;
-BEGIN
-    IF to_regclass('devices') IS NOT NULL THEN
-        EXECUTE 'SELECT status FROM devices WHERE user_id = $1
-                 ORDER BY (status = ''ACTIVE'') DESC, activated_at DESC LIMIT 1'
-            INTO s USING account;
-    END IF;
-    IF s IS DISTINCT FROM 'ACTIVE' AND to_regclass('sic_activation_codes') IS NOT NULL THEN
-        -- as sic/status: a live activation code, or an activation under way
-        EXECUTE 'SELECT EXISTS (SELECT 1 FROM sic_activation_codes WHERE user_id = $1
-                 AND used_at IS NULL AND expires_at > now() AND tries < 5)'
-            INTO pending USING account;
-        IF NOT pending AND to_regclass('sic_activations') IS NOT NULL THEN
-            EXECUTE 'SELECT EXISTS (SELECT 1 FROM sic_activations WHERE user_id = $1
-                     AND used_at IS NULL AND expires_at > now())' INTO pending USING account;
-        END IF;
-        IF pending THEN
-            RETURN 'PENDING';
-        END IF;
-    END IF;
-    RETURN COALESCE(s, 'NONE');
-END $$;
+LANGUAGE sql STABLE AS $$
+    SELECT 'NONE'::text
+$$;
 
 -- Credentials of an account that are not CANCELLED or REVOKED.
 CREATE FUNCTION rssp_account_credential_count(account uuid) RETURNS bigint
-LANGUAGE plpgsql STABLE AS $$
-DECLARE
-    n bigint := 0;
-BEGIN
-    IF to_regclass('credentials') IS NOT NULL THEN
-        EXECUTE 'SELECT count(*) FROM credentials WHERE owner_id = $1
-                 AND status NOT IN (''CANCELLED'', ''REVOKED'')' INTO n USING account;
-    END IF;
-    RETURN n;
-END $$;
+LANGUAGE sql STABLE AS $$
+    SELECT 0::bigint
+$$;
