@@ -44,6 +44,16 @@ struct pub_entry {
 	EVP_PKEY *pkey;
 };
 
+/* Verification contexts set up for one key and one algorithm, kept for reuse: a context
+ * serves one call at a time (taken out of the list while in use). */
+#define VCTX_PER_KEY 4
+#define VCTX_CACHE_MAX 4096
+struct vctx_entry {
+	EVP_PKEY *pkey;            /* the key the contexts were made for (each holds a ref) */
+	EVP_PKEY_CTX *ctx[VCTX_PER_KEY];
+	unsigned n;
+};
+
 struct sam {
 	struct hsm *hsm;
 	unsigned sad_ttl;
@@ -57,6 +67,8 @@ struct sam {
 	struct kvmap *sads;        /* SAD id -> struct sad_entry */
 	struct kvmap *replay;      /* SHA-256(approval id, nonce) -> int64_t expiry */
 	struct kvmap *pubs;        /* key label -> struct pub_entry */
+	struct kvmap *vctxs;       /* key label, sign algo, hash algo -> struct vctx_entry */
+	EVP_MD *sha256;            /* fetched once: no implicit fetch per digest */
 	int64_t next_purge;
 };
 
@@ -188,7 +200,7 @@ hash_md(int hash_algo)
 
 /* SHA-256 over the concatenation of n byte strings (audit summaries, replay keys). */
 static void
-hashes_sum(const ProtobufCBinaryData *v, size_t n, uint8_t out[32])
+hashes_sum(const struct sam *s, const ProtobufCBinaryData *v, size_t n, uint8_t out[32])
 {
 	EVP_MD_CTX *c;
 	size_t i;
@@ -196,7 +208,7 @@ hashes_sum(const ProtobufCBinaryData *v, size_t n, uint8_t out[32])
 	memset(out, 0, 32);
 	if ((c = EVP_MD_CTX_new()) == NULL)
 		return;
-	if (EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1) {
+	if (EVP_DigestInit_ex(c, s->sha256 != NULL ? s->sha256 : EVP_sha256(), NULL) == 1) {
 		for (i = 0; i < n; i++)
 			EVP_DigestUpdate(c, v[i].data, v[i].len);
 		EVP_DigestFinal_ex(c, out, NULL);
@@ -223,6 +235,20 @@ pub_entry_free(void *v)
 
 	if (e == NULL)
 		return;
+	EVP_PKEY_free(e->pkey);
+	free(e);
+}
+
+static void
+vctx_entry_free(void *v)
+{
+	struct vctx_entry *e = v;
+	unsigned i;
+
+	if (e == NULL)
+		return;
+	for (i = 0; i < e->n; i++)
+		EVP_PKEY_CTX_free(e->ctx[i]);
 	EVP_PKEY_free(e->pkey);
 	free(e);
 }
@@ -270,7 +296,7 @@ replay_record(struct sam *s, const char *domain, const char *id,
 	int64_t *exp;
 	int r;
 
-	hashes_sum(parts, 3, keyp);
+	hashes_sum(s, parts, 3, keyp);
 	if ((exp = malloc(sizeof(*exp))) == NULL)
 		return RSSP_E_NOMEM;
 	*exp = expires_at;
@@ -402,8 +428,10 @@ sam_open(const struct sam_config *cfg, struct sam **samp)
 	s->sad_ttl = cfg->sad_ttl != 0 ? cfg->sad_ttl : 300;
 	r = RSSP_E_NOMEM;
 	if ((s->kaks = kak_cache_new()) == NULL || (s->sads = kvmap_new()) == NULL ||
-	    (s->replay = kvmap_new()) == NULL || (s->pubs = kvmap_new()) == NULL)
+	    (s->replay = kvmap_new()) == NULL || (s->pubs = kvmap_new()) == NULL ||
+	    (s->vctxs = kvmap_new()) == NULL)
 		goto out;
+	s->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL); /* NULL: hashes_sum falls back */
 	if ((r = hsm_open(cfg->module_path, cfg->token_label, cfg->pin_file,
 	    cfg->sessions != 0 ? cfg->sessions : 1, &s->hsm)) != 0)
 		goto out;
@@ -444,6 +472,8 @@ sam_free(struct sam *s)
 	kvmap_free(s->sads, sad_entry_free);
 	kvmap_free(s->replay, free);
 	kvmap_free(s->pubs, pub_entry_free);
+	kvmap_free(s->vctxs, vctx_entry_free);
+	EVP_MD_free(s->sha256);
 	kak_cache_free(s->kaks);
 	X509_free(s->ca);
 	free(s->ca_der);
@@ -697,7 +727,7 @@ authorize_approval(struct sam *s, const Rssp__Engine__V1__AuthorizeRequest *req,
 		if (ap->hashes[i].len != hlen)
 			return refuse(a, RSSP_E_INVAL, "digest length mismatch");
 	}
-	hashes_sum(ap->hashes, ap->n_hashes, hsum);
+	hashes_sum(s, ap->hashes, ap->n_hashes, hsum);
 	hex(a->hashes_sha256, hsum, sizeof(hsum));
 	if (ap->num_signatures < 1 || ap->num_signatures > RSSP_MAX_HASHES)
 		return refuse(a, RSSP_E_INVAL, "num signatures out of range");
@@ -989,6 +1019,75 @@ fail:
 	return NULL;
 }
 
+static size_t
+vctx_key(char *buf, const char *label, int sign_algo, int hash_algo)
+{
+	size_t n = strlen(label);
+
+	memcpy(buf, label, n);
+	buf[n] = '\0';
+	buf[n + 1] = (char)sign_algo;
+	buf[n + 2] = (char)hash_algo;
+	return n + 3;
+}
+
+/* A verification context for pkey (the key of label) and the algorithm: a cached one
+ * when there is one for this very key, else a new one. Give it back with vctx_put. */
+static EVP_PKEY_CTX *
+vctx_get(struct sam *s, const char *label, EVP_PKEY *pkey, int sign_algo, int hash_algo)
+{
+	char key[RSSP_MAX_ID_LEN + 3];
+	size_t klen = vctx_key(key, label, sign_algo, hash_algo);
+	struct vctx_entry *e;
+	EVP_PKEY_CTX *ctx = NULL;
+
+	pthread_mutex_lock(&s->lock);
+	if ((e = kvmap_get(s->vctxs, key, klen)) != NULL && e->pkey == pkey && e->n > 0)
+		ctx = e->ctx[--e->n];
+	pthread_mutex_unlock(&s->lock);
+	return ctx != NULL ? ctx : verify_ctx(pkey, sign_algo, hash_algo);
+}
+
+/* Keeps ctx (made by vctx_get for pkey) for the next call, or frees it. */
+static void
+vctx_put(struct sam *s, const char *label, EVP_PKEY *pkey, int sign_algo, int hash_algo,
+    EVP_PKEY_CTX *ctx)
+{
+	char key[RSSP_MAX_ID_LEN + 3];
+	size_t klen = vctx_key(key, label, sign_algo, hash_algo);
+	struct vctx_entry *e, *ne = NULL, *old = NULL;
+
+	if (ctx == NULL)
+		return;
+	pthread_mutex_lock(&s->lock);
+	e = kvmap_get(s->vctxs, key, klen);
+	if (e != NULL && e->pkey != pkey) {
+		/* the key was read again from the token since: start over with this one */
+		old = kvmap_del(s->vctxs, key, klen);
+		e = NULL;
+	}
+	if (e == NULL) {
+		if (kvmap_count(s->vctxs) >= VCTX_CACHE_MAX)
+			kvmap_purge(s->vctxs, purge_any, NULL, vctx_entry_free);
+		if ((ne = calloc(1, sizeof(*ne))) != NULL) {
+			ne->pkey = pkey;
+			EVP_PKEY_up_ref(pkey);
+			if (kvmap_put(s->vctxs, key, klen, ne) == 0) {
+				e = ne;
+				ne = NULL;
+			}
+		}
+	}
+	if (e != NULL && e->n < VCTX_PER_KEY) {
+		e->ctx[e->n++] = ctx;
+		ctx = NULL;
+	}
+	pthread_mutex_unlock(&s->lock);
+	vctx_entry_free(old);
+	vctx_entry_free(ne);
+	EVP_PKEY_CTX_free(ctx);
+}
+
 /* ECDSA r || s (two halves) to a DER ECDSA-Sig-Value; *derp malloc'd by OpenSSL. */
 static int
 rs_to_der(const uint8_t *rs, size_t len, uint8_t **derp, size_t *derlenp)
@@ -1129,7 +1228,7 @@ sam_sign_hash(struct sam *s, const uint8_t *in, size_t inlen,
 			goto out;
 		}
 	}
-	hashes_sum(req->hashes, n, hsum);
+	hashes_sum(s, req->hashes, n, hsum);
 	hex(a->hashes_sha256, hsum, sizeof(hsum));
 
 	ss = hsm_session_get(s->hsm);
@@ -1173,7 +1272,7 @@ sam_sign_hash(struct sam *s, const uint8_t *in, size_t inlen,
 		r = refuse(a, RSSP_E_UNSUPPORTED, "sign algorithm does not fit key");
 		goto out;
 	}
-	if ((vctx = verify_ctx(pkey, req->sign_algo, req->hash_algo)) == NULL) {
+	if ((vctx = vctx_get(s, label, pkey, req->sign_algo, req->hash_algo)) == NULL) {
 		r = refuse(a, RSSP_E_CRYPTO, "verifier setup failed");
 		goto out;
 	}
@@ -1266,7 +1365,10 @@ out:
 	}
 	hsm_session_put(s->hsm, ss);
 	free(out);
-	EVP_PKEY_CTX_free(vctx);
+	if (r == 0) /* a context that served a clean call serves the next one */
+		vctx_put(s, label, pkey, req->sign_algo, req->hash_algo, vctx);
+	else
+		EVP_PKEY_CTX_free(vctx);
 	EVP_PKEY_free(pkey);
 	rssp__engine__v1__sign_hash_request__free_unpacked(req, NULL);
 	return r;
