@@ -52,17 +52,15 @@ LANGUAGE sql IMMUTABLE AS $$
     FROM jsonb_each(secrets) e
 $$;
 
--- users/status reads the SIC status and the credential count through these two hooks,
--- so that this migration does not depend on 003_signing.sql. Here they are stubs (no
--- device, no credential); 004_status.sql replaces them with plain SQL over 003's tables.
--- Plain SQL, never plpgsql with EXECUTE: a dynamic query is planned on every call.
-CREATE FUNCTION rssp_account_sic_status(account uuid) RETURNS text
+-- users/status reads the SIC status and the credential count through this hook, so
+-- that this migration does not depend on 003_signing.sql. Here it is a stub (no device,
+-- no credential); 004_status.sql replaces it with the real query over 003's tables.
+-- A set-returning LANGUAGE sql function called in FROM is inlined by the planner into
+-- the caller's (prepared) statement: planned once per connection. (plpgsql with EXECUTE
+-- was planned on every call, and a scalar SQL function that reads tables is re-planned
+-- on every execution of the calling statement.)
+CREATE FUNCTION rssp_account_status(account uuid)
+RETURNS TABLE (sic_status text, credential_count bigint)
 LANGUAGE sql STABLE AS $$
-    SELECT 'NONE'::text
-$$;
-
--- Credentials of an account that are not CANCELLED or REVOKED.
-CREATE FUNCTION rssp_account_credential_count(account uuid) RETURNS bigint
-LANGUAGE sql STABLE AS $$
-    SELECT 0::bigint
+    SELECT 'NONE'::text, 0::bigint
 $$;
