@@ -282,6 +282,8 @@ def main():
     ap.add_argument("--http-threads", type=int, default=0,
                     help="RSSP_HTTP_THREADS for the gateway (0: its default)")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--phases", default="info,engine1,rest1,engine100,rest100,flows",
+                    help="the phases to run (for profiling one of them; the tables need all)")
     ap.add_argument("--smoke", action="store_true",
                     help="1 s phases; fail on any failed call (a ctest that the benchmark runs)")
     args = ap.parse_args()
@@ -315,9 +317,12 @@ def main():
         pg = meter.pg_pids()
         print("rest_bench: %d cores, engine workers %d, %d s per phase, %d connections, "
               "%d rounds" % (args.cores, args.workers, args.seconds, args.connections, args.rounds))
-        r = run_noop(args, st, meter, meter.pg_pids())
-        print("http floor: POST /rssp/info %.1f calls/s over %d connections" % (r["rate"], args.connections))
-        print(cpu_line("info", r).replace("signature", "call"))
+        phases = set(args.phases.split(","))
+        if "info" in phases:
+            r = run_noop(args, st, meter, meter.pg_pids())
+            print("http floor: POST /rssp/info %.1f calls/s over %d connections"
+                  % (r["rate"], args.connections))
+            print(cpu_line("info", r).replace("signature", "call"))
         # The machine is shared: every phase is bracketed by raw measurements and its
         # ratio uses the mean of the two; with several rounds the medians are reported.
         rows = []
@@ -333,6 +338,8 @@ def main():
                 for name, digests, fn in (("engine1", d1, run_engine), ("rest1", d1, run_wrk),
                                           ("engine100", d100, run_engine),
                                           ("rest100", d100, run_wrk)):
+                    if name not in phases:
+                        continue
                     per_sad = 1000 // len(digests)
                     threads = args.connections if fn is run_engine else args.wrk_threads
                     # enough for twice the raw rate: a phase must never run out of SADs
@@ -365,6 +372,8 @@ def main():
                     print("  " + rawline)
                     if r["bad"] or not r["sigs"]:
                         failed.append((key, name))
+            if "flows" not in phases:
+                continue
             pg = meter.pg_pids()
             r = run_flows(args, st, rp, state, cred, meter, pg)
             print("%s flows: %.1f approval flows/s (%d flows, %d errors, %d concurrent)"
@@ -374,6 +383,8 @@ def main():
                 failed.append((key, "flows"))
             rows.append((key, raws, rates, ratios, r["rate"], effs))
         med = statistics.median
+        if not rows:
+            return
         print()
         print("medians of %d round(s), %d s phases:" % (args.rounds, args.seconds))
         print("%-8s %9s %10s %9s %12s %10s %8s | %8s %9s %10s %11s"
