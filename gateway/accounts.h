@@ -24,6 +24,12 @@ int acct_get_user_id(struct gw_request *req, struct gw_reply *rep, const char *f
 int acct_load_visible(struct gw_request *req, struct gw_reply *rep, const char *id,
     const char *email, bool lock, PGresult **resp) RSSP_WUR;
 
+/* Decodes an admin/users/list pageToken (admin.c; untrusted: a client sends it back):
+ * base64url without padding, at most 100 characters, of "<1..20 digits>.<uuid>".
+ * Returns 0 and fills micros (the digits, NUL-terminated) and id (the uuid), or
+ * RSSP_E_INVAL leaving both untouched on any other input. */
+int acct_page_token_parse(const char *tok, char micros[24], char id[GW_UUID_LEN + 1]) RSSP_WUR;
+
 /* Admin handlers (admin.c). */
 int admin_clients_create(struct gw_request *req, struct gw_reply *rep);
 int admin_clients_rotate(struct gw_request *req, struct gw_reply *rep);

@@ -139,9 +139,10 @@ out:
 /* ---- accounts ---- */
 
 /* pageToken: base64url("<created_at in epoch microseconds>.<uuid>"), the keyset of the
- * last row of the previous page. Opaque to clients; checked, never trusted further. */
-static int
-page_token_parse(const char *tok, char micros[24], char id[GW_UUID_LEN + 1])
+ * last row of the previous page. Opaque to clients; checked, never trusted further.
+ * Non-static for its fuzzer (accounts.h). */
+int
+acct_page_token_parse(const char *tok, char micros[24], char id[GW_UUID_LEN + 1])
 {
 	unsigned char raw[80];
 	size_t len;
@@ -215,7 +216,7 @@ admin_users_list(struct gw_request *req, struct gw_reply *rep)
 		    "field 'status' must be one of PENDING_CONFIRMATION, ACTIVE, LOCKED, DISABLED");
 		goto out;
 	}
-	if (page != NULL && page_token_parse(page, micros, after) != 0) {
+	if (page != NULL && acct_page_token_parse(page, micros, after) != 0) {
 		r = gw_error(rep, 400, "invalid_request", "field 'pageToken' is not valid");
 		goto out;
 	}

@@ -281,7 +281,8 @@ form_parse(const char *body, size_t len)
 	char *copy, *save = NULL, *pair, *eq;
 	json_t *o = json_object(), *v;
 
-	if (o == NULL || (copy = strndup(body, len)) == NULL) {
+	/* a NUL would end strndup's copy early and the wipe below would run past it */
+	if (o == NULL || memchr(body, '\0', len) != NULL || (copy = strndup(body, len)) == NULL) {
 		json_decref(o);
 		return NULL;
 	}

@@ -1,0 +1,26 @@
+/* The application/x-www-form-urlencoded body parser (auth/login takes a form body).
+ * form_parse is static in gateway/server.c, which this target does not edit: it
+ * compiles server.c into itself to reach it (the fuzzer then provides server.c's
+ * symbols instead of rssp_gateway_lib's server.o). What parses is an object of strings
+ * with non-empty, distinct keys. */
+#include "../../gateway/server.c"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	json_t *o, *v;
+	const char *k;
+
+	if (size > 64 * 1024)
+		return 0;
+	if ((o = form_parse((const char *)data, size)) == NULL)
+		return 0;
+	json_object_foreach(o, k, v) {
+		if (*k == '\0' || !json_is_string(v))
+			__builtin_trap();
+	}
+	json_decref(o);
+	return 0;
+}
