@@ -33,7 +33,7 @@ softhsm2-util --init-token --free --label bench --pin "$PIN" --so-pin "so-$PIN" 
 
 export RSSP_PKCS11_MODULE="$MODULE" RSSP_TOKEN_LABEL=bench RSSP_PIN_FILE="$WORK/pin"
 export RSSP_ENGINE_SOCKET="$WORK/run/engine.sock" RSSP_AUDIT_FILE="$WORK/audit.log"
-export RSSP_ENGINE_WORKERS=4 RSSP_LOG_LEVEL=warn
+export RSSP_ENGINE_WORKERS=${RSSP_ENGINE_WORKERS:-4} RSSP_LOG_LEVEL=warn
 "$ENGINE" init >/dev/null
 "$ENGINE" serve &
 ENGINE_PID=$!
