@@ -1,5 +1,5 @@
 /* kak.h - the signer's key-authorisation key (KAK): parsing its SubjectPublicKeyInfo
- * against the KakAlgo it claims, and verifying its signature over an authData.
+ * against the KakAlgo it claims (verifying its signatures: kak_verify.h).
  * Parsed keys are cached by SHA-256(SPKI) (parsing costs more than verifying). */
 #ifndef RSSP_KAK_H
 #define RSSP_KAK_H
@@ -9,6 +9,7 @@
 
 #include <openssl/evp.h>
 
+#include "kak_verify.h"
 #include "rssp_err.h"
 
 #define KAK_MAX_SPKI 2048
@@ -25,10 +26,5 @@ void kak_cache_free(struct kak_cache *c);
  * on success *pkeyp is a new reference (EVP_PKEY_free) and kak_sha256 the SPKI hash. */
 int kak_parse(struct kak_cache *c, const uint8_t *spki, size_t spkilen, int algo,
     EVP_PKEY **pkeyp, uint8_t kak_sha256[32]) RSSP_WUR;
-
-/* Verifies sig over msg with the KAK under algo (RSASSA-PSS SHA-256/512, MGF1 same
- * hash, salt = hash length; or ECDSA P-256 SHA-256 DER). Returns 0 or RSSP_E_DENIED. */
-int kak_verify(EVP_PKEY *kak, int algo, const uint8_t *msg, size_t msglen,
-    const uint8_t *sig, size_t siglen) RSSP_WUR;
 
 #endif

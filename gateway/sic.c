@@ -25,12 +25,11 @@
 
 /* ---- the KAK ------------------------------------------------------------- */
 
-enum { KAK_PSS_SHA256 = 1, KAK_PSS_SHA512 = 2, KAK_ECDSA_P256_SHA256 = 3 };
 
 const char *
 sic_kak_sign_algo(int kak_algo)
 {
-	return kak_algo == KAK_ECDSA_P256_SHA256 ? "ECDSA" : "RSASSA-PSS";
+	return kak_algo == KAK_ECDSA_P256 ? "ECDSA" : "RSASSA-PSS";
 }
 
 const char *
@@ -77,7 +76,7 @@ sic_kak_parse(const uint8_t *spki, size_t spkilen, const char *sign_algo,
 			r = RSSP_E_UNSUPPORTED;
 			goto out;
 		}
-		algo = KAK_ECDSA_P256_SHA256;
+		algo = KAK_ECDSA_P256;
 	} else {
 		r = RSSP_E_UNSUPPORTED;
 		goto out;
@@ -88,33 +87,6 @@ sic_kak_parse(const uint8_t *spki, size_t spkilen, const char *sign_algo,
 	r = 0;
 out:
 	EVP_PKEY_free(pk);
-	return r;
-}
-
-int
-sic_kak_verify(EVP_PKEY *pk, int kak_algo, const uint8_t *msg, size_t msglen,
-    const uint8_t *sig, size_t siglen)
-{
-	EVP_MD_CTX *ctx = NULL;
-	EVP_PKEY_CTX *pctx = NULL;
-	const EVP_MD *md = kak_algo == KAK_PSS_SHA512 ? EVP_sha512() : EVP_sha256();
-	int r = RSSP_E_DENIED;
-
-	if (sig == NULL || siglen == 0 || (ctx = EVP_MD_CTX_new()) == NULL)
-		goto out;
-	if (EVP_DigestVerifyInit(ctx, &pctx, md, NULL, pk) != 1)
-		goto out;
-	if (kak_algo != KAK_ECDSA_P256_SHA256 &&
-	    (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) != 1 ||
-	    EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, md) != 1 ||
-	    EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) != 1))
-		goto out;
-	if (EVP_DigestVerify(ctx, sig, siglen, msg, msglen) != 1)
-		goto out;
-	r = 0;
-out:
-	ERR_clear_error();
-	EVP_MD_CTX_free(ctx);
 	return r;
 }
 
@@ -365,7 +337,7 @@ sic_activate_send_device(struct gw_request *req, struct gw_reply *rep)
 	if ((r = sg_unbytea(PQgetvalue(res, 0, 1), &challenge, &challen)) != 0)
 		goto out;
 	/* Proof of possession: the KAK signed the raw challenge. */
-	if (sic_kak_verify(pk, kak_algo, challenge, challen, sig, siglen) != 0) {
+	if (kak_verify(pk, kak_algo, challenge, challen, sig, siglen) != 0) {
 		r = gw_error(rep, 400, "invalid_request",
 		    "field 'signature' is not the KAK's signature over the challenge");
 		goto out;

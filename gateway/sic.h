@@ -1,6 +1,6 @@
 /* sic.h - the signer's app (SIC): device activation and its key-authorisation key (KAK).
  * Routes are listed in gw_routes_signing (signing.c); this header exposes the KAK
- * checks that credentials.c and requests.c share. */
+ * checks that credentials.c and requests.c share (the verifier itself: kak_verify.h). */
 #ifndef RSSP_GW_SIC_H
 #define RSSP_GW_SIC_H
 
@@ -9,8 +9,8 @@
 
 #include <openssl/evp.h>
 
+#include "kak_verify.h"
 #include "rssp_err.h"
-
 
 /* Parses a KAK SubjectPublicKeyInfo (DER) for the scheme signAlgo/shaAlgo of api.md
  * ("RSASSA-PSS" with an RSA key of at least 2048 bits, or "ECDSA" with a P-256 key and
@@ -20,14 +20,8 @@
 int sic_kak_parse(const uint8_t *spki, size_t spkilen, const char *sign_algo,
     const char *sha_algo, int *kak_algop, EVP_PKEY **pkp) RSSP_WUR;
 
-/* Verifies the KAK signature over msg with the scheme of kak_algo (RSASSA-PSS, MGF1
- * with the same hash, salt = hash length; or DER ECDSA). Returns 0 or RSSP_E_DENIED. */
-int sic_kak_verify(EVP_PKEY *pk, int kak_algo, const uint8_t *msg, size_t msglen,
-    const uint8_t *sig, size_t siglen) RSSP_WUR;
-
 /* The api.md names of a KakAlgo: signAlgo ("RSASSA-PSS", "ECDSA") and shaAlgo. */
 const char *sic_kak_sign_algo(int kak_algo);
 const char *sic_kak_sha_algo(int kak_algo);
-
 
 #endif

@@ -172,14 +172,14 @@ START_TEST(test_kak_verify_wants_pss_with_salt_as_long_as_the_hash)
 	size_t n;
 
 	n = pss_sign(k, RSA_PSS_SALTLEN_DIGEST, msg, sizeof(msg), sig, sizeof(sig));
-	ck_assert_int_eq(sic_kak_verify(k, 1, msg, sizeof(msg), sig, n), 0);
-	ck_assert_int_eq(sic_kak_verify(k, 1, msg, sizeof(msg) - 1, sig, n), RSSP_E_DENIED);
-	ck_assert_int_eq(sic_kak_verify(k, 2, msg, sizeof(msg), sig, n), RSSP_E_DENIED);
+	ck_assert_int_eq(kak_verify(k, 1, msg, sizeof(msg), sig, n), 0);
+	ck_assert_int_eq(kak_verify(k, 1, msg, sizeof(msg) - 1, sig, n), RSSP_E_DENIED);
+	ck_assert_int_eq(kak_verify(k, 2, msg, sizeof(msg), sig, n), RSSP_E_DENIED);
 	sig[10] ^= 1;
-	ck_assert_int_eq(sic_kak_verify(k, 1, msg, sizeof(msg), sig, n), RSSP_E_DENIED);
+	ck_assert_int_eq(kak_verify(k, 1, msg, sizeof(msg), sig, n), RSSP_E_DENIED);
 	n = pss_sign(k, 0, msg, sizeof(msg), sig, sizeof(sig));
-	ck_assert_int_eq(sic_kak_verify(k, 1, msg, sizeof(msg), sig, n), RSSP_E_DENIED);
-	ck_assert_int_eq(sic_kak_verify(k, 1, msg, sizeof(msg), sig, 0), RSSP_E_DENIED);
+	ck_assert_int_eq(kak_verify(k, 1, msg, sizeof(msg), sig, n), RSSP_E_DENIED);
+	ck_assert_int_eq(kak_verify(k, 1, msg, sizeof(msg), sig, 0), RSSP_E_DENIED);
 	EVP_PKEY_free(k);
 }
 END_TEST
