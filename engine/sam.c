@@ -17,7 +17,9 @@
 #include <p11-kit/pkcs11.h>
 #include <rssp/engine/v1/engine.pb-c.h>
 
+#include "algo.h"
 #include "binding.h"
+#include "buf.h"
 #include "hsm.h"
 #include "kak.h"
 #include "kvmap.h"
@@ -30,8 +32,6 @@
 #define MAX_ACTIVATION_HORIZON (7 * 86400) /* nor an activation longer than a week */
 #define MAX_SIG_LEN 1024
 #define PUB_CACHE_MAX 20000 /* parsed credential keys; refilled from the token on a miss */
-
-enum { SIGN_PKCS1 = 1, SIGN_PSS = 2, SIGN_ECDSA = 3 };
 
 struct sad_entry {
 	uint8_t *wire;        /* the verified SAD bytes, compared on later use */
@@ -82,19 +82,6 @@ void
 sam_set_clock_skew(struct sam *s, int64_t seconds)
 {
 	s->skew = seconds;
-}
-
-static void
-hex(char *out, const uint8_t *in, size_t n)
-{
-	static const char d[] = "0123456789abcdef";
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		out[2 * i] = d[in[i] >> 4];
-		out[2 * i + 1] = d[in[i] & 15];
-	}
-	out[2 * n] = '\0';
 }
 
 static void
@@ -152,48 +139,19 @@ text_ok(const char *s)
 }
 
 static const char *
-key_name(int key_algo)
-{
-	switch (key_algo) {
-	case 1: return "rsa-2048";
-	case 2: return "rsa-3072";
-	case 3: return "ec-p256";
-	case 4: return "ec-p384";
-	default: return NULL;
-	}
-}
-
-static const char *
-sign_name(int sign_algo, int hash_algo)
-{
-	static const char *names[3][3] = {
-		{ "rsa-pkcs1-sha256", "rsa-pkcs1-sha384", "rsa-pkcs1-sha512" },
-		{ "rsa-pss-sha256", "rsa-pss-sha384", "rsa-pss-sha512" },
-		{ "ecdsa-sha256", "ecdsa-sha384", "ecdsa-sha512" },
-	};
-
-	if (sign_algo < 1 || sign_algo > 3 || hash_algo < 1 || hash_algo > 3)
-		return NULL;
-	return names[sign_algo - 1][hash_algo - 1];
-}
-
-static const char *
 kak_name(int kak_algo)
 {
-	switch (kak_algo) {
-	case 1: return "rsa-pss-sha256";
-	case 2: return "rsa-pss-sha512";
-	case 3: return "ecdsa-sha256";
-	default: return NULL;
-	}
+	const struct rssp_kak_alg *ka = rssp_kak_alg(kak_algo);
+
+	return ka != NULL ? ka->name : NULL;
 }
 
 static const EVP_MD *
 hash_md(int hash_algo)
 {
 	switch (hash_algo) {
-	case 1: return EVP_sha256();
-	case 2: return EVP_sha384();
+	case RSSP_HASH_SHA256: return EVP_sha256();
+	case RSSP_HASH_SHA384: return EVP_sha384();
 	default: return EVP_sha512();
 	}
 }
@@ -505,7 +463,7 @@ make_key_label(const char *credential_id, char label[RSSP_MAX_ID_LEN + 1], uint8
 	}
 	if (RAND_bytes(id, 4) != 1)
 		return RSSP_E_CRYPTO;
-	hex(rnd, id, 4);
+	rssp_hex(rnd, id, 4);
 	snprintf(label, RSSP_MAX_ID_LEN + 1, "%.*s#%s", (int)n, credential_id, rnd);
 	return 0;
 }
@@ -539,7 +497,7 @@ authorize_activation(struct sam *s, const Rssp__Engine__V1__AuthorizeRequest *re
 		return refuse(a, RSSP_E_INVAL, "id length out of range");
 	if (!text_ok(act->subject_cn))
 		return refuse(a, RSSP_E_INVAL, "subject cn invalid");
-	if (key_name(act->key_algo) == NULL)
+	if (rssp_key_alg(act->key_algo) == NULL)
 		return refuse(a, RSSP_E_UNSUPPORTED, "unknown key algorithm");
 	if (act->validity_days < 1 || act->validity_days > X509_MAX_DAYS)
 		return refuse(a, RSSP_E_INVAL, "validity out of range");
@@ -556,7 +514,7 @@ authorize_activation(struct sam *s, const Rssp__Engine__V1__AuthorizeRequest *re
 		r = refuse(a, r, r == RSSP_E_UNSUPPORTED ? "unknown kak algorithm" : "kak invalid");
 		goto out;
 	}
-	hex(a->kak_sha256, kak_sha, sizeof(kak_sha));
+	rssp_hex(a->kak_sha256, kak_sha, sizeof(kak_sha));
 
 	memset(&f, 0, sizeof(f));
 	f.credential_id = act->credential_id;
@@ -728,7 +686,7 @@ authorize_approval(struct sam *s, const Rssp__Engine__V1__AuthorizeRequest *req,
 			return refuse(a, RSSP_E_INVAL, "digest length mismatch");
 	}
 	hashes_sum(s, ap->hashes, ap->n_hashes, hsum);
-	hex(a->hashes_sha256, hsum, sizeof(hsum));
+	rssp_hex(a->hashes_sha256, hsum, sizeof(hsum));
 	if (ap->num_signatures < 1 || ap->num_signatures > RSSP_MAX_HASHES)
 		return refuse(a, RSSP_E_INVAL, "num signatures out of range");
 	if (!text_ok(ap->rp_name) || !text_ok(ap->description))
@@ -744,7 +702,7 @@ authorize_approval(struct sam *s, const Rssp__Engine__V1__AuthorizeRequest *req,
 	if ((r = kak_parse(s->kaks, kak->public_key.data, kak->public_key.len, kak->algo,
 	    &kpk, kak_sha)) != 0)
 		return refuse(a, r, r == RSSP_E_UNSUPPORTED ? "unknown kak algorithm" : "kak invalid");
-	hex(a->kak_sha256, kak_sha, sizeof(kak_sha));
+	rssp_hex(a->kak_sha256, kak_sha, sizeof(kak_sha));
 
 	/* The SAD's copy of the hashes, sorted: also counts the distinct ones. */
 	if ((sad = calloc(1, sizeof(*sad))) == NULL || (sad->hashes = malloc(ap->n_hashes * hlen)) == NULL ||
@@ -817,7 +775,7 @@ authorize_approval(struct sam *s, const Rssp__Engine__V1__AuthorizeRequest *req,
 		r = refuse(a, RSSP_E_INVAL, "num signatures below distinct hashes");
 		goto out;
 	}
-	hex(a->sad_id, sad->id, SAD_ID_LEN);
+	rssp_hex(a->sad_id, sad->id, SAD_ID_LEN);
 
 	/* Remember the approval until it expires: a second presentation is a replay. */
 	if ((r = replay_record(s, "rssp-approval-v1", ap->approval_id, &ap->nonce,
@@ -926,22 +884,15 @@ out:
 
 /* ---- signing ---- */
 
-static const uint8_t di_sha256[] = { 0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
-	0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20 };
-static const uint8_t di_sha384[] = { 0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
-	0x65, 0x03, 0x04, 0x02, 0x02, 0x05, 0x00, 0x04, 0x30 };
-static const uint8_t di_sha512[] = { 0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
-	0x65, 0x03, 0x04, 0x02, 0x03, 0x05, 0x00, 0x04, 0x40 };
-
 /* DigestInfo for PKCS#1 v1.5: prefix || digest into buf (>= 19 + 64 bytes). */
 static size_t
 digest_info(int hash_algo, const uint8_t *dg, size_t len, uint8_t *buf)
 {
-	const uint8_t *pre = hash_algo == 1 ? di_sha256 : hash_algo == 2 ? di_sha384 : di_sha512;
+	const struct rssp_hash_alg *h = rssp_hash_alg(hash_algo);
 
-	memcpy(buf, pre, sizeof(di_sha256));
-	memcpy(buf + sizeof(di_sha256), dg, len);
-	return sizeof(di_sha256) + len;
+	memcpy(buf, h->digest_info, h->digest_info_len);
+	memcpy(buf + h->digest_info_len, dg, len);
+	return h->digest_info_len + len;
 }
 
 /* The credential's public key (from its certificate in the token), cached by label. */
@@ -1006,9 +957,9 @@ verify_ctx(EVP_PKEY *pkey, int sign_algo, int hash_algo)
 		return NULL;
 	if (EVP_PKEY_verify_init(ctx) != 1 || EVP_PKEY_CTX_set_signature_md(ctx, md) != 1)
 		goto fail;
-	if (sign_algo == SIGN_PKCS1 && EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) != 1)
+	if (sign_algo == RSSP_SIGN_RSA_PKCS1 && EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) != 1)
 		goto fail;
-	if (sign_algo == SIGN_PSS &&
+	if (sign_algo == RSSP_SIGN_RSA_PSS &&
 	    (EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PSS_PADDING) != 1 ||
 	    EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, md) != 1 ||
 	    EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, RSA_PSS_SALTLEN_DIGEST) != 1))
@@ -1137,12 +1088,12 @@ sad_lookup(struct sam *s, struct hsm_session *ss, const uint8_t *wire, size_t le
 		hit = e->wirelen == len && CRYPTO_memcmp(e->wire, wire, len) == 0;
 	pthread_mutex_unlock(&s->lock);
 	if (hit) {
-		hex(a->sad_id, idp, SAD_ID_LEN);
+		rssp_hex(a->sad_id, idp, SAD_ID_LEN);
 		return 0;
 	}
 	if (sad_parse(wire, len, &sad, &bodylen) != 0)
 		return refuse(a, RSSP_E_DENIED, "sad malformed");
-	hex(a->sad_id, sad->id, SAD_ID_LEN);
+	rssp_hex(a->sad_id, sad->id, SAD_ID_LEN);
 	if ((r = hsm_sign(s->hsm, ss, SAM_MAC_LABEL, HSM_SECRET_KEY, HSM_MECH_HMAC_SHA256, 0,
 	    wire, bodylen, mac, &maclen)) != 0) {
 		r = refuse(a, RSSP_E_HSM, "hsm failure");
@@ -1212,7 +1163,7 @@ sam_sign_hash(struct sam *s, const uint8_t *in, size_t inlen,
 		r = refuse(a, RSSP_E_UNSUPPORTED, "unknown hash algorithm");
 		goto out;
 	}
-	if ((a->algo = sign_name(req->sign_algo, req->hash_algo)) == NULL) {
+	if ((a->algo = rssp_sign_alg_name(req->sign_algo, req->hash_algo)) == NULL) {
 		r = refuse(a, RSSP_E_UNSUPPORTED, "unknown sign algorithm");
 		goto out;
 	}
@@ -1229,7 +1180,7 @@ sam_sign_hash(struct sam *s, const uint8_t *in, size_t inlen,
 		}
 	}
 	hashes_sum(s, req->hashes, n, hsum);
-	hex(a->hashes_sha256, hsum, sizeof(hsum));
+	rssp_hex(a->hashes_sha256, hsum, sizeof(hsum));
 
 	ss = hsm_session_get(s->hsm);
 	if ((r = sad_lookup(s, ss, req->sad.data, req->sad.len, sad_id, a)) != 0)
@@ -1266,8 +1217,8 @@ sam_sign_hash(struct sam *s, const uint8_t *in, size_t inlen,
 		goto out;
 	}
 	keytype = EVP_PKEY_get_base_id(pkey);
-	if ((keytype == EVP_PKEY_RSA && (int)req->sign_algo == SIGN_ECDSA) ||
-	    (keytype == EVP_PKEY_EC && (int)req->sign_algo != SIGN_ECDSA) ||
+	if ((keytype == EVP_PKEY_RSA && (int)req->sign_algo == RSSP_SIGN_ECDSA) ||
+	    (keytype == EVP_PKEY_EC && (int)req->sign_algo != RSSP_SIGN_ECDSA) ||
 	    (keytype != EVP_PKEY_RSA && keytype != EVP_PKEY_EC)) {
 		r = refuse(a, RSSP_E_UNSUPPORTED, "sign algorithm does not fit key");
 		goto out;
@@ -1297,8 +1248,8 @@ sam_sign_hash(struct sam *s, const uint8_t *in, size_t inlen,
 		r = RSSP_E_NOMEM;
 		goto out;
 	}
-	mech = (int)req->sign_algo == SIGN_PKCS1 ? HSM_MECH_RSA_PKCS :
-	    (int)req->sign_algo == SIGN_PSS ? HSM_MECH_RSA_PSS : HSM_MECH_ECDSA;
+	mech = (int)req->sign_algo == RSSP_SIGN_RSA_PKCS1 ? HSM_MECH_RSA_PKCS :
+	    (int)req->sign_algo == RSSP_SIGN_RSA_PSS ? HSM_MECH_RSA_PSS : HSM_MECH_ECDSA;
 	for (i = 0; i < n; i++) {
 		const uint8_t *dg = req->hashes[i].data, *tbs = dg;
 		size_t tbslen = hlen;
@@ -1391,15 +1342,15 @@ sam_bench_raw_sign(struct sam *s, const char *key_label, int hash_algo, int sign
 	unsigned i;
 	int r = 0, repaired = 0;
 
-	if ((hlen = rssp_hash_algo_len(hash_algo)) == 0 || sign_name(sign_algo, hash_algo) == NULL)
+	if ((hlen = rssp_hash_algo_len(hash_algo)) == 0 || rssp_sign_alg_name(sign_algo, hash_algo) == NULL)
 		return RSSP_E_UNSUPPORTED;
 	memset(dg, 0x5a, sizeof(dg));
 	tbslen = hlen;
-	if (sign_algo == SIGN_PKCS1) {
+	if (sign_algo == RSSP_SIGN_RSA_PKCS1) {
 		m.mechanism = CKM_RSA_PKCS;
 		tbslen = digest_info(hash_algo, dg, hlen, di);
 		tbs = di;
-	} else if (sign_algo == SIGN_PSS) {
+	} else if (sign_algo == RSSP_SIGN_RSA_PSS) {
 		m.mechanism = CKM_RSA_PKCS_PSS;
 		pss.hashAlg = hash_algo == 1 ? CKM_SHA256 : hash_algo == 2 ? CKM_SHA384 : CKM_SHA512;
 		pss.mgf = hash_algo == 1 ? CKG_MGF1_SHA256 : hash_algo == 2 ? CKG_MGF1_SHA384 : CKG_MGF1_SHA512;
@@ -1427,7 +1378,7 @@ sam_bench_raw_sign(struct sam *s, const char *key_label, int hash_algo, int sign
 		 * path repairs both, then the raw loop goes on (this one counts). */
 		warm = sizeof(sig);
 		if ((r = hsm_sign(s->hsm, ss, key_label, HSM_PRIVATE_KEY,
-		    sign_algo == SIGN_PKCS1 ? HSM_MECH_RSA_PKCS : sign_algo == SIGN_PSS ?
+		    sign_algo == RSSP_SIGN_RSA_PKCS1 ? HSM_MECH_RSA_PKCS : sign_algo == RSSP_SIGN_RSA_PSS ?
 		    HSM_MECH_RSA_PSS : HSM_MECH_ECDSA, hlen, tbs, tbslen, sig, &warm)) != 0)
 			goto out;
 	}
