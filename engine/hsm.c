@@ -426,20 +426,6 @@ hsm_recover(struct hsm *h, struct hsm_session *s)
 	return hsm_login(h, nh);
 }
 
-int
-hsm_session_check(struct hsm *h, struct hsm_session *s)
-{
-	CK_SESSION_INFO info;
-	CK_RV rv = h->fl->C_GetSessionInfo(s->handle, &info);
-
-	if (rv == CKR_OK &&
-	    (info.state == CKS_RW_USER_FUNCTIONS || info.state == CKS_RO_USER_FUNCTIONS))
-		return 0;
-	if (rv == CKR_OK)
-		return hsm_login(h, s->handle);
-	return hsm_recover(h, s);
-}
-
 static CK_OBJECT_CLASS
 class_of(int cls)
 {
@@ -962,32 +948,4 @@ hsm_read_certificate(struct hsm *h, struct hsm_session *s, const char *label,
 	*derp = a.val;
 	*derlenp = a.len;
 	return 0;
-}
-
-void *
-hsm_function_list(struct hsm *h)
-{
-	return h->fl;
-}
-
-unsigned long
-hsm_slot_id(struct hsm *h)
-{
-	return h->slot;
-}
-
-unsigned long
-hsm_session_handle(struct hsm_session *s)
-{
-	return s->handle;
-}
-
-unsigned long
-hsm_key_handle(struct hsm *h, struct hsm_session *s, const char *label, int cls)
-{
-	CK_OBJECT_HANDLE obj = 0;
-
-	if (lookup(h, s->handle, label, cls, &obj) != CKR_OK)
-		return 0;
-	return obj;
 }

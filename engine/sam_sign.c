@@ -12,7 +12,6 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
-#include <p11-kit/pkcs11.h>
 #include <rssp/engine/v1/engine.pb-c.h>
 
 #include "algo.h"
@@ -475,66 +474,3 @@ out:
 	EVP_PKEY_free(pkey);
 	return r;
 }
-
-int
-sam_bench_raw_sign(struct sam *s, const char *key_label, int hash_algo, int sign_algo,
-    unsigned count)
-{
-	CK_FUNCTION_LIST *fl = hsm_function_list(s->hsm);
-	struct hsm_session *ss;
-	CK_SESSION_HANDLE sh = 0;
-	CK_OBJECT_HANDLE key = 0;
-	CK_RSA_PKCS_PSS_PARAMS pss;
-	CK_MECHANISM m = { CKM_ECDSA, NULL, 0 };
-	uint8_t dg[64], di[128], sig[MAX_SIG_LEN];
-	const uint8_t *tbs = dg;
-	CK_ULONG siglen;
-	size_t hlen, tbslen, warm;
-	unsigned i;
-	int r = 0, repaired = 0;
-
-	if ((hlen = rssp_hash_algo_len(hash_algo)) == 0 || rssp_sign_alg_name(sign_algo, hash_algo) == NULL)
-		return RSSP_E_UNSUPPORTED;
-	memset(dg, 0x5a, sizeof(dg));
-	tbslen = hlen;
-	if (sign_algo == RSSP_SIGN_RSA_PKCS1) {
-		m.mechanism = CKM_RSA_PKCS;
-		tbslen = digest_info(hash_algo, dg, hlen, di);
-		tbs = di;
-	} else if (sign_algo == RSSP_SIGN_RSA_PSS) {
-		m.mechanism = CKM_RSA_PKCS_PSS;
-		pss.hashAlg = hash_algo == 1 ? CKM_SHA256 : hash_algo == 2 ? CKM_SHA384 : CKM_SHA512;
-		pss.mgf = hash_algo == 1 ? CKG_MGF1_SHA256 : hash_algo == 2 ? CKG_MGF1_SHA384 : CKG_MGF1_SHA512;
-		pss.sLen = hlen;
-		m.pParameter = &pss;
-		m.ulParameterLen = sizeof(pss);
-	}
-	ss = hsm_session_get(s->hsm);
-	for (i = 0; i < count; i++) {
-		siglen = sizeof(sig);
-		if (i == 0 || repaired) {
-			sh = hsm_session_handle(ss);
-			key = hsm_key_handle(s->hsm, ss, key_label, HSM_PRIVATE_KEY);
-		}
-		if (key != 0 && fl->C_SignInit(sh, &m, key) == CKR_OK &&
-		    fl->C_Sign(sh, (CK_BYTE *)tbs, tbslen, sig, &siglen) == CKR_OK) {
-			repaired = 0;
-			continue;
-		}
-		if (repaired++) {
-			r = key == 0 ? RSSP_E_NOTFOUND : RSSP_E_HSM;
-			goto out;
-		}
-		/* A lost session or a stale handle: one signature through the engine's
-		 * path repairs both, then the raw loop goes on (this one counts). */
-		warm = sizeof(sig);
-		if ((r = hsm_sign(s->hsm, ss, key_label, HSM_PRIVATE_KEY,
-		    sign_algo == RSSP_SIGN_RSA_PKCS1 ? HSM_MECH_RSA_PKCS : sign_algo == RSSP_SIGN_RSA_PSS ?
-		    HSM_MECH_RSA_PSS : HSM_MECH_ECDSA, hlen, tbs, tbslen, sig, &warm)) != 0)
-			goto out;
-	}
-out:
-	hsm_session_put(s->hsm, ss);
-	return r;
-}
-
