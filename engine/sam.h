@@ -1,10 +1,11 @@
 /* sam.h - the signature activation module: the engine's decisions, independent of the
  * transport. The gRPC server (engine/rpc_server.c) hands it the serialized request
- * bytes of a method and gets serialized response bytes back; sam unpacks, checks the
- * shape exactly (proto/PROTOCOL.md), copies into internal structs, frees the wire
- * object, then acts. Thread-safe: the server calls it from its worker pool.
+ * bytes of a method and gets serialized response bytes back; sam_decode.h unpacks,
+ * checks the shape exactly (proto/PROTOCOL.md), copies into internal structs and frees
+ * the wire object; then a handler (sam_handlers.h) acts. Thread-safe: the server calls
+ * it from its worker pool.
  *
- * Decisions (engine/sam.c): the CA key is EC P-384 (certificates ecdsa-with-SHA384);
+ * Decisions (engine/sam*.c): the CA key is EC P-384 (certificates ecdsa-with-SHA384);
  * credential keys are labelled "<credential_id>#<8 random hex>", a new label every
  * activation; a SAD expires sad_ttl after minting, never after its approval; an
  * approval may be valid at most 1 day ahead, an activation 7 days; approvals and
