@@ -243,16 +243,6 @@ void gw_metrics_engine_call(const char *method, int grpc_status, double seconds)
  * most 32 distinct names are kept; more are counted as "other". */
 void gw_metrics_signatures(const char *algo, unsigned n);
 
-/* ---- the engine client for key generation -------------------------------------------
- * Activating a credential makes the engine generate a key in the HSM (RSA-3072 takes
- * seconds under load), so those calls use a second client on the same socket with the
- * deadline RSSP_ENGINE_KEYGEN_TIMEOUT_MS instead of RSSP_ENGINE_TIMEOUT_MS. main.c sets
- * it once before the server starts (the pointer is borrowed; the caller frees the
- * client after the server stopped). gw_engine_keygen() returns it, or NULL when none
- * was set (callers then use req->engine). */
-void gw_engine_keygen_set(struct engine_client *c);
-struct engine_client *gw_engine_keygen(void);
-
 /* True once the gateway is stopping (SIGTERM): a handler that waits (long-poll) should
  * answer with what it has within a second or so. */
 bool gw_stopping(void);

@@ -19,9 +19,7 @@
 #include "gw_internal.h"
 #include "routes.h"
 #include "rssp_log.h"
-#ifdef RSSP_HAVE_ENGINE_CLIENT
 #include "engine_client.h"
-#endif
 
 #define GW_MAX_BODY (1024 * 1024)
 #define GW_MAX_DISCARD (16 * 1024 * 1024)
@@ -371,11 +369,9 @@ serve_get(struct MHD_Connection *conn, struct gw_server *s, struct rq *q, const 
 		const char *why = NULL;
 		if (db_ping(s) < 0)
 			why = "database unreachable";
-#ifdef RSSP_HAVE_ENGINE_CLIENT
 		else if (s->cfg->engine_socket_set &&
 		    (s->engine == NULL || engine_client_ready(s->engine, 1000) < 0))
 			why = "engine unreachable";
-#endif
 		if (why != NULL) {
 			struct gw_reply rep = {0};
 			enum MHD_Result ret;
