@@ -11,6 +11,7 @@
 #include <openssl/crypto.h>
 #include <sodium.h>
 
+#include "auth.h"
 #include "gw.h"
 #include "gw_internal.h"
 #include "rssp_log.h"
@@ -684,8 +685,8 @@ login_dispatch(struct gw_request *req, struct gw_reply *rep, const char **method
 	    "field 'grant_type' must be \"password\" or \"refresh_token\"");
 }
 
-static int
-h_login(struct gw_request *req, struct gw_reply *rep)
+int
+auth_login(struct gw_request *req, struct gw_reply *rep)
 {
 	const char *method = "none", *result;
 	json_t *e;
@@ -710,8 +711,8 @@ h_login(struct gw_request *req, struct gw_reply *rep)
 
 /* ---- revoke ------------------------------------------------------------------------- */
 
-static int
-h_revoke(struct gw_request *req, struct gw_reply *rep)
+int
+auth_revoke(struct gw_request *req, struct gw_reply *rep)
 {
 	const char *tok;
 	uint8_t bin[32];
@@ -759,16 +760,3 @@ h_revoke(struct gw_request *req, struct gw_reply *rep)
 		return r;
 	return gw_reply_empty(rep, 204);
 }
-
-int gw_info_handler(struct gw_request *req, struct gw_reply *rep);
-
-const struct gw_route gw_routes_auth[] = {
-	{"/rssp/info", GW_PUBLIC | GW_NO_DB, 0, gw_info_handler},
-	/* argon2id runs on the long pool, never on an HTTP thread that also serves signing */
-	{"/rssp/auth/login", GW_PUBLIC | GW_RAW_BODY | GW_LONG, 0, h_login},
-	{"/rssp/auth/revoke", GW_RAW_BODY, GW_ROLES_ALL, h_revoke},
-	{"/csc/v2/info", GW_PUBLIC | GW_NO_DB, 0, gw_info_handler},
-	{"/csc/v2/auth/login", GW_PUBLIC | GW_RAW_BODY | GW_LONG, 0, h_login},
-	{"/csc/v2/auth/revoke", GW_RAW_BODY, GW_ROLES_ALL, h_revoke},
-	{0},
-};

@@ -1,8 +1,8 @@
 /* gw.h - the gateway framework: routes, the per-request context, JSON field getters,
  * error replies, database helpers, password hashing, random ids, metrics.
  *
- * A module of the gateway (users.c, signing.c, ...) exports a route table that
- * routes.c lists. The framework (server.c) parses the request, authenticates the
+ * Every function of the gateway is one line of the route table (routes.c). The
+ * framework (server.c) parses the request, authenticates the
  * bearer token, checks the role mask, borrows a database connection for the request,
  * calls the handler, and sends the reply. Handlers run on the HTTP server's threads;
  * everything here is thread-safe unless said otherwise.
@@ -80,11 +80,6 @@ struct gw_route {
 	unsigned roles;        /* mask of GW_ROLE_* allowed; ignored for GW_PUBLIC routes */
 	gw_handler_fn handler;
 };
-
-/* The route tables of each module; routes.c lists them all. */
-extern const struct gw_route gw_routes_auth[];     /* auth.c, info.c (gw) */
-extern const struct gw_route gw_routes_accounts[]; /* users.c, admin.c (accounts) */
-extern const struct gw_route gw_routes_signing[];  /* sic.c, credentials.c, requests.c, signing.c (signing) */
 
 /* The per-request context. Everything is borrowed and valid until the handler returns. */
 struct gw_request {

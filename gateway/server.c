@@ -218,12 +218,11 @@ send_reply(struct MHD_Connection *conn, const struct gw_server *s, struct rq *q,
 static const struct gw_route *
 route_find(const char *path)
 {
-	const struct gw_route *const *t, *r;
+	const struct gw_route *r;
 
-	for (t = gw_route_tables; *t != NULL; t++)
-		for (r = *t; r->path != NULL; r++)
-			if (strcmp(r->path, path) == 0)
-				return r;
+	for (r = gw_routes; r->path != NULL; r++)
+		if (strcmp(r->path, path) == 0)
+			return r;
 	return NULL;
 }
 

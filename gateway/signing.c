@@ -1,5 +1,5 @@
-/* signing.c - signatures/signHash, the route table of the signing functions, and what
- * sic.c, credentials.c and requests.c share: encodings, tenant checks, engine calls. */
+/* signing.c - signatures/signHash, and what sic.c, credentials.c and requests.c share:
+ * encodings, tenant checks, the engine's refusals as replies. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -608,38 +608,3 @@ out:
 	PQclear(res);
 	return r;
 }
-
-/* ---- the route table --------------------------------------------------------------- */
-
-#define SELF_ROLES (GW_ROLE_SIGNER | GW_ROLE_COMPANY_ADMIN)
-#define ANY_ROLE GW_ROLES_ALL
-
-const struct gw_route gw_routes_signing[] = {
-	{ "/rssp/sic/activationCode", 0, ANY_ROLE, sic_activation_code },
-	{ "/rssp/sic/activate/initialize", 0, ANY_ROLE, sic_activate_initialize },
-	{ "/rssp/sic/activate/sendDevice", 0, ANY_ROLE, sic_activate_send_device },
-	{ "/rssp/sic/status", 0, ANY_ROLE, sic_status },
-	{ "/rssp/admin/devices/revoke", 0, GW_ROLE_ADMIN, sic_admin_devices_revoke },
-	{ "/rssp/credentials/create", 0, GW_ROLE_ADMIN | GW_ROLE_RP | GW_ROLE_COMPANY_ADMIN, cred_create },
-	{ "/rssp/credentials/list", 0, ANY_ROLE, cred_list },
-	{ "/rssp/credentials/info", 0, ANY_ROLE, cred_info },
-	{ "/rssp/credentials/activate/request", 0, ANY_ROLE, cred_activate_request },
-	{ "/rssp/credentials/activate/response", GW_NEEDS_ENGINE | GW_LONG, ANY_ROLE,
-	    cred_activate_response /* key generation: seconds, off the HTTP threads */ },
-	{ "/rssp/credentials/activate/cancel", 0, ANY_ROLE, cred_activate_cancel },
-	{ "/rssp/credentials/revoke", 0, ANY_ROLE, cred_revoke },
-	{ "/rssp/credentials/authorize", 0, GW_ROLE_RP | SELF_ROLES, req_authorize },
-	{ "/rssp/credentials/authorizeCheck", 0, ANY_ROLE, req_authorize_check },
-	{ "/rssp/requests/list", 0, ANY_ROLE, req_list },
-	{ "/rssp/requests/info", 0, ANY_ROLE, req_info },
-	{ "/rssp/requests/confirm", GW_NEEDS_ENGINE, ANY_ROLE, req_confirm },
-	{ "/rssp/requests/cancel", 0, ANY_ROLE, req_cancel },
-	{ "/rssp/signatures/signHash", GW_NEEDS_ENGINE, ANY_ROLE, sg_sign_hash },
-	/* The CSC v2 names of the same functions (api.md, "CSC v2 compatibility"). */
-	{ "/csc/v2/credentials/list", 0, ANY_ROLE, cred_list },
-	{ "/csc/v2/credentials/info", 0, ANY_ROLE, cred_info },
-	{ "/csc/v2/credentials/authorize", 0, GW_ROLE_RP | SELF_ROLES, req_authorize },
-	{ "/csc/v2/credentials/authorizeCheck", 0, ANY_ROLE, req_authorize_check },
-	{ "/csc/v2/signatures/signHash", GW_NEEDS_ENGINE, ANY_ROLE, sg_sign_hash },
-	{ 0 },
-};

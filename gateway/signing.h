@@ -1,6 +1,6 @@
 /* signing.h - shared by the signing modules of the gateway (sic.c, credentials.c,
- * requests.c, signing.c): encodings, tenant checks, the engine calls, and the handlers
- * that signing.c lists in gw_routes_signing. */
+ * requests.c, signing.c): encodings, tenant checks, the engine's refusals, and their
+ * handlers (listed in the route table, routes.c). */
 #ifndef RSSP_GW_SIGNING_H
 #define RSSP_GW_SIGNING_H
 
@@ -75,7 +75,7 @@ int sg_account_for(struct gw_request *req, struct gw_reply *rep, const char *use
  * from the handler. */
 int sg_engine_error(struct gw_reply *rep, const struct engine_result *er, const char *what);
 
-/* ---- handlers (gw_routes_signing) ---- */
+/* ---- handlers (routes.c) ---- */
 int sic_activation_code(struct gw_request *req, struct gw_reply *rep);
 int sic_activate_initialize(struct gw_request *req, struct gw_reply *rep);
 int sic_activate_send_device(struct gw_request *req, struct gw_reply *rep);
