@@ -516,7 +516,7 @@ digest_challenge(struct gw_reply *rep, int stale, const char *desc)
 static int
 login_digest(struct gw_request *req, struct gw_reply *rep)
 {
-	struct gw_req_priv *pv = req->priv_;
+	struct MHD_Connection *conn = gw_request_connection(req);
 	char *user;
 	uint8_t ha1[32];
 	struct acct a;
@@ -524,7 +524,7 @@ login_digest(struct gw_request *req, struct gw_reply *rep)
 	int r, ok;
 
 	memset(&a, 0, sizeof(a));
-	user = MHD_digest_auth_get_username(pv->conn);
+	user = MHD_digest_auth_get_username(conn);
 	if (user == NULL)
 		return digest_challenge(rep, 0, "malformed Digest credentials");
 	if (strlen(user) > MAX_LOGIN_LEN) {
@@ -550,7 +550,7 @@ login_digest(struct gw_request *req, struct gw_reply *rep)
 			sodium_hex2bin(ha1, sizeof(ha1), PQgetvalue(res, 0, 0), 64, NULL, NULL, NULL);
 		PQclear(res);
 	}
-	ok = MHD_digest_auth_check_digest2(pv->conn, req->cfg->service_name, user, ha1, sizeof(ha1),
+	ok = MHD_digest_auth_check_digest2(conn, req->cfg->service_name, user, ha1, sizeof(ha1),
 	    req->cfg->digest_nonce_ttl, MHD_DIGEST_ALG_SHA256);
 	sodium_memzero(ha1, sizeof(ha1));
 	if (ok == MHD_INVALID_NONCE) {
@@ -635,12 +635,12 @@ static int
 login_dispatch(struct gw_request *req, struct gw_reply *rep, const char **methodp)
 {
 	const char *auth = gw_header(req, MHD_HTTP_HEADER_AUTHORIZATION);
-	struct gw_req_priv *pv = req->priv_;
+	struct MHD_Connection *conn = gw_request_connection(req);
 	const char *grant, *user, *pass, *tok;
 	int r;
 
 	if (auth != NULL && strncasecmp(auth, "Basic ", 6) == 0) {
-		char *pw = NULL, *u = MHD_basic_auth_get_username_password(pv->conn, &pw);
+		char *pw = NULL, *u = MHD_basic_auth_get_username_password(conn, &pw);
 		if (u == NULL || pw == NULL) {
 			MHD_free(u);
 			MHD_free(pw);

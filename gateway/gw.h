@@ -96,6 +96,7 @@ struct gw_request {
 	PGconn *db;                      /* borrowed from the pool for this request; NULL with GW_NO_DB */
 	struct engine_client *engine;    /* shared by all threads; NULL when the gateway has none */
 	const struct gw_config *cfg;
+	const struct gw_route *routes;   /* the route table being served (info lists it) */
 	void *priv_;                     /* the framework's own state; do not touch */
 };
 

@@ -18,7 +18,7 @@ gw_info_handler(struct gw_request *req, struct gw_reply *rep)
 
 	if ((methods = json_array()) == NULL)
 		return RSSP_E_NOMEM;
-	for (rt = gw_routes; rt->path != NULL; rt++)
+	for (rt = req->routes; rt != NULL && rt->path != NULL; rt++)
 		if (strncmp(rt->path, prefix, pl) == 0)
 			json_array_append_new(methods, json_string(rt->path + pl));
 	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:[ss], s:[sssssss], s:[sss], s:s}",

@@ -44,15 +44,6 @@ struct gw_server {
 	int lstop;
 };
 
-static volatile int gw_stopping_flag;
-__thread int gw_thread_is_long;
-
-bool
-gw_stopping(void)
-{
-	return __atomic_load_n(&gw_stopping_flag, __ATOMIC_RELAXED) != 0;
-}
-
 /* Per request (MHD's con_cls). */
 struct rq {
 	struct timespec t0;
@@ -405,17 +396,6 @@ is_operational(const char *url)
 	    strcmp(url, "/metrics") == 0 || strcmp(url, "/openapi.json") == 0;
 }
 
-/* Headers of the request for gw_header(). */
-const char *
-gw_header(const struct gw_request *req, const char *name)
-{
-	const struct gw_req_priv *pv = req->priv_;
-
-	if (pv == NULL || pv->conn == NULL)
-		return NULL;
-	return MHD_lookup_connection_value(pv->conn, MHD_HEADER_KIND, name);
-}
-
 static int
 ensure_db(struct gw_request *req)
 {
@@ -593,6 +573,7 @@ serve_post(struct MHD_Connection *conn, struct gw_server *s, struct rq *q, const
 	j->req.raw_body_len = q->len;
 	j->req.engine = s->engine;
 	j->req.cfg = s->cfg;
+	j->req.routes = gw_routes;
 
 	/* the body: JSON (or, for GW_RAW_BODY routes, a form or nothing) */
 	ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
@@ -946,7 +927,7 @@ gw_server_stop(struct gw_server *s)
 
 	if (s == NULL)
 		return;
-	__atomic_store_n(&gw_stopping_flag, 1, __ATOMIC_RELAXED);
+	gw_stopping_set();
 	if (s->d != NULL) {
 		MHD_socket ls = MHD_quiesce_daemon(s->d); /* no new connections */
 		/* requests on the long pool end (handlers see gw_stopping()) and are answered
