@@ -1,6 +1,6 @@
 # rssp-gateway: the REST front. Every gateway module but main.c goes into the library;
 # a new module is added to this list.
-set(RSSP_GATEWAY_SOURCES admin.c auth.c config.c credentials.c db.c info.c metrics.c
+set(RSSP_GATEWAY_SOURCES admin.c auth.c config.c context.c credentials.c db.c info.c metrics.c
   outbox.c reply.c requests.c routes.c secrets.c server.c sic.c signing.c users.c)
 
 add_custom_command(OUTPUT ${CMAKE_CURRENT_BINARY_DIR}/openapi_data.c
@@ -17,8 +17,6 @@ target_compile_definitions(rssp_gateway_lib PRIVATE
 target_link_libraries(rssp_gateway_lib PUBLIC rssp_common rssp_engine_client
   PkgConfig::MHD PkgConfig::JANSSON PkgConfig::PQ PkgConfig::SODIUM PkgConfig::CRYPTO
   PkgConfig::CURL Threads::Threads m)
-# the engine client is always built (until the #ifdef stub paths are gone)
-target_compile_definitions(rssp_gateway_lib PUBLIC RSSP_HAVE_ENGINE_CLIENT=1)
 
 add_executable(rssp-gateway main.c)
 target_link_libraries(rssp-gateway PRIVATE rssp_gateway_lib)
