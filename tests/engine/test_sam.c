@@ -29,6 +29,7 @@
 #include <rssp/engine/v1/engine.pb-c.h>
 
 #include "authdata.h"
+#include "fixture.h"
 #include "sam.h"
 
 #define TOKEN "rssp-test"
@@ -538,23 +539,6 @@ mint(const struct cred *c, struct appr *p, int hash_algo, size_t n, uint32_t num
 
 /* ---- suite-wide setup: a token, its initialisation, four credentials ---- */
 
-static void
-run(const char *cmd)
-{
-	if (system(cmd) != 0)
-		die(cmd);
-}
-
-static void
-write_pin(const char *path, mode_t mode)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-
-	if (fd == -1 || write(fd, PIN "\n", strlen(PIN) + 1) < 0 || fchmod(fd, mode) != 0)
-		die("pin file");
-	close(fd);
-}
-
 static EVP_PKEY *
 gen_key(const char *type, const char *param)
 {
@@ -572,9 +556,6 @@ gen_key(const char *type, const char *param)
 static void
 setup_token(void)
 {
-	const char *base = getenv("RSSP_TEST_WORK");
-	char conf[700], cmd[1400];
-	FILE *f;
 	struct sam_init_opts opts = { "CN=rssp test CA,O=rssp tests,C=DE", 30, 0 };
 	struct act a;
 	Rssp__Engine__V1__ActivationResult *res = NULL;
@@ -582,28 +563,13 @@ setup_token(void)
 	int i, r;
 	static const int algos[4] = { KEY_RSA2048, KEY_RSA3072, KEY_P256, KEY_P384 };
 
-	snprintf(workdir, sizeof(workdir), "%s/engine-core.XXXXXX", base != NULL ? base : "/tmp");
-	if (mkdtemp(workdir) == NULL)
-		die("mkdtemp");
-	snprintf(conf, sizeof(conf), "%s/softhsm2.conf", workdir);
-	snprintf(cmd, sizeof(cmd), "%s/tokens", workdir);
-	if (mkdir(cmd, 0700) != 0 || (f = fopen(conf, "w")) == NULL)
-		die("softhsm dir");
-	fprintf(f, "directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n"
-	    "slots.removable = false\n", workdir);
-	fclose(f);
-	setenv("SOFTHSM2_CONF", conf, 1);
-	snprintf(cmd, sizeof(cmd), "softhsm2-util --init-token --free --label %s --pin %s "
-	    "--so-pin so-%s >/dev/null", TOKEN, PIN, PIN);
-	run(cmd);
+	ef_tempdir(workdir, sizeof(workdir), "engine-core.");
+	ef_softhsm_token(workdir, TOKEN, PIN);
 	snprintf(pin_file, sizeof(pin_file), "%s/pin", workdir);
 	snprintf(bad_pin_file, sizeof(bad_pin_file), "%s/pin-0644", workdir);
-	write_pin(pin_file, 0600);
-	write_pin(bad_pin_file, 0644);
-
-	module = getenv("RSSP_TEST_PKCS11_MODULE");
-	if (module == NULL || module[0] == '\0')
-		module = "/usr/lib/softhsm/libsofthsm2.so";
+	ef_write_pin(pin_file, PIN, 0600);
+	ef_write_pin(bad_pin_file, PIN, 0644);
+	module = ef_pkcs11_module();
 	cfg.module_path = module;
 	cfg.token_label = TOKEN;
 	cfg.pin_file = pin_file;
@@ -656,7 +622,6 @@ static void
 teardown_token(void)
 {
 	int i;
-	char cmd[700];
 
 	sam_free(S);
 	for (i = 0; i < 4; i++)
@@ -665,9 +630,7 @@ teardown_token(void)
 	EVP_PKEY_free(kak_rsa);
 	EVP_PKEY_free(kak_ec);
 	EVP_PKEY_free(kak_ec2);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", workdir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cannot remove %s\n", workdir);
+	ef_rmtree(workdir);
 }
 
 /* ---- tests ---- */
