@@ -13,7 +13,9 @@
 #include "buf.h"
 #include "sam_decode.h"
 
-static uint8_t spki[91], sig[72], nonce[16], binding[32], h1[48], h2[48], sadb[100];
+#define NONCE_LEN 16
+
+static uint8_t spki[91], sig[72], nonce[RSSP_MAX_NONCE_LEN + 1], binding[32], h1[64], h2[64], sadb[100];
 static ProtobufCBinaryData hv[2];
 
 struct msgs {
@@ -49,7 +51,7 @@ activation(struct msgs *m)
 	m->act.subject_cn = "Jos\xc3\xa9 Doe";
 	m->act.validity_days = 365;
 	m->act.nonce.data = nonce;
-	m->act.nonce.len = sizeof(nonce);
+	m->act.nonce.len = NONCE_LEN;
 	m->act.expires_at = 1900000000;
 	m->req.purpose_case = RSSP__ENGINE__V1__AUTHORIZE_REQUEST__PURPOSE_ACTIVATION;
 	m->req.activation = &m->act;
@@ -69,16 +71,16 @@ approval(struct msgs *m)
 	m->ap.binding.len = sizeof(binding);
 	m->ap.hash_algo = RSSP_HASH_SHA384;
 	hv[0].data = h1;
-	hv[0].len = sizeof(h1);
+	hv[0].len = 48;
 	hv[1].data = h2;
-	hv[1].len = sizeof(h2);
+	hv[1].len = 48;
 	m->ap.hashes = hv;
 	m->ap.n_hashes = 2;
 	m->ap.num_signatures = 2;
 	m->ap.rp_name = "Bank";
 	m->ap.description = "Loan contract";
 	m->ap.nonce.data = nonce;
-	m->ap.nonce.len = sizeof(nonce);
+	m->ap.nonce.len = NONCE_LEN;
 	m->ap.expires_at = 1900000000;
 	m->req.purpose_case = RSSP__ENGINE__V1__AUTHORIZE_REQUEST__PURPOSE_APPROVAL;
 	m->req.approval = &m->ap;
@@ -109,9 +111,9 @@ sign_req(Rssp__Engine__V1__SignHashRequest *s)
 	s->hash_algo = RSSP_HASH_SHA384;
 	s->sign_algo = RSSP_SIGN_ECDSA;
 	hv[0].data = h1;
-	hv[0].len = sizeof(h1);
+	hv[0].len = 48;
 	hv[1].data = h2;
-	hv[1].len = sizeof(h2);
+	hv[1].len = 48;
 	s->hashes = hv;
 	s->n_hashes = 2;
 }
@@ -148,8 +150,8 @@ START_TEST(test_activation_is_copied_exactly)
 	ck_assert_str_eq(r->activation.subject_cn, "Jos\xc3\xa9 Doe");
 	ck_assert_int_eq(r->activation.key_algo, RSSP_KEY_EC_P384);
 	ck_assert_uint_eq(r->activation.validity_days, 365);
-	ck_assert_uint_eq(r->activation.nonce_len, sizeof(nonce));
-	ck_assert_mem_eq(r->activation.nonce, nonce, sizeof(nonce));
+	ck_assert_uint_eq(r->activation.nonce_len, NONCE_LEN);
+	ck_assert_mem_eq(r->activation.nonce, nonce, NONCE_LEN);
 	ck_assert_int_eq(r->activation.expires_at, 1900000000);
 	ck_assert_int_eq(r->kak.algo, KAK_ECDSA_P256);
 	ck_assert_uint_eq(r->kak.spki_len, sizeof(spki));
