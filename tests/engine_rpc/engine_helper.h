@@ -1,6 +1,6 @@
 /* engine_helper.h - a signer for tests and the benchmark: a KAK made with OpenSSL, and
  * credential activation, approval and SignHash through engine_client, building the
- * authData with the shared builder (engine/client/authdata.h). */
+ * authData with the shared builder (engine/common/authdata.h). */
 #ifndef RSSP_ENGINE_HELPER_H
 #define RSSP_ENGINE_HELPER_H
 
