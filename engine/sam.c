@@ -21,14 +21,17 @@
 #include "hsm.h"
 #include "kak.h"
 #include "kvmap.h"
+#include "ra_keys.h"
 #include "rssp_log.h"
 #include "sad.h"
+#include "voucher.h"
 #include "x509.h"
 
 #define PURGE_INTERVAL 30
 #define MAX_APPROVAL_HORIZON 86400      /* an approval may not be valid longer than a day */
 #define MAX_ACTIVATION_HORIZON (7 * 86400) /* nor an activation longer than a week */
 #define MAX_SIG_LEN 1024
+#define VOUCHER_CLOCK_SLACK 300 /* an RA's clock may run this far ahead of the engine's */
 #define PUB_CACHE_MAX 20000 /* parsed credential keys; refilled from the token on a miss */
 
 enum { SIGN_PKCS1 = 1, SIGN_PSS = 2, SIGN_ECDSA = 3 };
@@ -62,6 +65,7 @@ struct sam {
 	uint8_t *ca_der;
 	size_t ca_derlen;
 	struct kak_cache *kaks;
+	struct ra_keys *ra;        /* trusted RA keys; NULL: none */
 
 	pthread_mutex_t lock;      /* sads, replay, pubs, next_purge */
 	struct kvmap *sads;        /* SAD id -> struct sad_entry */
@@ -432,6 +436,10 @@ sam_open(const struct sam_config *cfg, struct sam **samp)
 	    (s->vctxs = kvmap_new()) == NULL)
 		goto out;
 	s->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL); /* NULL: hashes_sum falls back */
+	if (cfg->ra_keys != NULL && (r = ra_keys_load(cfg->ra_keys, &s->ra)) != 0) {
+		log_error("cannot load the ra keys from %.200s: %s", cfg->ra_keys, rssp_strerror(r));
+		goto out;
+	}
 	if ((r = hsm_open(cfg->module_path, cfg->token_label, cfg->pin_file,
 	    cfg->sessions != 0 ? cfg->sessions : 1, &s->hsm)) != 0)
 		goto out;
@@ -475,6 +483,7 @@ sam_free(struct sam *s)
 	kvmap_free(s->vctxs, vctx_entry_free);
 	EVP_MD_free(s->sha256);
 	kak_cache_free(s->kaks);
+	ra_keys_free(s->ra);
 	X509_free(s->ca);
 	free(s->ca_der);
 	hsm_free(s->hsm);
@@ -516,6 +525,8 @@ authorize_activation(struct sam *s, const Rssp__Engine__V1__AuthorizeRequest *re
 {
 	const Rssp__Engine__V1__Activation *act = req->activation;
 	const Rssp__Engine__V1__Kak *kak = req->kak;
+	const Rssp__Engine__V1__Voucher *vo = act->voucher;
+	struct rssp_voucher v;
 	struct rssp_activation_fields f;
 	Rssp__Engine__V1__AuthorizeResponse resp = RSSP__ENGINE__V1__AUTHORIZE_RESPONSE__INIT;
 	Rssp__Engine__V1__ActivationResult res = RSSP__ENGINE__V1__ACTIVATION_RESULT__INIT;
@@ -537,8 +548,6 @@ authorize_activation(struct sam *s, const Rssp__Engine__V1__AuthorizeRequest *re
 	a->algo = req->kak != NULL ? kak_name(req->kak->algo) : NULL;
 	if (!id_ok(act->credential_id) || !id_ok(act->owner_id) || !id_ok(act->device_uuid))
 		return refuse(a, RSSP_E_INVAL, "id length out of range");
-	if (!text_ok(act->subject_cn))
-		return refuse(a, RSSP_E_INVAL, "subject cn invalid");
 	if (key_name(act->key_algo) == NULL)
 		return refuse(a, RSSP_E_UNSUPPORTED, "unknown key algorithm");
 	if (act->validity_days < 1 || act->validity_days > X509_MAX_DAYS)
@@ -549,14 +558,54 @@ authorize_activation(struct sam *s, const Rssp__Engine__V1__AuthorizeRequest *re
 		return refuse(a, RSSP_E_INVAL, "kak missing");
 	if (req->signature.len == 0 || req->signature.len > MAX_SIG_LEN)
 		return refuse(a, RSSP_E_INVAL, "signature length out of range");
-	if (x509_cn_name(act->subject_cn, &subject) != 0)
-		return refuse(a, RSSP_E_INVAL, "subject cn invalid");
+	if (vo == NULL)
+		return refuse(a, RSSP_E_INVAL, "voucher missing");
+	if (vo->base.n_unknown_fields != 0)
+		return refuse(a, RSSP_E_INVAL, "unknown field");
+	if (rssp_voucher_parse(vo->to_be_signed.data, vo->to_be_signed.len, &v) != 0)
+		return refuse(a, RSSP_E_INVAL, "voucher malformed");
+	if (vo->ra_key_id.len != sizeof(v.ra_key_id) ||
+	    memcmp(vo->ra_key_id.data, v.ra_key_id, sizeof(v.ra_key_id)) != 0)
+		return refuse(a, RSSP_E_INVAL, "voucher key id mismatch");
+	ra_key_id_hex(v.ra_key_id, a->ra_key_id);
+	if (vo->signature.len == 0 || vo->signature.len > MAX_SIG_LEN)
+		return refuse(a, RSSP_E_INVAL, "voucher signature length out of range");
+	/* The RA's word is what makes this person the key's owner: checked before anything
+	 * else about identity, and the certificate subject is taken from it alone. */
+	switch (ra_keys_verify(s->ra, v.ra_key_id, vo->to_be_signed.data, vo->to_be_signed.len,
+	    vo->signature.data, vo->signature.len)) {
+	case 0:
+		break;
+	case RSSP_E_NOTFOUND:
+		return refuse(a, RSSP_E_DENIED, "voucher key unknown");
+	case RSSP_E_NOMEM:
+		return refuse(a, RSSP_E_NOMEM, "activation failed");
+	default:
+		return refuse(a, RSSP_E_DENIED, "voucher signature invalid");
+	}
+	now = sam_now(s);
+	if (!rssp_voucher_window_ok(&v))
+		return refuse(a, RSSP_E_INVAL, "voucher validity too long");
+	if (v.not_after <= now)
+		return refuse(a, RSSP_E_EXPIRED, "voucher expired");
+	if (v.issued_at > now + VOUCHER_CLOCK_SLACK)
+		return refuse(a, RSSP_E_EXPIRED, "voucher not yet valid");
+	if (strcmp(v.user_id, act->owner_id) != 0)
+		return refuse(a, RSSP_E_DENIED, "voucher for another user");
+	if (strcmp(v.device_uuid, act->device_uuid) != 0)
+		return refuse(a, RSSP_E_DENIED, "voucher for another device");
+	if (x509_signer_name(v.common_name, v.user_id, &subject) != 0)
+		return refuse(a, RSSP_E_INVAL, "voucher subject invalid");
 	if ((r = kak_parse(s->kaks, kak->public_key.data, kak->public_key.len, kak->algo,
 	    &kpk, kak_sha)) != 0) {
 		r = refuse(a, r, r == RSSP_E_UNSUPPORTED ? "unknown kak algorithm" : "kak invalid");
 		goto out;
 	}
 	hex(a->kak_sha256, kak_sha, sizeof(kak_sha));
+	if (CRYPTO_memcmp(v.kak_sha256, kak_sha, sizeof(kak_sha)) != 0) {
+		r = refuse(a, RSSP_E_DENIED, "voucher for another kak");
+		goto out;
+	}
 
 	memset(&f, 0, sizeof(f));
 	f.credential_id = act->credential_id;
@@ -566,12 +615,11 @@ authorize_activation(struct sam *s, const Rssp__Engine__V1__AuthorizeRequest *re
 	f.kak_spki_len = kak->public_key.len;
 	f.kak_algo = kak->algo;
 	f.key_algo = act->key_algo;
-	f.subject_cn = act->subject_cn;
+	f.subject_cn = v.common_name;
 	f.validity_days = act->validity_days;
 	f.nonce = act->nonce.data;
 	f.nonce_len = act->nonce.len;
 	f.expires_at = act->expires_at;
-	now = sam_now(s);
 	if (act->expires_at <= now) {
 		r = refuse(a, RSSP_E_EXPIRED, "activation expired");
 		goto out;
@@ -649,7 +697,8 @@ authorize_activation(struct sam *s, const Rssp__Engine__V1__AuthorizeRequest *re
 	out = NULL;
 	key_made = 0;
 	replay_recorded = 0;
-	log_info("credential %.100s activated with key %s", act->credential_id, label);
+	log_info("credential %.100s activated with key %s, vouched by ra key %s",
+	    act->credential_id, label, a->ra_key_id);
 	r = 0;
 	goto out;
 fail:
@@ -894,6 +943,8 @@ sam_authorize(struct sam *s, const uint8_t *in, size_t inlen,
 		return refuse(a, RSSP_E_EXHAUSTED, "message too large");
 	if ((req = rssp__engine__v1__authorize_request__unpack(NULL, inlen, in)) == NULL)
 		return refuse(a, RSSP_E_INVAL, "malformed request");
+	if (req->purpose_case == RSSP__ENGINE__V1__AUTHORIZE_REQUEST__PURPOSE_ACTIVATION)
+		a->event = "authorize.activation";
 	if (req->base.n_unknown_fields != 0 ||
 	    (req->purpose_case == RSSP__ENGINE__V1__AUTHORIZE_REQUEST__PURPOSE_ACTIVATION &&
 	    req->activation->base.n_unknown_fields != 0) ||

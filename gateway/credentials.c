@@ -16,6 +16,7 @@
 #include "rssp_log.h"
 #include "sic.h"
 #include "signing.h"
+#include "enrollments.h"
 
 /* Set once by main.c before any request (gw.h); read-only afterwards. */
 static struct engine_client *keygen_engine;
@@ -467,6 +468,7 @@ cred_activate_request(struct gw_request *req, struct gw_reply *rep)
 	    *otp_b64 = NULL, exp_s[24];
 	uint8_t digest[SHA256_DIGEST_LENGTH];
 	struct rssp_activation_fields f;
+	struct enr_voucher vo = { 0 };
 	EVP_PKEY *pk = NULL;
 	int r, kak_algo;
 	long long exp;
@@ -484,6 +486,10 @@ cred_activate_request(struct gw_request *req, struct gw_reply *rep)
 		    PQgetvalue(res, 0, C_STATUS));
 		goto out;
 	}
+	/* Only a device a registration authority vouched for activates a key; the
+	 * certificate subject is the voucher's (the engine takes it from there alone). */
+	if ((r = enr_device_voucher(req, rep, PQgetvalue(dev, 0, 0), ACT_TTL, &vo)) != 0)
+		goto out;
 	if ((r = sg_unbytea(PQgetvalue(dev, 0, 1), &spki, &spkilen)) != 0)
 		goto out;
 	kak_algo = atoi(PQgetvalue(dev, 0, 2));
@@ -497,15 +503,11 @@ cred_activate_request(struct gw_request *req, struct gw_reply *rep)
 	f.kak_spki_len = spkilen;
 	f.kak_algo = kak_algo;
 	f.key_algo = sg_key_algo_parse(PQgetvalue(res, 0, C_KEYALGO));
-	f.subject_cn = PQgetvalue(res, 0, C_NAME);
+	f.subject_cn = vo.v.common_name;
 	f.validity_days = (uint32_t)atoi(PQgetvalue(res, 0, C_DAYS));
 	f.nonce = nonce;
 	f.nonce_len = sizeof(nonce);
 	f.expires_at = exp;
-	if (f.subject_cn[0] == '\0') {
-		r = gw_error(rep, 409, "conflict", "the credential's owner has no full name");
-		goto out;
-	}
 	if ((r = rssp_authdata_activation(&f, &ad, &adlen)) != 0)
 		goto out;
 	if (kak_algo != 3) { /* an RSA KAK also proves it can decrypt: the OTP */
@@ -542,6 +544,7 @@ cred_activate_request(struct gw_request *req, struct gw_reply *rep)
 	r = gw_reply_json(rep, 200, o);
 out:
 	OPENSSL_cleanse(otp, sizeof(otp));
+	enr_voucher_release(&vo);
 	EVP_PKEY_free(pk);
 	free(spki);
 	free(ad);
@@ -566,6 +569,7 @@ cred_activate_response(struct gw_request *req, struct gw_reply *rep)
 	PGresult *res = NULL, *dev = NULL;
 	struct rssp_activation_fields f;
 	struct sg_activation_result ar = { 0 };
+	struct enr_voucher vo = { 0 };
 	struct cert_fields cf = { 0 };
 	char *msg = NULL, *p_label = NULL, *p_bind = NULL, *p_cert = NULL, *p_chain = NULL,
 	    *p_pub = NULL, *cert_b64 = NULL;
@@ -633,6 +637,8 @@ cred_activate_response(struct gw_request *req, struct gw_reply *rep)
 			goto out;
 		}
 	}
+	if ((r = enr_device_voucher(req, rep, PQgetvalue(dev, 0, 0), 0, &vo)) != 0)
+		goto out;
 	if ((r = sg_unbytea(PQgetvalue(dev, 0, 1), &spki, &spkilen)) != 0 ||
 	    (r = sg_unbytea(PQgetvalue(res, 0, C_NEXT + 2), &nonce, &noncelen)) != 0)
 		goto out;
@@ -656,7 +662,7 @@ cred_activate_response(struct gw_request *req, struct gw_reply *rep)
 
 		if (req->engine != NULL && gw_engine_keygen() != NULL)
 			req->engine = gw_engine_keygen();
-		erc = sg_engine_activation(req, &f, kak_algo, sig, siglen, &ar, &status, &msg);
+		erc = sg_engine_activation(req, &f, kak_algo, sig, siglen, &vo, &ar, &status, &msg);
 		req->engine = normal;
 	}
 	if (erc != 0 || status != SG_GRPC_OK) {
@@ -695,6 +701,7 @@ cred_activate_response(struct gw_request *req, struct gw_reply *rep)
 	    "status", "ACTIVE", "certificate", cert_b64));
 out:
 	sg_activation_result_release(&ar);
+	enr_voucher_release(&vo);
 	cert_fields_release(&cf);
 	free(sig);
 	free(spki);

@@ -85,6 +85,7 @@ struct gw_route {
 extern const struct gw_route gw_routes_auth[];     /* auth.c, info.c (gw) */
 extern const struct gw_route gw_routes_accounts[]; /* users.c, admin.c (accounts) */
 extern const struct gw_route gw_routes_signing[];  /* sic.c, credentials.c, requests.c, signing.c (signing) */
+extern const struct gw_route gw_routes_enrollments[]; /* enrollments.c (registration authorities) */
 
 /* The per-request context. Everything is borrowed and valid until the handler returns. */
 struct gw_request {

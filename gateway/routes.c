@@ -6,5 +6,6 @@ const struct gw_route *const gw_route_tables[] = {
 	gw_routes_auth,
 	gw_routes_accounts,
 	gw_routes_signing,
+	gw_routes_enrollments,
 	NULL,
 };

@@ -17,6 +17,7 @@
 #include "gw.h"
 #include "rssp_log.h"
 #include "signing.h"
+#include "enrollments.h"
 
 #ifdef RSSP_HAVE_ENGINE_CLIENT
 #include <rssp/engine/v1/engine.pb-c.h>
@@ -378,12 +379,13 @@ bytes_dup(const ProtobufCBinaryData *b, size_t *lenp)
 
 int
 sg_engine_activation(struct gw_request *req, const struct rssp_activation_fields *f,
-    int kak_algo, const uint8_t *sig, size_t siglen, struct sg_activation_result *res,
-    int *statusp, char **msgp)
+    int kak_algo, const uint8_t *sig, size_t siglen, const struct enr_voucher *vo,
+    struct sg_activation_result *res, int *statusp, char **msgp)
 {
 	Rssp__Engine__V1__AuthorizeRequest ar = RSSP__ENGINE__V1__AUTHORIZE_REQUEST__INIT;
 	Rssp__Engine__V1__Kak kak = RSSP__ENGINE__V1__KAK__INIT;
 	Rssp__Engine__V1__Activation act = RSSP__ENGINE__V1__ACTIVATION__INIT;
+	Rssp__Engine__V1__Voucher v = RSSP__ENGINE__V1__VOUCHER__INIT;
 	Rssp__Engine__V1__AuthorizeResponse *ans = NULL;
 	struct sg_activation_result t = { 0 };
 	char *msg = NULL;
@@ -401,7 +403,13 @@ sg_engine_activation(struct gw_request *req, const struct rssp_activation_fields
 	act.owner_id = (char *)f->owner_id;
 	act.device_uuid = (char *)f->device_uuid;
 	act.key_algo = f->key_algo;
-	act.subject_cn = (char *)f->subject_cn;
+	v.to_be_signed.data = vo->tbs;
+	v.to_be_signed.len = vo->tbs_len;
+	v.signature.data = vo->sig;
+	v.signature.len = vo->sig_len;
+	v.ra_key_id.data = (uint8_t *)vo->key_id;
+	v.ra_key_id.len = sizeof(vo->key_id);
+	act.voucher = &v;
 	act.validity_days = f->validity_days;
 	act.nonce.data = (uint8_t *)f->nonce;
 	act.nonce.len = f->nonce_len;
@@ -620,8 +628,8 @@ out:
 
 int
 sg_engine_activation(struct gw_request *req, const struct rssp_activation_fields *f,
-    int kak_algo, const uint8_t *sig, size_t siglen, struct sg_activation_result *res,
-    int *statusp, char **msgp)
+    int kak_algo, const uint8_t *sig, size_t siglen, const struct enr_voucher *vo,
+    struct sg_activation_result *res, int *statusp, char **msgp)
 {
 	return RSSP_E_UNAVAILABLE;
 }

@@ -88,9 +88,12 @@ void sg_activation_result_release(struct sg_activation_result *r);
  * gRPC status, *msgp its message (malloc'd or NULL) and, when OK, *res is filled
  * (release with sg_activation_result_release). RSSP_E_UNAVAILABLE / RSSP_E_TIMEOUT when
  * it could not be reached; RSSP_E_NOMEM. */
+struct enr_voucher;
+/* vo: the device's enrolment voucher (enrollments.h), sent as the engine's Voucher;
+ * f->subject_cn must be its common name (the engine rebuilds the authData with it). */
 int sg_engine_activation(struct gw_request *req, const struct rssp_activation_fields *f,
-    int kak_algo, const uint8_t *sig, size_t siglen, struct sg_activation_result *res,
-    int *statusp, char **msgp) RSSP_WUR;
+    int kak_algo, const uint8_t *sig, size_t siglen, const struct enr_voucher *vo,
+    struct sg_activation_result *res, int *statusp, char **msgp) RSSP_WUR;
 
 /* Engine Authorize(approval) with the credential's key_label and binding. Same
  * contract; when OK, *sadp (malloc'd) / *sadlenp and *sad_expp are set. */
