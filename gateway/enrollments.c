@@ -385,11 +385,3 @@ out:
 	PQclear(res);
 	return r;
 }
-
-/* ---- the route table ---- */
-
-const struct gw_route gw_routes_enrollments[] = {
-	{ "/rssp/enrollments/list", 0, GW_ROLE_ADMIN | GW_ROLE_RP, enr_list },
-	{ "/rssp/enrollments/vouch", 0, GW_ROLE_ADMIN | GW_ROLE_RP, enr_vouch },
-	{ 0 },
-};
