@@ -29,6 +29,8 @@ struct sam_config {
 	const char *pin_file;      /* read once, must not be group/world accessible */
 	unsigned sessions;         /* PKCS#11 session pool size (= worker count) */
 	unsigned sad_ttl;          /* seconds a SAD stays valid after minting (default 300) */
+	const char *ra_keys;       /* RSSP_RA_KEYS (ra_keys.h): the RA keys trusted for enrolment
+	                            * vouchers; NULL: none, every activation is refused */
 };
 
 struct sam_init_opts {
@@ -47,6 +49,7 @@ struct sam_audit {
 	char approval_id[RSSP_MAX_ID_LEN + 1];
 	char key_label[RSSP_MAX_ID_LEN + 1];
 	char kak_sha256[65];                    /* hex; the KAK an activation bound, or an approval used */
+	char ra_key_id[65];                     /* hex; the RA key whose voucher an activation used */
 	char sad_id[33];                        /* hex; identifies the SAD, is not the SAD */
 	unsigned n_hashes;
 	char hashes_sha256[65];                 /* hex SHA-256 over the concatenated hashes */
@@ -60,7 +63,8 @@ struct sam_audit {
 int sam_init_token(const struct sam_config *cfg, const struct sam_init_opts *opts) RSSP_WUR;
 
 /* Loads the module, logs in (the PIN is wiped after login), finds the MAC key and the
- * CA. Returns 0 or RSSP_E*; on success *samp is owned by the caller, free with sam_free(). */
+ * CA, loads the RA keys (a set that cannot be read or holds a key it does not accept:
+ * RSSP_E_IO / RSSP_E_INVAL). Returns 0 or RSSP_E*; on success *samp is owned by the caller, free with sam_free(). */
 int sam_open(const struct sam_config *cfg, struct sam **samp) RSSP_WUR;
 void sam_free(struct sam *s);
 

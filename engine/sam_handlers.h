@@ -48,6 +48,7 @@ struct sam {
 	uint8_t *ca_der;
 	size_t ca_derlen;
 	struct kak_cache *kaks;
+	struct ra_keys *ra;        /* trusted RA keys (RSSP_RA_KEYS); NULL: none */
 
 	pthread_mutex_t lock;      /* sads, replay, pubs, vctxs, next_purge */
 	struct kvmap *sads;        /* SAD id -> struct sad_entry */

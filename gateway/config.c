@@ -45,6 +45,7 @@ static const struct opt opts[] = {
 	{"RSSP_HTTP_THREADS", T_UINT, OFF(http_threads), "4", 1, 256, 0},
 	{"RSSP_LONG_THREADS", T_UINT, OFF(long_threads), "64", 1, 4096, 0},
 	{"RSSP_SERVICE_NAME", T_STR, OFF(service_name), "rssp", 0, 0, 0},
+	{"RSSP_RA_KEYS", T_STR, OFF(ra_keys), "", 0, 0, 0},
 	{"RSSP_SCHEMA_DIR", T_STR, OFF(schema_dir), NULL, 0, 0, 0},
 	{"RSSP_LOGIN_RATE", T_UINT, OFF(login_rate), "30", 1, 1000000, 0},
 	{"RSSP_LOGIN_BURST", T_UINT, OFF(login_burst), "10", 1, 1000000, 0},

@@ -40,6 +40,7 @@ struct gw_config {
 	unsigned lockout_seconds; /* RSSP_LOCKOUT_SECONDS, default 900 */
 	unsigned token_cache_ttl; /* RSSP_TOKEN_CACHE_TTL seconds a verified token is cached, default 2; 0 disables */
 	unsigned trust_forwarded; /* RSSP_TRUST_FORWARDED=1: the client address is the last X-Forwarded-For entry (behind an ingress) */
+	char *ra_keys;            /* RSSP_RA_KEYS: RA public keys for an early check of vouches ("" = none; the engine decides) */
 	unsigned digest_nonce_ttl; /* RSSP_DIGEST_NONCE_TTL seconds, default 300 */
 };
 

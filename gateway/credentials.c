@@ -17,6 +17,7 @@
 #include "sic.h"
 #include "signing.h"
 #include "tenant.h"
+#include "enrollments.h"
 
 #define ACT_TTL 300
 #define ACT_NONCE_LEN 32
@@ -418,6 +419,7 @@ cred_activate_request(struct gw_request *req, struct gw_reply *rep)
 	    *otp_b64 = NULL, exp_s[24];
 	uint8_t digest[SHA256_DIGEST_LENGTH];
 	struct rssp_activation_fields f;
+	struct enr_voucher vo = { 0 };
 	EVP_PKEY *pk = NULL;
 	int r, kak_algo;
 	long long exp;
@@ -435,6 +437,10 @@ cred_activate_request(struct gw_request *req, struct gw_reply *rep)
 		    PQgetvalue(res, 0, C_STATUS));
 		goto out;
 	}
+	/* Only a device a registration authority vouched for activates a key; the
+	 * certificate subject is the voucher's (the engine takes it from there alone). */
+	if ((r = enr_device_voucher(req, rep, PQgetvalue(dev, 0, 0), ACT_TTL, &vo)) != 0)
+		goto out;
 	if ((r = sg_unbytea(PQgetvalue(dev, 0, 1), &spki, &spkilen)) != 0)
 		goto out;
 	kak_algo = atoi(PQgetvalue(dev, 0, 2));
@@ -448,15 +454,11 @@ cred_activate_request(struct gw_request *req, struct gw_reply *rep)
 	f.kak_spki_len = spkilen;
 	f.kak_algo = kak_algo;
 	f.key_algo = sg_key_algo_parse(PQgetvalue(res, 0, C_KEYALGO));
-	f.subject_cn = PQgetvalue(res, 0, C_NAME);
+	f.subject_cn = vo.v.common_name;
 	f.validity_days = (uint32_t)atoi(PQgetvalue(res, 0, C_DAYS));
 	f.nonce = nonce;
 	f.nonce_len = sizeof(nonce);
 	f.expires_at = exp;
-	if (f.subject_cn[0] == '\0') {
-		r = gw_error(rep, 409, "conflict", "the credential's owner has no full name");
-		goto out;
-	}
 	if ((r = rssp_authdata_activation(&f, &ad, &adlen)) != 0)
 		goto out;
 	if (kak_algo != 3) { /* an RSA KAK also proves it can decrypt: the OTP */
@@ -493,6 +495,7 @@ cred_activate_request(struct gw_request *req, struct gw_reply *rep)
 	r = gw_reply_json(rep, 200, o);
 out:
 	OPENSSL_cleanse(otp, sizeof(otp));
+	enr_voucher_release(&vo);
 	EVP_PKEY_free(pk);
 	free(spki);
 	free(ad);
@@ -519,6 +522,8 @@ cred_activate_response(struct gw_request *req, struct gw_reply *rep)
 	struct engine_activation ar = { 0 };
 	struct engine_result er;
 	enum engine_status est;
+	struct enr_voucher vo = { 0 };
+	struct engine_voucher evo;
 	struct cert_fields cf = { 0 };
 	char *p_label = NULL, *p_bind = NULL, *p_cert = NULL, *p_chain = NULL,
 	    *p_pub = NULL, *cert_b64 = NULL;
@@ -586,6 +591,8 @@ cred_activate_response(struct gw_request *req, struct gw_reply *rep)
 			goto out;
 		}
 	}
+	if ((r = enr_device_voucher(req, rep, PQgetvalue(dev, 0, 0), 0, &vo)) != 0)
+		goto out;
 	if ((r = sg_unbytea(PQgetvalue(dev, 0, 1), &spki, &spkilen)) != 0 ||
 	    (r = sg_unbytea(PQgetvalue(res, 0, C_NEXT + 2), &nonce, &noncelen)) != 0)
 		goto out;
@@ -604,8 +611,13 @@ cred_activate_response(struct gw_request *req, struct gw_reply *rep)
 	f.nonce_len = noncelen;
 	f.expires_at = atoll(PQgetvalue(res, 0, C_NEXT + 3));
 	/* the engine generates the key now: the longer keygen deadline applies */
+	evo.tbs = vo.tbs;
+	evo.tbs_len = vo.tbs_len;
+	evo.sig = vo.sig;
+	evo.sig_len = vo.sig_len;
+	evo.ra_key_id = vo.key_id;
 	est = engine_activate(req->engine, req->cfg->engine_keygen_timeout_ms, req->request_id,
-	    &f, sig, siglen, &ar, &er);
+	    &f, sig, siglen, &evo, &ar, &er);
 	gw_metrics_engine_call("authorize", er.grpc_status, er.seconds);
 	if (est != ENGINE_OK) {
 		r = sg_engine_error(rep, &er, "activation");
@@ -643,6 +655,7 @@ cred_activate_response(struct gw_request *req, struct gw_reply *rep)
 	    "status", "ACTIVE", "certificate", cert_b64));
 out:
 	engine_activation_release(&ar);
+	enr_voucher_release(&vo);
 	cert_fields_release(&cf);
 	free(sig);
 	free(spki);

@@ -16,6 +16,7 @@
  * Add a route: one line here, its handler declared in its area's header. */
 #include "accounts.h"
 #include "auth.h"
+#include "enrollments.h"
 #include "gw.h"
 #include "routes.h"
 #include "signing.h"
@@ -60,6 +61,11 @@ const struct gw_route gw_routes[] = {
 	{ "/rssp/sic/activate/sendDevice", 0, ANY, sic_activate_send_device },
 	{ "/rssp/sic/status", 0, ANY, sic_status },
 	{ "/rssp/admin/devices/revoke", 0, ADMIN, sic_admin_devices_revoke },
+
+	/* enrolment (enrollments.c): a registration authority vouches for a device; an rp
+	 * only for its own users (the handler's tenant rule) */
+	{ "/rssp/enrollments/list", 0, ADMIN | RP, enr_list },
+	{ "/rssp/enrollments/vouch", 0, ADMIN | RP, enr_vouch },
 
 	/* credentials (credentials.c); activate/response makes the engine generate a key:
 	 * seconds, off the HTTP threads */

@@ -476,11 +476,12 @@ engine_activation_release(struct engine_activation *a)
 enum engine_status
 engine_activate(struct engine_client *c, unsigned deadline_ms, const char *request_id,
     const struct rssp_activation_fields *f, const uint8_t *sig, size_t siglen,
-    struct engine_activation *out, struct engine_result *res)
+    const struct engine_voucher *vo, struct engine_activation *out, struct engine_result *res)
 {
 	Rssp__Engine__V1__AuthorizeRequest ar = RSSP__ENGINE__V1__AUTHORIZE_REQUEST__INIT;
 	Rssp__Engine__V1__Kak kak = RSSP__ENGINE__V1__KAK__INIT;
 	Rssp__Engine__V1__Activation act = RSSP__ENGINE__V1__ACTIVATION__INIT;
+	Rssp__Engine__V1__Voucher v = RSSP__ENGINE__V1__VOUCHER__INIT;
 	Rssp__Engine__V1__AuthorizeResponse *ans = NULL;
 	const Rssp__Engine__V1__ActivationResult *a;
 	struct engine_activation t;
@@ -503,7 +504,15 @@ engine_activate(struct engine_client *c, unsigned deadline_ms, const char *reque
 	act.owner_id = (char *)f->owner_id;
 	act.device_uuid = (char *)f->device_uuid;
 	act.key_algo = f->key_algo;
-	act.subject_cn = (char *)f->subject_cn;
+	if (vo != NULL) {
+		v.to_be_signed.data = (uint8_t *)vo->tbs;
+		v.to_be_signed.len = vo->tbs_len;
+		v.signature.data = (uint8_t *)vo->sig;
+		v.signature.len = vo->sig_len;
+		v.ra_key_id.data = (uint8_t *)vo->ra_key_id;
+		v.ra_key_id.len = vo->ra_key_id != NULL ? 32 : 0;
+		act.voucher = &v;
+	}
 	act.validity_days = f->validity_days;
 	act.nonce.data = (uint8_t *)f->nonce;
 	act.nonce.len = f->nonce_len;

@@ -104,12 +104,21 @@ void engine_signatures_release(struct engine_signatures *s);
  * only when ENGINE_OK. A wrong argument (NULL, a count that does not fit) is
  * ENGINE_INTERNAL without a call. */
 
+/* The device's enrolment voucher as a registration authority signed it
+ * (engine/common/voucher.h): the canonical bytes, the RA's signature, the RA key id. */
+struct engine_voucher {
+	const uint8_t *tbs; size_t tbs_len;
+	const uint8_t *sig; size_t sig_len;
+	const uint8_t *ra_key_id;               /* 32 bytes */
+};
+
 /* Authorize(activation) with the fields the KAK signed (f->kak_algo is the KAK's
- * algorithm) and the signature. On ENGINE_OK, *out is owned by the caller. */
+ * algorithm; f->subject_cn is not sent: the engine takes the voucher's common name),
+ * the signature and the voucher. On ENGINE_OK, *out is owned by the caller. */
 enum engine_status engine_activate(struct engine_client *c, unsigned deadline_ms,
     const char *request_id, const struct rssp_activation_fields *f,
-    const uint8_t *sig, size_t siglen, struct engine_activation *out,
-    struct engine_result *res) RSSP_WUR;
+    const uint8_t *sig, size_t siglen, const struct engine_voucher *vo,
+    struct engine_activation *out, struct engine_result *res) RSSP_WUR;
 
 /* Authorize(approval) with the fields the KAK signed, the KAK's algorithm (approval
  * authData does not carry it), the credential's key label and binding, and the
