@@ -28,6 +28,9 @@ struct rpc_method {
 	size_t max_msg;          /* larger requests: RESOURCE_EXHAUSTED, audited, not unpacked */
 	rpc_handler_fn handler;
 	const char *event;       /* audit event when the handler names none */
+	/* NULL, or called when the handler succeeded but its audit record could not be
+	 * written (nothing is released): gives back what the call spent (sam_undo). */
+	void (*undo)(void *arg, const struct sam_audit *a);
 };
 
 struct rpc_server_opts {
@@ -58,6 +61,12 @@ void rpc_server_set_handler_arg(struct rpc_server *s, void *arg);
 int rpc_server_run(struct rpc_server *s, int stop_fd) RSSP_WUR;
 
 void rpc_server_free(struct rpc_server *s);
+
+/* Liveness: calls a method outside the table on the engine at socket_path with a
+ * deadline of timeout_ms; an engine that answers says UNIMPLEMENTED (and audits
+ * rpc.unimplemented). Returns 0 when it did, else RSSP_E_UNAVAILABLE (*statusp: the
+ * status seen, DEADLINE_EXCEEDED for a hung engine, UNAVAILABLE for none). */
+int rpc_probe(const char *socket_path, unsigned timeout_ms, int *statusp) RSSP_WUR;
 
 /* The gRPC status code (grpc_status_code) for an RSSP_E* code (sam.h's mapping). */
 int rpc_status_of(int err);

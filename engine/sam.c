@@ -61,11 +61,14 @@ struct sam {
 	X509 *ca;
 	uint8_t *ca_der;
 	size_t ca_derlen;
+	uint8_t *audit_cert;       /* DER certificate of the audit key (SAM_AUDIT_LABEL) */
+	size_t audit_certlen;
 	struct kak_cache *kaks;
 
 	pthread_mutex_t lock;      /* sads, replay, pubs, next_purge */
 	struct kvmap *sads;        /* SAD id -> struct sad_entry */
-	struct kvmap *replay;      /* SHA-256(approval id, nonce) -> int64_t expiry */
+	struct kvmap *replay;      /* replay key -> struct replay_entry */
+	struct kvmap *restored;    /* SAD id -> uint32_t used, read back from the audit log */
 	struct kvmap *pubs;        /* key label -> struct pub_entry */
 	struct kvmap *vctxs;       /* key label, sign algo, hash algo -> struct vctx_entry */
 	EVP_MD *sha256;            /* fetched once: no implicit fetch per digest */
@@ -265,6 +268,14 @@ sad_expired(void *arg, const void *key, size_t keylen, void *val)
 	return ((struct sad_entry *)val)->sad->expires_at < *(int64_t *)arg;
 }
 
+/* What the engine remembers of an activation or approval it accepted. For an approval:
+ * the SAD it minted (id and expiry), answered again to a replay of the same approval. */
+struct replay_entry {
+	int64_t expires;           /* first: replay_expired reads it as an int64_t */
+	int64_t sad_expires_at;    /* 0: no SAD (activations) */
+	uint8_t sad_id[SAD_ID_LEN];
+};
+
 static int
 replay_expired(void *arg, const void *key, size_t keylen, void *val)
 {
@@ -297,7 +308,7 @@ replay_record(struct sam *s, const char *domain, const char *id,
 	int r;
 
 	hashes_sum(s, parts, 3, keyp);
-	if ((exp = malloc(sizeof(*exp))) == NULL)
+	if ((exp = calloc(1, sizeof(struct replay_entry))) == NULL)
 		return RSSP_E_NOMEM;
 	*exp = expires_at;
 	pthread_mutex_lock(&s->lock);
@@ -330,6 +341,177 @@ check_cfg(const struct sam_config *cfg)
 	return 0;
 }
 
+static int rs_to_der(const uint8_t *rs, size_t len, uint8_t **derp, size_t *derlenp);
+
+/* The count a SAD had spent before the engine restarted (0 when none). Called with
+ * s->lock held. */
+static uint32_t
+restored_used(struct sam *s, const uint8_t id[SAD_ID_LEN])
+{
+	uint32_t *u = kvmap_get(s->restored, id, SAD_ID_LEN);
+
+	return u != NULL ? *u : 0;
+}
+
+static int
+unhex(const char *h, uint8_t *out, size_t n)
+{
+	size_t i;
+	int hi, lo;
+
+	if (strlen(h) != 2 * n)
+		return -1;
+	for (i = 0; i < n; i++) {
+		hi = h[2 * i] >= 'a' ? h[2 * i] - 'a' + 10 : h[2 * i] - '0';
+		lo = h[2 * i + 1] >= 'a' ? h[2 * i + 1] - 'a' + 10 : h[2 * i + 1] - '0';
+		if (hi < 0 || hi > 15 || lo < 0 || lo > 15)
+			return -1;
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return 0;
+}
+
+void
+sam_undo(struct sam *s, const struct sam_audit *a)
+{
+	uint8_t id[SAD_ID_LEN], key[32];
+	struct sad_entry *e;
+
+	if (a->event == NULL || unhex(a->sad_id, id, sizeof(id)) != 0)
+		return;
+	pthread_mutex_lock(&s->lock);
+	if (strcmp(a->event, "signhash") == 0 && a->signatures > 0) {
+		if ((e = kvmap_get(s->sads, id, SAD_ID_LEN)) != NULL && e->used >= a->signatures)
+			e->used -= a->signatures;
+	} else if (strcmp(a->event, "authorize.approval") == 0 && a->reason == NULL &&
+	    unhex(a->approval_key, key, sizeof(key)) == 0) {
+		/* a SAD nobody received: forget it and the approval (presentable again) */
+		free(kvmap_del(s->replay, key, sizeof(key)));
+		sad_entry_free(kvmap_del(s->sads, id, SAD_ID_LEN));
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* Restart: what the audit log says of a SAD still valid. */
+int
+sam_restore_add(struct sam *s, const struct sam_restore_line *l)
+{
+	uint8_t id[SAD_ID_LEN], key[32];
+	struct replay_entry *re = NULL;
+	uint32_t *u = NULL;
+	int r = 0;
+
+	if (strcmp(l->result, "ok") != 0 || unhex(l->sad_id, id, sizeof(id)) != 0)
+		return 0;
+	pthread_mutex_lock(&s->lock);
+	if (strcmp(l->event, "signhash") == 0 && l->signatures > 0) {
+		if ((u = kvmap_get(s->restored, id, SAD_ID_LEN)) == NULL) {
+			if ((u = calloc(1, sizeof(*u))) == NULL ||
+			    kvmap_put(s->restored, id, SAD_ID_LEN, u) != 0) {
+				free(u);
+				r = RSSP_E_NOMEM;
+				goto out;
+			}
+		}
+		*u += (uint32_t)(l->signatures > UINT32_MAX ? UINT32_MAX : l->signatures);
+	} else if (strcmp(l->event, "authorize.approval") == 0 &&
+	    l->sad_expires_at > sam_now(s) && unhex(l->approval_key, key, sizeof(key)) == 0 &&
+	    kvmap_get(s->replay, key, sizeof(key)) == NULL) {
+		if ((re = calloc(1, sizeof(*re))) == NULL) {
+			r = RSSP_E_NOMEM;
+			goto out;
+		}
+		/* the approval's own expiry is not in the line: its longest possible one */
+		re->expires = l->time + MAX_APPROVAL_HORIZON;
+		re->sad_expires_at = l->sad_expires_at;
+		memcpy(re->sad_id, id, SAD_ID_LEN);
+		if (kvmap_put(s->replay, key, sizeof(key), re) != 0) {
+			free(re);
+			r = RSSP_E_NOMEM;
+		}
+	}
+out:
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+long long
+sam_restore_since(const struct sam *s)
+{
+	return (long long)(sam_now(s) - (int64_t)s->sad_ttl - 60);
+}
+
+/* The audit key: EC P-256 in the token (private, sensitive, never extractable,
+ * sign-only) and its certificate, issued by the CA, stored next to it. */
+static int
+make_audit_key(struct hsm *h, struct hsm_session *ss, X509 *ca)
+{
+	EVP_PKEY *pub = NULL;
+	X509_NAME *name = NULL;
+	X509 *cert = NULL;
+	uint8_t id[8], *der = NULL;
+	int derlen, r;
+
+	if (RAND_bytes(id, sizeof(id)) != 1)
+		return RSSP_E_CRYPTO;
+	if ((r = hsm_generate_key_pair(h, ss, RSSP__ENGINE__V1__KEY_ALGO__KEY_EC_P256,
+	    SAM_AUDIT_LABEL, id, sizeof(id), &pub)) != 0 ||
+	    (r = x509_cn_name("rssp audit log", &name)) != 0 ||
+	    (r = x509_issue(h, ss, SAM_CA_LABEL, ca, pub, name, X509_MAX_DAYS, &cert)) != 0)
+		goto out;
+	if ((derlen = i2d_X509(cert, &der)) <= 0) {
+		r = RSSP_E_CRYPTO;
+		goto out;
+	}
+	r = hsm_store_certificate(h, ss, SAM_AUDIT_LABEL, id, sizeof(id), der, (size_t)derlen);
+out:
+	if (r != 0 && hsm_destroy_label(h, ss, SAM_AUDIT_LABEL) != 0)
+		log_error("cannot remove a half-made audit key");
+	OPENSSL_free(der);
+	X509_free(cert);
+	X509_NAME_free(name);
+	EVP_PKEY_free(pub);
+	return r;
+}
+
+int
+sam_audit_seal(void *arg, const uint8_t *msg, size_t len, uint8_t *sig, size_t *siglenp)
+{
+	struct sam *s = arg;
+	struct hsm_session *ss;
+	uint8_t md[32], rs[132], *der = NULL;
+	size_t rslen = sizeof(rs), derlen = 0;
+	int r;
+
+	SHA256(msg, len, md);
+	ss = hsm_session_get(s->hsm);
+	r = hsm_sign(s->hsm, ss, SAM_AUDIT_LABEL, HSM_PRIVATE_KEY, HSM_MECH_ECDSA, 32, md,
+	    sizeof(md), rs, &rslen);
+	hsm_session_put(s->hsm, ss);
+	if (r != 0)
+		return r;
+	if ((r = rs_to_der(rs, rslen, &der, &derlen)) != 0)
+		return r;
+	if (derlen > *siglenp)
+		r = RSSP_E_INTERNAL;
+	else {
+		memcpy(sig, der, derlen);
+		*siglenp = derlen;
+	}
+	OPENSSL_free(der);
+	return r;
+}
+
+int
+sam_audit_certificate(struct sam *s, const uint8_t **derp, size_t *derlenp)
+{
+	if (s->audit_cert == NULL)
+		return RSSP_E_NOTFOUND;
+	*derp = s->audit_cert;
+	*derlenp = s->audit_certlen;
+	return 0;
+}
+
 int
 sam_init_token(const struct sam_config *cfg, const struct sam_init_opts *opts)
 {
@@ -359,6 +541,11 @@ sam_init_token(const struct sam_config *cfg, const struct sam_init_opts *opts)
 	ss = hsm_session_get(h);
 	e1 = hsm_exists(h, ss, SAM_MAC_LABEL, 0);
 	e2 = hsm_exists(h, ss, SAM_CA_LABEL, 0);
+	e3 = hsm_exists(h, ss, SAM_AUDIT_LABEL, 0);
+	if (e3 < 0)
+		e1 = e3;
+	else if (e3 > 0 && e2 == 0)
+		e2 = e3;
 	if (e1 < 0 || e2 < 0) {
 		r = RSSP_E_HSM;
 		goto out;
@@ -371,7 +558,8 @@ sam_init_token(const struct sam_config *cfg, const struct sam_init_opts *opts)
 		}
 		log_warn("replacing the mac key and the ca of token %.100s", cfg->token_label);
 		if ((r = hsm_destroy_label(h, ss, SAM_MAC_LABEL)) != 0 ||
-		    (r = hsm_destroy_label(h, ss, SAM_CA_LABEL)) != 0)
+		    (r = hsm_destroy_label(h, ss, SAM_CA_LABEL)) != 0 ||
+		    (r = hsm_destroy_label(h, ss, SAM_AUDIT_LABEL)) != 0)
 			goto out;
 	}
 	if (RAND_bytes(id, sizeof(id)) != 1) {
@@ -394,6 +582,8 @@ sam_init_token(const struct sam_config *cfg, const struct sam_init_opts *opts)
 		r = RSSP_E_HSM;
 		goto out;
 	}
+	if ((r = make_audit_key(h, ss, ca)) != 0)
+		goto out;
 	log_info("token %.100s initialised: mac key %s, ca %s (ec p-384)", cfg->token_label,
 	    SAM_MAC_LABEL, SAM_CA_LABEL);
 	made = 0;
@@ -401,7 +591,8 @@ sam_init_token(const struct sam_config *cfg, const struct sam_init_opts *opts)
 out:
 	/* Half an initialisation is removed: a later init needs no force. */
 	if (made && (hsm_destroy_label(h, ss, SAM_MAC_LABEL) != 0 ||
-	    hsm_destroy_label(h, ss, SAM_CA_LABEL) != 0))
+	    hsm_destroy_label(h, ss, SAM_CA_LABEL) != 0 ||
+	    hsm_destroy_label(h, ss, SAM_AUDIT_LABEL) != 0))
 		log_error("cannot remove a half-made initialisation");
 	OPENSSL_free(der);
 	X509_free(ca);
@@ -429,6 +620,7 @@ sam_open(const struct sam_config *cfg, struct sam **samp)
 	r = RSSP_E_NOMEM;
 	if ((s->kaks = kak_cache_new()) == NULL || (s->sads = kvmap_new()) == NULL ||
 	    (s->replay = kvmap_new()) == NULL || (s->pubs = kvmap_new()) == NULL ||
+	    (s->restored = kvmap_new()) == NULL ||
 	    (s->vctxs = kvmap_new()) == NULL)
 		goto out;
 	s->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL); /* NULL: hashes_sum falls back */
@@ -452,6 +644,21 @@ sam_open(const struct sam_config *cfg, struct sam **samp)
 		r = RSSP_E_CRYPTO;
 		goto out;
 	}
+	if (hsm_exists(s->hsm, ss, SAM_AUDIT_LABEL, HSM_PRIVATE_KEY) != 1 ||
+	    hsm_exists(s->hsm, ss, SAM_AUDIT_LABEL, HSM_CERTIFICATE) != 1) {
+		log_warn("token %.100s has no audit key (initialised by an older engine): "
+		    "generating it", cfg->token_label);
+		if ((r = hsm_destroy_label(s->hsm, ss, SAM_AUDIT_LABEL)) != 0 ||
+		    (r = make_audit_key(s->hsm, ss, s->ca)) != 0) {
+			log_error("cannot make the audit key");
+			goto out;
+		}
+	}
+	if ((r = hsm_read_certificate(s->hsm, ss, SAM_AUDIT_LABEL, &s->audit_cert,
+	    &s->audit_certlen)) != 0) {
+		log_error("cannot read the audit key's certificate");
+		goto out;
+	}
 	hsm_session_put(s->hsm, ss);
 	ss = NULL;
 	*samp = s;
@@ -471,12 +678,14 @@ sam_free(struct sam *s)
 		return;
 	kvmap_free(s->sads, sad_entry_free);
 	kvmap_free(s->replay, free);
+	kvmap_free(s->restored, free);
 	kvmap_free(s->pubs, pub_entry_free);
 	kvmap_free(s->vctxs, vctx_entry_free);
 	EVP_MD_free(s->sha256);
 	kak_cache_free(s->kaks);
 	X509_free(s->ca);
 	free(s->ca_der);
+	free(s->audit_cert);
 	hsm_free(s->hsm);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
@@ -708,7 +917,7 @@ authorize_approval(struct sam *s, const Rssp__Engine__V1__AuthorizeRequest *req,
 	uint8_t kak_sha[32], rkey[32], hsum[32], *ad = NULL, *body = NULL, *out = NULL;
 	size_t hlen, i, adlen = 0, bodylen = 0, maclen, outlen;
 	int64_t now;
-	int r, replay_recorded = 0;
+	int r, replay_recorded = 0, replayed = 0;
 
 	a->event = "authorize.approval";
 	audit_str(a->credential_id, ap->credential_id);
@@ -804,6 +1013,10 @@ authorize_approval(struct sam *s, const Rssp__Engine__V1__AuthorizeRequest *req,
 		r = refuse(a, RSSP_E_DENIED, "kak signature invalid");
 		goto out;
 	}
+	if (count_distinct(sad->hashes, sad->n_hashes, hlen) > ap->num_signatures) {
+		r = refuse(a, RSSP_E_INVAL, "num signatures below distinct hashes");
+		goto out;
+	}
 	if (RAND_bytes(sad->id, SAD_ID_LEN) != 1) {
 		r = RSSP_E_CRYPTO;
 		goto out;
@@ -811,21 +1024,50 @@ authorize_approval(struct sam *s, const Rssp__Engine__V1__AuthorizeRequest *req,
 	sad->expires_at = now + (int64_t)s->sad_ttl;
 	if (sad->expires_at > ap->expires_at)
 		sad->expires_at = ap->expires_at;
-	if ((r = sad_encode_body(sad, &body, &bodylen)) != 0)
-		goto out;
-	if (count_distinct(sad->hashes, sad->n_hashes, hlen) > ap->num_signatures) {
-		r = refuse(a, RSSP_E_INVAL, "num signatures below distinct hashes");
-		goto out;
+	/* Remember the approval until it expires. The same approval (same authData, same
+	 * key) presented again while its SAD is valid gets that SAD again: same id, same
+	 * expiry, hence the same bytes and the same count; later, it is a replay. */
+	{
+		ProtobufCBinaryData parts[3] = {
+			{ sizeof("rssp-approval-v2"), (uint8_t *)"rssp-approval-v2" },
+			{ adlen, ad },
+			{ strlen(ap->key_label) + 1, (uint8_t *)ap->key_label },
+		};
+		struct replay_entry *re, *ne;
+
+		hashes_sum(s, parts, 3, rkey);
+		hex(a->approval_key, rkey, sizeof(rkey));
+		if ((ne = calloc(1, sizeof(*ne))) == NULL) {
+			r = RSSP_E_NOMEM;
+			goto out;
+		}
+		ne->expires = ap->expires_at;
+		ne->sad_expires_at = sad->expires_at;
+		memcpy(ne->sad_id, sad->id, SAD_ID_LEN);
+		pthread_mutex_lock(&s->lock);
+		purge_locked(s, now);
+		if ((re = kvmap_get(s->replay, rkey, sizeof(rkey))) != NULL) {
+			if (re->sad_expires_at > now) {
+				memcpy(sad->id, re->sad_id, SAD_ID_LEN);
+				sad->expires_at = re->sad_expires_at;
+				replayed = 1;
+			} else
+				r = RSSP_E_REPLAY;
+		} else if ((r = kvmap_put(s->replay, rkey, sizeof(rkey), ne)) == 0) {
+			ne = NULL;
+			replay_recorded = 1;
+		}
+		pthread_mutex_unlock(&s->lock);
+		free(ne);
+		if (r != 0) {
+			r = r == RSSP_E_REPLAY ? refuse(a, r, "approval replayed") : r;
+			goto out;
+		}
 	}
 	hex(a->sad_id, sad->id, SAD_ID_LEN);
-
-	/* Remember the approval until it expires: a second presentation is a replay. */
-	if ((r = replay_record(s, "rssp-approval-v1", ap->approval_id, &ap->nonce,
-	    ap->expires_at, now, rkey)) != 0) {
-		r = r == RSSP_E_REPLAY ? refuse(a, r, "approval replayed") : r;
+	a->sad_expires_at = sad->expires_at;
+	if ((r = sad_encode_body(sad, &body, &bodylen)) != 0)
 		goto out;
-	}
-	replay_recorded = 1;
 
 	maclen = SAD_MAC_LEN;
 	if ((r = hsm_sign(s->hsm, ss, SAM_MAC_LABEL, HSM_SECRET_KEY, HSM_MECH_HMAC_SHA256, 0,
@@ -851,6 +1093,7 @@ authorize_approval(struct sam *s, const Rssp__Engine__V1__AuthorizeRequest *req,
 		ent->wirelen = bodylen + SAD_MAC_LEN;
 		ent->sad = sad;
 		pthread_mutex_lock(&s->lock);
+		ent->used = restored_used(s, sad->id);
 		if (kvmap_put(s->sads, sad->id, SAD_ID_LEN, ent) == 0) {
 			body = NULL; /* owned by the cache */
 			sad = NULL;
@@ -866,6 +1109,8 @@ authorize_approval(struct sam *s, const Rssp__Engine__V1__AuthorizeRequest *req,
 	*outlenp = outlen;
 	out = NULL;
 	replay_recorded = 0;
+	if (replayed)
+		a->reason = "approval replayed: same sad";
 	r = 0;
 out:
 	if (replay_recorded)
@@ -1160,6 +1405,7 @@ sad_lookup(struct sam *s, struct hsm_session *ss, const uint8_t *wire, size_t le
 	ne->wirelen = len;
 	ne->sad = sad;
 	pthread_mutex_lock(&s->lock);
+	ne->used = restored_used(s, sad->id);
 	/* Present already: a concurrent first use inserted the same SAD (same id, same
 	 * MAC key: same bytes), keep that entry and its count. */
 	if (kvmap_put(s->sads, sad->id, SAD_ID_LEN, ne) == 0) {
