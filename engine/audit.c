@@ -979,8 +979,8 @@ audit_verify_files(const char *const *paths, size_t npaths, const struct audit_v
 			if (line[len - 1] == '\n')
 				line[--len] = '\0';
 			else {
-				fprintf(out, "%s: line %zu: incomplete (no newline): torn or truncated\n",
-				    paths[fi], lineno);
+				fprintf(out, "%s%sline %zu: incomplete (no newline): torn or truncated\n",
+				    npaths > 1 ? paths[fi] : "", npaths > 1 ? ": " : "", lineno);
 				r = RSSP_E_DENIED;
 				goto out;
 			}
@@ -991,7 +991,8 @@ audit_verify_files(const char *const *paths, size_t npaths, const struct audit_v
 			hex_sha256(line, (size_t)len, v[n].hash);
 			if (v[n].ckpt && (bad = check_ckpt(line, v[n].seq, v[n].prev, key,
 			    key_sha256)) != NULL) {
-				fprintf(out, "%s: line %zu: %s\n", paths[fi], lineno, bad);
+				fprintf(out, "%s%sline %zu: %s\n", npaths > 1 ? paths[fi] : "",
+				    npaths > 1 ? ": " : "", lineno, bad);
 				r = RSSP_E_DENIED;
 				goto out;
 			}
@@ -1005,25 +1006,30 @@ audit_verify_files(const char *const *paths, size_t npaths, const struct audit_v
 		f = NULL;
 	}
 	r = RSSP_E_DENIED;
-#define AT(k) paths[v[k].file], v[k].lineno
+#define AT(k) npaths > 1 ? paths[v[k].file] : "", npaths > 1 ? ": " : "", v[k].lineno
 	for (i = 0; i < n; i++) {
 		uint64_t expect;
 		const char *want;
 
 		if (!v[i].ok) {
-			fprintf(out, "%s: line %zu: not an audit line: edited\n", AT(i));
+			fprintf(out, "%s%sline %zu: not an audit line: edited\n", AT(i));
 			goto out;
 		}
 		if (i == 0 && o->partial) {
 			expect = v[0].seq;
 			want = v[0].prev;
+		} else if (i == 0 && v[0].seq != 1) {
+			fprintf(out, "%s%sline 1: seq %" PRIu64 ", expected 1: lines or files "
+			    "before it are missing (give them all, or --partial)\n",
+			    npaths > 1 ? paths[0] : "", npaths > 1 ? ": " : "", v[0].seq);
+			goto out;
 		} else {
 			expect = i == 0 ? 1 : v[i - 1].seq + 1;
 			want = i == 0 ? zeros : v[i - 1].hash;
 		}
 		if (strcmp(v[i].prev, want) == 0) {
 			if (v[i].seq != expect) {
-				fprintf(out, "%s: line %zu: seq %" PRIu64 ", expected %" PRIu64
+				fprintf(out, "%s%sline %zu: seq %" PRIu64 ", expected %" PRIu64
 				    ": edited\n", AT(i), v[i].seq, expect);
 				goto out;
 			}
@@ -1031,15 +1037,17 @@ audit_verify_files(const char *const *paths, size_t npaths, const struct audit_v
 		}
 		if (v[i].seq == expect) {
 			if (i == 0)
-				fprintf(out, "%s: line 1: prev is not zeros: edited, or an older file "
-				    "is missing (--partial)\n", paths[0]);
+				fprintf(out, "%s%sline 1: prev is not zeros: edited, or an older file "
+				    "is missing (--partial)\n", npaths > 1 ? paths[0] : "",
+				    npaths > 1 ? ": " : "");
 			else
-				fprintf(out, "%s: line %zu: edited (the prev of the next line, %s "
-				    "line %zu, does not match it)\n", AT(i - 1), AT(i));
+				fprintf(out, "%s%sline %zu: edited (%s%sline %zu's prev does not "
+				    "match it)\n", AT(i - 1), v[i].file == v[i - 1].file ? "" :
+				    paths[v[i].file], v[i].file == v[i - 1].file ? "" : " ", v[i].lineno);
 			goto out;
 		}
 		if (v[i].seq < expect) {
-			fprintf(out, "%s: line %zu: seq %" PRIu64 " after seq %" PRIu64
+			fprintf(out, "%s%sline %zu: seq %" PRIu64 " after seq %" PRIu64
 			    ": lines reordered\n", AT(i), v[i].seq, expect - 1);
 			goto out;
 		}
@@ -1047,10 +1055,12 @@ audit_verify_files(const char *const *paths, size_t npaths, const struct audit_v
 			if (v[j].ok && v[j].seq == expect)
 				break;
 		if (j < n)
-			fprintf(out, "%s: line %zu: seq %" PRIu64 " comes before seq %" PRIu64
-			    " (%s line %zu): lines reordered\n", AT(i), v[i].seq, expect, AT(j));
+			fprintf(out, "%s%sline %zu: seq %" PRIu64 " comes before seq %" PRIu64
+			    " (%s%sline %zu): lines reordered\n", AT(i), v[i].seq, expect,
+			    v[j].file == v[i].file ? "" : paths[v[j].file],
+			    v[j].file == v[i].file ? "" : " ", v[j].lineno);
 		else
-			fprintf(out, "%s: line %zu: seq %" PRIu64 ", expected %" PRIu64
+			fprintf(out, "%s%sline %zu: seq %" PRIu64 ", expected %" PRIu64
 			    ": line(s) deleted before it\n", AT(i), v[i].seq, expect);
 		goto out;
 	}

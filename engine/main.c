@@ -99,7 +99,7 @@ export_audit_key(struct sam *sam, const char *audit_file, char key_sha256[65])
 	X509 *cert = NULL;
 	EVP_PKEY *pub;
 	unsigned char *spki = NULL, md[SHA256_DIGEST_LENGTH];
-	char *dcopy = NULL, path[4200];
+	char *dcopy = NULL, *dir, path[4200];
 	FILE *f = NULL;
 	int n, rc = -1, tostdout = strcmp(audit_file, "-") == 0, k;
 
@@ -117,11 +117,12 @@ export_audit_key(struct sam *sam, const char *audit_file, char key_sha256[65])
 	key_sha256[64] = '\0';
 	if ((dcopy = strdup(audit_file)) == NULL)
 		goto out;
+	dir = dirname(dcopy);
 	for (k = 0; k < 2; k++) {
 		if (tostdout)
 			f = stdout;
 		else {
-			snprintf(path, sizeof(path), "%s/%s", dirname(dcopy),
+			snprintf(path, sizeof(path), "%s/%s", dir,
 			    k == 0 ? "audit-key.pem" : "audit-key.crt");
 			/* public material: readable by whoever verifies the log */
 			if ((f = fopen(path, "we")) == NULL) {
