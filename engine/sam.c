@@ -377,6 +377,13 @@ sam_undo(struct sam *s, const struct sam_audit *a)
 	uint8_t id[SAD_ID_LEN], key[32];
 	struct sad_entry *e;
 
+	if (a->event != NULL && strcmp(a->event, "authorize.activation") == 0) {
+		/* the key was made but nobody got it: the activation may be presented again */
+		pthread_mutex_lock(&s->lock);
+		free(kvmap_del(s->replay, a->undo_key, sizeof(a->undo_key)));
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
 	if (a->event == NULL || unhex(a->sad_id, id, sizeof(id)) != 0)
 		return;
 	pthread_mutex_lock(&s->lock);
@@ -803,6 +810,7 @@ authorize_activation(struct sam *s, const Rssp__Engine__V1__AuthorizeRequest *re
 		goto out;
 	}
 	replay_recorded = 1;
+	memcpy(a->undo_key, rkey, sizeof(a->undo_key));
 
 	ss = hsm_session_get(s->hsm);
 	/* A new label every time: an existing key is never bound to another KAK. */

@@ -53,6 +53,7 @@ struct sam_audit {
 	char hashes_sha256[65];                 /* hex SHA-256 over the concatenated hashes */
 	const char *algo;                       /* e.g. "rsa-pss-sha256", "ecdsa-sha384", static */
 	unsigned signatures;                    /* signatures released by this call */
+	uint8_t undo_key[32];                   /* not audited: an activation's replay key (sam_undo) */
 };
 
 /* Initialises a token for the engine: the non-extractable HMAC key that seals bindings

@@ -1141,6 +1141,19 @@ START_TEST(test_undo_gives_back_a_count_and_forgets_an_unreleased_sad)
 	free(sad2);
 	ck_assert_int_eq(approve(&p, &sad2, &sadlen2, &au), 0);
 	ck_assert_int_eq(memcmp(sad, sad2, sadlen), 0);
+	/* an activation whose answer was not released may be presented again */
+	{
+		struct act ac;
+		Rssp__Engine__V1__ActivationResult *res = NULL;
+
+		act_init(&ac, "credential-undo", "user-u", KEY_P256, kak_ec, KAK_ECDSA);
+		ck_assert_int_eq(activate(&ac, &res, &au), 0);
+		free_act_result(res);
+		sam_undo(S, &au);
+		ck_assert_int_eq(activate(&ac, &res, &au), 0);
+		free_act_result(res);
+		ck_assert_int_eq(activate(&ac, NULL, &au), RSSP_E_REPLAY);
+	}
 	/* the signature was not released: the count comes back */
 	memset(&sau, 0, sizeof(sau));
 	ck_assert_int_eq(sign_hashes(creds[0].id, sad, sadlen, H256, S_PKCS1,

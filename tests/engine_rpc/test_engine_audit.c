@@ -408,6 +408,30 @@ START_TEST(test_checkpoints_are_sealed_by_the_hsm_and_go_to_stdout)
 }
 END_TEST
 
+START_TEST(test_a_checkpoint_follows_new_lines_after_the_configured_seconds)
+{
+	char *log;
+	pid_t pid;
+
+	pid = start_engine_env("RSSP_AUDIT_CHECKPOINT_SECONDS=1", 1);
+	usleep(1500 * 1000);
+	log = slurp(auditpath);
+	/* engine.start is sealed within about a second, without waiting for 1000 lines */
+	ck_assert_uint_eq(count_lines(log, "\"event\":\"audit.checkpoint\""), 1);
+	free(log);
+	usleep(1500 * 1000);
+	log = slurp(auditpath);
+	ck_assert_uint_eq(count_lines(log, "\"event\":\"audit.checkpoint\""), 1); /* no new lines */
+	free(log);
+	unknown_calls(1);
+	usleep(2000 * 1000);
+	log = slurp(auditpath);
+	ck_assert_uint_eq(count_lines(log, "\"event\":\"audit.checkpoint\""), 2);
+	free(log);
+	ck_assert_int_eq(stop_engine(pid), 0);
+}
+END_TEST
+
 START_TEST(test_a_rewrite_with_recomputed_hashes_fails)
 {
 	char out[1024], args[1500], *log, *anchor, *bad, *re, *nock;
@@ -814,6 +838,7 @@ main(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_init_writes_the_audit_key_and_its_certificate_next_to_the_log);
 	tcase_add_test(tc, test_checkpoints_are_sealed_by_the_hsm_and_go_to_stdout);
+	tcase_add_test(tc, test_a_checkpoint_follows_new_lines_after_the_configured_seconds);
 	tcase_add_test(tc, test_a_rewrite_with_recomputed_hashes_fails);
 	tcase_add_test(tc, test_a_truncation_is_visible_and_fails_against_a_retained_checkpoint);
 	tcase_add_test(tc, test_a_torn_last_line_is_caught_and_cut_off_at_start);
