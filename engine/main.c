@@ -60,7 +60,7 @@ usage(void)
 	    "usage: rssp-engine serve [--config FILE] [--check]\n"
 	    "       rssp-engine init [--config FILE] [--ca-subject S] [--ca-days N] [--force]\n"
 	    "       rssp-engine audit-verify [--key PEM] [--anchor FILE] [--partial] FILE...\n"
-	    "       rssp-engine probe [--config FILE] [--timeout-ms N]\n");
+	    "       rssp-engine probe [--socket PATH] [--config FILE] [--timeout-ms N]\n");
 }
 
 /* No core dumps, no ptrace by other processes of the uid, private files. */
@@ -422,20 +422,29 @@ cmd_audit_verify(int argc, char **argv)
 	return r == RSSP_E_DENIED ? 1 : 2;
 }
 
+/* The socket comes from --socket, else RSSP_ENGINE_SOCKET, else the configuration file,
+ * else the default: a probe needs no PIN file. */
 static int
-cmd_probe(const char *file, unsigned timeout_ms)
+cmd_probe(const char *file, const char *socket_path, unsigned timeout_ms)
 {
 	struct engine_config *cfg = NULL;
 	int st = -1, r;
 
-	if (engine_config_load(file, &cfg) != 0)
-		return 2;
-	r = rpc_probe(cfg->socket_path, timeout_ms, &st);
+	if (socket_path == NULL)
+		socket_path = getenv("RSSP_ENGINE_SOCKET");
+	if (socket_path == NULL && file != NULL) {
+		if (engine_config_load(file, &cfg) != 0)
+			return 2;
+		socket_path = cfg->socket_path;
+	}
+	if (socket_path == NULL)
+		socket_path = "/run/rssp/engine.sock";
+	r = rpc_probe(socket_path, timeout_ms, &st);
 	if (r == 0)
-		printf("engine answers on %s\n", cfg->socket_path);
+		printf("engine answers on %s\n", socket_path);
 	else
 		fprintf(stderr, "engine on %s does not answer within %u ms (grpc status %d)\n",
-		    cfg->socket_path, timeout_ms, st);
+		    socket_path, timeout_ms, st);
 	engine_config_free(cfg);
 	return r == 0 ? 0 : 1;
 }
@@ -443,7 +452,7 @@ cmd_probe(const char *file, unsigned timeout_ms)
 int
 main(int argc, char **argv)
 {
-	const char *file = NULL, *subject = NULL;
+	const char *file = NULL, *subject = NULL, *probe_socket = NULL;
 	unsigned long days = 0, timeout_ms = 1000;
 	int check = 0, force = 0, i;
 	char *end;
@@ -474,6 +483,9 @@ main(int argc, char **argv)
 			}
 		} else if (strcmp(argv[i], "--force") == 0 && strcmp(argv[1], "init") == 0)
 			force = 1;
+		else if (strcmp(argv[i], "--socket") == 0 && i + 1 < argc &&
+		    strcmp(argv[1], "probe") == 0)
+			probe_socket = argv[++i];
 		else if (strcmp(argv[i], "--timeout-ms") == 0 && i + 1 < argc &&
 		    strcmp(argv[1], "probe") == 0) {
 			errno = 0;
@@ -493,7 +505,7 @@ main(int argc, char **argv)
 	if (strcmp(argv[1], "init") == 0)
 		return cmd_init(file, subject, (unsigned)days, force);
 	if (strcmp(argv[1], "probe") == 0)
-		return cmd_probe(file, (unsigned)timeout_ms);
+		return cmd_probe(file, probe_socket, (unsigned)timeout_ms);
 	usage();
 	return 2;
 }
