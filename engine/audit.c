@@ -989,7 +989,7 @@ audit_verify_files(const char *const *paths, size_t npaths, const struct audit_v
 			v[n].ok = parse_line(line, (size_t)len, &v[n].seq, v[n].prev) == 0;
 			v[n].ckpt = v[n].ok && is_ckpt_line(line);
 			hex_sha256(line, (size_t)len, v[n].hash);
-			if (v[n].ckpt && (bad = check_ckpt(line, v[n].seq, v[n].prev, key,
+			if (v[n].ckpt && key != NULL && (bad = check_ckpt(line, v[n].seq, v[n].prev, key,
 			    key_sha256)) != NULL) {
 				fprintf(out, "%s%sline %zu: %s\n", npaths > 1 ? paths[fi] : "",
 				    npaths > 1 ? ": " : "", lineno, bad);
@@ -1067,14 +1067,21 @@ audit_verify_files(const char *const *paths, size_t npaths, const struct audit_v
 	for (i = 0; i < n; i++)
 		if (v[i].ckpt) {
 			res->checkpoints++;
-			res->sealed_seq = v[i].seq;
+			if (key != NULL)
+				res->sealed_seq = v[i].seq;
 		}
+	res->unchecked = key == NULL;
 	/* Anchors: retained checkpoint lines (e.g. from the log pipeline) must each verify
 	 * and be the log's line of the same seq, byte for byte. */
 	if (o->anchor != NULL) {
 		uint64_t aseq;
 		char aprev[65], ahash[65];
 
+		if (key == NULL) {
+			fprintf(out, "anchors need the audit key (--key)\n");
+			r = RSSP_E_IO;
+			goto out;
+		}
 		if ((f = fopen(o->anchor, "re")) == NULL) {
 			fprintf(out, "cannot open %s: %s\n", o->anchor, strerror(errno));
 			r = RSSP_E_IO;

@@ -113,12 +113,14 @@ struct audit_verify_result {
 	size_t lines;
 	size_t checkpoints;
 	unsigned long long last_seq;
-	unsigned long long sealed_seq;   /* seq of the last checkpoint, 0 when none */
+	unsigned long long sealed_seq;   /* seq of the last checkpoint, 0 when none or unchecked */
+	int unchecked;                   /* no key: checkpoints were not checked */
 	char head[65];                   /* hash of the last line */
 };
 
 /* Checks the chain over files (in the given order, one chain), every checkpoint's
- * signature (a log with checkpoints and no key is refused) and every anchor. Returns 0
+ * signature (without a key: not checked, res->unchecked set) and every anchor (needs
+ * the key). Returns 0
  * and fills *res when intact; else RSSP_E_DENIED and writes the first problem (file,
  * line number, what is wrong) to out; RSSP_E_IO when a file cannot be read. */
 int audit_verify_files(const char *const *paths, size_t n, const struct audit_verify_opts *o,

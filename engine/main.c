@@ -60,7 +60,8 @@ usage(void)
 	    "usage: rssp-engine serve [--config FILE] [--check]\n"
 	    "       rssp-engine init [--config FILE] [--ca-subject S] [--ca-days N] [--force]\n"
 	    "       rssp-engine audit-verify [--key PEM] [--anchor FILE] [--partial] FILE...\n"
-	    "       rssp-engine probe [--socket PATH] [--config FILE] [--timeout-ms N]\n");
+	    "       rssp-engine probe [--socket PATH] [--config FILE] [--timeout-ms N]\n"
+	    "       rssp-engine audit-key [--config FILE]\n");
 }
 
 /* No core dumps, no ptrace by other processes of the uid, private files. */
@@ -101,7 +102,7 @@ export_audit_key(struct sam *sam, const char *audit_file, char key_sha256[65])
 	unsigned char *spki = NULL, md[SHA256_DIGEST_LENGTH];
 	char *dcopy = NULL, *dir, path[4200];
 	FILE *f = NULL;
-	int n, rc = -1, tostdout = strcmp(audit_file, "-") == 0, k;
+	int n, rc = -1, tostdout = audit_file != NULL && strcmp(audit_file, "-") == 0, k;
 
 	if (sam_audit_certificate(sam, &der, &derlen) != 0)
 		goto out;
@@ -115,6 +116,10 @@ export_audit_key(struct sam *sam, const char *audit_file, char key_sha256[65])
 		key_sha256[2 * i + 1] = hx[md[i] & 15];
 	}
 	key_sha256[64] = '\0';
+	if (audit_file == NULL) {
+		rc = 0; /* the fingerprint only */
+		goto out;
+	}
 	if ((dcopy = strdup(audit_file)) == NULL)
 		goto out;
 	dir = dirname(dcopy);
@@ -296,10 +301,14 @@ cmd_serve(const char *file, int check)
 			log_error("cannot write the audit log");
 		goto out;
 	}
-	if (export_audit_key(sam, cfg->audit_file, key_sha256) != 0) {
+	/* with the log on standard output, the PEMs would break the audit stream: the key
+	 * is then printed by `init` and `audit-key` only */
+	if (export_audit_key(sam, strcmp(cfg->audit_file, "-") == 0 ? NULL : cfg->audit_file,
+	    key_sha256) != 0) {
 		log_error("cannot export the audit key next to the audit log");
 		goto out;
 	}
+	log_info("audit checkpoints sealed by the key with SPKI SHA-256 %s", key_sha256);
 	audit_set_sealer(audit, sam_audit_seal, sam, key_sha256, cfg->audit_ckpt_lines,
 	    cfg->audit_ckpt_seconds, STDOUT_FILENO);
 	/* counts and approvals of the SADs still valid come back from the log */
@@ -411,6 +420,12 @@ cmd_audit_verify(int argc, char **argv)
 	}
 	r = audit_verify_files((const char *const *)argv + i, (size_t)(argc - i), &o, stdout, &res);
 	if (r == 0) {
+		if (res.unchecked && res.checkpoints > 0) {
+			printf("ok %zu lines (chain only), %zu checkpoints NOT checked (no audit "
+			    "key: --key), last seq %llu\n", res.lines, res.checkpoints, res.last_seq);
+			fprintf(stderr, "head %s\n", res.head);
+			return 0;
+		}
 		printf("ok %zu lines, %zu checkpoints, last seq %llu, last sealed seq %llu",
 		    res.lines, res.checkpoints, res.last_seq, res.sealed_seq);
 		if (res.last_seq > res.sealed_seq)
@@ -420,6 +435,34 @@ cmd_audit_verify(int argc, char **argv)
 		return 0;
 	}
 	return r == RSSP_E_DENIED ? 1 : 2;
+}
+
+/* Prints the audit key's public key and certificate (PEM) on standard output. */
+static int
+cmd_audit_key(const char *file)
+{
+	struct engine_config *cfg = NULL;
+	struct sam_config sc;
+	struct sam *sam = NULL;
+	char key[65];
+	int r, rc = 1;
+
+	if (engine_config_load(file, &cfg) != 0)
+		goto out;
+	rssp_log_init("engine", cfg->log_threshold);
+	sam_cfg(cfg, &sc);
+	if ((r = sam_open(&sc, &sam)) != 0) {
+		fprintf(stderr, "cannot open the token %s: %s\n", cfg->token_label, rssp_strerror(r));
+		goto out;
+	}
+	if (export_audit_key(sam, "-", key) != 0)
+		goto out;
+	fprintf(stderr, "audit key SPKI SHA-256 %s\n", key);
+	rc = 0;
+out:
+	sam_free(sam);
+	engine_config_free(cfg);
+	return rc;
 }
 
 /* The socket comes from --socket, else RSSP_ENGINE_SOCKET, else the configuration file,
@@ -506,6 +549,8 @@ main(int argc, char **argv)
 		return cmd_init(file, subject, (unsigned)days, force);
 	if (strcmp(argv[1], "probe") == 0)
 		return cmd_probe(file, probe_socket, (unsigned)timeout_ms);
+	if (strcmp(argv[1], "audit-key") == 0)
+		return cmd_audit_key(file);
 	usage();
 	return 2;
 }

@@ -432,6 +432,31 @@ START_TEST(test_a_checkpoint_follows_new_lines_after_the_configured_seconds)
 }
 END_TEST
 
+/* RSSP_AUDIT_FILE=-: standard output is the audit log and nothing else; its key comes
+ * from `rssp-engine audit-key`; without a key only the chain is checked, and says so. */
+START_TEST(test_a_log_on_stdout_verifies_with_the_key_audit_key_prints)
+{
+	char out[1024], args[1500], cmd[1500], p[600];
+	pid_t pid;
+
+	pid = start_engine_env("RSSP_AUDIT_FILE=-", 1);
+	unknown_calls(2);
+	ck_assert_int_eq(stop_engine(pid), 0);
+	snprintf(p, sizeof(p), "%s/engine.out", dir);
+	snprintf(cmd, sizeof(cmd), "'%s' audit-key > '%s/key.pem' 2>/dev/null", engine_bin, dir);
+	ck_assert_int_eq(system(cmd), 0);
+	snprintf(args, sizeof(args), "--key '%s/key.pem' '%s'", dir, p);
+	ck_assert_int_eq(verify(args, out, sizeof(out)), 0);
+	ck_assert_str_eq(out, "ok 5 lines, 1 checkpoints, last seq 5, last sealed seq 5\n");
+	snprintf(args, sizeof(args), "'%s'", p);
+	ck_assert_int_eq(verify(args, out, sizeof(out)), 0);
+	ck_assert_str_eq(out, "ok 5 lines (chain only), 1 checkpoints NOT checked (no audit key: "
+	    "--key), last seq 5\n");
+	snprintf(args, sizeof(args), "--anchor '%s' '%s'", p, p);
+	ck_assert_int_eq(verify(args, out, sizeof(out)), 2);
+}
+END_TEST
+
 START_TEST(test_a_rewrite_with_recomputed_hashes_fails)
 {
 	char out[1024], args[1500], *log, *anchor, *bad, *re, *nock;
@@ -839,6 +864,7 @@ main(void)
 	tcase_add_test(tc, test_init_writes_the_audit_key_and_its_certificate_next_to_the_log);
 	tcase_add_test(tc, test_checkpoints_are_sealed_by_the_hsm_and_go_to_stdout);
 	tcase_add_test(tc, test_a_checkpoint_follows_new_lines_after_the_configured_seconds);
+	tcase_add_test(tc, test_a_log_on_stdout_verifies_with_the_key_audit_key_prints);
 	tcase_add_test(tc, test_a_rewrite_with_recomputed_hashes_fails);
 	tcase_add_test(tc, test_a_truncation_is_visible_and_fails_against_a_retained_checkpoint);
 	tcase_add_test(tc, test_a_torn_last_line_is_caught_and_cut_off_at_start);
