@@ -48,9 +48,9 @@ h_undo(void *arg, const struct sam_audit *a)
 /* The closed table of the engine's protocol: anything else is UNIMPLEMENTED. */
 static const struct rpc_method engine_methods[] = {
 	{ "/rssp.engine.v1.Engine/Authorize", SAM_MAX_AUTHORIZE_MSG, h_authorize,
-	  AUDIT_AUTHORIZE_APPROVAL, h_undo },
+	  AUDIT_AUTHORIZE_APPROVAL },
 	{ "/rssp.engine.v1.Engine/SignHash", SAM_MAX_SIGNHASH_MSG, h_sign_hash,
-	  AUDIT_SIGNHASH, h_undo },
+	  AUDIT_SIGNHASH },
 };
 
 static void
@@ -284,6 +284,7 @@ cmd_serve(const char *file, int check)
 	o.audit = audit;
 	o.methods = engine_methods;
 	o.n_methods = sizeof(engine_methods) / sizeof(engine_methods[0]);
+	o.undo = h_undo;
 	/* bind first: a second instance must not touch the HSM or the live socket */
 	if ((r = rpc_server_new(&o, &srv)) != 0) {
 		log_error("cannot serve on %s: %s", cfg->socket_path, rssp_strerror(r));

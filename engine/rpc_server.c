@@ -306,8 +306,8 @@ work(struct call *c)
 	/* No record, no release: a signature whose decision is not in the log is not sent. */
 	if (audit_write(s->o.audit, &rec) != 0) {
 		log_error("audit log unavailable, refusing the call");
-		if (r == 0 && c->m->undo != NULL)
-			c->m->undo(s->o.handler_arg, &a); /* nothing released: nothing spent */
+		if (r == 0 && s->o.undo != NULL)
+			s->o.undo(s->o.handler_arg, &a); /* nothing released: nothing spent */
 		code = GRPC_STATUS_UNAVAILABLE;
 		msg = "audit log unavailable";
 	}

@@ -28,9 +28,6 @@ struct rpc_method {
 	size_t max_msg;          /* larger requests: RESOURCE_EXHAUSTED, audited, not unpacked */
 	rpc_handler_fn handler;
 	const char *event;       /* audit event when the handler names none */
-	/* NULL, or called when the handler succeeded but its audit record could not be
-	 * written (nothing is released): gives back what the call spent (sam_undo). */
-	void (*undo)(void *arg, const struct sam_audit *a);
 };
 
 struct rpc_server_opts {
@@ -43,6 +40,10 @@ struct rpc_server_opts {
 	const struct rpc_method *methods; /* the closed table; not copied, must outlive */
 	size_t n_methods;
 	void *handler_arg;
+	/* NULL, or called (with handler_arg) when a handler succeeded but its audit record
+	 * could not be written, so nothing is released: gives back what the call spent
+	 * (sam_undo). */
+	void (*undo)(void *arg, const struct sam_audit *a);
 };
 
 /* Binds the socket: creates its directory (0750) if missing, refuses (RSSP_E_CONFLICT)

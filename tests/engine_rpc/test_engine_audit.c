@@ -687,14 +687,15 @@ static int
 sign1(struct flow *f, const uint8_t *sad, size_t sadlen, const uint8_t *h, char **msgp)
 {
 	const uint8_t *hp[1] = { h };
-	Rssp__Engine__V1__SignHashResponse *resp = NULL;
+	struct engine_signatures sigs = { 0 };
 	int status = -1;
 
 	*msgp = NULL;
 	ck_assert_int_eq(eh_sign_hash(f->c, &f->cred, sad, sadlen, 1,
-	    RSSP__ENGINE__V1__SIGN_ALGO__SIGN_ECDSA, hp, 1, 32, "rid-sign", &resp, &status, msgp), 0);
-	if (resp != NULL)
-		rssp__engine__v1__sign_hash_response__free_unpacked(resp, NULL);
+	    RSSP__ENGINE__V1__SIGN_ALGO__SIGN_ECDSA, hp, 1, 32, "rid-sign", &sigs, &status, msgp), 0);
+	if (status == GRPC_STATUS_OK)
+		ck_assert_uint_eq(sigs.n, 1);
+	engine_signatures_release(&sigs);
 	return status;
 }
 

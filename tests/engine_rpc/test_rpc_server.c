@@ -60,8 +60,8 @@ h_echo(void *arg, const uint8_t *in, size_t inlen, uint8_t **outp, size_t *outle
 }
 
 static const struct rpc_method methods[] = {
-	{ "/rssp.engine.v1.Engine/Authorize", 1024, h_echo, AUDIT_AUTHORIZE_APPROVAL, NULL },
-	{ "/rssp.engine.v1.Engine/SignHash", 4096, h_echo, AUDIT_SIGNHASH, NULL },
+	{ "/rssp.engine.v1.Engine/Authorize", 1024, h_echo, AUDIT_AUTHORIZE_APPROVAL },
+	{ "/rssp.engine.v1.Engine/SignHash", 4096, h_echo, AUDIT_SIGNHASH },
 };
 
 struct running {
