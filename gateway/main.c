@@ -15,6 +15,7 @@
 #include "rssp_log.h"
 #ifdef RSSP_HAVE_ENGINE_CLIENT
 #include "engine_client.h"
+#include "engine_health.h"
 #endif
 
 static void
@@ -89,6 +90,11 @@ cmd_serve(struct gw_config *cfg, int check)
 		goto out;
 	}
 	gw_engine_keygen_set(engine_keygen);
+	if ((r = engine_health_start(cfg->engine_socket, cfg->engine_probe_ms,
+	    2 * cfg->engine_probe_ms, engine, engine_keygen)) < 0) {
+		log_error("cannot start the engine probe: %s", rssp_strerror(r));
+		goto out;
+	}
 #endif
 	if (strcmp(cfg->delivery, "deliver") == 0) {
 		struct outbox_delivery_conf oc = { .db_url = cfg->db_url, .smtp_url = cfg->smtp_url,
@@ -107,6 +113,7 @@ out:
 	gw_server_stop(srv);
 	outbox_delivery_free(delivery);
 #ifdef RSSP_HAVE_ENGINE_CLIENT
+	engine_health_stop(); /* before the clients it cuts short */
 	gw_engine_keygen_set(NULL);
 	engine_client_free(engine_keygen);
 	engine_client_free(engine);

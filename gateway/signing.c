@@ -14,6 +14,7 @@
 #include <openssl/sha.h>
 #include <openssl/x509.h>
 
+#include "engine_health.h"
 #include "gw.h"
 #include "rssp_log.h"
 #include "signing.h"
@@ -297,6 +298,10 @@ sg_engine_error(struct gw_reply *rep, int engine_rc, int status, const char *msg
 		    "the signing engine is not reachable; retry later");
 	if (engine_rc < 0)
 		return engine_rc;
+	if ((status == SG_GRPC_UNAVAILABLE || status == SG_GRPC_INTERNAL) && msg != NULL &&
+	    strcmp(msg, ENGINE_HEALTH_AUDIT_MSG) == 0)
+		return gw_error(rep, 503, "audit_unavailable",
+		    "the signing engine cannot write its audit log; nothing was signed or spent; retry later");
 	switch (status) {
 	case SG_GRPC_INVALID_ARGUMENT:
 		return gw_error(rep, 400, "invalid_request", "%s refused by the engine: %.100s", what, m);
@@ -343,6 +348,7 @@ engine_authorize(struct gw_request *req, const Rssp__Engine__V1__AuthorizeReques
 	    &resp, &resplen, &status, &msg);
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	gw_metrics_engine_call("authorize", r == 0 ? status : -1, ts.tv_sec + ts.tv_nsec / 1e9 - t0);
+	engine_health_note(r, status, msg);
 	free(buf);
 	if (r != 0)
 		goto out;
@@ -573,6 +579,7 @@ engine_sign_hash(struct gw_request *req, const char *credential_id, const uint8_
 	    &resp, &resplen, &status, &msg);
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	gw_metrics_engine_call("signhash", r == 0 ? status : -1, ts.tv_sec + ts.tv_nsec / 1e9 - t0);
+	engine_health_note(r, status, msg);
 	OPENSSL_cleanse(buf, len); /* it holds the SAD */
 	if (r != 0)
 		goto out;
@@ -904,10 +911,12 @@ sg_sign_hash(struct gw_request *req, struct gw_reply *rep)
 	}
 	r = engine_sign_hash(req, cred_id, sad, sadlen, hash_algo, sign_algo, hashes, n, hlen,
 	    &sigs, &siglens, &status, &msg);
-	if (r == RSSP_E_TIMEOUT || r == RSSP_E_NOMEM || r == RSSP_E_INTERNAL ||
-	    (r == 0 && (status == SG_GRPC_OK || status == SG_GRPC_DEADLINE_EXCEEDED ||
-	    status == SG_GRPC_INTERNAL || status == 2 /* UNKNOWN */)))
-		spent = 0; /* the engine may have signed: the count stays spent */
+	/* Refund only when the engine certainly did not sign: no connection could be made
+	 * (RSSP_E_UNAVAILABLE), or its own answer refused (status not OK, PROTOCOL.md "Did
+	 * the engine sign?"). A call cut mid-way (RSSP_E_TIMEOUT), OK, or a failure of ours
+	 * after the call keeps the count spent. */
+	if (!(r == RSSP_E_UNAVAILABLE || (r == 0 && status != SG_GRPC_OK)))
+		spent = 0;
 	if (r != 0 || status != SG_GRPC_OK) {
 		r = sg_engine_error(rep, r, status, msg, "signature");
 		goto out;

@@ -1,6 +1,7 @@
 /* engine_client.c - gRPC C core client of the engine (engine_client.h). */
 #include "engine_client.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@ struct engine_client {
 	grpc_channel *ch;
 	void *reg[2];            /* registered calls: Authorize, SignHash */
 	unsigned timeout_ms;
+	atomic_uint cancel_gen;  /* engine_client_cancel_all() bumps it */
 };
 
 static const char *const method_paths[2] = {
@@ -108,6 +110,18 @@ engine_answered(const grpc_metadata_array *md)
 	return 0;
 }
 
+/* gRPC's own status text when no connection could be made, so the call was never
+ * sent ("failed to connect to all addresses; last error: ..." in 1.51). Anything else
+ * without the engine's metadata (a connection reset mid-call, ...) may have reached it. */
+static int
+not_sent(grpc_slice details)
+{
+	static const char pfx[] = "failed to connect to all addresses";
+
+	return GRPC_SLICE_LENGTH(details) >= sizeof(pfx) - 1 &&
+	    memcmp(GRPC_SLICE_START_PTR(details), pfx, sizeof(pfx) - 1) == 0;
+}
+
 static int
 do_call(struct engine_client *c, void *reg, const char *path, const char *request_id,
     const uint8_t *req, size_t reqlen, uint8_t **respp, size_t *resplenp,
@@ -127,7 +141,8 @@ do_call(struct engine_client *c, void *reg, const char *path, const char *reques
 	uint8_t *resp = NULL;
 	size_t resplen = 0, i, n;
 	char *msg = NULL;
-	int r = RSSP_E_NOMEM;
+	unsigned gen = atomic_load(&c->cancel_gen);
+	int r = RSSP_E_NOMEM, cancelled = 0;
 
 	grpc_metadata_array_init(&init_md);
 	grpc_metadata_array_init(&trail_md);
@@ -187,17 +202,30 @@ do_call(struct engine_client *c, void *reg, const char *path, const char *reques
 		r = RSSP_E_INTERNAL;
 		goto out;
 	}
-	ev = grpc_completion_queue_pluck(cq, call, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+	/* wait in slices so that engine_client_cancel_all() can cut the call short */
+	for (;;) {
+		ev = grpc_completion_queue_pluck(cq, call, deadline_in(100), NULL);
+		if (ev.type != GRPC_QUEUE_TIMEOUT)
+			break;
+		if (!cancelled && atomic_load(&c->cancel_gen) != gen) {
+			grpc_call_cancel_with_status(call, GRPC_STATUS_CANCELLED,
+			    "the engine stopped answering", NULL);
+			cancelled = 1;
+		}
+	}
 	if (ev.type != GRPC_OP_COMPLETE) {
 		r = RSSP_E_INTERNAL;
 		goto out;
 	}
-	if (status == GRPC_STATUS_DEADLINE_EXCEEDED) {
+	if (status == GRPC_STATUS_DEADLINE_EXCEEDED || (cancelled && !engine_answered(&init_md))) {
 		r = RSSP_E_TIMEOUT;
 		goto out;
 	}
-	if (status == GRPC_STATUS_UNAVAILABLE && !engine_answered(&init_md)) {
-		r = RSSP_E_UNAVAILABLE;
+	if (!engine_answered(&init_md) && status != GRPC_STATUS_OK) {
+		/* No answer of the engine's: the request reached it (and it may have acted)
+		 * unless gRPC never had a connection to send it on. */
+		r = status == GRPC_STATUS_UNAVAILABLE && not_sent(details) ?
+		    RSSP_E_UNAVAILABLE : RSSP_E_TIMEOUT;
 		goto out;
 	}
 	r = RSSP_E_NOMEM;
@@ -273,6 +301,13 @@ engine_call_path(struct engine_client *c, const char *method_path, const char *r
 		return RSSP_E_INVAL;
 	return do_call(c, NULL, method_path, request_id, req, reqlen, respp, resplenp,
 	    statusp, msgp);
+}
+
+void
+engine_client_cancel_all(struct engine_client *c)
+{
+	if (c != NULL)
+		atomic_fetch_add(&c->cancel_gen, 1);
 }
 
 int
