@@ -20,6 +20,8 @@ enum { EH_UNKNOWN, EH_UP, EH_DOWN };
 
 struct engine_health {
 	struct engine_client *probe;  /* owned */
+	char *socket_path;            /* owned */
+	unsigned probe_timeout_ms;
 	struct engine_client *calls;  /* borrowed */
 	struct engine_client *keygen; /* borrowed */
 	unsigned probe_ms;
@@ -143,12 +145,29 @@ probe_once(struct engine_health *h)
 	uint8_t *resp = NULL;
 	size_t resplen = 0;
 	char *msg = NULL;
-	int status = -1, r;
+	struct engine_client *fresh = NULL;
+	int status = -1, r, was_up = atomic_load(&h->state) == EH_UP;
 
+	/* not up: a fresh channel for each probe, so that it tries to connect now instead
+	 * of failing at once while the old one waits out its reconnection backoff */
+	if (!was_up && engine_client_new(h->socket_path, h->probe_timeout_ms, &fresh) == 0) {
+		engine_client_free(h->probe);
+		h->probe = fresh;
+	}
 	r = engine_call_path(h->probe, ENGINE_HEALTH_PROBE_METHOD, "engine-health-probe",
 	    (const uint8_t *)"", 0, &resp, &resplen, &status, &msg);
 	free(resp);
 	free(msg);
+	log_debug("probe: %s, status %d", rssp_strerror(r), status);
+	if (r == 0 && !was_up) {
+		/* back: the call channels connect now, not after their backoff, so the first
+		 * calls admitted do not find them still failing */
+		engine_client_reconnect(h->calls);
+		engine_client_reconnect(h->keygen);
+		if ((h->calls != NULL && engine_client_ready(h->calls, h->probe_ms) < 0) ||
+		    (h->keygen != NULL && engine_client_ready(h->keygen, h->probe_ms) < 0))
+			return;
+	}
 	if (r == 0)
 		set_up(h);
 	else if (r == RSSP_E_UNAVAILABLE || r == RSSP_E_TIMEOUT)
@@ -205,6 +224,12 @@ engine_health_start(const char *socket_path, unsigned probe_ms, unsigned probe_t
 		free(h);
 		return r;
 	}
+	if ((h->socket_path = strdup(socket_path)) == NULL) {
+		engine_client_free(h->probe);
+		free(h);
+		return RSSP_E_NOMEM;
+	}
+	h->probe_timeout_ms = probe_timeout_ms;
 	h->calls = calls;
 	h->keygen = keygen;
 	h->probe_ms = probe_ms;
@@ -218,6 +243,7 @@ engine_health_start(const char *socket_path, unsigned probe_ms, unsigned probe_t
 	if (pthread_create(&h->thread, NULL, probe_main, h) != 0) {
 		eh = NULL;
 		engine_client_free(h->probe);
+		free(h->socket_path);
 		pthread_mutex_destroy(&h->mu);
 		pthread_cond_destroy(&h->cv);
 		free(h);
@@ -240,6 +266,7 @@ engine_health_stop(void)
 	pthread_join(h->thread, NULL);
 	eh = NULL;
 	engine_client_free(h->probe);
+	free(h->socket_path);
 	pthread_mutex_destroy(&h->mu);
 	pthread_cond_destroy(&h->cv);
 	free(h);

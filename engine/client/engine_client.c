@@ -52,9 +52,11 @@ engine_client_new(const char *socket_path, unsigned timeout_ms, struct engine_cl
 	a[0].type = GRPC_ARG_INTEGER;
 	a[0].key = (char *)GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS;
 	a[0].value.integer = 100;
+	/* gRPC also takes this as the connect timeout (time to the peer's SETTINGS frame):
+	 * at 100 ms a restarted engine under load was never reached */
 	a[1].type = GRPC_ARG_INTEGER;
 	a[1].key = (char *)GRPC_ARG_MIN_RECONNECT_BACKOFF_MS;
-	a[1].value.integer = 100;
+	a[1].value.integer = 1000;
 	a[2].type = GRPC_ARG_INTEGER;
 	a[2].key = (char *)GRPC_ARG_MAX_RECONNECT_BACKOFF_MS;
 	a[2].value.integer = 1000;
@@ -226,6 +228,8 @@ do_call(struct engine_client *c, void *reg, const char *path, const char *reques
 		 * unless gRPC never had a connection to send it on. */
 		r = status == GRPC_STATUS_UNAVAILABLE && not_sent(details) ?
 		    RSSP_E_UNAVAILABLE : RSSP_E_TIMEOUT;
+		log_debug("engine call failed (%d): %.*s", (int)status, (int)GRPC_SLICE_LENGTH(details),
+		    (const char *)GRPC_SLICE_START_PTR(details));
 		goto out;
 	}
 	r = RSSP_E_NOMEM;
@@ -308,6 +312,13 @@ engine_client_cancel_all(struct engine_client *c)
 {
 	if (c != NULL)
 		atomic_fetch_add(&c->cancel_gen, 1);
+}
+
+void
+engine_client_reconnect(struct engine_client *c)
+{
+	if (c != NULL)
+		grpc_channel_reset_connect_backoff(c->ch);
 }
 
 int

@@ -46,6 +46,11 @@ int engine_call_path(struct engine_client *c, const char *method_path,
  * for a caller that learnt the engine stopped answering. Thread-safe. */
 void engine_client_cancel_all(struct engine_client *c);
 
+/* Forgets the reconnection backoff (up to a second after failures) so that the next
+ * call or engine_client_ready() connects at once: for a caller that learnt the engine is
+ * back. Thread-safe. */
+void engine_client_reconnect(struct engine_client *c);
+
 /* 0 if the engine is reachable within timeout_ms, else RSSP_E_UNAVAILABLE. */
 int engine_client_ready(struct engine_client *c, unsigned timeout_ms) RSSP_WUR;
 

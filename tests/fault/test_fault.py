@@ -251,14 +251,14 @@ class Load:
     def run(self, i):
         rp, signer = self.login()
         digest = hashlib.sha256(b"fault-%d-%d" % (os.getpid(), i)).digest()
-        sad, left = None, 0
+        sad, left, doubt = None, 0, 0
         while not self.stop:
             self.paused.wait()
             if sad is None or left == 0:
                 try:
                     sad_b64 = signer.approve(rp, self.cred, [digest], SHA256_OID, K, "fault")
                     sad = b64d(sad_b64)
-                    left = K
+                    left, doubt = K, 0
                     with self.lock:
                         self.sads[sad[11:27].hex()] = (sad, digest)
                 except stack.HttpError as e:
@@ -279,6 +279,7 @@ class Load:
             except requests.RequestException as e:
                 with self.lock:
                     self.in_doubt += 1
+                doubt += 1
                 self.note("signHash connection: %s" % type(e).__name__, False)
                 time.sleep(0.05)
                 continue
@@ -295,14 +296,20 @@ class Load:
                 code = r.json().get("error")
                 with self.lock:
                     self.in_doubt += 1
+                doubt += 1
                 self.note(out, code in NAMED_503 and r.headers.get("Retry-After") is not None)
                 time.sleep(0.05)
             elif r.status_code == 401:
                 self.note(out, False)
                 rp, signer = self.login()
             else:
-                # 403 sad exhausted / 410 expired: this SAD is done
-                self.note(out + " " + r.json().get("error_description", "")[:60], False)
+                # A call whose outcome was unknown kept its count spent (it may have been
+                # signed): the SAD runs out before the client's own count of it.
+                desc = r.json().get("error_description", "")
+                used_up = r.status_code == 403 and "allows 0 more" in desc
+                self.note(out + " " + desc[:60] + (" (after %d in doubt)" % doubt
+                                                   if used_up and doubt else ""),
+                          used_up and 0 < left <= doubt)
                 sad, left = None, 0
 
     def start(self):
@@ -360,7 +367,8 @@ def main():
     pg.start()
     os.environ["RSSP_TEST_DB_URL"] = pg.url()
     st = FaultStack(build, name="fault", workers=2,
-                    gateway_env={"RSSP_ENGINE_TIMEOUT_MS": "5000", "RSSP_DB_POOL": "24"})
+                    gateway_env={"RSSP_ENGINE_TIMEOUT_MS": "5000", "RSSP_DB_POOL": "24",
+                                 "RSSP_LOG_LEVEL": os.environ.get("FAULT_GW_LOG", "warn")})
     st.mounted = False
     half = engine_half(st.engine_bin)
     ran, load = [], None
@@ -611,6 +619,10 @@ def main():
                 "audit unwritable, used-up SADs refused by a restarted engine, audit-verify")
         print("fault suite: ok", flush=True)
         return 0
+    except BaseException:
+        for name in ("gateway.stderr", "engine.stderr"):
+            print("---- %s (tail)\n%s" % (name, st.tail(name, 2500)), flush=True)
+        raise
     finally:
         if load is not None:
             load.finish()
