@@ -12,25 +12,11 @@
 #include <openssl/sha.h>
 #include <openssl/x509.h>
 
+#include "engine_health.h"
 #include "gw.h"
 #include "rssp_log.h"
 #include "sic.h"
 #include "signing.h"
-
-/* Set once by main.c before any request (gw.h); read-only afterwards. */
-static struct engine_client *keygen_engine;
-
-void
-gw_engine_keygen_set(struct engine_client *c)
-{
-	keygen_engine = c;
-}
-
-struct engine_client *
-gw_engine_keygen(void)
-{
-	return keygen_engine;
-}
 
 #define ACT_TTL 300
 #define ACT_NONCE_LEN 32
@@ -565,11 +551,13 @@ cred_activate_response(struct gw_request *req, struct gw_reply *rep)
 	uint8_t digest[SHA256_DIGEST_LENGTH];
 	PGresult *res = NULL, *dev = NULL;
 	struct rssp_activation_fields f;
-	struct sg_activation_result ar = { 0 };
+	struct engine_activation ar = { 0 };
+	struct engine_result er;
+	enum engine_status est;
 	struct cert_fields cf = { 0 };
-	char *msg = NULL, *p_label = NULL, *p_bind = NULL, *p_cert = NULL, *p_chain = NULL,
+	char *p_label = NULL, *p_bind = NULL, *p_cert = NULL, *p_chain = NULL,
 	    *p_pub = NULL, *cert_b64 = NULL;
-	int r, kak_algo, status = -1, erc;
+	int r, kak_algo;
 
 	if ((r = sg_get_uuid(req, rep, "credentialID", true, &cred_id)) != 0 ||
 	    (r = sg_get_device_uuid(req, rep, &device)) != 0 ||
@@ -578,10 +566,11 @@ cred_activate_response(struct gw_request *req, struct gw_reply *rep)
 	    (r = gw_get_b64(req, rep, "authorizeSignature", 2048, true, &sig, &siglen)) != 0 ||
 	    (r = gw_get_str(req, rep, "otpDecrypted", 16, false, &otp)) != 0)
 		goto out;
-	if ((r = gw_tx_begin(req)) != 0 ||
-	    (r = cred_load(req, rep, cred_id, CRED_OWNER,
+	/* No transaction across the engine call (key generation takes seconds): read, call,
+	 * then one UPDATE that applies only while the credential is still NEW. */
+	if ((r = cred_load(req, rep, cred_id, CRED_OWNER,
 	    "c.act_device_id::text, c.act_subject_cn, c.act_nonce, c.act_expires_at,"
-	    " c.act_otp_hash, c.act_tries", 1, &res)) != 0 ||
+	    " c.act_otp_hash, c.act_tries", 0, &res)) != 0 ||
 	    (r = own_device(req, rep, device, &dev)) != 0)
 		goto out;
 	if (strcmp(PQgetvalue(res, 0, C_STATUS), "NEW") != 0) {
@@ -626,8 +615,7 @@ cred_activate_response(struct gw_request *req, struct gw_reply *rep)
 		if (otp_hashlen != sizeof(digest) ||
 		    CRYPTO_memcmp(digest, otp_hash, sizeof(digest)) != 0) {
 			if ((r = gw_db_query(req->db, NULL,
-			    "UPDATE credentials SET act_tries = act_tries + 1 WHERE id = $1", 1, cred_id)) != 0 ||
-			    (r = gw_tx_commit(req)) != 0)
+			    "UPDATE credentials SET act_tries = act_tries + 1 WHERE id = $1", 1, cred_id)) != 0)
 				goto out;
 			r = gw_error(rep, 400, "invalid_request", "field 'otpDecrypted' is wrong");
 			goto out;
@@ -650,17 +638,13 @@ cred_activate_response(struct gw_request *req, struct gw_reply *rep)
 	f.nonce = nonce;
 	f.nonce_len = noncelen;
 	f.expires_at = atoll(PQgetvalue(res, 0, C_NEXT + 3));
-	{
-		/* the engine generates the key now: the longer keygen deadline applies */
-		struct engine_client *normal = req->engine;
-
-		if (req->engine != NULL && gw_engine_keygen() != NULL)
-			req->engine = gw_engine_keygen();
-		erc = sg_engine_activation(req, &f, kak_algo, sig, siglen, &ar, &status, &msg);
-		req->engine = normal;
-	}
-	if (erc != 0 || status != SG_GRPC_OK) {
-		r = sg_engine_error(rep, erc, status, msg, "activation");
+	/* the engine generates the key now: the longer keygen deadline applies */
+	est = engine_activate(req->engine, req->cfg->engine_keygen_timeout_ms, req->request_id,
+	    &f, sig, siglen, &ar, &er);
+	gw_metrics_engine_call("authorize", er.grpc_status, er.seconds);
+	engine_health_note(&er);
+	if (est != ENGINE_OK) {
+		r = sg_engine_error(rep, &er, "activation");
 		goto out;
 	}
 	if ((r = cert_fields_get(ar.cert, ar.cert_len, &cf)) != 0) {
@@ -681,26 +665,33 @@ cred_activate_response(struct gw_request *req, struct gw_reply *rep)
 		const char *params[] = { cred_id, PQgetvalue(dev, 0, 0), p_label, p_bind, p_cert,
 		    p_chain, cf.subject_dn, cf.issuer_dn, cf.serial_hex,
 		    cf.valid_from[0] ? cf.valid_from : NULL, cf.valid_to[0] ? cf.valid_to : NULL, p_pub };
-		if ((r = gw_db_exec(req->db, NULL,
+		PGresult *upd = NULL;
+		if ((r = gw_db_exec(req->db, &upd,
 		    "UPDATE credentials SET status = 'ACTIVE', device_id = $2, key_label = $3,"
 		    " binding = $4, certificate = $5, chain = $6, subject_dn = $7, issuer_dn = $8,"
 		    " serial_number = $9, valid_from = $10::timestamptz, valid_to = $11::timestamptz,"
 		    " activated_at = now(), act_device_id = NULL, act_nonce = NULL, act_otp_hash = NULL,"
-		    " act_expires_at = NULL, public_key = $12 WHERE id = $1", 12, params)) != 0 ||
-		    (r = gw_tx_commit(req)) != 0)
+		    " act_expires_at = NULL, public_key = $12 WHERE id = $1 AND status = 'NEW'"
+		    " AND act_device_id = $2::uuid RETURNING id", 12, params)) != 0)
 			goto out;
+		r = PQntuples(upd) == 1 ? 0 : RSSP_E_CONFLICT;
+		PQclear(upd);
+		if (r != 0) {
+			/* another activation of it won meanwhile: this key stays unused */
+			r = gw_error(rep, 409, "conflict", "the credential was activated or cancelled meanwhile");
+			goto out;
+		}
 	}
 	log_info("credential %s activated with key %.100s", cred_id, p_label);
 	r = gw_reply_json(rep, 200, json_pack("{s:s,s:s,s:s}", "credentialID", cred_id,
 	    "status", "ACTIVE", "certificate", cert_b64));
 out:
-	sg_activation_result_release(&ar);
+	engine_activation_release(&ar);
 	cert_fields_release(&cf);
 	free(sig);
 	free(spki);
 	free(nonce);
 	free(otp_hash);
-	free(msg);
 	free(p_bind);
 	free(p_cert);
 	free(p_chain);

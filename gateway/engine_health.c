@@ -10,9 +10,7 @@
 
 #include "rssp_log.h"
 
-#ifdef RSSP_HAVE_ENGINE_CLIENT
 #include "engine_client.h"
-#endif
 
 #define AUDIT_HOLD_MS 3000
 
@@ -59,11 +57,9 @@ set_down(struct engine_health *h, const char *why)
 {
 	if (atomic_exchange(&h->state, EH_DOWN) != EH_DOWN) {
 		log_warn("engine down: %s; refusing calls that need it until it answers", why);
-#ifdef RSSP_HAVE_ENGINE_CLIENT
 		/* calls in flight would each wait out their deadline on HTTP threads */
 		engine_client_cancel_all(h->calls);
 		engine_client_cancel_all(h->keygen);
-#endif
 	}
 }
 
@@ -76,23 +72,22 @@ set_up(struct engine_health *h)
 }
 
 void
-engine_health_note(int rc, int status, const char *msg)
+engine_health_note(const struct engine_result *er)
 {
 	struct engine_health *h = eh;
 
-	if (h == NULL)
+	if (h == NULL || er == NULL)
 		return;
-	if (rc == 0) {
+	if (er->answered) {
 		set_up(h);
-		if (status == 0)
+		if (er->status == ENGINE_OK)
 			atomic_store(&h->audit_down_ms, 0);
-		else if ((status == 14 || status == 13) && msg != NULL &&
-		    strcmp(msg, ENGINE_HEALTH_AUDIT_MSG) == 0)
+		else if (strcmp(er->message, ENGINE_HEALTH_AUDIT_MSG) == 0)
 			atomic_store(&h->audit_down_ms, now_ms());
-	} else if (rc == RSSP_E_UNAVAILABLE) {
+	} else if (er->status == ENGINE_UNAVAILABLE) {
 		set_down(h, "no connection");
 		wake_probe(h);
-	} else if (rc == RSSP_E_TIMEOUT) {
+	} else if (er->status == ENGINE_TIMEOUT) {
 		wake_probe(h); /* the probe decides: slow call or hung engine */
 	}
 }
@@ -136,8 +131,6 @@ engine_health_ready(const char **codep, const char **whyp)
 	}
 	return 0;
 }
-
-#ifdef RSSP_HAVE_ENGINE_CLIENT
 
 static void
 probe_once(struct engine_health *h)
@@ -271,24 +264,3 @@ engine_health_stop(void)
 	pthread_cond_destroy(&h->cv);
 	free(h);
 }
-
-#else /* a gateway built without the engine client: no engine, nothing to probe */
-
-int
-engine_health_start(const char *socket_path, unsigned probe_ms, unsigned probe_timeout_ms,
-    struct engine_client *calls, struct engine_client *keygen)
-{
-	(void)socket_path;
-	(void)probe_ms;
-	(void)probe_timeout_ms;
-	(void)calls;
-	(void)keygen;
-	return RSSP_E_INVAL;
-}
-
-void
-engine_health_stop(void)
-{
-}
-
-#endif

@@ -26,6 +26,7 @@
 #include "rssp_err.h"
 
 struct engine_client;
+struct engine_result;
 
 #define ENGINE_HEALTH_PROBE_METHOD "/rssp.engine.v1.Engine/HealthProbe"
 #define ENGINE_HEALTH_AUDIT_MSG "audit log unavailable" /* PROTOCOL.md section 2 */
@@ -44,9 +45,8 @@ void engine_health_stop(void);
  * known not to answer (refuse with 503 engine_unavailable without calling it). */
 int engine_health_admit(void);
 
-/* Records the outcome of one engine call, as engine_call() returned it: rc, and when rc
- * is 0 the gRPC status and status message (may be NULL). */
-void engine_health_note(int rc, int status, const char *msg);
+/* Records the outcome of one typed engine call (engine_client.h). */
+void engine_health_note(const struct engine_result *er);
 
 /* 1 when the engine's last answer to a call (within AUDIT_HOLD_MS) was "audit log
  * unavailable". */
