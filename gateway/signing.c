@@ -14,6 +14,7 @@
 #include <openssl/sha.h>
 #include <openssl/x509.h>
 
+#include "engine_health.h"
 #include "gw.h"
 #include "rssp_log.h"
 #include "signing.h"
@@ -269,6 +270,9 @@ sg_engine_error(struct gw_reply *rep, const struct engine_result *er, const char
 {
 	const char *m = er->message[0] != '\0' ? er->message : "refused";
 
+	if (er->answered && strcmp(er->message, ENGINE_HEALTH_AUDIT_MSG) == 0)
+		return gw_error(rep, 503, "audit_unavailable",
+		    "the signing engine cannot write its audit log; retry later");
 	switch (er->status) {
 	case ENGINE_UNAVAILABLE:
 	case ENGINE_TIMEOUT:
@@ -561,6 +565,7 @@ sg_sign_hash(struct gw_request *req, struct gw_reply *rep)
 	    cred_id, sad, sadlen, hash_algo, sign_algo, (const uint8_t *const *)hashes, n, hlen,
 	    &sigs, &er);
 	gw_metrics_engine_call("signhash", er.grpc_status, er.seconds);
+	engine_health_note(&er);
 	if (engine_may_have_acted(&er))
 		spent = 0; /* the engine may have signed: the count stays spent */
 	if (est != ENGINE_OK) {
