@@ -1189,8 +1189,8 @@ sam_sign_hash(struct sam *s, const uint8_t *in, size_t inlen,
 	EVP_PKEY_CTX *vctx = NULL;
 	uint8_t sad_id[SAD_ID_LEN], buf[MAX_SIG_LEN], di[128], hsum[32], *out = NULL;
 	char label[RSSP_MAX_ID_LEN + 1];
-	size_t hlen, i, n = 0, buflen, outlen;
-	int r, keytype, reserved = 0, mech;
+	size_t hlen, i, n = 0, buflen, outlen, salt = SIZE_MAX;
+	int r, keytype, reserved = 0, mech, own_vctx = 0;
 	int64_t now;
 
 	memset(a, 0, sizeof(*a));
@@ -1227,6 +1227,13 @@ sam_sign_hash(struct sam *s, const uint8_t *in, size_t inlen,
 			r = refuse(a, RSSP_E_INVAL, "digest length mismatch");
 			goto out;
 		}
+	}
+	if (req->pss != NULL) {
+		if ((int)req->sign_algo != SIGN_PSS || req->pss->base.n_unknown_fields != 0) {
+			r = refuse(a, RSSP_E_INVAL, "pss parameters out of place");
+			goto out;
+		}
+		salt = req->pss->salt_length;
 	}
 	hashes_sum(s, req->hashes, n, hsum);
 	hex(a->hashes_sha256, hsum, sizeof(hsum));
@@ -1272,7 +1279,25 @@ sam_sign_hash(struct sam *s, const uint8_t *in, size_t inlen,
 		r = refuse(a, RSSP_E_UNSUPPORTED, "sign algorithm does not fit key");
 		goto out;
 	}
-	if ((vctx = vctx_get(s, label, pkey, req->sign_algo, req->hash_algo)) == NULL) {
+	if (salt == SIZE_MAX || salt == hlen) {
+		salt = hlen;
+		vctx = vctx_get(s, label, pkey, req->sign_algo, req->hash_algo);
+	} else {
+		/* a salt other than the hash length: RFC 8017 9.1.1 bounds it by
+		 * emLen - hLen - 2, emLen = ceil((modBits - 1) / 8) */
+		size_t emlen = ((size_t)EVP_PKEY_get_bits(pkey) - 1 + 7) / 8;
+		if (emlen < hlen + 2 || salt > emlen - hlen - 2) {
+			r = refuse(a, RSSP_E_INVAL, "pss salt too long for the key");
+			goto out;
+		}
+		own_vctx = 1; /* not cached: the cache is keyed by the default salt */
+		if ((vctx = verify_ctx(pkey, req->sign_algo, req->hash_algo)) != NULL &&
+		    EVP_PKEY_CTX_set_rsa_pss_saltlen(vctx, (int)salt) != 1) {
+			EVP_PKEY_CTX_free(vctx);
+			vctx = NULL;
+		}
+	}
+	if (vctx == NULL) {
 		r = refuse(a, RSSP_E_CRYPTO, "verifier setup failed");
 		goto out;
 	}
@@ -1308,8 +1333,8 @@ sam_sign_hash(struct sam *s, const uint8_t *in, size_t inlen,
 			tbs = di;
 		}
 		buflen = sizeof(buf);
-		if ((r = hsm_sign(s->hsm, ss, label, HSM_PRIVATE_KEY, mech, hlen, tbs, tbslen,
-		    buf, &buflen)) != 0) {
+		if ((r = hsm_sign_salt(s->hsm, ss, label, HSM_PRIVATE_KEY, mech, hlen, salt, tbs,
+		    tbslen, buf, &buflen)) != 0) {
 			r = refuse(a, r == RSSP_E_NOTFOUND ? r : RSSP_E_HSM, "hsm failure");
 			goto out;
 		}
@@ -1365,7 +1390,7 @@ out:
 	}
 	hsm_session_put(s->hsm, ss);
 	free(out);
-	if (r == 0) /* a context that served a clean call serves the next one */
+	if (r == 0 && !own_vctx) /* a context that served a clean call serves the next one */
 		vctx_put(s, label, pkey, req->sign_algo, req->hash_algo, vctx);
 	else
 		EVP_PKEY_CTX_free(vctx);

@@ -767,8 +767,9 @@ const struct gw_route gw_routes_auth[] = {
 	/* argon2id runs on the long pool, never on an HTTP thread that also serves signing */
 	{"/rssp/auth/login", GW_PUBLIC | GW_RAW_BODY | GW_LONG, 0, h_login},
 	{"/rssp/auth/revoke", GW_RAW_BODY, GW_ROLES_ALL, h_revoke},
-	{"/csc/v2/info", GW_PUBLIC | GW_NO_DB, 0, gw_info_handler},
 	{"/csc/v2/auth/login", GW_PUBLIC | GW_RAW_BODY | GW_LONG, 0, h_login},
 	{"/csc/v2/auth/revoke", GW_RAW_BODY, GW_ROLES_ALL, h_revoke},
+	{"/csc/v1/auth/login", GW_PUBLIC | GW_RAW_BODY | GW_LONG, 0, h_login},
+	{"/csc/v1/auth/revoke", GW_RAW_BODY, GW_ROLES_ALL, h_revoke},
 	{0},
 };

@@ -532,11 +532,12 @@ out:
  * malloc'd array of n malloc'd signatures with lengths in *siglensp). */
 static int
 engine_sign_hash(struct gw_request *req, const char *credential_id, const uint8_t *sad,
-    size_t sadlen, int hash_algo, int sign_algo, uint8_t *const *hashes, size_t n,
+    size_t sadlen, int hash_algo, int sign_algo, long pss_salt, uint8_t *const *hashes, size_t n,
     size_t hash_len, uint8_t ***sigsp, size_t **siglensp, int *statusp, char **msgp)
 {
 	Rssp__Engine__V1__SignHashRequest sr = RSSP__ENGINE__V1__SIGN_HASH_REQUEST__INIT;
 	Rssp__Engine__V1__SignHashResponse *ans = NULL;
+	Rssp__Engine__V1__PssParams pss = RSSP__ENGINE__V1__PSS_PARAMS__INIT;
 	ProtobufCBinaryData *hb = NULL;
 	uint8_t *buf = NULL, *resp = NULL, **sigs = NULL;
 	size_t len, resplen = 0, i, *lens = NULL;
@@ -559,6 +560,10 @@ engine_sign_hash(struct gw_request *req, const char *credential_id, const uint8_
 	sr.sad.len = sadlen;
 	sr.hash_algo = hash_algo;
 	sr.sign_algo = sign_algo;
+	if (pss_salt >= 0) { /* a salt other than the hash length */
+		pss.salt_length = (uint32_t)pss_salt;
+		sr.pss = &pss;
+	}
 	sr.n_hashes = n;
 	sr.hashes = hb;
 	len = rssp__engine__v1__sign_hash_request__get_packed_size(&sr);
@@ -637,7 +642,7 @@ sg_engine_approval(struct gw_request *req, const struct rssp_approval_fields *f,
 
 static int
 engine_sign_hash(struct gw_request *req, const char *credential_id, const uint8_t *sad,
-    size_t sadlen, int hash_algo, int sign_algo, uint8_t *const *hashes, size_t n,
+    size_t sadlen, int hash_algo, int sign_algo, long pss_salt, uint8_t *const *hashes, size_t n,
     size_t hash_len, uint8_t ***sigsp, size_t **siglensp, int *statusp, char **msgp)
 {
 	return RSSP_E_UNAVAILABLE;
@@ -656,6 +661,8 @@ static const struct {
 	{ "1.2.840.113549.1.1.12", SG_SIGN_RSA_PKCS1, SG_HASH_SHA384 },
 	{ "1.2.840.113549.1.1.13", SG_SIGN_RSA_PKCS1, SG_HASH_SHA512 },
 	{ "1.2.840.113549.1.1.10", SG_SIGN_RSA_PSS, 0 },
+	/* rsaEncryption (CSC v2): PKCS#1 v1.5 with the hash of hashAlgorithmOID */
+	{ "1.2.840.113549.1.1.1", SG_SIGN_RSA_PKCS1, 0 },
 	{ "1.2.840.10045.4.3.2", SG_SIGN_ECDSA, SG_HASH_SHA256 },
 	{ "1.2.840.10045.4.3.3", SG_SIGN_ECDSA, SG_HASH_SHA384 },
 	{ "1.2.840.10045.4.3.4", SG_SIGN_ECDSA, SG_HASH_SHA512 },
@@ -710,10 +717,12 @@ mgf1_hash(const X509_ALGOR *mgf)
 	return h;
 }
 
-/* Reads RSASSA-PSS-params (DER): the hash, MGF1 with the same hash, salt = hash length,
- * trailer 1. Returns the HashAlgo or 0 when the parameters are not those. */
+/* Reads RSASSA-PSS-params (DER): the hash, MGF1 with the same hash, a salt length of
+ * 0..SG_PSS_SALT_MAX (the engine checks it against the key), trailer 1. Returns the
+ * HashAlgo and sets *saltp, or returns 0 when the parameters are not those. */
+#define SG_PSS_SALT_MAX 1024
 static int
-pss_params_hash(const uint8_t *der, size_t len)
+pss_params_hash(const uint8_t *der, size_t len, long *saltp)
 {
 	const unsigned char *p = der;
 	RSA_PSS_PARAMS *pss = NULL;
@@ -733,10 +742,11 @@ pss_params_hash(const uint8_t *der, size_t len)
 	if ((mh = mgf1_hash(pss->maskGenAlgorithm)) != h)
 		goto fail;
 	salt = pss->saltLength ? ASN1_INTEGER_get(pss->saltLength) : 20;
-	if (salt != (long)rssp_hash_algo_len(h))
+	if (salt < 0 || salt > SG_PSS_SALT_MAX)
 		goto fail;
 	if (pss->trailerField != NULL && ASN1_INTEGER_get(pss->trailerField) != 1)
 		goto fail;
+	*saltp = salt;
 	goto out;
 fail:
 	h = 0;
@@ -804,6 +814,7 @@ sg_sign_hash(struct gw_request *req, struct gw_reply *rep)
 	uint8_t digest[SHA256_DIGEST_LENGTH];
 	PGresult *res = NULL;
 	int r, sign_algo = 0, hash_algo = 0, h, key_algo, status = -1, spent = 0;
+	long salt = -1;
 	json_t *arr = NULL;
 
 	if ((r = sg_get_uuid(req, rep, "credentialID", true, &cred_id)) != 0 ||
@@ -832,12 +843,14 @@ sg_sign_hash(struct gw_request *req, struct gw_reply *rep)
 		goto out;
 	}
 	if (params != NULL) {
-		if ((h = pss_params_hash(params, paramslen)) == 0) {
+		if ((h = pss_params_hash(params, paramslen, &salt)) == 0) {
 			r = gw_error(rep, 400, "invalid_request", "field 'signAlgoParams' must be "
-			    "RSASSA-PSS-params with MGF1 of the same hash and salt = hash length");
+			    "RSASSA-PSS-params with a SHA-2 hash, MGF1 of the same hash and a salt length");
 			goto out;
 		}
 		hash_algo = h;
+		if (salt == (long)rssp_hash_algo_len(h))
+			salt = -1; /* the default */
 	}
 	if (hoid != NULL) {
 		if ((h = sg_hash_algo_from_oid(hoid)) == 0) {
@@ -902,7 +915,16 @@ sg_sign_hash(struct gw_request *req, struct gw_reply *rep)
 		r = gw_error(rep, 400, "invalid_request", "field 'signAlgo' does not fit the credential's key");
 		goto out;
 	}
-	r = engine_sign_hash(req, cred_id, sad, sadlen, hash_algo, sign_algo, hashes, n, hlen,
+	if (salt >= 0) {
+		/* RFC 8017 9.1.1: salt <= emLen - hLen - 2, emLen = ceil((modBits - 1) / 8) */
+		long emlen = key_algo == SG_KEY_RSA3072 ? 384 : 256;
+		if (salt > emlen - (long)hlen - 2) {
+			r = gw_error(rep, 400, "invalid_request", "field 'signAlgoParams' has a salt "
+			    "length over the key's maximum (%ld)", emlen - (long)hlen - 2);
+			goto out;
+		}
+	}
+	r = engine_sign_hash(req, cred_id, sad, sadlen, hash_algo, sign_algo, salt, hashes, n, hlen,
 	    &sigs, &siglens, &status, &msg);
 	if (r == RSSP_E_TIMEOUT || r == RSSP_E_NOMEM || r == RSSP_E_INTERNAL ||
 	    (r == 0 && (status == SG_GRPC_OK || status == SG_GRPC_DEADLINE_EXCEEDED ||
@@ -977,11 +999,6 @@ const struct gw_route gw_routes_signing[] = {
 	{ "/rssp/requests/confirm", GW_NEEDS_ENGINE, ANY_ROLE, req_confirm },
 	{ "/rssp/requests/cancel", 0, ANY_ROLE, req_cancel },
 	{ "/rssp/signatures/signHash", GW_NEEDS_ENGINE, ANY_ROLE, sg_sign_hash },
-	/* The CSC v2 names of the same functions (api.md, "CSC v2 compatibility"). */
-	{ "/csc/v2/credentials/list", 0, ANY_ROLE, cred_list },
-	{ "/csc/v2/credentials/info", 0, ANY_ROLE, cred_info },
-	{ "/csc/v2/credentials/authorize", 0, GW_ROLE_RP | SELF_ROLES, req_authorize },
-	{ "/csc/v2/credentials/authorizeCheck", 0, ANY_ROLE, req_authorize_check },
-	{ "/csc/v2/signatures/signHash", GW_NEEDS_ENGINE, ANY_ROLE, sg_sign_hash },
+	/* the CSC v1 and v2 names: csc_v1.c, csc_v2.c */
 	{ 0 },
 };
