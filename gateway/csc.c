@@ -38,16 +38,20 @@ wipe_strings(json_t *v)
 int
 csc_call(struct gw_request *req, struct gw_reply *rep, gw_handler_fn fn, json_t *body)
 {
-	json_t *saved = req->body;
+	json_t *saved = req->body, *own;
 	int r;
 
-	if (body == NULL)
+	/* body may share values with the caller's body (json_pack "O", csc_copy): the
+	 * handler gets a copy of its own, which is wiped (it may hold a SAD) */
+	own = body != NULL ? json_deep_copy(body) : NULL;
+	json_decref(body);
+	if (own == NULL)
 		return RSSP_E_NOMEM;
-	req->body = body;
+	req->body = own;
 	r = fn(req, rep);
 	req->body = saved;
-	wipe_strings(body); /* it may hold a SAD */
-	json_decref(body);
+	wipe_strings(own);
+	json_decref(own);
 	return r;
 }
 
