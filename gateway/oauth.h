@@ -23,4 +23,11 @@ int oauth_credential_sad(struct gw_request *req, struct gw_reply *rep, const cha
  * else the claim is given back. */
 void oauth_credential_done(struct gw_request *req, const char *tok_hash, bool ok);
 
+/* Stores the optional "redirectURIs" member of req->body (1..10 absolute URIs: https,
+ * or http to a loopback host; no fragment) for client_id, inside the caller's
+ * transaction; replace: the member is required and replaces the set. Sets 400 naming
+ * the field and returns RSSP_E_INVAL for a bad one. */
+int oauth_redirects_store(struct gw_request *req, struct gw_reply *rep, const char *client_id,
+    bool replace) RSSP_WUR;
+
 #endif
