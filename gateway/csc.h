@@ -14,10 +14,20 @@
 
 #include "gw.h"
 
-/* The route tables of csc_v1.c, csc_v2.c and oauth.c (routes.c lists them). */
-extern const struct gw_route gw_routes_csc_v1[];
-extern const struct gw_route gw_routes_csc_v2[];
-extern const struct gw_route gw_routes_oauth[];
+/* The CSC handlers (routes.c lists them). v1 (csc_v1.c): */
+int csc_v1_info(struct gw_request *req, struct gw_reply *rep);
+int csc_v1_cred_list(struct gw_request *req, struct gw_reply *rep);
+int csc_v1_cred_info(struct gw_request *req, struct gw_reply *rep);
+int csc_v1_authorize(struct gw_request *req, struct gw_reply *rep);   /* GW_LONG: it waits */
+int csc_v1_sign_hash(struct gw_request *req, struct gw_reply *rep);
+/* v2 (csc_v2.c): */
+int csc_v2_info(struct gw_request *req, struct gw_reply *rep);
+int csc_v2_cred_list(struct gw_request *req, struct gw_reply *rep);
+int csc_v2_cred_info(struct gw_request *req, struct gw_reply *rep);
+int csc_v2_authorize(struct gw_request *req, struct gw_reply *rep);
+int csc_v2_authorize_check(struct gw_request *req, struct gw_reply *rep);
+/* GW_PUBLIC: with a session bearer and a SAD, or an OAuth credential token alone */
+int csc_v2_sign_hash(struct gw_request *req, struct gw_reply *rep);
 
 /* Runs the rssp handler fn with body as the request body (the reference is stolen;
  * its strings are wiped before it is freed), then puts the caller's body back. The

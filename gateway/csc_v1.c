@@ -25,8 +25,8 @@ static const char *const v1_methods[] = {
 	"credentials/authorize", "signatures/signHash",
 };
 
-static int
-v1_info(struct gw_request *req, struct gw_reply *rep)
+int
+csc_v1_info(struct gw_request *req, struct gw_reply *rep)
 {
 	json_t *o, *methods;
 	size_t i;
@@ -47,8 +47,8 @@ v1_info(struct gw_request *req, struct gw_reply *rep)
 	return gw_reply_json(rep, 200, o);
 }
 
-static int
-v1_cred_list(struct gw_request *req, struct gw_reply *rep)
+int
+csc_v1_cred_list(struct gw_request *req, struct gw_reply *rep)
 {
 	json_t *b, *in;
 	int r, st;
@@ -69,8 +69,8 @@ v1_cred_list(struct gw_request *req, struct gw_reply *rep)
 	return gw_reply_json(rep, 200, b);
 }
 
-static int
-v1_cred_info(struct gw_request *req, struct gw_reply *rep)
+int
+csc_v1_cred_info(struct gw_request *req, struct gw_reply *rep)
 {
 	json_t *b, *in, *o;
 	int r, st;
@@ -123,8 +123,8 @@ v1_hashes(struct gw_request *req, struct gw_reply *rep, const char *field)
 	return csc_hash_algo_of_len(len);
 }
 
-static int
-v1_authorize(struct gw_request *req, struct gw_reply *rep)
+int
+csc_v1_authorize(struct gw_request *req, struct gw_reply *rep)
 {
 	json_t *b, *in = NULL;
 	const char *status, *id;
@@ -197,8 +197,8 @@ out:
 
 /* hashAlgo of signHash: required unless signAlgo implies it or the digests' length
  * leaves no doubt (v1.0.4.0 lets the service derive it). */
-static int
-v1_sign_hash(struct gw_request *req, struct gw_reply *rep)
+int
+csc_v1_sign_hash(struct gw_request *req, struct gw_reply *rep)
 {
 	const char *halgo = NULL;
 	json_t *b;
@@ -224,16 +224,3 @@ v1_sign_hash(struct gw_request *req, struct gw_reply *rep)
 		(void)csc_map_error(rep, "credentialID");
 	return r;
 }
-
-const struct gw_route gw_routes_csc_v1[] = {
-	{ "/csc/v1/info", GW_PUBLIC | GW_NO_DB, 0, v1_info },
-	{ "/csc/v1/credentials/list", 0, GW_ROLES_ALL, v1_cred_list },
-	{ "/csc/v1/credentials/info", 0, GW_ROLES_ALL, v1_cred_info },
-	{ "/csc/v1/credentials/authorize", GW_LONG, GW_ROLE_RP | GW_ROLE_SIGNER | GW_ROLE_COMPANY_ADMIN,
-	    v1_authorize /* waits for the signer: on the long pool */ },
-	{ "/csc/v1/signatures/signHash", GW_NEEDS_ENGINE, GW_ROLES_ALL, v1_sign_hash },
-	{ "/csc/v1/credentials/extendTransaction", GW_PUBLIC | GW_NO_DB, 0, csc_not_implemented },
-	{ "/csc/v1/credentials/sendOTP", GW_PUBLIC | GW_NO_DB, 0, csc_not_implemented },
-	{ "/csc/v1/signatures/timestamp", GW_PUBLIC | GW_NO_DB, 0, csc_not_implemented },
-	{ 0 },
-};

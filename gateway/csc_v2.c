@@ -26,8 +26,8 @@ static const char *const v2_methods[] = {
 	"oauth2/authorize", "oauth2/token", "oauth2/revoke",
 };
 
-static int
-v2_info(struct gw_request *req, struct gw_reply *rep)
+int
+csc_v2_info(struct gw_request *req, struct gw_reply *rep)
 {
 	json_t *o, *methods;
 	char base[256], oauth[300];
@@ -88,8 +88,8 @@ info_v2(struct gw_request *req, struct gw_reply *rep, const char *cred_id, json_
 	return *outp ? 0 : RSSP_E_NOMEM;
 }
 
-static int
-v2_cred_info(struct gw_request *req, struct gw_reply *rep)
+int
+csc_v2_cred_info(struct gw_request *req, struct gw_reply *rep)
 {
 	json_t *o = NULL;
 	int r;
@@ -101,8 +101,8 @@ v2_cred_info(struct gw_request *req, struct gw_reply *rep)
 	return gw_reply_json(rep, 200, o);
 }
 
-static int
-v2_cred_list(struct gw_request *req, struct gw_reply *rep)
+int
+csc_v2_cred_list(struct gw_request *req, struct gw_reply *rep)
 {
 	json_t *b, *in = NULL, *ids, *infos = NULL, *o = NULL, *ci;
 	bool want_info = false, only_valid = false;
@@ -157,8 +157,8 @@ out:
 
 /* credentials/authorize: the approval request goes to the signer's app; the client
  * gets a handle to poll with authorizeCheck (the asynchronous form of the spec). */
-static int
-v2_authorize(struct gw_request *req, struct gw_reply *rep)
+int
+csc_v2_authorize(struct gw_request *req, struct gw_reply *rep)
 {
 	json_t *b, *in;
 	int r, st;
@@ -187,8 +187,8 @@ v2_authorize(struct gw_request *req, struct gw_reply *rep)
 	return r;
 }
 
-static int
-v2_authorize_check(struct gw_request *req, struct gw_reply *rep)
+int
+csc_v2_authorize_check(struct gw_request *req, struct gw_reply *rep)
 {
 	json_t *in;
 	const char *handle, *status;
@@ -221,8 +221,8 @@ v2_authorize_check(struct gw_request *req, struct gw_reply *rep)
 /* signatures/signHash: the rssp function with the same field names; operationMode "A"
  * (asynchronous) is refused; without a SAD the bearer must be an OAuth credential
  * token, which stands for the SAD of the request the signer approved. */
-static int
-v2_sign_hash(struct gw_request *req, struct gw_reply *rep)
+int
+csc_v2_sign_hash(struct gw_request *req, struct gw_reply *rep)
 {
 	static const char *const f[] = { "credentialID", "SAD", "hashes", "hashAlgorithmOID",
 	    "signAlgo", "signAlgoParams" };
@@ -270,22 +270,3 @@ v2_sign_hash(struct gw_request *req, struct gw_reply *rep)
 		(void)csc_map_error(rep, "credentialID");
 	return r;
 }
-
-const struct gw_route gw_routes_csc_v2[] = {
-	{ "/csc/v2/info", GW_PUBLIC | GW_NO_DB, 0, v2_info },
-	{ "/csc/v2/credentials/list", 0, GW_ROLES_ALL, v2_cred_list },
-	{ "/csc/v2/credentials/info", 0, GW_ROLES_ALL, v2_cred_info },
-	{ "/csc/v2/credentials/authorize", 0, GW_ROLE_RP | GW_ROLE_SIGNER | GW_ROLE_COMPANY_ADMIN,
-	    v2_authorize },
-	{ "/csc/v2/credentials/authorizeCheck", 0, GW_ROLES_ALL, v2_authorize_check },
-	/* public: an OAuth credential token is not a session bearer; the handler checks */
-	{ "/csc/v2/signatures/signHash", GW_PUBLIC | GW_NEEDS_ENGINE, 0, v2_sign_hash },
-	/* in the specification, not implemented here */
-	{ "/csc/v2/credentials/extendTransaction", GW_PUBLIC | GW_NO_DB, 0, csc_not_implemented },
-	{ "/csc/v2/credentials/sendOTP", GW_PUBLIC | GW_NO_DB, 0, csc_not_implemented },
-	{ "/csc/v2/credentials/getChallenge", GW_PUBLIC | GW_NO_DB, 0, csc_not_implemented },
-	{ "/csc/v2/signatures/signDoc", GW_PUBLIC | GW_NO_DB, 0, csc_not_implemented },
-	{ "/csc/v2/signatures/signPolling", GW_PUBLIC | GW_NO_DB, 0, csc_not_implemented },
-	{ "/csc/v2/signatures/timestamp", GW_PUBLIC | GW_NO_DB, 0, csc_not_implemented },
-	{ 0 },
-};

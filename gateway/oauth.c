@@ -22,6 +22,7 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
+#include "auth.h"
 #include "csc.h"
 #include "oauth.h"
 #include "rssp_log.h"
@@ -307,8 +308,8 @@ out:
 	return r;
 }
 
-static int
-clients_update(struct gw_request *req, struct gw_reply *rep)
+int
+oauth_clients_update(struct gw_request *req, struct gw_reply *rep)
 {
 	const char *client_id = NULL;
 	PGresult *res = NULL;
@@ -671,7 +672,7 @@ out:
 	return r;
 }
 
-static int
+int
 oauth_authorize(struct gw_request *req, struct gw_reply *rep)
 {
 	const char *page = json_string_value(json_object_get(req->body, "page"));
@@ -683,7 +684,7 @@ oauth_authorize(struct gw_request *req, struct gw_reply *rep)
 	return authorize_new(req, rep);
 }
 
-static int
+int
 oauth_css(struct gw_request *req, struct gw_reply *rep)
 {
 	(void)req;
@@ -759,17 +760,6 @@ out:
 
 /* ---- oauth2/token -------------------------------------------------------------------- */
 
-static gw_handler_fn
-login_handler(void)
-{
-	const struct gw_route *rt;
-
-	for (rt = gw_routes_auth; rt->path != NULL; rt++)
-		if (strcmp(rt->path, "/rssp/auth/login") == 0)
-			return rt->handler;
-	return NULL;
-}
-
 /* client_credentials: a session access token for the RP client's account, through the
  * login function (its lockout and rate limit apply). No refresh token (RFC 6749 4.4.3). */
 static int
@@ -779,7 +769,6 @@ token_client_credentials(struct gw_request *req, struct gw_reply *rep)
 	uint8_t *dec = NULL;
 	size_t declen = 0;
 	char *colon, *idc = NULL, *sc = NULL;
-	gw_handler_fn login = login_handler();
 	json_t *in;
 	int r, st;
 
@@ -797,12 +786,12 @@ token_client_credentials(struct gw_request *req, struct gw_reply *rep)
 		id = json_string_value(json_object_get(req->body, "client_id"));
 		secret = json_string_value(json_object_get(req->body, "client_secret"));
 	}
-	if (id == NULL || secret == NULL || login == NULL) {
+	if (id == NULL || secret == NULL) {
 		r = gw_error(rep, 401, "invalid_client", "client authentication is required "
 		    "(HTTP Basic, or client_id and client_secret)");
 		goto out;
 	}
-	r = csc_call(req, rep, login, json_pack("{s:s,s:s,s:s}", "grant_type", "password",
+	r = csc_call(req, rep, auth_login, json_pack("{s:s,s:s,s:s}", "grant_type", "password",
 	    "username", id, "password", secret));
 	if (rep->status == 401) {
 		r = gw_error(rep, 401, "invalid_client", "client authentication failed");
@@ -912,7 +901,7 @@ out:
 	return r;
 }
 
-static int
+int
 oauth_token(struct gw_request *req, struct gw_reply *rep)
 {
 	const char *grant = json_string_value(json_object_get(req->body, "grant_type"));
@@ -929,7 +918,7 @@ oauth_token(struct gw_request *req, struct gw_reply *rep)
 
 /* ---- oauth2/revoke (RFC 7009) -------------------------------------------------------- */
 
-static int
+int
 oauth_revoke(struct gw_request *req, struct gw_reply *rep)
 {
 	const char *tok = json_string_value(json_object_get(req->body, "token"));
@@ -1033,13 +1022,3 @@ oauth_credential_done(struct gw_request *req, const char *tok_hash, bool ok)
 	    " WHERE token_hash = decode($1, 'hex')", 1, tok_hash) != 0)
 		log_error("cannot give back a credential token after a refused signHash");
 }
-
-const struct gw_route gw_routes_oauth[] = {
-	{ PAGE_PATH, GW_PUBLIC | GW_GET, 0, oauth_authorize },
-	{ CSS_PATH, GW_PUBLIC | GW_GET | GW_NO_DB, 0, oauth_css },
-	/* argon2id (client secrets) runs on the long pool */
-	{ "/csc/v2/oauth2/token", GW_PUBLIC | GW_RAW_BODY | GW_LONG, 0, oauth_token },
-	{ "/csc/v2/oauth2/revoke", GW_PUBLIC | GW_RAW_BODY | GW_LONG, 0, oauth_revoke },
-	{ "/rssp/admin/clients/update", 0, GW_ROLE_ADMIN, clients_update },
-	{ 0 },
-};

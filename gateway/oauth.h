@@ -23,6 +23,15 @@ int oauth_credential_sad(struct gw_request *req, struct gw_reply *rep, const cha
  * else the claim is given back. */
 void oauth_credential_done(struct gw_request *req, const char *tok_hash, bool ok);
 
+/* The OAuth handlers (routes.c lists them): oauth2/authorize (GET; GW_GET), its
+ * stylesheet, oauth2/token and oauth2/revoke (argon2id: GW_LONG), and
+ * admin/clients/update (the redirect URIs). */
+int oauth_authorize(struct gw_request *req, struct gw_reply *rep);
+int oauth_css(struct gw_request *req, struct gw_reply *rep);
+int oauth_token(struct gw_request *req, struct gw_reply *rep);
+int oauth_revoke(struct gw_request *req, struct gw_reply *rep);
+int oauth_clients_update(struct gw_request *req, struct gw_reply *rep);
+
 /* Stores the optional "redirectURIs" member of req->body (1..10 absolute URIs: https,
  * or http to a loopback host; no fragment) for client_id, inside the caller's
  * transaction; replace: the member is required and replaces the set. Sets 400 naming
