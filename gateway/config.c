@@ -55,6 +55,8 @@ static const struct opt opts[] = {
 	{"RSSP_TOKEN_CACHE_TTL", T_UINT, OFF(token_cache_ttl), "2", 0, 60, 0},
 	{"RSSP_DIGEST_NONCE_TTL", T_UINT, OFF(digest_nonce_ttl), "300", 1, 86400, 0},
 	{"RSSP_TRUST_FORWARDED", T_UINT, OFF(trust_forwarded), "0", 0, 1, 0},
+	{"RSSP_CSC_REGION", T_STR, OFF(csc_region), "FR", 0, 0, 0},
+	{"RSSP_CSC_V1_AUTHORIZE_WAIT", T_UINT, OFF(csc_v1_wait), "120", 1, 600, 0},
 };
 
 static const char *const levels[] = {"error", "warn", "info", "debug"};

@@ -271,7 +271,7 @@ req_authorize(struct gw_request *req, struct gw_reply *rep)
 	PGresult *res = NULL;
 	struct rssp_approval_fields f;
 	int r, hash_algo;
-	bool csc = strncmp(req->path, "/csc/v2/", 8) == 0;
+	bool csc = strncmp(req->path, "/csc/", 5) == 0; /* CSC clients need not describe it */
 	long long exp;
 
 	if ((r = sg_get_uuid(req, rep, "credentialID", true, &cred_id)) != 0 ||

@@ -11,6 +11,7 @@ RSSP_PACKAGES=(
   postgresql-15 postgresql-client-15
   python3 python3-grpcio python3-grpc-tools python3-requests python3-cryptography
   curl jq valgrind wrk procps iproute2
+  chromium chromium-driver python3-selenium
   clang libclang-rt-14-dev
 )
 PG_BIN=/usr/lib/postgresql/15/bin

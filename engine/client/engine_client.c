@@ -692,7 +692,18 @@ engine_sign_hash(struct engine_client *c, unsigned deadline_ms, const char *requ
     int sign_algo, const uint8_t *const *hashes, size_t n, size_t hash_len,
     struct engine_signatures *out, struct engine_result *res)
 {
+	return engine_sign_hash_pss(c, deadline_ms, request_id, credential_id, sad, sadlen,
+	    hash_algo, sign_algo, -1, hashes, n, hash_len, out, res);
+}
+
+enum engine_status
+engine_sign_hash_pss(struct engine_client *c, unsigned deadline_ms, const char *request_id,
+    const char *credential_id, const uint8_t *sad, size_t sadlen, int hash_algo,
+    int sign_algo, long pss_salt, const uint8_t *const *hashes, size_t n, size_t hash_len,
+    struct engine_signatures *out, struct engine_result *res)
+{
 	Rssp__Engine__V1__SignHashRequest sr = RSSP__ENGINE__V1__SIGN_HASH_REQUEST__INIT;
+	Rssp__Engine__V1__PssParams pss = RSSP__ENGINE__V1__PSS_PARAMS__INIT;
 	Rssp__Engine__V1__SignHashResponse *ans = NULL;
 	ProtobufCBinaryData *hb = NULL;
 	struct engine_signatures t;
@@ -717,6 +728,10 @@ engine_sign_hash(struct engine_client *c, unsigned deadline_ms, const char *requ
 	sr.sad.len = sadlen;
 	sr.hash_algo = hash_algo;
 	sr.sign_algo = sign_algo;
+	if (pss_salt >= 0) { /* a salt other than the hash length */
+		pss.salt_length = (uint32_t)pss_salt;
+		sr.pss = &pss;
+	}
 	sr.n_hashes = n;
 	sr.hashes = hb;
 	len = rssp__engine__v1__sign_hash_request__get_packed_size(&sr);

@@ -140,6 +140,13 @@ enum engine_status engine_sign_hash(struct engine_client *c, unsigned deadline_m
     const char *request_id, const char *credential_id, const uint8_t *sad, size_t sadlen,
     int hash_algo, int sign_algo, const uint8_t *const *hashes, size_t n, size_t hash_len,
     struct engine_signatures *out, struct engine_result *res) RSSP_WUR;
+/* The same with RSASSA-PSS parameters: pss_salt >= 0 asks for that salt length
+ * (SignHashRequest.pss; the engine refuses one over the key's maximum), -1 for the
+ * default (the hash length). */
+enum engine_status engine_sign_hash_pss(struct engine_client *c, unsigned deadline_ms,
+    const char *request_id, const char *credential_id, const uint8_t *sad, size_t sadlen,
+    int hash_algo, int sign_algo, long pss_salt, const uint8_t *const *hashes, size_t n,
+    size_t hash_len, struct engine_signatures *out, struct engine_result *res) RSSP_WUR;
 
 /* 1 when the engine may have carried the call out although it did not say so
  * (ENGINE_OK, ENGINE_TIMEOUT, ENGINE_INTERNAL): a caller that spent something before
