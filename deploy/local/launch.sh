@@ -52,9 +52,18 @@ rssp_pid_running() {
   [ -r "$f" ] || return 1
   read -r pid start < "$f" 2>/dev/null || return 1
   case $pid in '' | *[!0-9]*) return 1 ;; esac
+  rssp_alive "$pid" || return 1
   comm=$(cat "/proc/$pid/comm" 2>/dev/null) || return 1
   [ "$comm" = "$name" ] || return 1
   [ -z "$start" ] || [ "$(rssp_proc_start "$pid")" = "$start" ]
+}
+
+# rssp_alive PID: the process exists and is not a zombie waiting for its parent.
+rssp_alive() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  [ "${stat%% *}" != Z ]
 }
 
 # rssp_pid_of FILE: the pid a pid file names.
@@ -67,13 +76,13 @@ rssp_stop_pid() {
     pid=$(rssp_pid_of "$f")
     as_root kill -TERM "$pid" 2>/dev/null || true
     for i in $(seq 1 200); do
-      [ -d "/proc/$pid" ] || break
+      rssp_alive "$pid" || break
       sleep 0.1
     done
-    if [ -d "/proc/$pid" ]; then
+    if rssp_alive "$pid"; then
       echo "$name (pid $pid) did not stop within 20 s; killing it" >&2
       as_root kill -KILL "$pid" 2>/dev/null || true
-      for i in $(seq 1 50); do [ -d "/proc/$pid" ] || break; sleep 0.1; done
+      for i in $(seq 1 50); do rssp_alive "$pid" || break; sleep 0.1; done
     fi
     echo "stopped $name (pid $pid)"
   fi
@@ -86,7 +95,7 @@ rssp_stop_pid() {
 rssp_strays() {
   local name=$1 p cmd
   for p in /proc/[0-9]*; do
-    [ "$(cat "$p/comm" 2>/dev/null)" = "$name" ] || continue
+    [ "$(cat "$p/comm" 2>/dev/null)" = "$name" ] && rssp_alive "${p#/proc/}" || continue
     cmd=$(tr '\0' ' ' < "$p/cmdline" 2>/dev/null) || continue
     case $cmd in "$SRV/bin/$name "*) echo "${p#/proc/}" ;; esac
   done
