@@ -29,8 +29,9 @@ SOCKET=$SRV/sock/engine.sock
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 as_root() { $SUDO "$@"; }
-# as_user USER CMD...: runs CMD as USER (from root, or through sudo).
-as_user() { local u=$1; shift; $SUDO runuser -u "$u" -- "$@"; }
+# as_user USER CMD...: runs CMD as USER (from root, or through sudo), in / (the service
+# users may not enter the directory of the clone).
+as_user() { local u=$1; shift; ( cd / && $SUDO runuser -u "$u" -- "$@" ); }
 
 # The start time of a process (field 22 of /proc/PID/stat, in clock ticks since boot);
 # readable for every process, also a non-dumpable one of another user.

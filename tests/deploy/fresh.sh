@@ -6,8 +6,7 @@
 #     time and disk use measured), tests/e2e/demo.sh, the README's by-hand block (taken
 #     from README.md itself, pasted twice), the gateway's user denied the PIN and the token,
 #     down, up again (data kept), down --purge (no rssp process, no state, nothing in /tmp);
-#  2. the same as root with the clone in /root (0700), in the same container (its packages
-#     are installed by then: the first-run figures are the non-root run's).
+#  2. the same as root with the clone in /root (0700), in another fresh container.
 # The host's apt cache is bind-mounted, so packages are downloaded once per machine.
 # Needs root (rootful podman; podman is installed when missing). Prints PASS/FAIL lines
 # and "N passed, N failed"; exits non-zero on any failure.
@@ -20,7 +19,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 
 [ "$(id -u)" -eq 0 ] || { echo "fresh.sh: run as root (rootful podman)" >&2; exit 1; }
 T0=$(date +%s)
-C=rssp-fresh-$$
+C=
 WORK=$(mktemp -d /var/tmp/rssp-fresh.XXXXXX)
 pass=0 fail=0
 check() { # check "sentence" COMMAND...
@@ -29,7 +28,7 @@ check() { # check "sentence" COMMAND...
   else echo "FAIL: $name"; fail=$((fail + 1)); return 1; fi
 }
 step() { echo "== $* ($(( $(date +%s) - T0 )) s)"; }
-cleanup() { podman rm -f -t 0 "$C" >/dev/null 2>&1; rm -rf "$WORK"; }
+cleanup() { podman rm -f -t 0 "rssp-fresh-$$-user" "rssp-fresh-$$-root" >/dev/null 2>&1; rm -rf "$WORK"; }
 trap cleanup EXIT
 trap "exit 1" INT TERM
 
@@ -49,23 +48,29 @@ step "podman, base image"
 rssp_podman_setup >/dev/null
 rssp_base_image || { echo "FAIL: the base image"; echo "0 passed, 1 failed"; exit 1; }
 
-step "a fresh Debian 12 container"
-mkdir -p /var/cache/apt/archives/partial
-podman run -d --init --name "$C" -v /var/cache/apt/archives:/var/cache/apt/archives \
-  "$RSSP_BASE_IMAGE" sleep infinity >/dev/null || { echo "FAIL: the container starts"; exit 1; }
-# The base image empties apt's cache after each installation (small image layers); here
-# that cache is the host's: keep it.
-in_c root / sh -c 'rm -f /etc/apt/apt.conf.d/99rssp-slim; apt-get update -qq &&
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends sudo ca-certificates' ||
-  { show_tail; echo "FAIL: sudo installs"; exit 1; }
-in_c root / sh -c 'useradd -m -s /bin/bash alice && chmod 0700 /home/alice &&
-  echo "alice ALL=(ALL) NOPASSWD: ALL" > /etc/sudoers.d/alice && chmod 0440 /etc/sudoers.d/alice'
-# The committed tree, as a clone gives it, in the user's 0700 home and in /root.
-git -C "$ROOT" archive --prefix=rssp/ HEAD | podman exec -i -u alice "$C" tar -x -C /home/alice
-git -C "$ROOT" archive --prefix=rssp/ HEAD | podman exec -i "$C" tar -x -C /root
-check "the clones are in a 0700 home and in /root" \
-  in_c root / sh -c '[ "$(stat -c %a /home/alice)" = 700 ] && [ "$(stat -c %a /root)" = 700 ] &&
-    [ -x /home/alice/rssp/deploy/local/up ] && [ -x /root/rssp/deploy/local/up ]'
+# new_container NAME: a fresh Debian 12 container with sudo and a user alice (sudo, 0700
+# home), the committed tree in /home/alice/rssp and /root/rssp; $C names it.
+new_container() {
+  C=$1; export C
+  step "a fresh Debian 12 container ($C)"
+  podman rm -f -t 0 "$C" >/dev/null 2>&1
+  mkdir -p /var/cache/apt/archives/partial
+  podman run -d --init --name "$C" -v /var/cache/apt/archives:/var/cache/apt/archives \
+    "$RSSP_BASE_IMAGE" sleep infinity >/dev/null || { echo "FAIL: the container starts"; exit 1; }
+  # The base image empties apt's cache after each installation (small image layers); here
+  # that cache is the host's: keep it.
+  in_c root / sh -c 'rm -f /etc/apt/apt.conf.d/99rssp-slim; apt-get update -qq &&
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends sudo ca-certificates' ||
+    { show_tail; echo "FAIL: sudo installs"; exit 1; }
+  in_c root / sh -c 'useradd -m -s /bin/bash alice && chmod 0700 /home/alice &&
+    echo "alice ALL=(ALL) NOPASSWD: ALL" > /etc/sudoers.d/alice && chmod 0440 /etc/sudoers.d/alice'
+  # The committed tree, as a clone gives it, in the user's 0700 home and in /root.
+  git -C "$ROOT" archive --prefix=rssp/ HEAD | podman exec -i -u alice "$C" tar -x -C /home/alice
+  git -C "$ROOT" archive --prefix=rssp/ HEAD | podman exec -i "$C" tar -x -C /root
+  check "the clones are in a 0700 home and in /root" \
+    in_c root / sh -c '[ "$(stat -c %a /home/alice)" = 700 ] && [ "$(stat -c %a /root)" = 700 ] &&
+      [ -x /home/alice/rssp/deploy/local/up ] && [ -x /root/rssp/deploy/local/up ]'
+}
 
 # The by-hand block of the README, as a reader copies it.
 awk '/^The same steps by hand/ { f = 1 } f && /^```bash$/ { g = 1; next } g && /^```$/ { exit } g' \
@@ -76,7 +81,7 @@ run_as() { # run_as USER: the whole newcomer's sequence
   local u=$1 home r t1 out
   home=$(home_of "$u"); r=$home/rssp
   step "$u: deploy/local/up (first run)"
-  [ "$u" = alice ] && { in_c root / du -sxm /; DISK0=$(awk '{print $1}' "$WORK/last"); }
+  if [ "$u" = alice ]; then in_c root / du -sxm /; DISK0=$(awk '{print $1}' "$WORK/last"); fi
   t1=$(date +%s)
   in_c "$u" "$r" deploy/local/up; rc=$?
   FIRST_RUN=$(( $(date +%s) - t1 ))
@@ -85,10 +90,14 @@ run_as() { # run_as USER: the whole newcomer's sequence
   check "$u: up prints one line per phase (under 40 lines)" [ "$(wc -l < "$WORK/up-$u.out")" -lt 40 ] ||
     show_tail 60
   check "$u: up prints no dpkg output" bash -c '! grep -qE "^(Unpacking|Setting up|Selecting previously)" "$1"' _ "$WORK/up-$u.out"
+  check "$u: up prints no error or warning" bash -c '! grep -qiE "denied|warning|error|fatal" "$1"' _ "$WORK/up-$u.out" ||
+    grep -iE "denied|warning|error|fatal" "$WORK/up-$u.out"
   if [ "$u" = alice ]; then
     in_c root / du -sxm /; DISK1=$(awk '{print $1}' "$WORK/last")
     in_c root / du -sm "$r/build"; BUILDMB=$(awk '{print $1}' "$WORK/last")
     echo "   first run: $FIRST_RUN s; disk: $((DISK1 - DISK0)) MB more (of which build/ $BUILDMB MB)"
+    in_c "$u" "$r" grep -hE "^(Need to get|After this operation)" .local/up.log
+    APT_LINES=$(tr '\n' ' ' < "$WORK/last"); echo "   apt: $APT_LINES"
     check "$u: up installs none of the test tools (valgrind, clang, wrk)" \
       in_c root / sh -c '! dpkg-query -W -f="\${Status}\n" valgrind clang wrk 2>/dev/null | grep -q "install ok installed"'
     grep "cluster 15/main" "$WORK/up-$u.out"
@@ -156,11 +165,14 @@ run_as() { # run_as USER: the whole newcomer's sequence
     bash -c '! in_c root / getent passwd rssp-engine && ! in_c root / getent passwd rssp-gateway'
 }
 
+new_container "rssp-fresh-$$-user"
 run_as alice
 ALICE_FIRST=$FIRST_RUN
+podman rm -f -t 0 "$C" >/dev/null 2>&1
+new_container "rssp-fresh-$$-root"
 run_as root
 
 step "done"
-echo "first run as a non-root user on a fresh machine: ${ALICE_FIRST} s, $((DISK1 - DISK0)) MB of disk (build/ ${BUILDMB} MB)"
+echo "first run as a non-root user on a fresh machine: ${ALICE_FIRST} s, $((DISK1 - DISK0)) MB of disk (build/ ${BUILDMB} MB); apt: $APT_LINES"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
