@@ -13,6 +13,7 @@
 
 #include <openssl/sha.h>
 
+#include "buf.h"
 #include "rssp_log.h"
 
 #define AUDIT_MAX_LINE 8192
@@ -71,9 +72,8 @@ sb_int(struct sbuf *b, const char *name, long long v)
 static void
 sb_str(struct sbuf *b, const char *name, const char *s, size_t max)
 {
-	static const char hx[] = "0123456789abcdef";
 	size_t i = 0, run;
-	char esc[6];
+	char esc[7];
 
 	sb_raw(b, ",\"", 2);
 	sb_raw(b, name, strlen(name));
@@ -95,8 +95,7 @@ sb_str(struct sbuf *b, const char *name, const char *s, size_t max)
 				sb_raw(b, esc, 2);
 			} else {
 				memcpy(esc, "\\u00", 4);
-				esc[4] = hx[c >> 4];
-				esc[5] = hx[c & 15];
+				rssp_hex(esc + 4, &c, 1);
 				sb_raw(b, esc, 6);
 			}
 		}
@@ -108,16 +107,10 @@ sb_str(struct sbuf *b, const char *name, const char *s, size_t max)
 static void
 hex_sha256(const char *buf, size_t len, char out[65])
 {
-	static const char hx[] = "0123456789abcdef";
 	unsigned char md[SHA256_DIGEST_LENGTH];
-	size_t i;
 
 	SHA256((const unsigned char *)buf, len, md);
-	for (i = 0; i < sizeof(md); i++) {
-		out[2 * i] = hx[md[i] >> 4];
-		out[2 * i + 1] = hx[md[i] & 15];
-	}
-	out[64] = '\0';
+	rssp_hex(out, md, sizeof(md));
 }
 
 static int

@@ -3,6 +3,10 @@
 pkg_check_modules(P11KIT REQUIRED IMPORTED_TARGET p11-kit-1)
 add_library(rssp_engine_core STATIC
   ${CMAKE_CURRENT_LIST_DIR}/sam.c
+  ${CMAKE_CURRENT_LIST_DIR}/sam_decode.c
+  ${CMAKE_CURRENT_LIST_DIR}/sam_activate.c
+  ${CMAKE_CURRENT_LIST_DIR}/sam_approve.c
+  ${CMAKE_CURRENT_LIST_DIR}/sam_sign.c
   ${CMAKE_CURRENT_LIST_DIR}/hsm.c
   ${CMAKE_CURRENT_LIST_DIR}/kak.c
   ${CMAKE_CURRENT_LIST_DIR}/sad.c

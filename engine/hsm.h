@@ -91,18 +91,4 @@ int hsm_store_certificate(struct hsm *h, struct hsm_session *s, const char *labe
 int hsm_read_certificate(struct hsm *h, struct hsm_session *s, const char *label,
     uint8_t **derp, size_t *derlenp) RSSP_WUR;
 
-/* Makes sure a pooled session is open and logged in, reopening it when the token lost
- * it. Returns 0 or RSSP_E_HSM / RSSP_E_DENIED. For callers that drive the session
- * directly (benchmarks). */
-int hsm_session_check(struct hsm *h, struct hsm_session *s) RSSP_WUR;
-
-/* The module's CK_FUNCTION_LIST and the slot of the token, for benchmarks and tests
- * that drive the token directly (never C_Finalize through it). */
-void *hsm_function_list(struct hsm *h);
-unsigned long hsm_slot_id(struct hsm *h);
-/* The session handle of a pooled session (valid while the session is held). */
-unsigned long hsm_session_handle(struct hsm_session *s);
-/* The object handle of key label/cls, or 0 when there is none. */
-unsigned long hsm_key_handle(struct hsm *h, struct hsm_session *s, const char *label, int cls);
-
 #endif

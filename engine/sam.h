@@ -92,13 +92,4 @@ int sam_sign_hash(struct sam *s, const uint8_t *in, size_t inlen,
 /* For tests: shifts the engine's clock by seconds (expiry of approvals and SADs). */
 void sam_set_clock_skew(struct sam *s, int64_t seconds);
 
-/* For benchmarks: the raw baseline. Makes count signatures of a fixed digest of
- * hash_algo with the private key key_label through the module's own C_SignInit/C_Sign
- * on one pooled session (no SAD, no checks, no verification), as fast as the token
- * allows. sign_algo is a SignAlgo that must fit the key. Thread-safe: run it from as
- * many threads as the engine has sessions. Returns 0, RSSP_E_NOTFOUND, RSSP_E_UNSUPPORTED,
- * RSSP_E_HSM. */
-int sam_bench_raw_sign(struct sam *s, const char *key_label, int hash_algo, int sign_algo,
-    unsigned count) RSSP_WUR;
-
 #endif

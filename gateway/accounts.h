@@ -1,5 +1,5 @@
-/* accounts.h - what users.c and admin.c share: the admin handlers (listed in
- * gw_routes_accounts, users.c), field checks and the tenant rule. */
+/* accounts.h - what users.c and admin.c share: their handlers (listed in the route
+ * table, routes.c), field checks and the tenant rule. */
 #ifndef RSSP_GW_ACCOUNTS_H
 #define RSSP_GW_ACCOUNTS_H
 
@@ -29,6 +29,13 @@ int acct_load_visible(struct gw_request *req, struct gw_reply *rep, const char *
  * Returns 0 and fills micros (the digits, NUL-terminated) and id (the uuid), or
  * RSSP_E_INVAL leaving both untouched on any other input. */
 int acct_page_token_parse(const char *tok, char micros[24], char id[GW_UUID_LEN + 1]) RSSP_WUR;
+
+/* The users/... handlers (users.c). */
+int users_register(struct gw_request *req, struct gw_reply *rep);
+int users_register_company_user(struct gw_request *req, struct gw_reply *rep);
+int users_confirm(struct gw_request *req, struct gw_reply *rep);
+int users_change_passphrase(struct gw_request *req, struct gw_reply *rep);
+int users_status(struct gw_request *req, struct gw_reply *rep);
 
 /* Admin handlers (admin.c). */
 int admin_clients_create(struct gw_request *req, struct gw_reply *rep);

@@ -1,5 +1,5 @@
 /* admin.c - the admin/... functions: RP clients, the account list, disable/enable/unlock, and
- * the outbox. The routes are listed in gw_routes_accounts (users.c). */
+ * the outbox. The routes are listed in the route table (routes.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -11,6 +11,7 @@
 #include <openssl/crypto.h>
 #include <sodium.h>
 
+#include "auth.h"
 #include "gw.h"
 #include "gw_internal.h"
 #include "rssp_log.h"
@@ -515,7 +516,7 @@ digest_challenge(struct gw_reply *rep, int stale, const char *desc)
 static int
 login_digest(struct gw_request *req, struct gw_reply *rep)
 {
-	struct gw_req_priv *pv = req->priv_;
+	struct MHD_Connection *conn = gw_request_connection(req);
 	char *user;
 	uint8_t ha1[32];
 	struct acct a;
@@ -523,7 +524,7 @@ login_digest(struct gw_request *req, struct gw_reply *rep)
 	int r, ok;
 
 	memset(&a, 0, sizeof(a));
-	user = MHD_digest_auth_get_username(pv->conn);
+	user = MHD_digest_auth_get_username(conn);
 	if (user == NULL)
 		return digest_challenge(rep, 0, "malformed Digest credentials");
 	if (strlen(user) > MAX_LOGIN_LEN) {
@@ -549,7 +550,7 @@ login_digest(struct gw_request *req, struct gw_reply *rep)
 			sodium_hex2bin(ha1, sizeof(ha1), PQgetvalue(res, 0, 0), 64, NULL, NULL, NULL);
 		PQclear(res);
 	}
-	ok = MHD_digest_auth_check_digest2(pv->conn, req->cfg->service_name, user, ha1, sizeof(ha1),
+	ok = MHD_digest_auth_check_digest2(conn, req->cfg->service_name, user, ha1, sizeof(ha1),
 	    req->cfg->digest_nonce_ttl, MHD_DIGEST_ALG_SHA256);
 	sodium_memzero(ha1, sizeof(ha1));
 	if (ok == MHD_INVALID_NONCE) {
@@ -634,12 +635,12 @@ static int
 login_dispatch(struct gw_request *req, struct gw_reply *rep, const char **methodp)
 {
 	const char *auth = gw_header(req, MHD_HTTP_HEADER_AUTHORIZATION);
-	struct gw_req_priv *pv = req->priv_;
+	struct MHD_Connection *conn = gw_request_connection(req);
 	const char *grant, *user, *pass, *tok;
 	int r;
 
 	if (auth != NULL && strncasecmp(auth, "Basic ", 6) == 0) {
-		char *pw = NULL, *u = MHD_basic_auth_get_username_password(pv->conn, &pw);
+		char *pw = NULL, *u = MHD_basic_auth_get_username_password(conn, &pw);
 		if (u == NULL || pw == NULL) {
 			MHD_free(u);
 			MHD_free(pw);
@@ -684,8 +685,8 @@ login_dispatch(struct gw_request *req, struct gw_reply *rep, const char **method
 	    "field 'grant_type' must be \"password\" or \"refresh_token\"");
 }
 
-static int
-h_login(struct gw_request *req, struct gw_reply *rep)
+int
+auth_login(struct gw_request *req, struct gw_reply *rep)
 {
 	const char *method = "none", *result;
 	json_t *e;
@@ -710,8 +711,8 @@ h_login(struct gw_request *req, struct gw_reply *rep)
 
 /* ---- revoke ------------------------------------------------------------------------- */
 
-static int
-h_revoke(struct gw_request *req, struct gw_reply *rep)
+int
+auth_revoke(struct gw_request *req, struct gw_reply *rep)
 {
 	const char *tok;
 	uint8_t bin[32];
@@ -759,16 +760,3 @@ h_revoke(struct gw_request *req, struct gw_reply *rep)
 		return r;
 	return gw_reply_empty(rep, 204);
 }
-
-int gw_info_handler(struct gw_request *req, struct gw_reply *rep);
-
-const struct gw_route gw_routes_auth[] = {
-	{"/rssp/info", GW_PUBLIC | GW_NO_DB, 0, gw_info_handler},
-	/* argon2id runs on the long pool, never on an HTTP thread that also serves signing */
-	{"/rssp/auth/login", GW_PUBLIC | GW_RAW_BODY | GW_LONG, 0, h_login},
-	{"/rssp/auth/revoke", GW_RAW_BODY, GW_ROLES_ALL, h_revoke},
-	{"/csc/v2/info", GW_PUBLIC | GW_NO_DB, 0, gw_info_handler},
-	{"/csc/v2/auth/login", GW_PUBLIC | GW_RAW_BODY | GW_LONG, 0, h_login},
-	{"/csc/v2/auth/revoke", GW_RAW_BODY, GW_ROLES_ALL, h_revoke},
-	{0},
-};

@@ -17,21 +17,6 @@
 #include "sic.h"
 #include "signing.h"
 
-/* Set once by main.c before any request (gw.h); read-only afterwards. */
-static struct engine_client *keygen_engine;
-
-void
-gw_engine_keygen_set(struct engine_client *c)
-{
-	keygen_engine = c;
-}
-
-struct engine_client *
-gw_engine_keygen(void)
-{
-	return keygen_engine;
-}
-
 #define ACT_TTL 300
 #define ACT_NONCE_LEN 32
 #define OTP_DIGITS 8
@@ -565,11 +550,13 @@ cred_activate_response(struct gw_request *req, struct gw_reply *rep)
 	uint8_t digest[SHA256_DIGEST_LENGTH];
 	PGresult *res = NULL, *dev = NULL;
 	struct rssp_activation_fields f;
-	struct sg_activation_result ar = { 0 };
+	struct engine_activation ar = { 0 };
+	struct engine_result er;
+	enum engine_status est;
 	struct cert_fields cf = { 0 };
-	char *msg = NULL, *p_label = NULL, *p_bind = NULL, *p_cert = NULL, *p_chain = NULL,
+	char *p_label = NULL, *p_bind = NULL, *p_cert = NULL, *p_chain = NULL,
 	    *p_pub = NULL, *cert_b64 = NULL;
-	int r, kak_algo, status = -1, erc;
+	int r, kak_algo;
 
 	if ((r = sg_get_uuid(req, rep, "credentialID", true, &cred_id)) != 0 ||
 	    (r = sg_get_device_uuid(req, rep, &device)) != 0 ||
@@ -650,17 +637,12 @@ cred_activate_response(struct gw_request *req, struct gw_reply *rep)
 	f.nonce = nonce;
 	f.nonce_len = noncelen;
 	f.expires_at = atoll(PQgetvalue(res, 0, C_NEXT + 3));
-	{
-		/* the engine generates the key now: the longer keygen deadline applies */
-		struct engine_client *normal = req->engine;
-
-		if (req->engine != NULL && gw_engine_keygen() != NULL)
-			req->engine = gw_engine_keygen();
-		erc = sg_engine_activation(req, &f, kak_algo, sig, siglen, &ar, &status, &msg);
-		req->engine = normal;
-	}
-	if (erc != 0 || status != SG_GRPC_OK) {
-		r = sg_engine_error(rep, erc, status, msg, "activation");
+	/* the engine generates the key now: the longer keygen deadline applies */
+	est = engine_activate(req->engine, req->cfg->engine_keygen_timeout_ms, req->request_id,
+	    &f, sig, siglen, &ar, &er);
+	gw_metrics_engine_call("authorize", er.grpc_status, er.seconds);
+	if (est != ENGINE_OK) {
+		r = sg_engine_error(rep, &er, "activation");
 		goto out;
 	}
 	if ((r = cert_fields_get(ar.cert, ar.cert_len, &cf)) != 0) {
@@ -694,13 +676,12 @@ cred_activate_response(struct gw_request *req, struct gw_reply *rep)
 	r = gw_reply_json(rep, 200, json_pack("{s:s,s:s,s:s}", "credentialID", cred_id,
 	    "status", "ACTIVE", "certificate", cert_b64));
 out:
-	sg_activation_result_release(&ar);
+	engine_activation_release(&ar);
 	cert_fields_release(&cf);
 	free(sig);
 	free(spki);
 	free(nonce);
 	free(otp_hash);
-	free(msg);
 	free(p_bind);
 	free(p_cert);
 	free(p_chain);

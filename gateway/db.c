@@ -377,26 +377,26 @@ gw_db_pool_size(struct gw_db_pool *p)
 void
 gw_db_release(struct gw_request *req)
 {
-	struct gw_req_priv *pv = req->priv_;
+	struct gw_db_pool *pool = gw_request_pool(req);
 
-	if (pv == NULL || pv->pool == NULL || req->db == NULL)
+	if (pool == NULL || req->db == NULL)
 		return;
-	gw_db_pool_put(pv->pool, req->db);
+	gw_db_pool_put(pool, req->db);
 	req->db = NULL;
 }
 
 int
 gw_db_reacquire(struct gw_request *req)
 {
-	struct gw_req_priv *pv = req->priv_;
+	struct gw_db_pool *pool = gw_request_pool(req);
 	PGconn *c;
 	int r;
 
 	if (req->db != NULL)
 		return 0;
-	if (pv == NULL || pv->pool == NULL)
+	if (pool == NULL)
 		return RSSP_E_UNAVAILABLE;
-	if ((r = gw_db_pool_get(pv->pool, 5000, &c)) < 0)
+	if ((r = gw_db_pool_get(pool, 5000, &c)) < 0)
 		return r;
 	req->db = c;
 	return 0;

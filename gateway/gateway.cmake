@@ -16,11 +16,7 @@ target_compile_definitions(rssp_gateway_lib PRIVATE
   RSSP_SOURCE_SCHEMA_DIR="${PROJECT_SOURCE_DIR}/schema")
 target_link_libraries(rssp_gateway_lib PUBLIC rssp_common
   PkgConfig::MHD PkgConfig::JANSSON PkgConfig::PQ PkgConfig::SODIUM PkgConfig::CRYPTO
-  PkgConfig::CURL Threads::Threads m)
-if(TARGET rssp_engine_client)
-  target_link_libraries(rssp_gateway_lib PUBLIC rssp_engine_client)
-  target_compile_definitions(rssp_gateway_lib PUBLIC RSSP_HAVE_ENGINE_CLIENT=1)
-endif()
+  PkgConfig::CURL Threads::Threads m rssp_engine_client)
 
 if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/main.c)
   add_executable(rssp-gateway main.c)

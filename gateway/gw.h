@@ -1,8 +1,8 @@
 /* gw.h - the gateway framework: routes, the per-request context, JSON field getters,
  * error replies, database helpers, password hashing, random ids, metrics.
  *
- * A module of the gateway (users.c, signing.c, ...) exports a route table that
- * routes.c lists. The framework (server.c) parses the request, authenticates the
+ * Every function of the gateway is one line of the route table (routes.c). The
+ * framework (server.c) parses the request, authenticates the
  * bearer token, checks the role mask, borrows a database connection for the request,
  * calls the handler, and sends the reply. Handlers run on the HTTP server's threads;
  * everything here is thread-safe unless said otherwise.
@@ -81,11 +81,6 @@ struct gw_route {
 	gw_handler_fn handler;
 };
 
-/* The route tables of each module; routes.c lists them all. */
-extern const struct gw_route gw_routes_auth[];     /* auth.c, info.c (gw) */
-extern const struct gw_route gw_routes_accounts[]; /* users.c, admin.c (accounts) */
-extern const struct gw_route gw_routes_signing[];  /* sic.c, credentials.c, requests.c, signing.c (signing) */
-
 /* The per-request context. Everything is borrowed and valid until the handler returns. */
 struct gw_request {
 	const char *request_id;          /* the X-Request-ID of this request */
@@ -101,6 +96,7 @@ struct gw_request {
 	PGconn *db;                      /* borrowed from the pool for this request; NULL with GW_NO_DB */
 	struct engine_client *engine;    /* shared by all threads; NULL when the gateway has none */
 	const struct gw_config *cfg;
+	const struct gw_route *routes;   /* the route table being served (info lists it) */
 	void *priv_;                     /* the framework's own state; do not touch */
 };
 
@@ -242,16 +238,6 @@ void gw_metrics_engine_call(const char *method, int grpc_status, double seconds)
 /* Counts n signatures made with algo (a short static name, e.g. "rsa-pss-sha256"). At
  * most 32 distinct names are kept; more are counted as "other". */
 void gw_metrics_signatures(const char *algo, unsigned n);
-
-/* ---- the engine client for key generation -------------------------------------------
- * Activating a credential makes the engine generate a key in the HSM (RSA-3072 takes
- * seconds under load), so those calls use a second client on the same socket with the
- * deadline RSSP_ENGINE_KEYGEN_TIMEOUT_MS instead of RSSP_ENGINE_TIMEOUT_MS. main.c sets
- * it once before the server starts (the pointer is borrowed; the caller frees the
- * client after the server stopped). gw_engine_keygen() returns it, or NULL when none
- * was set (callers then use req->engine). */
-void gw_engine_keygen_set(struct engine_client *c);
-struct engine_client *gw_engine_keygen(void);
 
 /* True once the gateway is stopping (SIGTERM): a handler that waits (long-poll) should
  * answer with what it has within a second or so. */

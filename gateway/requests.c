@@ -582,10 +582,12 @@ req_confirm(struct gw_request *req, struct gw_reply *rep)
 	size_t siglen = 0, hlen_all = 0, spkilen = 0, noncelen = 0, bindlen = 0, sadlen = 0, hlen, i, n;
 	PGresult *res = NULL;
 	struct rssp_approval_fields f;
-	char *msg = NULL, *p_sad = NULL, *p_sadhash = NULL, exp_s[24];
+	char *p_sad = NULL, *p_sadhash = NULL, exp_s[24];
 	uint8_t digest[SHA256_DIGEST_LENGTH];
-	long long sad_exp = 0;
-	int r, erc, status = -1, ha, kak_algo;
+	struct engine_result er;
+	enum engine_status est;
+	int64_t sad_exp = 0;
+	int r, ha, kak_algo;
 
 	if ((r = sg_get_uuid(req, rep, "requestID", true, &id)) != 0 ||
 	    (r = sg_get_device_uuid(req, rep, &device)) != 0 ||
@@ -655,10 +657,12 @@ req_confirm(struct gw_request *req, struct gw_reply *rep)
 	f.nonce = nonce;
 	f.nonce_len = noncelen;
 	f.expires_at = atoll(PQgetvalue(res, 0, R_NEXT + 10));
-	erc = sg_engine_approval(req, &f, kak_algo, PQgetvalue(res, 0, R_NEXT + 11), binding,
-	    bindlen, sig, siglen, &sad, &sadlen, &sad_exp, &status, &msg);
-	if (erc != 0 || status != SG_GRPC_OK) {
-		r = sg_engine_error(rep, erc, status, msg, "approval");
+	est = engine_approve(req->engine, req->cfg->engine_timeout_ms, req->request_id, &f,
+	    kak_algo, PQgetvalue(res, 0, R_NEXT + 11), binding, bindlen, sig, siglen, &sad,
+	    &sadlen, &sad_exp, &er);
+	gw_metrics_engine_call("authorize", er.grpc_status, er.seconds);
+	if (est != ENGINE_OK) {
+		r = sg_engine_error(rep, &er, "approval");
 		goto out;
 	}
 	SHA256(sad, sadlen, digest);
@@ -667,7 +671,7 @@ req_confirm(struct gw_request *req, struct gw_reply *rep)
 		r = RSSP_E_NOMEM;
 		goto out;
 	}
-	snprintf(exp_s, sizeof(exp_s), "%lld", sad_exp);
+	snprintf(exp_s, sizeof(exp_s), "%lld", (long long)sad_exp);
 	if ((r = gw_db_query(req->db, NULL,
 	    "UPDATE auth_requests SET status = 'CONFIRMED', sad = $2, sad_hash = $3,"
 	    " sad_expires_at = $4::bigint, confirmed_at = now() WHERE id = $1", 4,
@@ -683,7 +687,6 @@ out:
 	if (p_sad != NULL)
 		OPENSSL_clear_free(p_sad, strlen(p_sad));
 	free(p_sadhash);
-	free(msg);
 	free(sig);
 	free(hashes);
 	free(hp);

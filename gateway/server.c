@@ -19,9 +19,7 @@
 #include "gw_internal.h"
 #include "routes.h"
 #include "rssp_log.h"
-#ifdef RSSP_HAVE_ENGINE_CLIENT
 #include "engine_client.h"
-#endif
 
 #define GW_MAX_BODY (1024 * 1024)
 #define GW_MAX_DISCARD (16 * 1024 * 1024)
@@ -45,15 +43,6 @@ struct gw_server {
 	unsigned lpending;  /* submitted and not yet answered */
 	int lstop;
 };
-
-static volatile int gw_stopping_flag;
-__thread int gw_thread_is_long;
-
-bool
-gw_stopping(void)
-{
-	return __atomic_load_n(&gw_stopping_flag, __ATOMIC_RELAXED) != 0;
-}
 
 /* Per request (MHD's con_cls). */
 struct rq {
@@ -220,12 +209,11 @@ send_reply(struct MHD_Connection *conn, const struct gw_server *s, struct rq *q,
 static const struct gw_route *
 route_find(const char *path)
 {
-	const struct gw_route *const *t, *r;
+	const struct gw_route *r;
 
-	for (t = gw_route_tables; *t != NULL; t++)
-		for (r = *t; r->path != NULL; r++)
-			if (strcmp(r->path, path) == 0)
-				return r;
+	for (r = gw_routes; r->path != NULL; r++)
+		if (strcmp(r->path, path) == 0)
+			return r;
 	return NULL;
 }
 
@@ -371,11 +359,9 @@ serve_get(struct MHD_Connection *conn, struct gw_server *s, struct rq *q, const 
 		const char *why = NULL;
 		if (db_ping(s) < 0)
 			why = "database unreachable";
-#ifdef RSSP_HAVE_ENGINE_CLIENT
 		else if (s->cfg->engine_socket_set &&
 		    (s->engine == NULL || engine_client_ready(s->engine, 1000) < 0))
 			why = "engine unreachable";
-#endif
 		if (why != NULL) {
 			struct gw_reply rep = {0};
 			enum MHD_Result ret;
@@ -408,17 +394,6 @@ is_operational(const char *url)
 {
 	return strcmp(url, "/healthz") == 0 || strcmp(url, "/readyz") == 0 ||
 	    strcmp(url, "/metrics") == 0 || strcmp(url, "/openapi.json") == 0;
-}
-
-/* Headers of the request for gw_header(). */
-const char *
-gw_header(const struct gw_request *req, const char *name)
-{
-	const struct gw_req_priv *pv = req->priv_;
-
-	if (pv == NULL || pv->conn == NULL)
-		return NULL;
-	return MHD_lookup_connection_value(pv->conn, MHD_HEADER_KIND, name);
 }
 
 static int
@@ -598,6 +573,7 @@ serve_post(struct MHD_Connection *conn, struct gw_server *s, struct rq *q, const
 	j->req.raw_body_len = q->len;
 	j->req.engine = s->engine;
 	j->req.cfg = s->cfg;
+	j->req.routes = gw_routes;
 
 	/* the body: JSON (or, for GW_RAW_BODY routes, a form or nothing) */
 	ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
@@ -951,7 +927,7 @@ gw_server_stop(struct gw_server *s)
 
 	if (s == NULL)
 		return;
-	__atomic_store_n(&gw_stopping_flag, 1, __ATOMIC_RELAXED);
+	gw_stopping_set();
 	if (s->d != NULL) {
 		MHD_socket ls = MHD_quiesce_daemon(s->d); /* no new connections */
 		/* requests on the long pool end (handlers see gw_stopping()) and are answered

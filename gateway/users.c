@@ -1,5 +1,5 @@
 /* users.c - the users/... functions: register, registerCompanyUser, confirm, changePassphrase,
- * status; and the route table of the account and admin functions. */
+ * status. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -345,7 +345,7 @@ out:
 	return r;
 }
 
-static int
+int
 users_register(struct gw_request *req, struct gw_reply *rep)
 {
 	const char *email, *mobile, *name;
@@ -363,7 +363,7 @@ users_register(struct gw_request *req, struct gw_reply *rep)
 	    "status", "PENDING_CONFIRMATION"));
 }
 
-static int
+int
 users_register_company_user(struct gw_request *req, struct gw_reply *rep)
 {
 	const char *email, *mobile, *name, *company, *role;
@@ -425,7 +425,7 @@ out:
 
 /* ---- confirmation and passphrase ---- */
 
-static int
+int
 users_confirm(struct gw_request *req, struct gw_reply *rep)
 {
 	const char *token, *pass;
@@ -479,7 +479,7 @@ out:
 	return r;
 }
 
-static int
+int
 users_change_passphrase(struct gw_request *req, struct gw_reply *rep)
 {
 	const struct gw_principal *p = &req->principal;
@@ -545,7 +545,7 @@ out:
 	return r;
 }
 
-static int
+int
 users_status(struct gw_request *req, struct gw_reply *rep)
 {
 	const char *id, *email;
@@ -577,24 +577,3 @@ out:
 	PQclear(res);
 	return r;
 }
-
-#define ALL GW_ROLES_ALL
-#define ADMIN GW_ROLE_ADMIN
-
-/* Routes that hash or verify a passphrase or secret with argon2id carry GW_LONG: they
- * run on the long pool under RSSP_ARGON2_CONCURRENCY, never on an HTTP thread. */
-const struct gw_route gw_routes_accounts[] = {
-	{ "/rssp/users/register", 0, GW_ROLE_RP | ADMIN, users_register },
-	{ "/rssp/users/registerCompanyUser", 0, GW_ROLE_COMPANY_ADMIN | ADMIN, users_register_company_user },
-	{ "/rssp/users/confirm", GW_PUBLIC | GW_LONG, 0, users_confirm },
-	{ "/rssp/users/changePassphrase", GW_LONG, ALL, users_change_passphrase },
-	{ "/rssp/users/status", 0, ALL, users_status },
-	{ "/rssp/admin/clients/create", GW_LONG, ADMIN, admin_clients_create },
-	{ "/rssp/admin/clients/rotate", GW_LONG, ADMIN, admin_clients_rotate },
-	{ "/rssp/admin/users/list", 0, ADMIN, admin_users_list },
-	{ "/rssp/admin/users/disable", 0, ADMIN, admin_users_disable },
-	{ "/rssp/admin/users/enable", 0, ADMIN, admin_users_enable },
-	{ "/rssp/admin/users/unlock", 0, ADMIN, admin_users_unlock },
-	{ "/rssp/admin/outbox/list", 0, ADMIN, admin_outbox_list },
-	{ 0 },
-};

@@ -1579,15 +1579,6 @@ START_TEST(test_mutated_requests_are_refused_without_crashing)
 }
 END_TEST
 
-START_TEST(test_bench_raw_sign_drives_the_token_directly)
-{
-	ck_assert_int_eq(sam_bench_raw_sign(S, creds[0].label, H256, S_PKCS1, 3), 0);
-	ck_assert_int_eq(sam_bench_raw_sign(S, creds[0].label, H256, S_PSS, 3), 0);
-	ck_assert_int_eq(sam_bench_raw_sign(S, creds[2].label, H256, S_ECDSA, 16), 0);
-	ck_assert_int_eq(sam_bench_raw_sign(S, "no-such-key", H256, S_ECDSA, 1), RSSP_E_NOTFOUND);
-}
-END_TEST
-
 int
 main(void)
 {
@@ -1627,7 +1618,6 @@ main(void)
 	tcase_add_test(tc, test_reactivation_with_another_kak_yields_a_new_key_and_keeps_old_binding_to_old_kak);
 	tcase_add_test(tc, test_signing_recovers_after_all_sessions_are_closed_and_logged_out);
 	tcase_add_test(tc, test_mutated_requests_are_refused_without_crashing);
-	tcase_add_test(tc, test_bench_raw_sign_drives_the_token_directly);
 	tcase_set_timeout(tc, 300);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);

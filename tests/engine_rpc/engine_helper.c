@@ -1,4 +1,5 @@
-/* engine_helper.c - see engine_helper.h. Test code: errors are -1 or engine_call's. */
+/* engine_helper.c - see engine_helper.h. Test code: the engine calls go through the
+ * typed client (engine_client.h); errors are -1 or a negative RSSP_E_* code. */
 #include "engine_helper.h"
 
 #include <stdio.h>
@@ -78,30 +79,22 @@ out:
 	return r;
 }
 
+/* What the eh_* calls return: 0 when the engine answered with a status (*statusp), else
+ * a negative RSSP_E_* code. */
 static int
-call_authorize(struct engine_client *c, Rssp__Engine__V1__AuthorizeRequest *req,
-    const char *request_id, Rssp__Engine__V1__AuthorizeResponse **respp, int *statusp)
+answered(const struct engine_result *res, int *statusp)
 {
-	size_t len = rssp__engine__v1__authorize_request__get_packed_size(req), resplen = 0;
-	uint8_t *buf = malloc(len ? len : 1), *resp = NULL;
-	char *msg = NULL;
-	int r;
-
-	if (buf == NULL)
-		return RSSP_E_NOMEM;
-	rssp__engine__v1__authorize_request__pack(req, buf);
-	r = engine_call(c, ENGINE_METHOD_AUTHORIZE, request_id, buf, len, &resp, &resplen,
-	    statusp, &msg);
-	free(buf);
-	free(msg);
-	*respp = NULL;
-	if (r == 0 && *statusp == 0) {
-		*respp = rssp__engine__v1__authorize_response__unpack(NULL, resplen, resp);
-		if (*respp == NULL)
-			r = RSSP_E_INVAL;
+	*statusp = res->grpc_status;
+	if (res->grpc_status >= 0)
+		return 0;
+	switch (res->status) {
+	case ENGINE_TIMEOUT:
+		return RSSP_E_TIMEOUT;
+	case ENGINE_UNAVAILABLE:
+		return RSSP_E_UNAVAILABLE;
+	default:
+		return RSSP_E_INTERNAL;
 	}
-	free(resp);
-	return r;
 }
 
 int
@@ -109,10 +102,8 @@ eh_activate(struct engine_client *c, const struct eh_kak *kak, int key_algo,
     const char *credential_id, const char *request_id, int tamper, struct eh_cred *cred,
     int *statusp)
 {
-	Rssp__Engine__V1__AuthorizeRequest req = RSSP__ENGINE__V1__AUTHORIZE_REQUEST__INIT;
-	Rssp__Engine__V1__Kak k = RSSP__ENGINE__V1__KAK__INIT;
-	Rssp__Engine__V1__Activation act = RSSP__ENGINE__V1__ACTIVATION__INIT;
-	Rssp__Engine__V1__AuthorizeResponse *resp = NULL;
+	struct engine_activation act = { 0 };
+	struct engine_result res;
 	struct rssp_activation_fields f;
 	uint8_t nonce[16], *ad = NULL, *sig = NULL;
 	const unsigned char *p;
@@ -141,46 +132,28 @@ eh_activate(struct engine_client *c, const struct eh_kak *kak, int key_algo,
 		goto out;
 	if (tamper)
 		sig[siglen / 2] ^= 1;
-	k.public_key.data = kak->spki;
-	k.public_key.len = kak->spki_len;
-	k.algo = kak->algo;
-	act.credential_id = (char *)f.credential_id;
-	act.owner_id = (char *)f.owner_id;
-	act.device_uuid = (char *)f.device_uuid;
-	act.key_algo = key_algo;
-	act.subject_cn = (char *)f.subject_cn;
-	act.validity_days = f.validity_days;
-	act.nonce.data = nonce;
-	act.nonce.len = sizeof(nonce);
-	act.expires_at = f.expires_at;
-	req.request_id = (char *)(request_id ? request_id : "");
-	req.kak = &k;
-	req.signature.data = sig;
-	req.signature.len = siglen;
-	req.purpose_case = RSSP__ENGINE__V1__AUTHORIZE_REQUEST__PURPOSE_ACTIVATION;
-	req.activation = &act;
-	if ((r = call_authorize(c, &req, request_id, &resp, statusp)) != 0 || *statusp != 0)
+	if (engine_activate(c, 0, request_id, &f, sig, siglen, &act, &res) != ENGINE_OK) {
+		r = answered(&res, statusp);
 		goto out;
-	r = -1;
-	if (resp->result_case != RSSP__ENGINE__V1__AUTHORIZE_RESPONSE__RESULT_ACTIVATION ||
-	    resp->activation->binding.len > sizeof(cred->binding))
+	}
+	*statusp = res.grpc_status;
+	if (act.binding_len > sizeof(cred->binding))
 		goto out;
 	snprintf(cred->credential_id, sizeof(cred->credential_id), "%s", credential_id);
 	snprintf(cred->owner_id, sizeof(cred->owner_id), "%s", f.owner_id);
 	snprintf(cred->device_uuid, sizeof(cred->device_uuid), "%s", f.device_uuid);
-	snprintf(cred->key_label, sizeof(cred->key_label), "%s", resp->activation->key_label);
-	memcpy(cred->binding, resp->activation->binding.data, resp->activation->binding.len);
-	cred->binding_len = resp->activation->binding.len;
+	snprintf(cred->key_label, sizeof(cred->key_label), "%s", act.key_label);
+	memcpy(cred->binding, act.binding, act.binding_len);
+	cred->binding_len = act.binding_len;
 	cred->key_algo = key_algo;
-	p = resp->activation->certificate.data;
-	if ((x = d2i_X509(NULL, &p, (long)resp->activation->certificate.len)) == NULL ||
+	p = act.cert;
+	if ((x = d2i_X509(NULL, &p, (long)act.cert_len)) == NULL ||
 	    (cred->pub = X509_get_pubkey(x)) == NULL)
 		goto out;
 	r = 0;
 out:
 	X509_free(x);
-	if (resp != NULL)
-		rssp__engine__v1__authorize_response__free_unpacked(resp, NULL);
+	engine_activation_release(&act);
 	free(ad);
 	free(sig);
 	return r;
@@ -199,17 +172,14 @@ eh_approve(struct engine_client *c, const struct eh_kak *kak, const struct eh_cr
     uint32_t num_sigs, const char *request_id, uint8_t **sadp, size_t *sadlenp,
     int *statusp)
 {
-	Rssp__Engine__V1__AuthorizeRequest req = RSSP__ENGINE__V1__AUTHORIZE_REQUEST__INIT;
-	Rssp__Engine__V1__Kak k = RSSP__ENGINE__V1__KAK__INIT;
-	Rssp__Engine__V1__Approval app = RSSP__ENGINE__V1__APPROVAL__INIT;
-	Rssp__Engine__V1__AuthorizeResponse *resp = NULL;
-	ProtobufCBinaryData *hb = calloc(n ? n : 1, sizeof(*hb));
+	struct engine_result res;
 	struct rssp_approval_fields f;
 	uint8_t nonce[16], *ad = NULL, *sig = NULL;
-	size_t adlen, siglen, i, hlen = rssp_hash_algo_len(hash_algo);
+	size_t adlen, siglen;
+	int64_t sad_exp;
 	int r = -1;
 
-	if (hb == NULL || RAND_bytes(nonce, sizeof(nonce)) != 1)
+	if (RAND_bytes(nonce, sizeof(nonce)) != 1)
 		goto out;
 	memset(&f, 0, sizeof(f));
 	f.approval_id = approval_id;
@@ -221,7 +191,7 @@ eh_approve(struct engine_client *c, const struct eh_kak *kak, const struct eh_cr
 	f.hash_algo = hash_algo;
 	f.hashes = hashes;
 	f.n_hashes = n;
-	f.hash_len = hlen;
+	f.hash_len = rssp_hash_algo_len(hash_algo);
 	f.num_signatures = num_sigs;
 	f.rp_name = "Test RP";
 	f.description = "Test document";
@@ -231,48 +201,14 @@ eh_approve(struct engine_client *c, const struct eh_kak *kak, const struct eh_cr
 	if (rssp_authdata_approval(&f, &ad, &adlen) != 0 ||
 	    eh_kak_sign(kak, ad, adlen, &sig, &siglen) != 0)
 		goto out;
-	for (i = 0; i < n; i++) {
-		hb[i].data = (uint8_t *)hashes[i];
-		hb[i].len = hlen;
+	if (engine_approve(c, 0, request_id, &f, kak->algo, cred->key_label, cred->binding,
+	    cred->binding_len, sig, siglen, sadp, sadlenp, &sad_exp, &res) != ENGINE_OK) {
+		r = answered(&res, statusp);
+		goto out;
 	}
-	k.public_key.data = kak->spki;
-	k.public_key.len = kak->spki_len;
-	k.algo = kak->algo;
-	app.approval_id = (char *)approval_id;
-	app.credential_id = (char *)cred->credential_id;
-	app.owner_id = (char *)cred->owner_id;
-	app.device_uuid = (char *)cred->device_uuid;
-	app.key_label = (char *)cred->key_label;
-	app.binding.data = (uint8_t *)cred->binding;
-	app.binding.len = cred->binding_len;
-	app.hash_algo = hash_algo;
-	app.n_hashes = n;
-	app.hashes = hb;
-	app.num_signatures = num_sigs;
-	app.rp_name = (char *)f.rp_name;
-	app.description = (char *)f.description;
-	app.nonce.data = nonce;
-	app.nonce.len = sizeof(nonce);
-	app.expires_at = f.expires_at;
-	req.request_id = (char *)(request_id ? request_id : "");
-	req.kak = &k;
-	req.signature.data = sig;
-	req.signature.len = siglen;
-	req.purpose_case = RSSP__ENGINE__V1__AUTHORIZE_REQUEST__PURPOSE_APPROVAL;
-	req.approval = &app;
-	if ((r = call_authorize(c, &req, request_id, &resp, statusp)) != 0 || *statusp != 0)
-		goto out;
-	r = -1;
-	if (resp->result_case != RSSP__ENGINE__V1__AUTHORIZE_RESPONSE__RESULT_APPROVAL ||
-	    (*sadp = malloc(resp->approval->sad.len)) == NULL)
-		goto out;
-	memcpy(*sadp, resp->approval->sad.data, resp->approval->sad.len);
-	*sadlenp = resp->approval->sad.len;
+	*statusp = res.grpc_status;
 	r = 0;
 out:
-	if (resp != NULL)
-		rssp__engine__v1__authorize_response__free_unpacked(resp, NULL);
-	free(hb);
 	free(ad);
 	free(sig);
 	return r;
@@ -281,51 +217,26 @@ out:
 int
 eh_sign_hash(struct engine_client *c, const struct eh_cred *cred, const uint8_t *sad,
     size_t sadlen, int hash_algo, int sign_algo, const uint8_t *const *hashes, size_t n,
-    size_t hash_len, const char *request_id, Rssp__Engine__V1__SignHashResponse **respp,
+    size_t hash_len, const char *request_id, struct engine_signatures *sigsp,
     int *statusp, char **msgp)
 {
-	Rssp__Engine__V1__SignHashRequest req = RSSP__ENGINE__V1__SIGN_HASH_REQUEST__INIT;
-	ProtobufCBinaryData *hb = calloc(n ? n : 1, sizeof(*hb));
-	uint8_t *buf = NULL, *resp = NULL;
-	size_t len, resplen = 0, i;
-	char *msg = NULL;
-	int r = RSSP_E_NOMEM;
+	struct engine_signatures sigs = { 0 };
+	struct engine_result res;
+	int r;
 
-	if (respp != NULL)
-		*respp = NULL;
-	if (hb == NULL)
-		goto out;
-	for (i = 0; i < n; i++) {
-		hb[i].data = (uint8_t *)hashes[i];
-		hb[i].len = hash_len;
-	}
-	req.request_id = (char *)(request_id ? request_id : "");
-	req.credential_id = (char *)cred->credential_id;
-	req.sad.data = (uint8_t *)sad;
-	req.sad.len = sadlen;
-	req.hash_algo = hash_algo;
-	req.sign_algo = sign_algo;
-	req.n_hashes = n;
-	req.hashes = hb;
-	len = rssp__engine__v1__sign_hash_request__get_packed_size(&req);
-	if ((buf = malloc(len ? len : 1)) == NULL)
-		goto out;
-	rssp__engine__v1__sign_hash_request__pack(&req, buf);
-	r = engine_call(c, ENGINE_METHOD_SIGNHASH, request_id, buf, len, &resp, &resplen,
-	    statusp, &msg);
-	if (r == 0 && *statusp == 0 && respp != NULL) {
-		*respp = rssp__engine__v1__sign_hash_response__unpack(NULL, resplen, resp);
-		if (*respp == NULL)
-			r = RSSP_E_INVAL;
-	}
-out:
+	if (engine_sign_hash(c, 0, request_id, cred->credential_id, sad, sadlen, hash_algo,
+	    sign_algo, hashes, n, hash_len, &sigs, &res) == ENGINE_OK) {
+		*statusp = res.grpc_status;
+		r = 0;
+	} else
+		r = answered(&res, statusp);
 	if (msgp != NULL)
-		*msgp = msg;
-	else
-		free(msg);
-	free(resp);
-	free(buf);
-	free(hb);
+		*msgp = res.message[0] != '\0' ? strdup(res.message) : NULL;
+	if (sigsp != NULL) {
+		*sigsp = sigs; /* owned by the caller */
+		memset(&sigs, 0, sizeof(sigs));
+	}
+	engine_signatures_release(&sigs);
 	return r;
 }
 

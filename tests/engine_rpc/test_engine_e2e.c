@@ -176,7 +176,7 @@ sign_flow(struct engine_client *c, int key_algo, int kak_algo, int sign_algo, co
 {
 	struct eh_kak *kak;
 	struct eh_cred cred;
-	Rssp__Engine__V1__SignHashResponse *resp;
+	struct engine_signatures resp = { 0 };
 	uint8_t h[2][32], *sad = NULL;
 	const uint8_t *hp[2];
 	size_t sadlen = 0, i;
@@ -198,11 +198,11 @@ sign_flow(struct engine_client *c, int key_algo, int kak_algo, int sign_algo, co
 	    &status, &msg), 0);
 	ck_assert_msg(status == GRPC_STATUS_OK, "signhash status %d: %s", status, msg ? msg : "");
 	free(msg);
-	ck_assert_uint_eq(resp->n_signatures, 2);
+	ck_assert_uint_eq(resp.n, 2);
 	for (i = 0; i < 2; i++)
-		ck_assert_int_eq(eh_verify(&cred, sign_algo, 1, hp[i], 32, resp->signatures[i].data,
-		    resp->signatures[i].len), 0);
-	rssp__engine__v1__sign_hash_response__free_unpacked(resp, NULL);
+		ck_assert_int_eq(eh_verify(&cred, sign_algo, 1, hp[i], 32, resp.sig[i],
+		    resp.len[i]), 0);
+	engine_signatures_release(&resp);
 	/* the count is spent: a third signature is refused */
 	ck_assert_int_eq(eh_sign_hash(c, &cred, sad, sadlen, 1, sign_algo, hp, 1, 32, "rid-more",
 	    NULL, &status, &msg), 0);
@@ -405,16 +405,14 @@ static void *
 inflight_call(void *arg)
 {
 	struct inflight *f = arg;
-	Rssp__Engine__V1__SignHashResponse *resp = NULL;
+	struct engine_signatures resp = { 0 };
 	char *msg = NULL;
 
 	f->rc = eh_sign_hash(f->c, f->cred, f->sad, f->sadlen, 1,
 	    RSSP__ENGINE__V1__SIGN_ALGO__SIGN_RSA_PKCS1_V15, f->hp, f->n, 32, "rid-drain", &resp,
 	    &f->status, &msg);
-	if (resp != NULL) {
-		f->nsig = resp->n_signatures;
-		rssp__engine__v1__sign_hash_response__free_unpacked(resp, NULL);
-	}
+	f->nsig = resp.n;
+	engine_signatures_release(&resp);
 	free(msg);
 	return NULL;
 }
