@@ -7,6 +7,7 @@ add_library(rssp_engine_core STATIC
   ${CMAKE_CURRENT_LIST_DIR}/sam_activate.c
   ${CMAKE_CURRENT_LIST_DIR}/sam_approve.c
   ${CMAKE_CURRENT_LIST_DIR}/sam_sign.c
+  ${CMAKE_CURRENT_LIST_DIR}/sam_restart.c
   ${CMAKE_CURRENT_LIST_DIR}/hsm.c
   ${CMAKE_CURRENT_LIST_DIR}/kak.c
   ${CMAKE_CURRENT_LIST_DIR}/sad.c

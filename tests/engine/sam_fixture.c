@@ -16,7 +16,9 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <openssl/pem.h>
 #include <openssl/rsa.h>
+#include <openssl/sha.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <p11-kit/pkcs11.h>
@@ -25,7 +27,10 @@
 
 #include "authdata.h"
 #include "fixture.h"
+#include "ra_keys.h"
 #include "sam.h"
+#include "voucher.h"
+
 #include "sam_fixture.h"
 
 char workdir[512], pin_file[600], bad_pin_file[600];
@@ -34,6 +39,9 @@ struct sam_config cfg;
 struct sam *S;
 
 EVP_PKEY *kak_rsa, *kak_ec, *kak_ec2;
+/* Registration authorities: two the engine trusts (EC P-256, RSA), one it does not. */
+EVP_PKEY *ra_ec, *ra_rsa, *ra_rogue;
+uint8_t ra_ec_id[32], ra_rsa_id[32], ra_rogue_id[32];
 
 struct cred creds[4]; /* rsa2048, rsa3072, p256, p384 */
 
@@ -81,6 +89,36 @@ kak_sign(EVP_PKEY *k, int algo, const uint8_t *msg, size_t len, uint8_t **sigp, 
 }
 
 void
+key_id(EVP_PKEY *k, uint8_t id[32])
+{
+	size_t n;
+	uint8_t *der = spki_of(k, &n);
+
+	SHA256(der, n, id);
+	OPENSSL_free(der);
+}
+
+/* An RA's signature: ECDSA P-256 SHA-256, or RSASSA-PSS SHA-256 salt 32. */
+void
+ra_sign(EVP_PKEY *k, const uint8_t *msg, size_t len, uint8_t **sigp, size_t *siglenp)
+{
+	kak_sign(k, EVP_PKEY_is_a(k, "EC") ? KAK_ECDSA : KAK_PSS256, msg, len, sigp, siglenp);
+}
+
+/* Activation request fields, signed as a whole, then packed (possibly edited). The
+ * voucher (v, signed by ra) follows the request's user, device, name and KAK unless
+ * v_fixed: then it is sent as it stands, as a gateway replaying another voucher would. */
+
+void
+voucher_follow(struct act *a)
+{
+	snprintf(a->v.user_id, sizeof(a->v.user_id), "%s", a->owner_id);
+	snprintf(a->v.device_uuid, sizeof(a->v.device_uuid), "%s", a->device_uuid);
+	snprintf(a->v.common_name, sizeof(a->v.common_name), "%s", a->subject_cn);
+	key_id(a->kak, a->v.kak_sha256);
+}
+
+void
 act_init(struct act *a, const char *cred, const char *owner, int key_algo, EVP_PKEY *kak, int kak_algo)
 {
 	memset(a, 0, sizeof(*a));
@@ -95,6 +133,11 @@ act_init(struct act *a, const char *cred, const char *owner, int key_algo, EVP_P
 	a->expires_at = (int64_t)time(NULL) + 600;
 	a->kak = kak;
 	a->kak_algo = kak_algo;
+	a->ra = ra_ec;
+	memcpy(a->v.ra_key_id, ra_ec_id, 32);
+	a->v.issued_at = (int64_t)time(NULL) - 60;
+	a->v.not_after = a->v.issued_at + 7 * 86400;
+	voucher_follow(a);
 }
 
 void
@@ -113,7 +156,7 @@ act_sign(const struct act *a, uint8_t **sigp, size_t *siglenp)
 	f.kak_spki_len = spkilen;
 	f.kak_algo = a->kak_algo;
 	f.key_algo = a->key_algo;
-	f.subject_cn = a->subject_cn;
+	f.subject_cn = a->v_fixed ? a->v.common_name : a->subject_cn;
 	f.validity_days = a->validity_days;
 	f.nonce = a->nonce;
 	f.nonce_len = a->nonce_len;
@@ -136,11 +179,33 @@ act_call(const struct act *a, const uint8_t *sig, size_t siglen,
 	Rssp__Engine__V1__AuthorizeRequest req = RSSP__ENGINE__V1__AUTHORIZE_REQUEST__INIT;
 	Rssp__Engine__V1__Kak kak = RSSP__ENGINE__V1__KAK__INIT;
 	Rssp__Engine__V1__Activation act = RSSP__ENGINE__V1__ACTIVATION__INIT;
+	Rssp__Engine__V1__Voucher vo = RSSP__ENGINE__V1__VOUCHER__INIT;
 	Rssp__Engine__V1__AuthorizeResponse *ar;
 	struct sam_audit local;
-	uint8_t *spki, *buf, *out = NULL;
-	size_t spkilen, len, outlen = 0;
+	struct act va = *a;
+	uint8_t *spki, *buf, *out = NULL, *vb = NULL, *vsig = NULL, badid[32];
+	size_t spkilen, len, outlen = 0, vblen = 0, vsiglen = 0;
 	int r;
+
+	if (!a->v_fixed)
+		voucher_follow(&va);
+	if (rssp_voucher_build(&va.v, &vb, &vblen) != 0) {
+		/* fields a voucher cannot hold: sent as bytes the engine cannot parse */
+		vb = (uint8_t *)strdup("not a voucher");
+		vblen = strlen((char *)vb);
+	}
+	ra_sign(a->ra, vb, vblen, &vsig, &vsiglen);
+	vo.to_be_signed.data = vb;
+	vo.to_be_signed.len = vblen;
+	vo.signature.data = vsig;
+	vo.signature.len = vsiglen;
+	memcpy(badid, va.v.ra_key_id, 32);
+	if (a->key_id_mismatch)
+		badid[0] ^= 1;
+	vo.ra_key_id.data = badid;
+	vo.ra_key_id.len = 32;
+	if (!a->no_voucher)
+		act.voucher = &vo;
 
 	spki = spki_of(a->kak, &spkilen);
 	kak.public_key.data = spki;
@@ -150,7 +215,6 @@ act_call(const struct act *a, const uint8_t *sig, size_t siglen,
 	act.owner_id = (char *)a->owner_id;
 	act.device_uuid = (char *)a->device_uuid;
 	act.key_algo = a->key_algo;
-	act.subject_cn = (char *)a->subject_cn;
 	act.validity_days = a->validity_days;
 	act.nonce.data = (uint8_t *)a->nonce;
 	act.nonce.len = a->nonce_len;
@@ -161,13 +225,36 @@ act_call(const struct act *a, const uint8_t *sig, size_t siglen,
 	req.signature.len = siglen;
 	req.purpose_case = RSSP__ENGINE__V1__AUTHORIZE_REQUEST__PURPOSE_ACTIVATION;
 	req.activation = &act;
-	len = rssp__engine__v1__authorize_request__get_packed_size(&req);
-	buf = malloc(len);
-	rssp__engine__v1__authorize_request__pack(&req, buf);
+	if (a->extra == NULL) {
+		len = rssp__engine__v1__authorize_request__get_packed_size(&req);
+		buf = malloc(len);
+		rssp__engine__v1__authorize_request__pack(&req, buf);
+	} else {
+		/* the request without its purpose, then field 10 (the Activation) by hand */
+		size_t alen = rssp__engine__v1__activation__get_packed_size(&act), n;
+		size_t body = alen + a->extra_len;
+
+		req.purpose_case = RSSP__ENGINE__V1__AUTHORIZE_REQUEST__PURPOSE__NOT_SET;
+		n = rssp__engine__v1__authorize_request__get_packed_size(&req);
+		buf = malloc(n + 6 + body);
+		rssp__engine__v1__authorize_request__pack(&req, buf);
+		len = n;
+		buf[len++] = 0x52; /* field 10, length-delimited */
+		while (body >= 0x80) {
+			buf[len++] = (uint8_t)(body | 0x80);
+			body >>= 7;
+		}
+		buf[len++] = (uint8_t)body;
+		len += rssp__engine__v1__activation__pack(&act, buf + len);
+		memcpy(buf + len, a->extra, a->extra_len);
+		len += a->extra_len;
+	}
 	if (au == NULL)
 		au = &local;
 	r = sam_authorize(S, buf, len, &out, &outlen, au);
 	free(buf);
+	free(vb);
+	free(vsig);
 	OPENSSL_free(spki);
 	if (r == 0) {
 		ck_assert_ptr_null(au->reason);
@@ -344,7 +431,9 @@ appr_call(const struct appr *p, const uint8_t *sig, size_t siglen, uint8_t **sad
 	r = sam_authorize(S, buf, len, &out, &outlen, au);
 	free(buf);
 	if (r == 0) {
-		ck_assert_ptr_null(au->reason);
+		ck_assert(au->reason == NULL || strcmp(au->reason, "approval replayed: same sad") == 0);
+		ck_assert_int_gt(au->sad_expires_at, time(NULL));
+		ck_assert_uint_eq(strlen(au->approval_key), 64);
 		ar = rssp__engine__v1__authorize_response__unpack(NULL, outlen, out);
 		ck_assert_ptr_nonnull(ar);
 		ck_assert_int_eq(ar->result_case, RSSP__ENGINE__V1__AUTHORIZE_RESPONSE__RESULT_APPROVAL);
@@ -376,6 +465,9 @@ approve(const struct appr *p, uint8_t **sadp, size_t *sadlenp, struct sam_audit 
 	return r;
 }
 
+/* The PSS salt length sign_hashes asks for: -1 = none given (the hash length). */
+long pss_salt = -1;
+
 /* SignHash; on success *respp is the unpacked response. */
 int
 sign_hashes(const char *cred, const uint8_t *sad, size_t sadlen, int hash_algo, int sign_algo,
@@ -402,6 +494,11 @@ sign_hashes(const char *cred, const uint8_t *sad, size_t sadlen, int hash_algo, 
 	}
 	req.hashes = hv;
 	req.n_hashes = n;
+	Rssp__Engine__V1__PssParams pss = RSSP__ENGINE__V1__PSS_PARAMS__INIT;
+	if (pss_salt >= 0) {
+		pss.salt_length = (uint32_t)pss_salt;
+		req.pss = &pss;
+	}
 	len = rssp__engine__v1__sign_hash_request__get_packed_size(&req);
 	buf = malloc(len);
 	rssp__engine__v1__sign_hash_request__pack(&req, buf);
@@ -442,7 +539,8 @@ verify_with_cert(X509 *cert, int sign_algo, int hash_algo, const uint8_t *dg,
 		ck_assert_int_eq(EVP_PKEY_CTX_set_rsa_padding(c, RSA_PKCS1_PADDING), 1);
 	if (sign_algo == S_PSS) {
 		ck_assert_int_eq(EVP_PKEY_CTX_set_rsa_padding(c, RSA_PKCS1_PSS_PADDING), 1);
-		ck_assert_int_eq(EVP_PKEY_CTX_set_rsa_pss_saltlen(c, (int)EVP_MD_get_size(md)), 1);
+		ck_assert_int_eq(EVP_PKEY_CTX_set_rsa_pss_saltlen(c,
+		    pss_salt >= 0 ? (int)pss_salt : (int)EVP_MD_get_size(md)), 1);
 		ck_assert_int_eq(EVP_PKEY_CTX_set_rsa_mgf1_md(c, md), 1);
 	}
 	ok = EVP_PKEY_verify(c, sig, siglen, dg, (size_t)EVP_MD_get_size(md)) == 1;
@@ -499,6 +597,20 @@ gen_key(const char *type, const char *param)
 	return k;
 }
 
+char ra_dir[600];
+
+void
+write_ra(const char *dir, const char *name, EVP_PKEY *k)
+{
+	char path[700];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if ((f = fopen(path, "w")) == NULL || PEM_write_PUBKEY(f, k) != 1)
+		die("ra key file");
+	fclose(f);
+}
+
 void
 setup_token(void)
 {
@@ -521,6 +633,18 @@ setup_token(void)
 	cfg.pin_file = pin_file;
 	cfg.sessions = 4;
 	cfg.sad_ttl = 300;
+	ra_ec = gen_key("EC", "P-256");
+	ra_rsa = gen_key("RSA", "2048");
+	ra_rogue = gen_key("EC", "P-256");
+	key_id(ra_ec, ra_ec_id);
+	key_id(ra_rsa, ra_rsa_id);
+	key_id(ra_rogue, ra_rogue_id);
+	snprintf(ra_dir, sizeof(ra_dir), "%s/ra", workdir);
+	if (mkdir(ra_dir, 0700) != 0)
+		die("ra dir");
+	write_ra(ra_dir, "officer.pem", ra_ec);
+	write_ra(ra_dir, "kyc-backend.pem", ra_rsa);
+	cfg.ra_keys = ra_dir;
 	if (sam_init_token(&cfg, &opts) != 0)
 		die("sam_init_token");
 	/* force replaces the MAC key and the CA: the open below must use the new ones */
@@ -576,6 +700,9 @@ teardown_token(void)
 	EVP_PKEY_free(kak_rsa);
 	EVP_PKEY_free(kak_ec);
 	EVP_PKEY_free(kak_ec2);
+	EVP_PKEY_free(ra_ec);
+	EVP_PKEY_free(ra_rsa);
+	EVP_PKEY_free(ra_rogue);
 	ef_rmtree(workdir);
 }
 

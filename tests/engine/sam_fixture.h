@@ -1,9 +1,9 @@
 /* sam_fixture.h - the sam suites' shared token (tests/engine/test_sam*.c): a private
- * SoftHSM2 token initialised with sam_init_token, an open struct sam (S), three KAKs and
- * four credentials activated once (rsa2048, rsa3072, p256, p384), and the request
- * builders that pack AuthorizeRequest / SignHashRequest exactly as the gRPC server
- * hands them over. Each suite runs in one process (the token, its login and the
- * engine's caches are shared state): sam_fixture_main. */
+ * SoftHSM2 token initialised with sam_init_token, registration-authority keys, an open
+ * struct sam (S), KAKs and four credentials activated once (rsa2048, rsa3072, p256,
+ * p384), and the request builders that pack AuthorizeRequest / SignHashRequest exactly
+ * as the gRPC server hands them over. Each suite runs in one process (the token, its
+ * login and the engine's caches are shared state): sam_fixture_main. */
 #ifndef RSSP_TEST_SAM_FIXTURE_H
 #define RSSP_TEST_SAM_FIXTURE_H
 
@@ -17,7 +17,9 @@
 #include <rssp/engine/v1/engine.pb-c.h>
 
 #include "authdata.h"
+#include "ra_keys.h"
 #include "sam.h"
+#include "voucher.h"
 
 #define TOKEN "rssp-test"
 #define PIN "4711-test"
@@ -50,6 +52,13 @@ struct act {
 	int64_t expires_at;
 	EVP_PKEY *kak;
 	int kak_algo;
+	struct rssp_voucher v;
+	EVP_PKEY *ra;
+	int v_fixed;
+	int no_voucher;
+	int key_id_mismatch;     /* Voucher.ra_key_id differs from the voucher's */
+	const char *extra;       /* raw protobuf bytes appended to the Activation */
+	size_t extra_len;
 };
 
 /* Approval request fields. */
@@ -75,12 +84,19 @@ extern const char *module;
 extern struct sam_config cfg;
 extern struct sam *S;
 extern EVP_PKEY *kak_rsa, *kak_ec, *kak_ec2;
+extern EVP_PKEY *ra_ec, *ra_rsa, *ra_rogue;
+extern uint8_t ra_ec_id[32], ra_rsa_id[32], ra_rogue_id[32];
 extern struct cred creds[4]; /* rsa2048, rsa3072, p256, p384 */
+extern long pss_salt;
 extern X509 *ca_cert;
+extern char ra_dir[600];
 
 void die(const char *what);
 uint8_t *spki_of(EVP_PKEY *k, size_t *lenp);
 void kak_sign(EVP_PKEY *k, int algo, const uint8_t *msg, size_t len, uint8_t **sigp, size_t *siglenp);
+void key_id(EVP_PKEY *k, uint8_t id[32]);
+void ra_sign(EVP_PKEY *k, const uint8_t *msg, size_t len, uint8_t **sigp, size_t *siglenp);
+void voucher_follow(struct act *a);
 void act_init(struct act *a, const char *cred, const char *owner, int key_algo, EVP_PKEY *kak, int kak_algo);
 void act_sign(const struct act *a, uint8_t **sigp, size_t *siglenp);
 int act_call(const struct act *a, const uint8_t *sig, size_t siglen,
@@ -102,6 +118,7 @@ int verify_with_cert(X509 *cert, int sign_algo, int hash_algo, const uint8_t *dg
 int chain_verifies(X509 *cert);
 uint8_t *mint(const struct cred *c, struct appr *p, int hash_algo, size_t n, uint32_t num, size_t *sadlenp);
 EVP_PKEY *gen_key(const char *type, const char *param);
+void write_ra(const char *dir, const char *name, EVP_PKEY *k);
 void setup_token(void);
 void teardown_token(void);
 

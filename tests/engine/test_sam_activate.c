@@ -1,6 +1,7 @@
 /* The activation handler (engine/sam_activate.c) against a real SoftHSM2 token
- * (sam_fixture.h): certificates for every key type, tampered and badly shaped
- * activations, replay, long labels, re-activation with another KAK. */
+ * (sam_fixture.h): certificates for every key type, vouchers and their subjects,
+ * tampered and badly shaped activations, replay, long labels, re-activation with
+ * another KAK. */
 #include <check.h>
 #include <dlfcn.h>
 #include <errno.h>
@@ -18,7 +19,9 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <openssl/pem.h>
 #include <openssl/rsa.h>
+#include <openssl/sha.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <p11-kit/pkcs11.h>
@@ -27,7 +30,9 @@
 
 #include "authdata.h"
 #include "fixture.h"
+#include "ra_keys.h"
 #include "sam.h"
+#include "voucher.h"
 
 #include "sam_fixture.h"
 
@@ -50,6 +55,11 @@ START_TEST(test_activation_issues_a_chained_certificate_for_every_key_type)
 		ck_assert_int_eq(X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName,
 		    cn, sizeof(cn)), (int)strlen("Signer ") + (int)strlen(c->owner));
 		ck_assert_ptr_nonnull(strstr(cn, c->owner));
+		/* the vouched subject: CN the voucher's name, serialNumber its user id */
+		ck_assert_int_eq(X509_NAME_get_text_by_NID(X509_get_subject_name(x),
+		    NID_serialNumber, cn, sizeof(cn)), (int)strlen(c->owner));
+		ck_assert_str_eq(cn, c->owner);
+		ck_assert_int_eq(X509_NAME_entry_count(X509_get_subject_name(x)), 2);
 		ck_assert_int_eq(X509_check_ca(x), 0);
 		ck_assert_uint_eq(X509_get_key_usage(x), KU_DIGITAL_SIGNATURE | KU_NON_REPUDIATION);
 		ck_assert_int_ge(X509_get_ext_by_NID(x, NID_authority_key_identifier, -1), 0);
@@ -180,6 +190,194 @@ START_TEST(test_activation_of_a_long_multibyte_credential_id_gets_a_valid_label)
 }
 END_TEST
 
+/* ---- a compromised gateway (issue 9): the engine decides who a key belongs to ---- */
+
+static int
+refused(struct act *a, const char *reason)
+{
+	struct sam_audit au;
+	int r = activate(a, NULL, &au);
+
+	ck_assert_msg(r < 0, "activation was not refused (want %s)", reason);
+	ck_assert_str_eq(au.reason, reason);
+	ck_assert_str_eq(au.event, "authorize.activation");
+	return r;
+}
+
+START_TEST(test_gateway_cannot_activate_its_own_kak_under_a_victims_user_id)
+{
+	struct act a;
+
+	/* the victim's real voucher (victim's KAK), presented with the attacker's KAK that
+	 * signs the activation: the voucher names another KAK */
+	act_init(&a, "credential-victim", "user-victim", KEY_P256, kak_ec, KAK_ECDSA);
+	a.v_fixed = 1;
+	a.kak = kak_ec2;
+	ck_assert_int_eq(refused(&a, "voucher for another kak"), RSSP_E_DENIED);
+	/* no voucher at all */
+	act_init(&a, "credential-victim", "user-victim", KEY_P256, kak_ec2, KAK_ECDSA);
+	a.no_voucher = 1;
+	ck_assert_int_eq(refused(&a, "voucher missing"), RSSP_E_INVAL);
+	/* a voucher of its own making for its KAK: signed by a key the engine does not
+	 * trust, or claiming a trusted key's id */
+	act_init(&a, "credential-victim", "user-victim", KEY_P256, kak_ec2, KAK_ECDSA);
+	a.ra = ra_rogue;
+	memcpy(a.v.ra_key_id, ra_rogue_id, 32);
+	ck_assert_int_eq(refused(&a, "voucher key unknown"), RSSP_E_DENIED);
+	act_init(&a, "credential-victim", "user-victim", KEY_P256, kak_ec2, KAK_ECDSA);
+	a.ra = ra_rogue;
+	ck_assert_int_eq(refused(&a, "voucher signature invalid"), RSSP_E_DENIED);
+	act_init(&a, "credential-victim", "user-victim", KEY_P256, kak_ec2, KAK_ECDSA);
+	a.key_id_mismatch = 1;
+	ck_assert_int_eq(refused(&a, "voucher key id mismatch"), RSSP_E_INVAL);
+}
+END_TEST
+
+START_TEST(test_a_voucher_is_refused_for_another_user_device_or_time)
+{
+	struct act a;
+	int64_t now = (int64_t)time(NULL);
+
+	/* user A's voucher (with A's KAK, which signed) used for user B's credential */
+	act_init(&a, "credential-of-b", "user-a", KEY_P256, kak_ec, KAK_ECDSA);
+	a.v_fixed = 1;
+	snprintf(a.owner_id, sizeof(a.owner_id), "user-b");
+	ck_assert_int_eq(refused(&a, "voucher for another user"), RSSP_E_DENIED);
+	act_init(&a, "credential-a", "user-a", KEY_P256, kak_ec, KAK_ECDSA);
+	a.v_fixed = 1;
+	snprintf(a.device_uuid, sizeof(a.device_uuid), "another-phone");
+	ck_assert_int_eq(refused(&a, "voucher for another device"), RSSP_E_DENIED);
+	act_init(&a, "credential-a", "user-a", KEY_P256, kak_ec, KAK_ECDSA);
+	a.v.issued_at = now - 10 * 86400;
+	a.v.not_after = now - 1;
+	ck_assert_int_eq(refused(&a, "voucher expired"), RSSP_E_EXPIRED);
+	act_init(&a, "credential-a", "user-a", KEY_P256, kak_ec, KAK_ECDSA);
+	a.v.issued_at = now + 3600;
+	a.v.not_after = now + 7200;
+	ck_assert_int_eq(refused(&a, "voucher not yet valid"), RSSP_E_EXPIRED);
+	/* more than 30 days: the builder refuses it, so the bytes are made by hand */
+	{
+		struct act b;
+		struct sam_audit au;
+		uint8_t *vb = NULL, *sig = NULL, *vsig = NULL;
+		size_t vblen, siglen, vsiglen;
+		Rssp__Engine__V1__AuthorizeRequest req = RSSP__ENGINE__V1__AUTHORIZE_REQUEST__INIT;
+		Rssp__Engine__V1__Kak kak = RSSP__ENGINE__V1__KAK__INIT;
+		Rssp__Engine__V1__Activation act = RSSP__ENGINE__V1__ACTIVATION__INIT;
+		Rssp__Engine__V1__Voucher vo = RSSP__ENGINE__V1__VOUCHER__INIT;
+		uint8_t *spki, *buf, *out = NULL;
+		size_t spkilen, len, outlen;
+
+		act_init(&b, "credential-a", "user-a", KEY_P256, kak_ec, KAK_ECDSA);
+		ck_assert_int_eq(rssp_voucher_build(&b.v, &vb, &vblen), 0);
+		/* not_after (tag 6) is the 8 bytes before the last field (5 + 32 bytes) */
+		{
+			int64_t na = now + 31 * 86400;
+			size_t off = vblen - 37 - 8, k;
+			int64_t ia = now - 60;
+
+			for (k = 0; k < 8; k++)
+				vb[off + k] = (uint8_t)((uint64_t)na >> (56 - 8 * k));
+			for (k = 0; k < 8; k++)
+				vb[off - 13 + k] = (uint8_t)((uint64_t)ia >> (56 - 8 * k));
+		}
+		ra_sign(ra_ec, vb, vblen, &vsig, &vsiglen);
+		act_sign(&b, &sig, &siglen);
+		spki = spki_of(kak_ec, &spkilen);
+		kak.public_key.data = spki;
+		kak.public_key.len = spkilen;
+		kak.algo = RSSP__ENGINE__V1__KAK_ALGO__KAK_ECDSA_P256_SHA256;
+		act.credential_id = b.credential_id;
+		act.owner_id = b.owner_id;
+		act.device_uuid = b.device_uuid;
+		act.key_algo = b.key_algo;
+		act.validity_days = b.validity_days;
+		act.nonce.data = b.nonce;
+		act.nonce.len = b.nonce_len;
+		act.expires_at = b.expires_at;
+		vo.to_be_signed.data = vb;
+		vo.to_be_signed.len = vblen;
+		vo.signature.data = vsig;
+		vo.signature.len = vsiglen;
+		vo.ra_key_id.data = ra_ec_id;
+		vo.ra_key_id.len = 32;
+		act.voucher = &vo;
+		req.kak = &kak;
+		req.signature.data = sig;
+		req.signature.len = siglen;
+		req.purpose_case = RSSP__ENGINE__V1__AUTHORIZE_REQUEST__PURPOSE_ACTIVATION;
+		req.activation = &act;
+		len = rssp__engine__v1__authorize_request__get_packed_size(&req);
+		buf = malloc(len);
+		rssp__engine__v1__authorize_request__pack(&req, buf);
+		ck_assert_int_eq(sam_authorize(S, buf, len, &out, &outlen, &au), RSSP_E_INVAL);
+		ck_assert_str_eq(au.reason, "voucher validity too long");
+		free(buf);
+		free(vb);
+		free(vsig);
+		free(sig);
+		OPENSSL_free(spki);
+	}
+}
+END_TEST
+
+START_TEST(test_a_subject_sent_by_the_gateway_is_refused)
+{
+	struct act a;
+	static const char subject_cn[] = "\x2a\x07Mallory"; /* field 5, the old subject_cn */
+
+	act_init(&a, "credential-subject", "user-m", KEY_P256, kak_ec, KAK_ECDSA);
+	a.extra = subject_cn;
+	a.extra_len = sizeof(subject_cn) - 1;
+	ck_assert_int_eq(refused(&a, "unknown field"), RSSP_E_INVAL);
+	act_init(&a, "credential-subject", "user-m", KEY_P256, kak_ec, KAK_ECDSA);
+	a.v.common_name[0] = '\0';
+	snprintf(a.subject_cn, sizeof(a.subject_cn), "Line\nBreak");
+	ck_assert_int_eq(refused(&a, "voucher malformed"), RSSP_E_INVAL);
+}
+END_TEST
+
+START_TEST(test_the_certificate_subject_is_the_vouched_subject_and_the_audit_names_the_ra_key)
+{
+	struct act a;
+	struct sam_audit au;
+	Rssp__Engine__V1__ActivationResult *res = NULL;
+	const unsigned char *p;
+	X509 *x;
+	char buf[300], hex[65];
+
+	/* vouched by the RSA (PSS) RA key this time */
+	act_init(&a, "credential-vouched", "0b6f2c1e-5a4d-4c1e-9f00-1234567890ab", KEY_P256,
+	    kak_rsa, KAK_PSS256);
+	snprintf(a.subject_cn, sizeof(a.subject_cn), "Zo\xc3\xab Vouched-Name");
+	a.ra = ra_rsa;
+	memcpy(a.v.ra_key_id, ra_rsa_id, 32);
+	ck_assert_int_eq(activate(&a, &res, &au), 0);
+	ra_key_id_hex(ra_rsa_id, hex);
+	ck_assert_str_eq(au.ra_key_id, hex);
+	p = res->certificate.data;
+	x = d2i_X509(NULL, &p, (long)res->certificate.len);
+	ck_assert_ptr_nonnull(x);
+	ck_assert_int_gt(X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName,
+	    buf, sizeof(buf)), 0);
+	ck_assert_str_eq(buf, "Zo\xc3\xab Vouched-Name");
+	ck_assert_int_gt(X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_serialNumber,
+	    buf, sizeof(buf)), 0);
+	ck_assert_str_eq(buf, "0b6f2c1e-5a4d-4c1e-9f00-1234567890ab");
+	ck_assert_int_eq(X509_NAME_entry_count(X509_get_subject_name(x)), 2);
+	ck_assert(chain_verifies(x));
+	X509_free(x);
+	free_act_result(res);
+	/* a refusal after the voucher was read names its key too */
+	act_init(&a, "credential-vouched", "user-z", KEY_P256, kak_ec, KAK_ECDSA);
+	a.v_fixed = 1;
+	a.kak = kak_ec2;
+	ck_assert_int_eq(activate(&a, NULL, &au), RSSP_E_DENIED);
+	ra_key_id_hex(ra_ec_id, hex);
+	ck_assert_str_eq(au.ra_key_id, hex);
+}
+END_TEST
+
 START_TEST(test_reactivation_with_another_kak_yields_a_new_key_and_keeps_old_binding_to_old_kak)
 {
 	struct act a;
@@ -246,6 +444,10 @@ main(void)
 		test_activation_refuses_bad_shapes_and_expiry,
 		test_activation_refuses_a_replayed_activation,
 		test_activation_of_a_long_multibyte_credential_id_gets_a_valid_label,
+		test_gateway_cannot_activate_its_own_kak_under_a_victims_user_id,
+		test_a_voucher_is_refused_for_another_user_device_or_time,
+		test_a_subject_sent_by_the_gateway_is_refused,
+		test_the_certificate_subject_is_the_vouched_subject_and_the_audit_names_the_ra_key,
 		test_reactivation_with_another_kak_yields_a_new_key_and_keeps_old_binding_to_old_kak,
 	};
 

@@ -17,7 +17,9 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <openssl/pem.h>
 #include <openssl/rsa.h>
+#include <openssl/sha.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <p11-kit/pkcs11.h>
@@ -26,7 +28,9 @@
 
 #include "authdata.h"
 #include "fixture.h"
+#include "ra_keys.h"
 #include "sam.h"
+#include "voucher.h"
 
 #include "sam_fixture.h"
 
@@ -155,22 +159,46 @@ START_TEST(test_approval_refuses_an_expired_approval)
 }
 END_TEST
 
-START_TEST(test_approval_refuses_a_replayed_approval)
+/* PROTOCOL.md 3.2: the same approval again gets the SAD it minted (same bytes, same
+ * count), never a second SAD; once that SAD has expired it is a replay. */
+START_TEST(test_a_replayed_approval_gets_the_same_sad_then_is_refused)
 {
 	struct appr p;
 	struct sam_audit au;
-	uint8_t *sad = NULL;
-	size_t sadlen;
+	uint8_t *sad = NULL, *sad2 = NULL;
+	size_t sadlen, sadlen2;
+	char id1[33];
+	uint8_t h[1][64];
 
 	appr_init(&p, &creds[0], H256, 1, 1);
+	p.expires_at = (int64_t)time(NULL) + 900; /* outlives the SAD (ttl 300) */
+	memcpy(h[0], p.hashes[0], 32);
 	ck_assert_int_eq(approve(&p, &sad, &sadlen, &au), 0);
 	ck_assert_str_eq(au.event, "authorize.approval");
 	ck_assert_str_eq(au.approval_id, p.approval_id);
 	ck_assert_uint_eq(strlen(au.kak_sha256), 64);
 	ck_assert_uint_eq(strlen(au.sad_id), 32);
-	free(sad);
+	ck_assert_ptr_null(au.reason);
+	memcpy(id1, au.sad_id, sizeof(id1));
+	/* the one signature of the SAD */
+	ck_assert_int_eq(sign_hashes(creds[0].id, sad, sadlen, H256, S_PKCS1,
+	    (const uint8_t (*)[64])h, NULL, 1, NULL, NULL), 0);
+	/* the answer was lost: the same approval again */
+	ck_assert_int_eq(approve(&p, &sad2, &sadlen2, &au), 0);
+	ck_assert_str_eq(au.reason, "approval replayed: same sad");
+	ck_assert_str_eq(au.sad_id, id1);
+	ck_assert_uint_eq(sadlen2, sadlen);
+	ck_assert_int_eq(memcmp(sad, sad2, sadlen), 0);
+	/* same count: already used up */
+	ck_assert_int_eq(sign_hashes(creds[0].id, sad2, sadlen2, H256, S_PKCS1,
+	    (const uint8_t (*)[64])h, NULL, 1, NULL, &au), RSSP_E_EXHAUSTED);
+	/* the SAD expired, the approval not yet: a replay */
+	sam_set_clock_skew(S, 400);
 	ck_assert_int_eq(approve(&p, NULL, NULL, &au), RSSP_E_REPLAY);
 	ck_assert_str_eq(au.reason, "approval replayed");
+	sam_set_clock_skew(S, 0);
+	free(sad);
+	free(sad2);
 }
 END_TEST
 
@@ -212,7 +240,7 @@ main(void)
 		test_approval_refuses_a_binding_of_another_credential_or_key,
 		test_approval_refuses_each_tampered_field,
 		test_approval_refuses_an_expired_approval,
-		test_approval_refuses_a_replayed_approval,
+		test_a_replayed_approval_gets_the_same_sad_then_is_refused,
 		test_approval_refuses_bad_shapes,
 	};
 

@@ -1,6 +1,6 @@
 /* The SignHash handler (engine/sam_sign.c) against a real SoftHSM2 token
- * (sam_fixture.h): every fitting algorithm verified with OpenSSL, a thousand hashes,
- * SADs of another credential, forged, expired, exhausted, concurrent callers. */
+ * (sam_fixture.h): every fitting algorithm verified with OpenSSL, PSS salts, a thousand
+ * hashes, SADs of another credential, forged, expired, exhausted, concurrent callers. */
 #include <check.h>
 #include <dlfcn.h>
 #include <errno.h>
@@ -18,7 +18,9 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <openssl/pem.h>
 #include <openssl/rsa.h>
+#include <openssl/sha.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <p11-kit/pkcs11.h>
@@ -27,7 +29,9 @@
 
 #include "authdata.h"
 #include "fixture.h"
+#include "ra_keys.h"
 #include "sam.h"
+#include "voucher.h"
 
 #include "sam_fixture.h"
 
@@ -62,6 +66,53 @@ START_TEST(test_signhash_signs_with_every_fitting_algorithm_and_openssl_verifies
 				free(sad);
 			}
 		}
+	}
+}
+END_TEST
+
+START_TEST(test_signhash_pss_takes_any_salt_up_to_the_keys_maximum)
+{
+	/* emLen - hLen - 2: RSA-2048 with SHA-256 222, RSA-3072 with SHA-512 318 */
+	static const struct { int cred, hash; long salts[4]; long max; } cases[] = {
+		{ 0, H256, { 0, 20, 32, 222 }, 222 },
+		{ 1, H512, { 0, 1, 64, 318 }, 318 },
+	};
+	size_t i, j, k;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct cred *c = &creds[cases[i].cred];
+		struct appr p;
+		size_t sadlen;
+		uint8_t *sad = mint(c, &p, cases[i].hash, 2, 10, &sadlen);
+		struct sam_audit au;
+
+		for (j = 0; j < 4; j++) {
+			Rssp__Engine__V1__SignHashResponse *resp = NULL;
+
+			pss_salt = cases[i].salts[j];
+			ck_assert_int_eq(sign_hashes(c->id, sad, sadlen, cases[i].hash, S_PSS,
+			    (const uint8_t (*)[64])p.hashes, NULL, 2, &resp, NULL), 0);
+			for (k = 0; k < 2; k++)
+				ck_assert_msg(verify_with_cert(c->cert, S_PSS, cases[i].hash, p.hashes[k],
+				    resp->signatures[k].data, resp->signatures[k].len),
+				    "%s salt %ld #%zu", c->id, pss_salt, k);
+			rssp__engine__v1__sign_hash_response__free_unpacked(resp, NULL);
+		}
+		/* one byte over the maximum: refused before the token sees it, nothing counted */
+		pss_salt = cases[i].max + 1;
+		ck_assert_int_eq(sign_hashes(c->id, sad, sadlen, cases[i].hash, S_PSS,
+		    (const uint8_t (*)[64])p.hashes, NULL, 1, NULL, &au), RSSP_E_INVAL);
+		ck_assert_ptr_nonnull(strstr(au.reason, "salt"));
+		/* PSS parameters with another algorithm */
+		pss_salt = 32;
+		ck_assert_int_eq(sign_hashes(c->id, sad, sadlen, cases[i].hash, S_PKCS1,
+		    (const uint8_t (*)[64])p.hashes, NULL, 1, NULL, &au), RSSP_E_INVAL);
+		ck_assert_ptr_nonnull(strstr(au.reason, "pss"));
+		pss_salt = -1;
+		/* 8 used, 2 left: the refusals did not spend any */
+		ck_assert_int_eq(sign_hashes(c->id, sad, sadlen, cases[i].hash, S_PSS,
+		    (const uint8_t (*)[64])p.hashes, NULL, 2, NULL, NULL), 0);
+		free(sad);
 	}
 }
 END_TEST
@@ -353,6 +404,7 @@ main(void)
 {
 	const TTest *const tests[] = {
 		test_signhash_signs_with_every_fitting_algorithm_and_openssl_verifies,
+		test_signhash_pss_takes_any_salt_up_to_the_keys_maximum,
 		test_a_thousand_hashes_fit_the_message_limits_and_each_can_be_signed,
 		test_signhash_refuses_a_sad_of_another_credential,
 		test_signhash_refuses_forged_truncated_and_garbage_sads,
