@@ -16,7 +16,7 @@ int acct_get_user_id(struct gw_request *req, struct gw_reply *rep, const char *f
     bool required, const char **vp) RSSP_WUR;
 
 /* The account `id` as the caller may see it. Sets 404 not_found when it does not exist
- * and 403 access_denied when it belongs to another tenant (an rp sees the accounts it
+ * and the same 404 when it belongs to another tenant, whose users are not revealed (an rp sees the accounts it
  * registered, a company_admin those of its company, a signer only itself, an admin
  * all). On success *resp (free with PQclear) holds one row: id, email, role, status
  * (LOCKED past locked_until reads ACTIVE), company_id, registered_by, created_at,

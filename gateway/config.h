@@ -41,6 +41,13 @@ struct gw_config {
 	unsigned token_cache_ttl; /* RSSP_TOKEN_CACHE_TTL seconds a verified token is cached, default 2; 0 disables */
 	unsigned trust_forwarded; /* RSSP_TRUST_FORWARDED=1: the client address is the last X-Forwarded-For entry (behind an ingress) */
 	unsigned digest_nonce_ttl; /* RSSP_DIGEST_NONCE_TTL seconds, default 300 */
+	/* hostile load (README "Limits"; loadcap.h, ratelimit.h, framing.h) */
+	unsigned login_keys;      /* RSSP_LOGIN_KEYS: rate-limit buckets kept at most (default 100000) */
+	unsigned login_queue;     /* RSSP_LOGIN_QUEUE: logins in progress at once; more get 503 (default 16) */
+	unsigned waits_per_client; /* RSSP_WAITS_PER_CLIENT: long-polls waiting at once per account; more get 429 (default 8) */
+	unsigned waits_total;     /* RSSP_WAITS_TOTAL: long-polls waiting at once in all; 0 (default) = RSSP_LONG_THREADS / 2 */
+	unsigned conn_per_address; /* RSSP_CONN_PER_ADDRESS: open connections per client address; 0 = no cap (default 64) */
+	unsigned request_deadline; /* RSSP_REQUEST_DEADLINE: seconds a connection may take to send a whole request (default 30) */
 };
 
 /* Fills *cfgp from the environment. Returns 0, or RSSP_E_INVAL after printing to

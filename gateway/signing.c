@@ -135,7 +135,7 @@ sg_is_uuid(const char *s)
 		if (i == 8 || i == 13 || i == 18 || i == 23) {
 			if (s[i] != '-')
 				return 0;
-		} else if (!isxdigit((unsigned char)s[i]))
+		} else if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
 			return 0;
 	}
 	return 1;
@@ -151,7 +151,7 @@ sg_get_uuid(struct gw_request *req, struct gw_reply *rep, const char *field,
 	if ((r = gw_get_str(req, rep, field, GW_UUID_LEN, required, &v)) != 0)
 		return r;
 	if (v != NULL && !sg_is_uuid(v))
-		return gw_error(rep, 400, "invalid_request", "field '%s' must be a uuid", field);
+		return gw_error(rep, 400, "invalid_request", "field '%s' must be a lowercase uuid", field);
 	*vp = v;
 	return 0;
 }
