@@ -17,7 +17,7 @@ gw_login_normalise(const char *login, char out[GW_LOGIN_MAX + 1])
 	for (i = 0; login[i] != '\0'; i++) {
 		unsigned char c = (unsigned char)login[i];
 
-		if (i >= GW_LOGIN_MAX || c < 0x21 || c > 0x7e) {
+		if (i >= GW_LOGIN_MAX || c < 0x20 || c > 0x7e) {
 			out[0] = '\0';
 			return RSSP_E_INVAL;
 		}

@@ -2,10 +2,11 @@
  *
  * A login is an email address (signers, admins: registration accepts only ASCII
  * dot-atom addresses) or an rp client id ([A-Za-z0-9._-]). Both are printable ASCII, so
- * the rule is: a login must be 1..GW_LOGIN_MAX bytes of 0x21..0x7e, and its normal form
+ * the rule is: a login must be 1..GW_LOGIN_MAX bytes of 0x20..0x7e (the bootstrap admin
+ * may have been given any printable address), and its normal form
  * is that string with A-Z folded to a-z. Anything else (non-ASCII such as U+0130 or the
  * Kelvin sign U+212A, which PostgreSQL's lower() would fold onto an ASCII account,
- * invalid UTF-8, spaces, control bytes) is refused before any lookup: it cannot name an
+ * invalid UTF-8, control bytes) is refused before any lookup: it cannot name an
  * account, and so it can never reach one under a spelling that escapes the limits.
  * Every login limiter (rate limit per account) is keyed on the normal form. */
 #ifndef RSSP_GW_LOGIN_NAME_H
