@@ -21,6 +21,10 @@ struct engine_config {
 	char *audit_file;        /* RSSP_AUDIT_FILE ("-" = stdout) */
 	char *log_level;         /* RSSP_LOG_LEVEL */
 	unsigned workers;        /* RSSP_ENGINE_WORKERS, 1..64 */
+	unsigned keygen_workers; /* RSSP_ENGINE_KEYGEN_WORKERS, 1..64 (default 1): key generation
+	                            (activations) runs on these, never on the workers above */
+	unsigned keygen_queue;   /* RSSP_ENGINE_KEYGEN_QUEUE (default 16): activations waiting for them
+	                            at most; more are refused RESOURCE_EXHAUSTED */
 	unsigned sad_ttl;        /* RSSP_SAD_TTL, seconds, 1..3600 */
 	/* derived */
 	uid_t uids[ENGINE_MAX_UIDS];

@@ -32,10 +32,11 @@ h_sign_hash(void *arg, const uint8_t *in, size_t inlen, uint8_t **outp, size_t *
 
 /* The closed table of the engine's protocol: anything else is UNIMPLEMENTED. */
 static const struct rpc_method engine_methods[] = {
+	/* activations generate a key: on the key-generation workers (RSSP_ENGINE_KEYGEN_WORKERS) */
 	{ "/rssp.engine.v1.Engine/Authorize", SAM_MAX_AUTHORIZE_MSG, h_authorize,
-	  AUDIT_AUTHORIZE_APPROVAL },
+	  AUDIT_AUTHORIZE_APPROVAL, sam_authorize_generates_key },
 	{ "/rssp.engine.v1.Engine/SignHash", SAM_MAX_SIGNHASH_MSG, h_sign_hash,
-	  AUDIT_SIGNHASH },
+	  AUDIT_SIGNHASH, NULL },
 };
 
 static void
@@ -67,7 +68,7 @@ sam_cfg(const struct engine_config *c, struct sam_config *sc)
 	sc->module_path = c->pkcs11_module;
 	sc->token_label = c->token_label;
 	sc->pin_file = c->pin_file;
-	sc->sessions = c->workers;
+	sc->sessions = c->workers + c->keygen_workers; /* every worker holds one at a time */
 	sc->sad_ttl = c->sad_ttl;
 }
 
@@ -115,6 +116,8 @@ cmd_serve(const char *file, int check)
 	o.uids = cfg->uids;
 	o.n_uids = cfg->n_uids;
 	o.workers = cfg->workers;
+	o.slow_workers = cfg->keygen_workers;
+	o.slow_queue = cfg->keygen_queue;
 	o.audit = audit;
 	o.methods = engine_methods;
 	o.n_methods = sizeof(engine_methods) / sizeof(engine_methods[0]);

@@ -28,6 +28,11 @@ struct rpc_method {
 	size_t max_msg;          /* larger requests: RESOURCE_EXHAUSTED, audited, not unpacked */
 	rpc_handler_fn handler;
 	const char *event;       /* audit event when the handler names none */
+	/* Optional: returns 1 when this request takes long (key generation). Such calls run
+	 * on workers of their own (opts.slow_workers), so that a burst of them never takes
+	 * the workers the fast calls (SignHash) need; when opts.slow_queue of them already
+	 * wait, another is refused at once (RESOURCE_EXHAUSTED, audited). */
+	int (*slow)(const uint8_t *in, size_t inlen);
 };
 
 struct rpc_server_opts {
@@ -35,6 +40,8 @@ struct rpc_server_opts {
 	const uid_t *uids;       /* peers allowed to connect */
 	size_t n_uids;
 	unsigned workers;        /* 1..64 */
+	unsigned slow_workers;   /* workers for slow calls (see rpc_method.slow), 0 = 1; 1..64 */
+	unsigned slow_queue;     /* slow calls waiting for a worker at most, 0 = 16 */
 	unsigned drain_seconds;  /* after a stop, in-flight calls get this long; 0 = 30 */
 	struct audit *audit;     /* not owned */
 	const struct rpc_method *methods; /* the closed table; not copied, must outlive */

@@ -924,6 +924,20 @@ out:
 	return r;
 }
 
+int
+sam_authorize_generates_key(const uint8_t *in, size_t inlen)
+{
+	Rssp__Engine__V1__AuthorizeRequest *req;
+	int r;
+
+	if (inlen > SAM_MAX_AUTHORIZE_MSG ||
+	    (req = rssp__engine__v1__authorize_request__unpack(NULL, inlen, in)) == NULL)
+		return 0;
+	r = req->purpose_case == RSSP__ENGINE__V1__AUTHORIZE_REQUEST__PURPOSE_ACTIVATION;
+	rssp__engine__v1__authorize_request__free_unpacked(req, NULL);
+	return r;
+}
+
 /* ---- signing ---- */
 
 static const uint8_t di_sha256[] = { 0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
