@@ -305,6 +305,10 @@ sg_engine_error(struct gw_reply *rep, int engine_rc, int status, const char *msg
 	case SG_GRPC_FAILED_PRECONDITION:
 		return gw_error(rep, 410, "expired", "%s refused by the engine: %.100s", what, m);
 	case SG_GRPC_RESOURCE_EXHAUSTED:
+		/* the engine's key-generation workers are all taken (PROTOCOL.md): retry */
+		if (strcmp(m, "too many key generations waiting") == 0)
+			return gw_error(rep, 503, "engine_unavailable",
+			    "the signing engine is busy generating keys; retry later");
 		return gw_error(rep, 403, "access_denied", "%s refused by the engine: %.100s", what, m);
 	case SG_GRPC_UNAVAILABLE:
 	case SG_GRPC_DEADLINE_EXCEEDED:

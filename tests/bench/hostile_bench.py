@@ -69,7 +69,14 @@ class SignLoop:
         self.sads += [self.signer.approve(self.rp, self.cred, [self.digest], SHA256_OID, 1000)
                       for _ in range(n)]
 
+    def ready_for(self, seconds):
+        # up to ~1,500 calls a second: enough SADs of 1,000 signatures before a phase starts
+        need = int(seconds * 1.5) + 2
+        if len(self.sads) < need:
+            self.refill(need - len(self.sads))
+
     def run(self, seconds):
+        self.ready_for(seconds)
         lat, bad, used = [], 0, 0
         sad = self.sads.pop()
         end = time.time() + seconds
@@ -77,6 +84,8 @@ class SignLoop:
                 "hashAlgorithmOID": SHA256_OID, "signAlgo": EC_SHA256}
         while time.time() < end:
             if used == 1000:
+                if not self.sads:
+                    break
                 sad, used = self.sads.pop(), 0
             body["SAD"] = sad
             t0 = time.time()
@@ -94,8 +103,10 @@ def line(name, lat, bad):
     sys.stdout.flush()
 
 
-def during(flood, measure):
+def during(flood, measure, loop=None, seconds=0):
     """Starts flood() in a thread, waits until it is under way, runs measure()."""
+    if loop is not None:
+        loop.ready_for(seconds)
     ready = threading.Event()
     t = threading.Thread(target=flood, args=(ready,), daemon=True)
     t.start()
@@ -128,7 +139,6 @@ def main():
         uid2, _, state2 = stack.enrol_signer(st, rp2, admin, "two", "ec-p256")
         signer = stack.FastSigner(st, state)
         loop = SignLoop(st, rp, cred, signer)
-        loop.refill(6)
         print("hostile_bench: %d cores, engine workers 4 (+1 for key generation), %.0f s per "
               "phase, argon2id t=2 m=19 MiB" % (os.cpu_count(), args.seconds))
 
@@ -155,7 +165,7 @@ def main():
                 ready.set()
                 codes = [f.result()[0] for f in fut]
             res["logins"] = {c: codes.count(c) for c in set(codes)}
-        (lat, bad), t = during(logins, lambda: loop.run(args.seconds))
+        (lat, bad), t = during(logins, lambda: loop.run(args.seconds), loop, args.seconds)
         t.join(120)
         line("logins", lat, bad)
         print("  200 logins answered: %s" % res.get("logins"))
@@ -187,7 +197,7 @@ def main():
                                           "password": st.admin_password})
                 ll.append(time.time() - t0)
             return out, ll
-        ((lat, bad), login_lp), t = during(longpolls, measure_lp)
+        ((lat, bad), login_lp), t = during(longpolls, measure_lp, loop, args.seconds)
         t.join(120)
         line("longpolls", lat, bad)
         print("  70 long-polls answered: %s" % res.get("longpolls"))
@@ -208,7 +218,7 @@ def main():
             ready.set()
             codes = [p.wait(timeout=110) for p in procs]
             res["keygen"] = "%d of %d activated" % (codes.count(0), len(codes))
-        (lat, bad), t = during(keygens, lambda: loop.run(args.seconds))
+        (lat, bad), t = during(keygens, lambda: loop.run(args.seconds), loop, args.seconds)
         t.join(120)
         line("keygen", lat, bad)
         print("  %d RSA-3072 activations: %s" % (args.keygen, res.get("keygen")))
@@ -241,7 +251,7 @@ def main():
             time.sleep(args.seconds + 1)
             for s in socks:
                 s.close()
-        (lat, bad), t = during(conns, lambda: loop.run(args.seconds))
+        (lat, bad), t = during(conns, lambda: loop.run(args.seconds), loop, args.seconds)
         t.join(60)
         line("conns", lat, bad)
         print("  1000 idle connections from 127.0.0.2: %s" % res.get("conns"))
