@@ -5,8 +5,8 @@ One stack (SoftHSM2, engine, gateway at the default argon2id cost, PostgreSQL). 
 signs one hash per signatures/signHash call in a loop from one connection; its latency
 (p50/p99) is measured idle and under each flood, each from another tenant or another
 address, each bounded in count and time:
-  logins     200 unauthenticated logins (unknown names: argon2id against the dummy hash)
-             from 100 loopback addresses
+  logins     200 clients on 100 loopback addresses logging in without pause (unknown
+             names: argon2id against the dummy hash; the rate limits let 10 per address by)
   longpolls  70 credentials/authorizeCheck calls with "wait" by another RP
   keygen     RSA-3072 credential activations of another RP's signer (--keygen, default 6)
   conns      1,000 idle connections from one address (127.0.0.2)
@@ -156,19 +156,29 @@ def main():
         res = {}
 
         def logins(ready):
+            # 200 clients on 100 addresses, each logging in again as soon as answered,
+            # for the whole phase
+            stop = time.time() + args.seconds + 1
+            codes = []
+
+            def client(i):
+                out = []
+                while time.time() < stop:
+                    out.append(post(port, "auth/login",
+                                    {"grant_type": "password", "username": "nobody-%d@example.org" % i,
+                                     "password": "wrong guess %d" % i},
+                                    None, "127.0.%d.%d" % (1 + i // 200, 3 + i % 100))[0])
+                return out
             with ThreadPoolExecutor(200) as ex:
-                fut = [ex.submit(post, port, "auth/login",
-                                 {"grant_type": "password", "username": "nobody-%d@example.org" % i,
-                                  "password": "wrong guess %d" % i},
-                                 None, "127.0.%d.%d" % (1 + i // 200, 3 + i % 100))
-                       for i in range(200)]
+                fut = [ex.submit(client, i) for i in range(200)]
                 ready.set()
-                codes = [f.result()[0] for f in fut]
+                for f in fut:
+                    codes += f.result()
             res["logins"] = {c: codes.count(c) for c in set(codes)}
         (lat, bad), t = during(logins, lambda: loop.run(args.seconds), loop, args.seconds)
         t.join(120)
         line("logins", lat, bad)
-        print("  200 logins answered: %s" % res.get("logins"))
+        print("  logins of 200 clients on 100 addresses, answered: %s" % res.get("logins"))
 
         # 2. long-poll flood: 70 authorizeCheck with wait by rp2, on a request of its own
         uid2cr = rp2.post("credentials/create", {"userID": uid2, "keyAlgo": "ecp256"}, expect=201)
