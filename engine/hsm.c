@@ -16,6 +16,7 @@
 #include <openssl/param_build.h>
 #include <openssl/x509.h>
 
+#include "algo.h"
 #include "kvmap.h"
 #include "rssp_log.h"
 
@@ -425,20 +426,6 @@ hsm_recover(struct hsm *h, struct hsm_session *s)
 	return hsm_login(h, nh);
 }
 
-int
-hsm_session_check(struct hsm *h, struct hsm_session *s)
-{
-	CK_SESSION_INFO info;
-	CK_RV rv = h->fl->C_GetSessionInfo(s->handle, &info);
-
-	if (rv == CKR_OK &&
-	    (info.state == CKS_RW_USER_FUNCTIONS || info.state == CKS_RO_USER_FUNCTIONS))
-		return 0;
-	if (rv == CKR_OK)
-		return hsm_login(h, s->handle);
-	return hsm_recover(h, s);
-}
-
 static CK_OBJECT_CLASS
 class_of(int cls)
 {
@@ -577,6 +564,7 @@ with_object(struct hsm *h, struct hsm_session *s, const char *label, int cls, ob
 struct sign_arg {
 	int mech;
 	size_t hash_len;
+	size_t salt_len; /* PSS */
 	const uint8_t *in;
 	size_t inlen;
 	uint8_t *out;
@@ -603,7 +591,7 @@ op_sign(struct hsm *h, CK_SESSION_HANDLE sh, CK_OBJECT_HANDLE obj, void *arg)
 		case 48: pss.hashAlg = CKM_SHA384; pss.mgf = CKG_MGF1_SHA384; break;
 		default: pss.hashAlg = CKM_SHA512; pss.mgf = CKG_MGF1_SHA512; break;
 		}
-		pss.sLen = a->hash_len;
+		pss.sLen = a->salt_len;
 		m.pParameter = &pss;
 		m.ulParameterLen = sizeof(pss);
 		break;
@@ -626,7 +614,15 @@ int
 hsm_sign(struct hsm *h, struct hsm_session *s, const char *label, int cls, int mech,
     size_t hash_len, const uint8_t *in, size_t inlen, uint8_t *out, size_t *outlenp)
 {
-	struct sign_arg a = { mech, hash_len, in, inlen, out, *outlenp };
+	return hsm_sign_salt(h, s, label, cls, mech, hash_len, hash_len, in, inlen, out, outlenp);
+}
+
+int
+hsm_sign_salt(struct hsm *h, struct hsm_session *s, const char *label, int cls, int mech,
+    size_t hash_len, size_t salt_len, const uint8_t *in, size_t inlen, uint8_t *out,
+    size_t *outlenp)
+{
+	struct sign_arg a = { mech, hash_len, salt_len, in, inlen, out, *outlenp };
 	int r;
 
 	if (mech == HSM_MECH_RSA_PSS && hash_len != 32 && hash_len != 48 && hash_len != 64)
@@ -755,8 +751,6 @@ pkey_from_ec(const char *group, const uint8_t *ecpoint, size_t len)
 	return pkey;
 }
 
-static const CK_BYTE oid_p256[] = { 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07 };
-static const CK_BYTE oid_p384[] = { 0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22 };
 
 int
 hsm_generate_key_pair(struct hsm *h, struct hsm_session *s, int key_algo,
@@ -773,24 +767,20 @@ hsm_generate_key_pair(struct hsm *h, struct hsm_session *s, int key_algo,
 	uint8_t *a1 = NULL, *a2 = NULL;
 	size_t l1 = 0, l2 = 0;
 	EVP_PKEY *pkey = NULL;
+	const struct rssp_key_alg *ka = rssp_key_alg(key_algo);
 	const char *group = NULL;
 	int r = RSSP_E_HSM, attempt, is_ec = 0;
 
-	switch (key_algo) {
-	case 1: bits = 2048; break;
-	case 2: bits = 3072; break;
-	case 3: is_ec = 1; group = "P-256"; break;
-	case 4: is_ec = 1; group = "P-384"; break;
-	default: return RSSP_E_UNSUPPORTED;
-	}
+	if (ka == NULL)
+		return RSSP_E_UNSUPPORTED;
+	is_ec = ka->type == RSSP_KEYTYPE_EC;
+	bits = ka->bits;
+	group = ka->group;
 	pub[npub++] = (CK_ATTRIBUTE){ CKA_TOKEN, &f, sizeof(f) };
 	pub[npub++] = (CK_ATTRIBUTE){ CKA_VERIFY, &t, sizeof(t) };
 	if (is_ec) {
 		m.mechanism = CKM_EC_KEY_PAIR_GEN;
-		if (key_algo == 3)
-			pub[npub++] = (CK_ATTRIBUTE){ CKA_EC_PARAMS, (void *)oid_p256, sizeof(oid_p256) };
-		else
-			pub[npub++] = (CK_ATTRIBUTE){ CKA_EC_PARAMS, (void *)oid_p384, sizeof(oid_p384) };
+		pub[npub++] = (CK_ATTRIBUTE){ CKA_EC_PARAMS, (void *)ka->curve_der, ka->curve_der_len };
 	} else {
 		pub[npub++] = (CK_ATTRIBUTE){ CKA_MODULUS_BITS, &bits, sizeof(bits) };
 		pub[npub++] = (CK_ATTRIBUTE){ CKA_PUBLIC_EXPONENT, e65537, sizeof(e65537) };
@@ -967,32 +957,4 @@ hsm_read_certificate(struct hsm *h, struct hsm_session *s, const char *label,
 	*derp = a.val;
 	*derlenp = a.len;
 	return 0;
-}
-
-void *
-hsm_function_list(struct hsm *h)
-{
-	return h->fl;
-}
-
-unsigned long
-hsm_slot_id(struct hsm *h)
-{
-	return h->slot;
-}
-
-unsigned long
-hsm_session_handle(struct hsm_session *s)
-{
-	return s->handle;
-}
-
-unsigned long
-hsm_key_handle(struct hsm *h, struct hsm_session *s, const char *label, int cls)
-{
-	CK_OBJECT_HANDLE obj = 0;
-
-	if (lookup(h, s->handle, label, cls, &obj) != CKR_OK)
-		return 0;
-	return obj;
 }

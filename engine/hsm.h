@@ -62,6 +62,11 @@ void hsm_session_put(struct hsm *h, struct hsm_session *s);
  * Returns 0, RSSP_E_NOTFOUND (no such key), RSSP_E_HSM. */
 int hsm_sign(struct hsm *h, struct hsm_session *s, const char *label, int cls, int mech,
     size_t hash_len, const uint8_t *in, size_t inlen, uint8_t *out, size_t *outlenp) RSSP_WUR;
+/* The same with the PSS salt length given (hsm_sign uses hash_len); the token refuses a
+ * salt too long for the key (RSSP_E_HSM), so the caller checks it first. */
+int hsm_sign_salt(struct hsm *h, struct hsm_session *s, const char *label, int cls, int mech,
+    size_t hash_len, size_t salt_len, const uint8_t *in, size_t inlen, uint8_t *out,
+    size_t *outlenp) RSSP_WUR;
 
 /* 1 when an object of class cls labelled label exists, 0 when not, or RSSP_E_HSM. */
 int hsm_exists(struct hsm *h, struct hsm_session *s, const char *label, int cls) RSSP_WUR;
@@ -90,19 +95,5 @@ int hsm_store_certificate(struct hsm *h, struct hsm_session *s, const char *labe
  * RSSP_E_HSM; on success *derp (free with free()) / *derlenp. */
 int hsm_read_certificate(struct hsm *h, struct hsm_session *s, const char *label,
     uint8_t **derp, size_t *derlenp) RSSP_WUR;
-
-/* Makes sure a pooled session is open and logged in, reopening it when the token lost
- * it. Returns 0 or RSSP_E_HSM / RSSP_E_DENIED. For callers that drive the session
- * directly (benchmarks). */
-int hsm_session_check(struct hsm *h, struct hsm_session *s) RSSP_WUR;
-
-/* The module's CK_FUNCTION_LIST and the slot of the token, for benchmarks and tests
- * that drive the token directly (never C_Finalize through it). */
-void *hsm_function_list(struct hsm *h);
-unsigned long hsm_slot_id(struct hsm *h);
-/* The session handle of a pooled session (valid while the session is held). */
-unsigned long hsm_session_handle(struct hsm_session *s);
-/* The object handle of key label/cls, or 0 when there is none. */
-unsigned long hsm_key_handle(struct hsm *h, struct hsm_session *s, const char *label, int cls);
 
 #endif

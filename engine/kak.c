@@ -4,11 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/core_names.h>
-#include <openssl/err.h>
-#include <openssl/rsa.h>
 #include <openssl/sha.h>
-#include <openssl/x509.h>
 
 #include "kvmap.h"
 
@@ -57,42 +53,15 @@ always(void *arg, const void *key, size_t keylen, void *val)
 	return 1;
 }
 
-static int
-kak_check(EVP_PKEY *pkey, int algo)
-{
-	char group[32];
-	size_t glen = 0;
-	int bits;
-
-	switch (algo) {
-	case KAK_PSS_SHA256:
-	case KAK_PSS_SHA512:
-		if (EVP_PKEY_get_base_id(pkey) != EVP_PKEY_RSA)
-			return RSSP_E_INVAL;
-		bits = EVP_PKEY_get_bits(pkey);
-		return bits >= 2048 && bits <= 8192 ? 0 : RSSP_E_INVAL;
-	case KAK_ECDSA_P256:
-		if (EVP_PKEY_get_base_id(pkey) != EVP_PKEY_EC ||
-		    !EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME,
-		    group, sizeof(group), &glen) ||
-		    strcmp(group, "prime256v1") != 0)
-			return RSSP_E_INVAL;
-		return 0;
-	default:
-		return RSSP_E_UNSUPPORTED;
-	}
-}
-
 int
 kak_parse(struct kak_cache *c, const uint8_t *spki, size_t spkilen, int algo,
     EVP_PKEY **pkeyp, uint8_t kak_sha256[32])
 {
 	uint8_t key[33];
-	const unsigned char *p = spki;
 	EVP_PKEY *pkey = NULL;
 	int r;
 
-	if (algo != KAK_PSS_SHA256 && algo != KAK_PSS_SHA512 && algo != KAK_ECDSA_P256)
+	if (rssp_kak_alg(algo) == NULL)
 		return RSSP_E_UNSUPPORTED;
 	if (spkilen == 0 || spkilen > KAK_MAX_SPKI)
 		return RSSP_E_INVAL;
@@ -103,12 +72,11 @@ kak_parse(struct kak_cache *c, const uint8_t *spki, size_t spkilen, int algo,
 		EVP_PKEY_up_ref(pkey);
 	pthread_mutex_unlock(&c->lock);
 	if (pkey == NULL) {
-		if ((pkey = d2i_PUBKEY(NULL, &p, (long)spkilen)) == NULL || p != spki + spkilen) {
+		/* the engine reports any key that does not fit its algo as invalid */
+		if (kak_spki_parse(spki, spkilen, algo, &pkey) != 0) {
 			r = RSSP_E_INVAL;
 			goto out;
 		}
-		if ((r = kak_check(pkey, algo)) != 0)
-			goto out;
 		pthread_mutex_lock(&c->lock);
 		if (kvmap_count(c->map) >= KAK_CACHE_MAX)
 			kvmap_purge(c->map, always, NULL, pkey_free_cb);

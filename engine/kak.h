@@ -12,8 +12,6 @@
 #include "kak_verify.h"
 #include "rssp_err.h"
 
-#define KAK_MAX_SPKI 2048
-
 struct kak_cache;
 
 /* A cache of parsed KAKs, thread-safe. NULL when out of memory. */
@@ -21,7 +19,7 @@ struct kak_cache *kak_cache_new(void);
 void kak_cache_free(struct kak_cache *c);
 
 /* Parses spki (exactly, nothing trailing) and checks it fits algo (KakAlgo of
- * engine.proto): RSA 2048..8192 bits for the PSS algorithms, an EC P-256 key for ECDSA.
+ * engine.proto) by the shared policy (kak_spki_parse of kak_verify.h).
  * Returns 0, RSSP_E_UNSUPPORTED (unknown algo), RSSP_E_INVAL (not a key of that kind);
  * on success *pkeyp is a new reference (EVP_PKEY_free) and kak_sha256 the SPKI hash. */
 int kak_parse(struct kak_cache *c, const uint8_t *spki, size_t spkilen, int algo,

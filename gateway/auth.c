@@ -11,6 +11,8 @@
 #include <openssl/crypto.h>
 #include <sodium.h>
 
+#include "accounts.h"
+#include "auth.h"
 #include "gw.h"
 #include "gw_internal.h"
 #include "loadcap.h"
@@ -129,16 +131,36 @@ gw_token_cache_forget_account(const char *account_id)
 	cache_forget_where(0, account_id);
 }
 
+/* The one place that revokes tokens in the database. */
 int
-gw_tokens_revoke_account(PGconn *db, const char *account_id)
+gw_tokens_revoke(PGconn *db, enum gw_token_scope scope, const char *id,
+    const char *except_family)
 {
 	int r;
 
-	gw_token_cache_forget_account(account_id);
-	r = gw_db_query(db, NULL, "UPDATE tokens SET revoked_at = now() "
-	    "WHERE account_id = $1 AND revoked_at IS NULL", 1, account_id);
-	gw_token_cache_forget_account(account_id); /* a request may have cached one meanwhile */
-	return r;
+	switch (scope) {
+	case GW_TOKENS_ACCOUNT:
+		gw_token_cache_forget_account(id);
+		r = gw_db_query(db, NULL, "UPDATE tokens SET revoked_at = now() "
+		    "WHERE account_id = $1 AND revoked_at IS NULL", 1, id);
+		gw_token_cache_forget_account(id); /* a request may have cached one meanwhile */
+		return r;
+	case GW_TOKENS_ACCOUNT_BUT_FAMILY:
+		r = gw_db_query(db, NULL, "UPDATE tokens SET revoked_at = now() "
+		    "WHERE account_id = $1::uuid AND revoked_at IS NULL AND family_id <> $2::uuid",
+		    2, id, except_family);
+		gw_token_cache_forget_account(id);
+		return r;
+	case GW_TOKENS_FAMILY:
+		r = gw_db_query(db, NULL, "UPDATE tokens SET revoked_at = now()"
+		    " WHERE family_id = $1 AND revoked_at IS NULL", 1, id);
+		cache_forget_where(1, id);
+		return r;
+	case GW_TOKENS_ONE:
+		return gw_db_query(db, NULL, "UPDATE tokens SET revoked_at = now()"
+		    " WHERE token_hash = decode($1, 'hex') AND revoked_at IS NULL", 1, id);
+	}
+	return RSSP_E_INVAL;
 }
 
 /* ---- login rate limit: exact token buckets per client address and per login ----------
@@ -360,12 +382,7 @@ acct_load(struct gw_request *req, const char *login, struct acct *a)
 	int r;
 
 	memset(a, 0, sizeof(*a));
-	/* a lock whose time is up ends here, with its failure count */
-	r = gw_db_query(req->db, NULL,
-	    "UPDATE accounts SET status = CASE WHEN status = 'LOCKED' THEN 'ACTIVE' ELSE status END,"
-	    " failed_logins = 0, locked_until = NULL, updated_at = now()"
-	    " WHERE id = (SELECT id FROM account_by_login($1)) AND status <> 'PENDING_CONFIRMATION'"
-	    " AND locked_until IS NOT NULL AND locked_until <= now()", 1, login);
+	r = acct_status_change(req->db, req->cfg, ACCT_LOCK_EXPIRED, login, NULL);
 	if (r < 0)
 		return r;
 	r = gw_db_query(req->db, &res,
@@ -395,27 +412,16 @@ acct_load(struct gw_request *req, const char *login, struct acct *a)
 static int
 take_place(struct gw_request *req, struct acct *a)
 {
-	char thr[16], secs[16];
+	char place[32];
 	PGresult *res = NULL;
 	int r;
 
-	snprintf(thr, sizeof(thr), "%u", req->cfg->lockout_threshold);
-	snprintf(secs, sizeof(secs), "%u", req->cfg->lockout_seconds);
-	r = gw_db_query(req->db, &res,
-	    "UPDATE accounts SET failed_logins = failed_logins + 1,"
-	    " locked_until = CASE WHEN failed_logins + 1 >= $2::int"
-	    "   THEN now() + make_interval(secs => $3::int) ELSE locked_until END,"
-	    " updated_at = now()"
-	    " WHERE id = $1 AND status IN ('ACTIVE', 'DISABLED') AND failed_logins < $2::int"
-	    " RETURNING failed_logins", 3, a->id, thr, secs);
-	if (r < 0)
+	if ((r = acct_status_change(req->db, req->cfg, ACCT_LOGIN_ATTEMPT, a->id, place)) < 0)
 		return r;
-	if (PQntuples(res) == 1) {
-		a->place = atoi(PQgetvalue(res, 0, 0));
-		PQclear(res);
+	if (place[0] != '\0') {
+		a->place = atoi(place);
 		return 0;
 	}
-	PQclear(res);
 	r = gw_db_query(req->db, &res, "SELECT coalesce(ceil(extract(epoch FROM locked_until - now()))::bigint, 0)"
 	    " FROM accounts WHERE id = $1", 1, a->id);
 	if (r < 0)
@@ -430,19 +436,9 @@ take_place(struct gw_request *req, struct acct *a)
 static int
 record_failure(struct gw_request *req, const struct acct *a)
 {
-	char thr[16], secs[16];
-
 	if (!a->found || a->place == 0)
 		return 0;
-	snprintf(thr, sizeof(thr), "%u", req->cfg->lockout_threshold);
-	snprintf(secs, sizeof(secs), "%u", req->cfg->lockout_seconds);
-	return gw_db_query(req->db, NULL,
-	    "UPDATE accounts SET"
-	    " status = CASE WHEN status = 'ACTIVE' AND failed_logins >= $2::int THEN 'LOCKED' ELSE status END,"
-	    " locked_until = CASE WHEN failed_logins >= $2::int"
-	    "   THEN coalesce(locked_until, now() + make_interval(secs => $3::int)) ELSE locked_until END,"
-	    " updated_at = now()"
-	    " WHERE id = $1", 3, a->id, thr, secs);
+	return acct_status_change(req->db, req->cfg, ACCT_LOGIN_FAILED, a->id, NULL);
 }
 
 static int
@@ -578,7 +574,7 @@ digest_challenge(struct gw_reply *rep, int stale, const char *desc)
 static int
 login_digest(struct gw_request *req, struct gw_reply *rep)
 {
-	struct gw_req_priv *pv = req->priv_;
+	struct MHD_Connection *conn = gw_request_connection(req);
 	char *user;
 	uint8_t ha1[32];
 	struct acct a;
@@ -586,7 +582,7 @@ login_digest(struct gw_request *req, struct gw_reply *rep)
 	int r, ok, admitted = 0;
 
 	memset(&a, 0, sizeof(a));
-	user = MHD_digest_auth_get_username(pv->conn);
+	user = MHD_digest_auth_get_username(conn);
 	if (user == NULL)
 		return digest_challenge(rep, 0, "malformed Digest credentials");
 	if ((r = login_gate(req, rep, user, "username", &admitted)) < 0)
@@ -612,7 +608,7 @@ login_digest(struct gw_request *req, struct gw_reply *rep)
 			sodium_hex2bin(ha1, sizeof(ha1), PQgetvalue(res, 0, 0), 64, NULL, NULL, NULL);
 		PQclear(res);
 	}
-	ok = MHD_digest_auth_check_digest2(pv->conn, req->cfg->service_name, user, ha1, sizeof(ha1),
+	ok = MHD_digest_auth_check_digest2(conn, req->cfg->service_name, user, ha1, sizeof(ha1),
 	    req->cfg->digest_nonce_ttl, MHD_DIGEST_ALG_SHA256);
 	sodium_memzero(ha1, sizeof(ha1));
 	if (ok == MHD_INVALID_NONCE) {
@@ -676,12 +672,11 @@ login_refresh(struct gw_request *req, struct gw_reply *rep, const char *tok)
 	res = NULL;
 	if (spent) {
 		/* reuse of a spent refresh token: someone copied it; end the whole session */
-		if ((r = gw_db_query(req->db, NULL, "UPDATE tokens SET revoked_at = now()"
-		    " WHERE family_id = $1 AND revoked_at IS NULL", 1, family)) < 0)
+		if ((r = gw_tokens_revoke(req->db, GW_TOKENS_FAMILY, family, NULL)) < 0)
 			goto out;
 		if ((r = gw_tx_commit(req)) < 0)
 			goto out;
-		cache_forget_where(1, family);
+		cache_forget_where(1, family); /* a request may have cached one before the commit */
 		log_warn("reuse of a spent refresh token: session of account %s revoked", account);
 		r = gw_error(rep, 400, "invalid_grant", "the refresh token is invalid, spent or revoked");
 		goto out;
@@ -709,12 +704,12 @@ static int
 login_dispatch(struct gw_request *req, struct gw_reply *rep, const char **methodp)
 {
 	const char *auth = gw_header(req, MHD_HTTP_HEADER_AUTHORIZATION);
-	struct gw_req_priv *pv = req->priv_;
+	struct MHD_Connection *conn = gw_request_connection(req);
 	const char *grant, *user, *pass, *tok;
 	int r;
 
 	if (auth != NULL && strncasecmp(auth, "Basic ", 6) == 0) {
-		char *pw = NULL, *u = MHD_basic_auth_get_username_password(pv->conn, &pw);
+		char *pw = NULL, *u = MHD_basic_auth_get_username_password(conn, &pw);
 		if (u == NULL || pw == NULL) {
 			MHD_free(u);
 			MHD_free(pw);
@@ -759,8 +754,8 @@ login_dispatch(struct gw_request *req, struct gw_reply *rep, const char **method
 	    "field 'grant_type' must be \"password\" or \"refresh_token\"");
 }
 
-static int
-h_login(struct gw_request *req, struct gw_reply *rep)
+int
+auth_login(struct gw_request *req, struct gw_reply *rep)
 {
 	const char *method = "none", *result;
 	json_t *e;
@@ -785,8 +780,8 @@ h_login(struct gw_request *req, struct gw_reply *rep)
 
 /* ---- revoke ------------------------------------------------------------------------- */
 
-static int
-h_revoke(struct gw_request *req, struct gw_reply *rep)
+int
+auth_revoke(struct gw_request *req, struct gw_reply *rep)
 {
 	const char *tok;
 	uint8_t bin[32];
@@ -798,11 +793,9 @@ h_revoke(struct gw_request *req, struct gw_reply *rep)
 		return r;
 	if (tok == NULL) {
 		/* no token named: end the caller's own session */
-		r = gw_db_query(req->db, NULL, "UPDATE tokens SET revoked_at = now()"
-		    " WHERE family_id = $1 AND revoked_at IS NULL", 1, req->principal.token_family);
+		r = gw_tokens_revoke(req->db, GW_TOKENS_FAMILY, req->principal.token_family, NULL);
 		if (r < 0)
 			return r;
-		cache_forget_where(1, req->principal.token_family);
 		return gw_reply_empty(rep, 204);
 	}
 	if (!token_shape_ok(tok)) /* RFC 7009: an unknown token is not an error */
@@ -819,14 +812,10 @@ h_revoke(struct gw_request *req, struct gw_reply *rep)
 		char family[GW_UUID_LEN + 1];
 
 		snprintf(family, sizeof(family), "%s", PQgetvalue(res, 0, 1));
-		if (strcmp(PQgetvalue(res, 0, 2), "refresh") == 0) {
-			r = gw_db_query(req->db, NULL, "UPDATE tokens SET revoked_at = now()"
-			    " WHERE family_id = $1 AND revoked_at IS NULL", 1, family);
-			cache_forget_where(1, family);
-		} else {
-			r = gw_db_query(req->db, NULL, "UPDATE tokens SET revoked_at = now()"
-			    " WHERE token_hash = decode($1, 'hex') AND revoked_at IS NULL", 1, hex);
-		}
+		if (strcmp(PQgetvalue(res, 0, 2), "refresh") == 0)
+			r = gw_tokens_revoke(req->db, GW_TOKENS_FAMILY, family, NULL);
+		else
+			r = gw_tokens_revoke(req->db, GW_TOKENS_ONE, hex, NULL);
 		cache_forget_hash(bin);
 	}
 	PQclear(res);
@@ -834,17 +823,3 @@ h_revoke(struct gw_request *req, struct gw_reply *rep)
 		return r;
 	return gw_reply_empty(rep, 204);
 }
-
-int gw_info_handler(struct gw_request *req, struct gw_reply *rep);
-
-const struct gw_route gw_routes_auth[] = {
-	{"/rssp/info", GW_PUBLIC | GW_NO_DB, 0, gw_info_handler},
-	/* argon2id runs on the long pool, never on an HTTP thread that also serves signing;
-	 * the handler takes a database connection itself, only while it needs one */
-	{"/rssp/auth/login", GW_PUBLIC | GW_RAW_BODY | GW_LONG | GW_NO_DB, 0, h_login},
-	{"/rssp/auth/revoke", GW_RAW_BODY, GW_ROLES_ALL, h_revoke},
-	{"/csc/v2/info", GW_PUBLIC | GW_NO_DB, 0, gw_info_handler},
-	{"/csc/v2/auth/login", GW_PUBLIC | GW_RAW_BODY | GW_LONG | GW_NO_DB, 0, h_login},
-	{"/csc/v2/auth/revoke", GW_RAW_BODY, GW_ROLES_ALL, h_revoke},
-	{0},
-};

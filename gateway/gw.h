@@ -1,8 +1,8 @@
 /* gw.h - the gateway framework: routes, the per-request context, JSON field getters,
  * error replies, database helpers, password hashing, random ids, metrics.
  *
- * A module of the gateway (users.c, signing.c, ...) exports a route table that
- * routes.c lists. The framework (server.c) parses the request, authenticates the
+ * Every function of the gateway is one line of the route table (routes.c). The
+ * framework (server.c) parses the request, authenticates the
  * bearer token, checks the role mask, borrows a database connection for the request,
  * calls the handler, and sends the reply. Handlers run on the HTTP server's threads;
  * everything here is thread-safe unless said otherwise.
@@ -67,6 +67,8 @@ struct gw_principal {
                                  separate pool of RSSP_LONG_THREADS threads with its connection
                                  suspended, never on an HTTP thread. A request whose body has
                                  an integer "wait" > 0 is treated so on any route. */
+#define GW_GET          0x20u /* the route also answers GET (a browser page): the query parameters
+                                 become req->body, an object of strings; req->method says which */
 
 struct gw_request;
 struct gw_reply;
@@ -80,11 +82,6 @@ struct gw_route {
 	unsigned roles;        /* mask of GW_ROLE_* allowed; ignored for GW_PUBLIC routes */
 	gw_handler_fn handler;
 };
-
-/* The route tables of each module; routes.c lists them all. */
-extern const struct gw_route gw_routes_auth[];     /* auth.c, info.c (gw) */
-extern const struct gw_route gw_routes_accounts[]; /* users.c, admin.c (accounts) */
-extern const struct gw_route gw_routes_signing[];  /* sic.c, credentials.c, requests.c, signing.c (signing) */
 
 /* The per-request context. Everything is borrowed and valid until the handler returns. */
 struct gw_request {
@@ -101,6 +98,7 @@ struct gw_request {
 	PGconn *db;                      /* borrowed from the pool for this request; NULL with GW_NO_DB */
 	struct engine_client *engine;    /* shared by all threads; NULL when the gateway has none */
 	const struct gw_config *cfg;
+	const struct gw_route *routes;   /* the route table being served (info lists it) */
 	void *priv_;                     /* the framework's own state; do not touch */
 };
 
@@ -112,6 +110,7 @@ struct gw_reply {
 	char *headers[GW_MAX_REPLY_HEADERS][2]; /* extra headers, owned (name, value) */
 	unsigned n_headers;
 	unsigned flags_;                 /* the framework's own (Digest challenge); do not touch */
+	char *text_, *ctype_;            /* a non-JSON reply (gw_reply_text); do not touch */
 };
 
 /* Sets the reply: status and body. Steals the reference to body (may be NULL for no
@@ -120,6 +119,9 @@ struct gw_reply {
 int gw_reply_json(struct gw_reply *rep, int status, json_t *body);
 /* Sets an empty reply (204 No Content usually). Returns 0. */
 int gw_reply_empty(struct gw_reply *rep, int status);
+/* Sets a reply that is not JSON (an HTML page, a stylesheet): status, Content-Type and
+ * text are copied. Returns 0 or RSSP_E_NOMEM (the reply is then unset). */
+int gw_reply_text(struct gw_reply *rep, int status, const char *ctype, const char *text) RSSP_WUR;
 /* Adds a response header (copied). Returns 0, RSSP_E_TOOBIG past GW_MAX_REPLY_HEADERS,
  * RSSP_E_NOMEM. */
 int gw_reply_header(struct gw_reply *rep, const char *name, const char *value) RSSP_WUR;
@@ -225,12 +227,22 @@ int gw_ct_equal(const void *a, const void *b, size_t len);
 
 /* ---- tokens --------------------------------------------------------------------------- */
 
-/* Revokes, in the database (on db) and in this replica's token cache, every access and
- * refresh token of an account (changePassphrase, disable, ...). Other replicas notice
- * within RSSP_TOKEN_CACHE_TTL seconds. Returns 0 or RSSP_E*. If the caller runs this
- * inside its own transaction and then rolls back, the cache invalidation still
- * stands (harmless: it only forces a lookup). */
-int gw_tokens_revoke_account(PGconn *db, const char *account_id) RSSP_WUR;
+/* Which tokens gw_tokens_revoke ends. */
+enum gw_token_scope {
+	GW_TOKENS_ACCOUNT,             /* every access and refresh token of account id (disable) */
+	GW_TOKENS_ACCOUNT_BUT_FAMILY,  /* the same but the login session except_family
+	                                  (changePassphrase: this session goes on) */
+	GW_TOKENS_FAMILY,              /* every token of login session (family) id */
+	GW_TOKENS_ONE,                 /* one token: id is the hex SHA-256 of the token; the
+	                                  caller drops it from the cache */
+};
+/* The one place that revokes tokens: in the database (on db) and, but for GW_TOKENS_ONE,
+ * in this replica's token cache. Other replicas notice within RSSP_TOKEN_CACHE_TTL
+ * seconds. Returns 0 or RSSP_E*. If the caller runs this inside its own transaction
+ * and then rolls back, the cache invalidation still stands (harmless: it only forces a
+ * lookup). */
+int gw_tokens_revoke(PGconn *db, enum gw_token_scope scope, const char *id,
+    const char *except_family) RSSP_WUR;
 /* Drops an account's cached tokens on this replica (after disabling it, for example). */
 void gw_token_cache_forget_account(const char *account_id);
 
@@ -242,16 +254,6 @@ void gw_metrics_engine_call(const char *method, int grpc_status, double seconds)
 /* Counts n signatures made with algo (a short static name, e.g. "rsa-pss-sha256"). At
  * most 32 distinct names are kept; more are counted as "other". */
 void gw_metrics_signatures(const char *algo, unsigned n);
-
-/* ---- the engine client for key generation -------------------------------------------
- * Activating a credential makes the engine generate a key in the HSM (RSA-3072 takes
- * seconds under load), so those calls use a second client on the same socket with the
- * deadline RSSP_ENGINE_KEYGEN_TIMEOUT_MS instead of RSSP_ENGINE_TIMEOUT_MS. main.c sets
- * it once before the server starts (the pointer is borrowed; the caller frees the
- * client after the server stopped). gw_engine_keygen() returns it, or NULL when none
- * was set (callers then use req->engine). */
-void gw_engine_keygen_set(struct engine_client *c);
-struct engine_client *gw_engine_keygen(void);
 
 /* True once the gateway is stopping (SIGTERM): a handler that waits (long-poll) should
  * answer with what it has within a second or so. */

@@ -8,7 +8,8 @@
 #include "db.h"
 #include "gw.h"
 
-/* What gw_request.priv_ points to. */
+/* What gw_request.priv_ points to: filled by server.c, read through the accessors of
+ * context.c only. */
 struct gw_req_priv {
 	struct gw_db_pool *pool;
 	struct MHD_Connection *conn;
@@ -47,8 +48,15 @@ char *gw_metrics_render(unsigned db_in_use, unsigned db_size);
 /* config.c: the configuration in force (set once by main before serving). */
 extern const struct gw_config *gw_cfg;
 
-/* server.c: 1 on the threads of the long pool. */
+/* context.c: 1 on the threads of the long pool (set by server.c). */
 extern __thread int gw_thread_is_long;
+/* context.c: the MHD connection of a request (auth/login reads Basic and Digest
+ * credentials through it), and the pool its database connection comes from (db.c);
+ * NULL outside a request. */
+struct MHD_Connection *gw_request_connection(const struct gw_request *req);
+struct gw_db_pool *gw_request_pool(const struct gw_request *req);
+/* context.c: from now on gw_stopping() is true (server.c, on SIGTERM). */
+void gw_stopping_set(void);
 
 /* server.c */
 struct gw_server;

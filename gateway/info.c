@@ -8,22 +8,19 @@
 #define RSSP_VERSION "0.0.0"
 #endif
 
-int gw_info_handler(struct gw_request *req, struct gw_reply *rep);
-
 int
 gw_info_handler(struct gw_request *req, struct gw_reply *rep)
 {
-	const struct gw_route *const *t, *rt;
+	const struct gw_route *rt;
 	json_t *o, *methods;
 	const char *prefix = strncmp(req->path, "/csc/v2/", 8) == 0 ? "/csc/v2/" : "/rssp/";
 	size_t pl = strlen(prefix);
 
 	if ((methods = json_array()) == NULL)
 		return RSSP_E_NOMEM;
-	for (t = gw_route_tables; *t != NULL; t++)
-		for (rt = *t; rt->path != NULL; rt++)
-			if (strncmp(rt->path, prefix, pl) == 0)
-				json_array_append_new(methods, json_string(rt->path + pl));
+	for (rt = req->routes; rt != NULL && rt->path != NULL; rt++)
+		if (strncmp(rt->path, prefix, pl) == 0)
+			json_array_append_new(methods, json_string(rt->path + pl));
 	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:[ss], s:[sssssss], s:[sss], s:s}",
 	    "name", req->cfg->service_name,
 	    "version", RSSP_VERSION,

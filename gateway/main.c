@@ -13,9 +13,8 @@
 #include "gw_internal.h"
 #include "outbox.h"
 #include "rssp_log.h"
-#ifdef RSSP_HAVE_ENGINE_CLIENT
 #include "engine_client.h"
-#endif
+#include "engine_health.h"
 
 static void
 usage(void)
@@ -58,9 +57,6 @@ cmd_serve(struct gw_config *cfg, int check)
 	struct gw_db_pool *pool = NULL;
 	struct gw_server *srv = NULL;
 	struct engine_client *engine = NULL;
-#ifdef RSSP_HAVE_ENGINE_CLIENT
-	struct engine_client *engine_keygen = NULL; /* activation calls: the keygen deadline */
-#endif
 	struct outbox_delivery *delivery = NULL;
 	PGconn *c = NULL;
 	sigset_t set;
@@ -82,14 +78,17 @@ cmd_serve(struct gw_config *cfg, int check)
 	PQfinish(c);
 	if ((r = gw_db_pool_new(cfg->db_url, cfg->db_pool, &pool)) < 0)
 		goto out;
-#ifdef RSSP_HAVE_ENGINE_CLIENT
-	if ((r = engine_client_new(cfg->engine_socket, cfg->engine_timeout_ms, &engine)) < 0 ||
-	    (r = engine_client_new(cfg->engine_socket, cfg->engine_keygen_timeout_ms, &engine_keygen)) < 0) {
+	/* each call passes its own deadline (RSSP_ENGINE_TIMEOUT_MS or, for activations,
+	 * RSSP_ENGINE_KEYGEN_TIMEOUT_MS) */
+	if ((r = engine_client_new(cfg->engine_socket, cfg->engine_timeout_ms, &engine)) < 0) {
 		log_error("cannot create the engine client: %s", rssp_strerror(r));
 		goto out;
 	}
-	gw_engine_keygen_set(engine_keygen);
-#endif
+	if ((r = engine_health_start(cfg->engine_socket, cfg->engine_probe_ms,
+	    2 * cfg->engine_probe_ms, engine, NULL)) < 0) {
+		log_error("cannot start the engine probe: %s", rssp_strerror(r));
+		goto out;
+	}
 	if (strcmp(cfg->delivery, "deliver") == 0) {
 		struct outbox_delivery_conf oc = { .db_url = cfg->db_url, .smtp_url = cfg->smtp_url,
 		    .smtp_from = cfg->smtp_from, .sms_webhook = cfg->sms_webhook };
@@ -106,11 +105,8 @@ cmd_serve(struct gw_config *cfg, int check)
 out:
 	gw_server_stop(srv);
 	outbox_delivery_free(delivery);
-#ifdef RSSP_HAVE_ENGINE_CLIENT
-	gw_engine_keygen_set(NULL);
-	engine_client_free(engine_keygen);
+	engine_health_stop(); /* before the client whose calls it cuts short */
 	engine_client_free(engine);
-#endif
 	gw_db_pool_free(pool);
 	return r;
 }

@@ -29,65 +29,33 @@
 const char *
 sic_kak_sign_algo(int kak_algo)
 {
-	return kak_algo == KAK_ECDSA_P256 ? "ECDSA" : "RSASSA-PSS";
+	const struct rssp_kak_alg *ka = rssp_kak_alg(kak_algo);
+
+	return ka != NULL ? ka->sign_algo : "RSASSA-PSS";
 }
 
 const char *
 sic_kak_sha_algo(int kak_algo)
 {
-	return kak_algo == KAK_PSS_SHA512 ? "sha512" : "sha256";
+	const struct rssp_kak_alg *ka = rssp_kak_alg(kak_algo);
+
+	return ka != NULL ? ka->sha_algo : "sha256";
 }
 
+/* The names pick the KakAlgo; the one SPKI parser and policy is kak_spki_parse. */
 int
 sic_kak_parse(const uint8_t *spki, size_t spkilen, const char *sign_algo,
     const char *sha_algo, int *kak_algop, EVP_PKEY **pkp)
 {
-	const unsigned char *p = spki;
-	EVP_PKEY *pk = NULL;
-	char group[64];
-	size_t glen = 0;
-	int r = RSSP_E_INVAL, algo;
+	const struct rssp_kak_alg *ka = rssp_kak_alg_by_names(sign_algo, sha_algo);
+	int r;
 
-	if (spki == NULL || spkilen == 0 || spkilen > 16384)
-		goto out;
-	if ((pk = d2i_PUBKEY(NULL, &p, (long)spkilen)) == NULL ||
-	    p != spki + spkilen)
-		goto out;
-	if (strcmp(sign_algo, "RSASSA-PSS") == 0) {
-		if (EVP_PKEY_get_base_id(pk) != EVP_PKEY_RSA) {
-			r = RSSP_E_UNSUPPORTED;
-			goto out;
-		}
-		if (EVP_PKEY_get_bits(pk) < 2048 || EVP_PKEY_get_bits(pk) > 8192)
-			goto out;
-		if (strcmp(sha_algo, "sha256") == 0)
-			algo = KAK_PSS_SHA256;
-		else if (strcmp(sha_algo, "sha512") == 0)
-			algo = KAK_PSS_SHA512;
-		else {
-			r = RSSP_E_UNSUPPORTED;
-			goto out;
-		}
-	} else if (strcmp(sign_algo, "ECDSA") == 0) {
-		if (EVP_PKEY_get_base_id(pk) != EVP_PKEY_EC ||
-		    EVP_PKEY_get_utf8_string_param(pk, "group", group, sizeof(group),
-		    &glen) != 1 || strcmp(group, "prime256v1") != 0 ||
-		    strcmp(sha_algo, "sha256") != 0) {
-			r = RSSP_E_UNSUPPORTED;
-			goto out;
-		}
-		algo = KAK_ECDSA_P256;
-	} else {
-		r = RSSP_E_UNSUPPORTED;
-		goto out;
-	}
-	*kak_algop = algo;
-	*pkp = pk;
-	pk = NULL;
-	r = 0;
-out:
-	EVP_PKEY_free(pk);
-	return r;
+	if (ka == NULL)
+		return RSSP_E_UNSUPPORTED;
+	if ((r = kak_spki_parse(spki, spkilen, ka->algo, pkp)) != 0)
+		return r;
+	*kak_algop = ka->algo;
+	return 0;
 }
 
 /* ---- sic/activationCode -------------------------------------------------------------- */

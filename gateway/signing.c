@@ -1,5 +1,5 @@
-/* signing.c - signatures/signHash, the route table of the signing functions, and what
- * sic.c, credentials.c and requests.c share: encodings, tenant checks, engine calls. */
+/* signing.c - signatures/signHash, and what sic.c, credentials.c and requests.c share:
+ * encodings, tenant checks, the engine's refusals as replies. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,14 +14,13 @@
 #include <openssl/sha.h>
 #include <openssl/x509.h>
 
+#include "engine_health.h"
 #include "gw.h"
 #include "rssp_log.h"
 #include "signing.h"
+#include "tenant.h"
 
-#ifdef RSSP_HAVE_ENGINE_CLIENT
-#include <rssp/engine/v1/engine.pb-c.h>
 #include "engine_client.h"
-#endif
 
 /* ---- encodings ------------------------------------------------------------------- */
 
@@ -239,33 +238,24 @@ sg_account_for(struct gw_request *req, struct gw_reply *rep, const char *user_id
 	const struct gw_principal *p = &req->principal;
 	PGresult *res = NULL;
 	const char *id = user_id ? user_id : p->account_id;
+	char absent[128], foreign[128];
 	struct sg_account t;
-	int r, allowed;
+	int r;
 
-	if ((r = gw_db_query(req->db, &res,
-	    "SELECT id, status, role, email, coalesce(mobile, ''), coalesce(full_name, ''),"
-	    " coalesce(company_id::text, ''), coalesce(registered_by::text, '')"
-	    " FROM accounts WHERE id = $1", 1, id)) != 0)
+	snprintf(absent, sizeof(absent), "no such user '%s'", field);
+	snprintf(foreign, sizeof(foreign), "the user in '%s' is not yours", field);
+	if ((r = tenant_load(req, rep, TENANT_SEE,
+	    "SELECT id, status, role, email, coalesce(mobile, '') AS mobile,"
+	    " coalesce(full_name, '') AS full_name, " TENANT_OWNER_COLS("accounts")
+	    " FROM accounts WHERE id = $1", 1, &id, absent, foreign, &res)) != 0)
 		goto out;
-	if (PQntuples(res) != 1) {
-		r = gw_error(rep, 404, "not_found", "no such user '%s'", field);
-		goto out;
-	}
-	allowed = strcmp(id, p->account_id) == 0 || p->role == GW_ROLE_ADMIN ||
-	    (p->role == GW_ROLE_RP && strcmp(PQgetvalue(res, 0, 7), p->account_id) == 0) ||
-	    (p->role == GW_ROLE_COMPANY_ADMIN && p->company_id[0] != '\0' &&
-	    strcmp(PQgetvalue(res, 0, 6), p->company_id) == 0);
-	if (!allowed) {
-		r = gw_error(rep, 403, "access_denied", "the user in '%s' is not yours", field);
-		goto out;
-	}
 	memset(&t, 0, sizeof(t));
-	snprintf(t.id, sizeof(t.id), "%s", PQgetvalue(res, 0, 0));
-	snprintf(t.status, sizeof(t.status), "%s", PQgetvalue(res, 0, 1));
-	snprintf(t.role, sizeof(t.role), "%s", PQgetvalue(res, 0, 2));
-	snprintf(t.email, sizeof(t.email), "%s", PQgetvalue(res, 0, 3));
-	snprintf(t.mobile, sizeof(t.mobile), "%s", PQgetvalue(res, 0, 4));
-	snprintf(t.full_name, sizeof(t.full_name), "%s", PQgetvalue(res, 0, 5));
+	snprintf(t.id, sizeof(t.id), "%s", gw_val(res, 0, "id"));
+	snprintf(t.status, sizeof(t.status), "%s", gw_val(res, 0, "status"));
+	snprintf(t.role, sizeof(t.role), "%s", gw_val(res, 0, "role"));
+	snprintf(t.email, sizeof(t.email), "%s", gw_val(res, 0, "email"));
+	snprintf(t.mobile, sizeof(t.mobile), "%s", gw_val(res, 0, "mobile"));
+	snprintf(t.full_name, sizeof(t.full_name), "%s", gw_val(res, 0, "full_name"));
 	*a = t;
 	r = 0;
 out:
@@ -275,379 +265,46 @@ out:
 
 /* ---- the engine ---------------------------------------------------------------------- */
 
-void
-sg_activation_result_release(struct sg_activation_result *r)
-{
-	free(r->key_label);
-	free(r->binding);
-	free(r->cert);
-	free(r->pub);
-	free(r->chain);
-	memset(r, 0, sizeof(*r));
-}
-
 int
-sg_engine_error(struct gw_reply *rep, int engine_rc, int status, const char *msg,
-    const char *what)
+sg_engine_error(struct gw_reply *rep, const struct engine_result *er, const char *what)
 {
-	const char *m = msg ? msg : "refused";
+	const char *m = er->message[0] != '\0' ? er->message : "refused";
 
-	if (engine_rc < 0 && engine_rc != RSSP_E_NOMEM)
-		return gw_error(rep, 503, "engine_unavailable",
-		    "the signing engine is not reachable; retry later");
-	if (engine_rc < 0)
-		return engine_rc;
-	switch (status) {
-	case SG_GRPC_INVALID_ARGUMENT:
-		return gw_error(rep, 400, "invalid_request", "%s refused by the engine: %.100s", what, m);
-	case SG_GRPC_PERMISSION_DENIED:
-		return gw_error(rep, 403, "access_denied", "%s refused by the engine: %.100s", what, m);
-	case SG_GRPC_FAILED_PRECONDITION:
-		return gw_error(rep, 410, "expired", "%s refused by the engine: %.100s", what, m);
-	case SG_GRPC_RESOURCE_EXHAUSTED:
-		/* the engine's key-generation workers are all taken (PROTOCOL.md): retry */
-		if (strcmp(m, "too many key generations waiting") == 0)
+	if (er->answered && strcmp(er->message, ENGINE_HEALTH_AUDIT_MSG) == 0)
+		return gw_error(rep, 503, "audit_unavailable",
+		    "the signing engine cannot write its audit log; retry later");
+	switch (er->status) {
+	case ENGINE_UNAVAILABLE:
+	case ENGINE_TIMEOUT:
+		if (!er->answered)
 			return gw_error(rep, 503, "engine_unavailable",
-			    "the signing engine is busy generating keys; retry later");
-		return gw_error(rep, 403, "access_denied", "%s refused by the engine: %.100s", what, m);
-	case SG_GRPC_UNAVAILABLE:
-	case SG_GRPC_DEADLINE_EXCEEDED:
+			    "the signing engine is not reachable; retry later");
 		return gw_error(rep, 503, "engine_unavailable",
 		    "the signing engine is not available; retry later");
+	case ENGINE_REFUSED:
+		switch (er->refusal) {
+		case ENGINE_REFUSAL_INVALID:
+			return gw_error(rep, 400, "invalid_request", "%s refused by the engine: %.100s", what, m);
+		case ENGINE_REFUSAL_EXHAUSTED:
+			/* the engine's key-generation workers are all taken (PROTOCOL.md): retry */
+			if (strcmp(m, "too many key generations waiting") == 0)
+				return gw_error(rep, 503, "engine_unavailable",
+				    "the signing engine is busy generating keys; retry later");
+			return gw_error(rep, 403, "access_denied", "%s refused by the engine: %.100s", what, m);
+		case ENGINE_REFUSAL_DENIED:
+			return gw_error(rep, 403, "access_denied", "%s refused by the engine: %.100s", what, m);
+		case ENGINE_REFUSAL_EXPIRED:
+			return gw_error(rep, 410, "expired", "%s refused by the engine: %.100s", what, m);
+		default:
+			break;
+		}
+		break;
 	default:
-		log_error("engine answered status %d to %s: %.100s", status, what, m);
-		return RSSP_E_INTERNAL;
+		break;
 	}
+	log_error("the engine failed %s (status %d): %.100s", what, er->grpc_status, m);
+	return RSSP_E_INTERNAL;
 }
-
-#ifdef RSSP_HAVE_ENGINE_CLIENT
-
-/* Sends one Authorize request; *respp is the unpacked response when OK. */
-static int
-engine_authorize(struct gw_request *req, const Rssp__Engine__V1__AuthorizeRequest *ar,
-    Rssp__Engine__V1__AuthorizeResponse **respp, int *statusp, char **msgp)
-{
-	uint8_t *buf = NULL, *resp = NULL;
-	size_t len, resplen = 0;
-	int r, status = -1;
-	char *msg = NULL;
-	double t0;
-	struct timespec ts;
-	Rssp__Engine__V1__AuthorizeResponse *ans = NULL;
-
-	if (req->engine == NULL)
-		return RSSP_E_UNAVAILABLE;
-	len = rssp__engine__v1__authorize_request__get_packed_size(ar);
-	if ((buf = malloc(len ? len : 1)) == NULL)
-		return RSSP_E_NOMEM;
-	rssp__engine__v1__authorize_request__pack(ar, buf);
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	t0 = ts.tv_sec + ts.tv_nsec / 1e9;
-	r = engine_call(req->engine, ENGINE_METHOD_AUTHORIZE, req->request_id, buf, len,
-	    &resp, &resplen, &status, &msg);
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	gw_metrics_engine_call("authorize", r == 0 ? status : -1, ts.tv_sec + ts.tv_nsec / 1e9 - t0);
-	free(buf);
-	if (r != 0)
-		goto out;
-	if (status == SG_GRPC_OK &&
-	    (ans = rssp__engine__v1__authorize_response__unpack(NULL, resplen, resp)) == NULL) {
-		log_error("cannot unpack the engine's authorize response");
-		r = RSSP_E_INTERNAL;
-		goto out;
-	}
-	*respp = ans;
-	ans = NULL;
-	*statusp = status;
-	*msgp = msg;
-	msg = NULL;
-out:
-	free(resp);
-	free(msg);
-	return r;
-}
-
-static char *
-bytes_dup(const ProtobufCBinaryData *b, size_t *lenp)
-{
-	uint8_t *p = malloc(b->len ? b->len : 1);
-
-	if (p != NULL) {
-		if (b->len)
-			memcpy(p, b->data, b->len);
-		*lenp = b->len;
-	}
-	return (char *)p;
-}
-
-int
-sg_engine_activation(struct gw_request *req, const struct rssp_activation_fields *f,
-    int kak_algo, const uint8_t *sig, size_t siglen, struct sg_activation_result *res,
-    int *statusp, char **msgp)
-{
-	Rssp__Engine__V1__AuthorizeRequest ar = RSSP__ENGINE__V1__AUTHORIZE_REQUEST__INIT;
-	Rssp__Engine__V1__Kak kak = RSSP__ENGINE__V1__KAK__INIT;
-	Rssp__Engine__V1__Activation act = RSSP__ENGINE__V1__ACTIVATION__INIT;
-	Rssp__Engine__V1__AuthorizeResponse *ans = NULL;
-	struct sg_activation_result t = { 0 };
-	char *msg = NULL;
-	size_t i, total = 0;
-	int r, status = -1;
-
-	ar.request_id = (char *)req->request_id;
-	kak.public_key.data = (uint8_t *)f->kak_spki;
-	kak.public_key.len = f->kak_spki_len;
-	kak.algo = kak_algo;
-	ar.kak = &kak;
-	ar.signature.data = (uint8_t *)sig;
-	ar.signature.len = siglen;
-	act.credential_id = (char *)f->credential_id;
-	act.owner_id = (char *)f->owner_id;
-	act.device_uuid = (char *)f->device_uuid;
-	act.key_algo = f->key_algo;
-	act.subject_cn = (char *)f->subject_cn;
-	act.validity_days = f->validity_days;
-	act.nonce.data = (uint8_t *)f->nonce;
-	act.nonce.len = f->nonce_len;
-	act.expires_at = f->expires_at;
-	ar.purpose_case = RSSP__ENGINE__V1__AUTHORIZE_REQUEST__PURPOSE_ACTIVATION;
-	ar.activation = &act;
-	if ((r = engine_authorize(req, &ar, &ans, &status, &msg)) != 0)
-		goto out;
-	if (status == SG_GRPC_OK) {
-		const Rssp__Engine__V1__ActivationResult *a;
-		if (ans->result_case != RSSP__ENGINE__V1__AUTHORIZE_RESPONSE__RESULT_ACTIVATION ||
-		    (a = ans->activation) == NULL || a->key_label == NULL ||
-		    a->binding.len == 0 || a->certificate.len == 0) {
-			log_error("the engine's activation result is incomplete");
-			r = RSSP_E_INTERNAL;
-			goto out;
-		}
-		for (i = 0; i < a->n_chain; i++)
-			total += a->chain[i].len;
-		if ((t.key_label = strdup(a->key_label)) == NULL ||
-		    (t.binding = (uint8_t *)bytes_dup(&a->binding, &t.binding_len)) == NULL ||
-		    (t.cert = (uint8_t *)bytes_dup(&a->certificate, &t.cert_len)) == NULL ||
-		    (t.pub = (uint8_t *)bytes_dup(&a->public_key, &t.pub_len)) == NULL ||
-		    (t.chain = malloc(total ? total : 1)) == NULL) {
-			r = RSSP_E_NOMEM;
-			goto out;
-		}
-		for (i = 0; i < a->n_chain; i++) {
-			if (a->chain[i].len)
-				memcpy(t.chain + t.chain_len, a->chain[i].data, a->chain[i].len);
-			t.chain_len += a->chain[i].len;
-		}
-		*res = t;
-		memset(&t, 0, sizeof(t));
-	}
-	*statusp = status;
-	*msgp = msg;
-	msg = NULL;
-out:
-	sg_activation_result_release(&t);
-	free(msg);
-	if (ans != NULL)
-		rssp__engine__v1__authorize_response__free_unpacked(ans, NULL);
-	return r;
-}
-
-int
-sg_engine_approval(struct gw_request *req, const struct rssp_approval_fields *f,
-    int kak_algo, const char *key_label, const uint8_t *binding, size_t binding_len,
-    const uint8_t *sig, size_t siglen, uint8_t **sadp, size_t *sadlenp, long long *sad_expp,
-    int *statusp, char **msgp)
-{
-	Rssp__Engine__V1__AuthorizeRequest ar = RSSP__ENGINE__V1__AUTHORIZE_REQUEST__INIT;
-	Rssp__Engine__V1__Kak kak = RSSP__ENGINE__V1__KAK__INIT;
-	Rssp__Engine__V1__Approval ap = RSSP__ENGINE__V1__APPROVAL__INIT;
-	Rssp__Engine__V1__AuthorizeResponse *ans = NULL;
-	ProtobufCBinaryData *hashes = NULL;
-	char *msg = NULL;
-	size_t i, sadlen = 0;
-	uint8_t *sad = NULL;
-	int r, status = -1;
-
-	if ((hashes = calloc(f->n_hashes ? f->n_hashes : 1, sizeof(*hashes))) == NULL)
-		return RSSP_E_NOMEM;
-	for (i = 0; i < f->n_hashes; i++) {
-		hashes[i].data = (uint8_t *)f->hashes[i];
-		hashes[i].len = f->hash_len;
-	}
-	ar.request_id = (char *)req->request_id;
-	kak.public_key.data = (uint8_t *)f->kak_spki;
-	kak.public_key.len = f->kak_spki_len;
-	kak.algo = kak_algo;
-	ar.kak = &kak;
-	ar.signature.data = (uint8_t *)sig;
-	ar.signature.len = siglen;
-	ap.approval_id = (char *)f->approval_id;
-	ap.credential_id = (char *)f->credential_id;
-	ap.owner_id = (char *)f->owner_id;
-	ap.device_uuid = (char *)f->device_uuid;
-	ap.key_label = (char *)key_label;
-	ap.binding.data = (uint8_t *)binding;
-	ap.binding.len = binding_len;
-	ap.hash_algo = f->hash_algo;
-	ap.n_hashes = f->n_hashes;
-	ap.hashes = hashes;
-	ap.num_signatures = f->num_signatures;
-	ap.rp_name = (char *)f->rp_name;
-	ap.description = (char *)f->description;
-	ap.nonce.data = (uint8_t *)f->nonce;
-	ap.nonce.len = f->nonce_len;
-	ap.expires_at = f->expires_at;
-	ar.purpose_case = RSSP__ENGINE__V1__AUTHORIZE_REQUEST__PURPOSE_APPROVAL;
-	ar.approval = &ap;
-	if ((r = engine_authorize(req, &ar, &ans, &status, &msg)) != 0)
-		goto out;
-	if (status == SG_GRPC_OK) {
-		if (ans->result_case != RSSP__ENGINE__V1__AUTHORIZE_RESPONSE__RESULT_APPROVAL ||
-		    ans->approval == NULL || ans->approval->sad.len == 0) {
-			log_error("the engine's approval result is incomplete");
-			r = RSSP_E_INTERNAL;
-			goto out;
-		}
-		if ((sad = (uint8_t *)bytes_dup(&ans->approval->sad, &sadlen)) == NULL) {
-			r = RSSP_E_NOMEM;
-			goto out;
-		}
-		*sadp = sad;
-		*sadlenp = sadlen;
-		*sad_expp = ans->approval->sad_expires_at;
-		sad = NULL;
-	}
-	*statusp = status;
-	*msgp = msg;
-	msg = NULL;
-out:
-	free(hashes);
-	free(msg);
-	if (ans != NULL) {
-		if (ans->result_case == RSSP__ENGINE__V1__AUTHORIZE_RESPONSE__RESULT_APPROVAL &&
-		    ans->approval != NULL && ans->approval->sad.data != NULL)
-			OPENSSL_cleanse(ans->approval->sad.data, ans->approval->sad.len);
-		rssp__engine__v1__authorize_response__free_unpacked(ans, NULL);
-	}
-	return r;
-}
-
-/* Engine SignHash. Returns 0 when the engine answered (status, msg; when OK *sigsp is a
- * malloc'd array of n malloc'd signatures with lengths in *siglensp). */
-static int
-engine_sign_hash(struct gw_request *req, const char *credential_id, const uint8_t *sad,
-    size_t sadlen, int hash_algo, int sign_algo, uint8_t *const *hashes, size_t n,
-    size_t hash_len, uint8_t ***sigsp, size_t **siglensp, int *statusp, char **msgp)
-{
-	Rssp__Engine__V1__SignHashRequest sr = RSSP__ENGINE__V1__SIGN_HASH_REQUEST__INIT;
-	Rssp__Engine__V1__SignHashResponse *ans = NULL;
-	ProtobufCBinaryData *hb = NULL;
-	uint8_t *buf = NULL, *resp = NULL, **sigs = NULL;
-	size_t len, resplen = 0, i, *lens = NULL;
-	char *msg = NULL;
-	int r, status = -1;
-	struct timespec ts;
-	double t0;
-
-	if (req->engine == NULL)
-		return RSSP_E_UNAVAILABLE;
-	if ((hb = calloc(n, sizeof(*hb))) == NULL)
-		return RSSP_E_NOMEM;
-	for (i = 0; i < n; i++) {
-		hb[i].data = hashes[i];
-		hb[i].len = hash_len;
-	}
-	sr.request_id = (char *)req->request_id;
-	sr.credential_id = (char *)credential_id;
-	sr.sad.data = (uint8_t *)sad;
-	sr.sad.len = sadlen;
-	sr.hash_algo = hash_algo;
-	sr.sign_algo = sign_algo;
-	sr.n_hashes = n;
-	sr.hashes = hb;
-	len = rssp__engine__v1__sign_hash_request__get_packed_size(&sr);
-	if ((buf = malloc(len)) == NULL) {
-		r = RSSP_E_NOMEM;
-		goto out;
-	}
-	rssp__engine__v1__sign_hash_request__pack(&sr, buf);
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	t0 = ts.tv_sec + ts.tv_nsec / 1e9;
-	r = engine_call(req->engine, ENGINE_METHOD_SIGNHASH, req->request_id, buf, len,
-	    &resp, &resplen, &status, &msg);
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	gw_metrics_engine_call("signhash", r == 0 ? status : -1, ts.tv_sec + ts.tv_nsec / 1e9 - t0);
-	OPENSSL_cleanse(buf, len); /* it holds the SAD */
-	if (r != 0)
-		goto out;
-	if (status == SG_GRPC_OK) {
-		if ((ans = rssp__engine__v1__sign_hash_response__unpack(NULL, resplen, resp)) == NULL ||
-		    ans->n_signatures != n) {
-			log_error("the engine's signhash response does not match the request");
-			r = RSSP_E_INTERNAL;
-			goto out;
-		}
-		if ((sigs = calloc(n, sizeof(*sigs))) == NULL ||
-		    (lens = calloc(n, sizeof(*lens))) == NULL) {
-			r = RSSP_E_NOMEM;
-			goto out;
-		}
-		for (i = 0; i < n; i++)
-			if ((sigs[i] = (uint8_t *)bytes_dup(&ans->signatures[i], &lens[i])) == NULL) {
-				r = RSSP_E_NOMEM;
-				goto out;
-			}
-		*sigsp = sigs;
-		*siglensp = lens;
-		sigs = NULL;
-		lens = NULL;
-	}
-	*statusp = status;
-	*msgp = msg;
-	msg = NULL;
-out:
-	if (sigs != NULL)
-		for (i = 0; i < n; i++)
-			free(sigs[i]);
-	free(sigs);
-	free(lens);
-	free(hb);
-	free(buf);
-	free(resp);
-	free(msg);
-	if (ans != NULL)
-		rssp__engine__v1__sign_hash_response__free_unpacked(ans, NULL);
-	return r;
-}
-
-#else /* !RSSP_HAVE_ENGINE_CLIENT: a gateway built without the engine client library */
-
-int
-sg_engine_activation(struct gw_request *req, const struct rssp_activation_fields *f,
-    int kak_algo, const uint8_t *sig, size_t siglen, struct sg_activation_result *res,
-    int *statusp, char **msgp)
-{
-	return RSSP_E_UNAVAILABLE;
-}
-
-int
-sg_engine_approval(struct gw_request *req, const struct rssp_approval_fields *f,
-    int kak_algo, const char *key_label, const uint8_t *binding, size_t binding_len,
-    const uint8_t *sig, size_t siglen, uint8_t **sadp, size_t *sadlenp, long long *sad_expp,
-    int *statusp, char **msgp)
-{
-	return RSSP_E_UNAVAILABLE;
-}
-
-static int
-engine_sign_hash(struct gw_request *req, const char *credential_id, const uint8_t *sad,
-    size_t sadlen, int hash_algo, int sign_algo, uint8_t *const *hashes, size_t n,
-    size_t hash_len, uint8_t ***sigsp, size_t **siglensp, int *statusp, char **msgp)
-{
-	return RSSP_E_UNAVAILABLE;
-}
-
-#endif
 
 /* ---- signatures/signHash ------------------------------------------------------------ */
 
@@ -660,6 +317,8 @@ static const struct {
 	{ "1.2.840.113549.1.1.12", SG_SIGN_RSA_PKCS1, SG_HASH_SHA384 },
 	{ "1.2.840.113549.1.1.13", SG_SIGN_RSA_PKCS1, SG_HASH_SHA512 },
 	{ "1.2.840.113549.1.1.10", SG_SIGN_RSA_PSS, 0 },
+	/* rsaEncryption (CSC v2): PKCS#1 v1.5 with the hash of hashAlgorithmOID */
+	{ "1.2.840.113549.1.1.1", SG_SIGN_RSA_PKCS1, 0 },
 	{ "1.2.840.10045.4.3.2", SG_SIGN_ECDSA, SG_HASH_SHA256 },
 	{ "1.2.840.10045.4.3.3", SG_SIGN_ECDSA, SG_HASH_SHA384 },
 	{ "1.2.840.10045.4.3.4", SG_SIGN_ECDSA, SG_HASH_SHA512 },
@@ -714,10 +373,12 @@ mgf1_hash(const X509_ALGOR *mgf)
 	return h;
 }
 
-/* Reads RSASSA-PSS-params (DER): the hash, MGF1 with the same hash, salt = hash length,
- * trailer 1. Returns the HashAlgo or 0 when the parameters are not those. */
+/* Reads RSASSA-PSS-params (DER): the hash, MGF1 with the same hash, a salt length of
+ * 0..SG_PSS_SALT_MAX (the engine checks it against the key), trailer 1. Returns the
+ * HashAlgo and sets *saltp, or returns 0 when the parameters are not those. */
+#define SG_PSS_SALT_MAX 1024
 static int
-pss_params_hash(const uint8_t *der, size_t len)
+pss_params_hash(const uint8_t *der, size_t len, long *saltp)
 {
 	const unsigned char *p = der;
 	RSA_PSS_PARAMS *pss = NULL;
@@ -737,10 +398,11 @@ pss_params_hash(const uint8_t *der, size_t len)
 	if ((mh = mgf1_hash(pss->maskGenAlgorithm)) != h)
 		goto fail;
 	salt = pss->saltLength ? ASN1_INTEGER_get(pss->saltLength) : 20;
-	if (salt != (long)rssp_hash_algo_len(h))
+	if (salt < 0 || salt > SG_PSS_SALT_MAX)
 		goto fail;
 	if (pss->trailerField != NULL && ASN1_INTEGER_get(pss->trailerField) != 1)
 		goto fail;
+	*saltp = salt;
 	goto out;
 fail:
 	h = 0;
@@ -802,12 +464,16 @@ sg_sign_hash(struct gw_request *req, struct gw_reply *rep)
 {
 	const char *cred_id = NULL, *sad_b64 = NULL, *hoid = NULL, *soid = NULL;
 	const char **hashes_b64 = NULL;
-	uint8_t *sad = NULL, *params = NULL, **hashes = NULL, **sigs = NULL;
-	size_t sadlen = 0, paramslen = 0, n = 0, i, hlen, *siglens = NULL;
-	char *sad_bytea = NULL, nb[24], *msg = NULL, request_id[GW_UUID_LEN + 1];
+	uint8_t *sad = NULL, *params = NULL, **hashes = NULL;
+	size_t sadlen = 0, paramslen = 0, n = 0, i, hlen;
+	char *sad_bytea = NULL, nb[24], request_id[GW_UUID_LEN + 1];
 	uint8_t digest[SHA256_DIGEST_LENGTH];
+	struct engine_signatures sigs = { 0 };
+	struct engine_result er;
+	enum engine_status est;
 	PGresult *res = NULL;
-	int r, sign_algo = 0, hash_algo = 0, h, key_algo, status = -1, spent = 0;
+	int r, sign_algo = 0, hash_algo = 0, h, key_algo, spent = 0;
+	long salt = -1;
 	json_t *arr = NULL;
 
 	if ((r = sg_get_uuid(req, rep, "credentialID", true, &cred_id)) != 0 ||
@@ -836,12 +502,14 @@ sg_sign_hash(struct gw_request *req, struct gw_reply *rep)
 		goto out;
 	}
 	if (params != NULL) {
-		if ((h = pss_params_hash(params, paramslen)) == 0) {
+		if ((h = pss_params_hash(params, paramslen, &salt)) == 0) {
 			r = gw_error(rep, 400, "invalid_request", "field 'signAlgoParams' must be "
-			    "RSASSA-PSS-params with MGF1 of the same hash and salt = hash length");
+			    "RSASSA-PSS-params with a SHA-2 hash, MGF1 of the same hash and a salt length");
 			goto out;
 		}
 		hash_algo = h;
+		if (salt == (long)rssp_hash_algo_len(h))
+			salt = -1; /* the default */
 	}
 	if (hoid != NULL) {
 		if ((h = sg_hash_algo_from_oid(hoid)) == 0) {
@@ -906,14 +574,24 @@ sg_sign_hash(struct gw_request *req, struct gw_reply *rep)
 		r = gw_error(rep, 400, "invalid_request", "field 'signAlgo' does not fit the credential's key");
 		goto out;
 	}
-	r = engine_sign_hash(req, cred_id, sad, sadlen, hash_algo, sign_algo, hashes, n, hlen,
-	    &sigs, &siglens, &status, &msg);
-	if (r == RSSP_E_TIMEOUT || r == RSSP_E_NOMEM || r == RSSP_E_INTERNAL ||
-	    (r == 0 && (status == SG_GRPC_OK || status == SG_GRPC_DEADLINE_EXCEEDED ||
-	    status == SG_GRPC_INTERNAL || status == 2 /* UNKNOWN */)))
+	if (salt >= 0) {
+		/* RFC 8017 9.1.1: salt <= emLen - hLen - 2, emLen = ceil((modBits - 1) / 8) */
+		long emlen = key_algo == SG_KEY_RSA3072 ? 384 : 256;
+		if (salt > emlen - (long)hlen - 2) {
+			r = gw_error(rep, 400, "invalid_request", "field 'signAlgoParams' has a salt "
+			    "length over the key's maximum (%ld)", emlen - (long)hlen - 2);
+			goto out;
+		}
+	}
+	est = engine_sign_hash_pss(req->engine, req->cfg->engine_timeout_ms, req->request_id,
+	    cred_id, sad, sadlen, hash_algo, sign_algo, salt, (const uint8_t *const *)hashes, n,
+	    hlen, &sigs, &er);
+	gw_metrics_engine_call("signhash", er.grpc_status, er.seconds);
+	engine_health_note(&er);
+	if (engine_may_have_acted(&er))
 		spent = 0; /* the engine may have signed: the count stays spent */
-	if (r != 0 || status != SG_GRPC_OK) {
-		r = sg_engine_error(rep, r, status, msg, "signature");
+	if (est != ENGINE_OK) {
+		r = sg_engine_error(rep, &er, "signature");
 		goto out;
 	}
 	if ((arr = json_array()) == NULL) {
@@ -921,7 +599,7 @@ sg_sign_hash(struct gw_request *req, struct gw_reply *rep)
 		goto out;
 	}
 	for (i = 0; i < n; i++) {
-		char *s = sg_b64(sigs[i], siglens[i]);
+		char *s = sg_b64(sigs.sig[i], sigs.len[i]);
 		if (s == NULL || json_array_append_new(arr, json_string(s)) != 0) {
 			free(s);
 			r = RSSP_E_NOMEM;
@@ -940,52 +618,12 @@ out:
 		for (i = 0; i < n; i++)
 			free(hashes[i]);
 	free(hashes);
-	if (sigs != NULL)
-		for (i = 0; i < n; i++)
-			free(sigs[i]);
-	free(sigs);
-	free(siglens);
+	engine_signatures_release(&sigs);
 	free(hashes_b64);
 	free(params);
 	free(sad_bytea);
-	free(msg);
 	if (sad != NULL)
 		OPENSSL_clear_free(sad, sadlen);
 	PQclear(res);
 	return r;
 }
-
-/* ---- the route table --------------------------------------------------------------- */
-
-#define SELF_ROLES (GW_ROLE_SIGNER | GW_ROLE_COMPANY_ADMIN)
-#define ANY_ROLE GW_ROLES_ALL
-
-const struct gw_route gw_routes_signing[] = {
-	{ "/rssp/sic/activationCode", 0, ANY_ROLE, sic_activation_code },
-	{ "/rssp/sic/activate/initialize", 0, ANY_ROLE, sic_activate_initialize },
-	{ "/rssp/sic/activate/sendDevice", 0, ANY_ROLE, sic_activate_send_device },
-	{ "/rssp/sic/status", 0, ANY_ROLE, sic_status },
-	{ "/rssp/admin/devices/revoke", 0, GW_ROLE_ADMIN, sic_admin_devices_revoke },
-	{ "/rssp/credentials/create", 0, GW_ROLE_ADMIN | GW_ROLE_RP | GW_ROLE_COMPANY_ADMIN, cred_create },
-	{ "/rssp/credentials/list", 0, ANY_ROLE, cred_list },
-	{ "/rssp/credentials/info", 0, ANY_ROLE, cred_info },
-	{ "/rssp/credentials/activate/request", 0, ANY_ROLE, cred_activate_request },
-	{ "/rssp/credentials/activate/response", GW_NEEDS_ENGINE | GW_LONG, ANY_ROLE,
-	    cred_activate_response /* key generation: seconds, off the HTTP threads */ },
-	{ "/rssp/credentials/activate/cancel", 0, ANY_ROLE, cred_activate_cancel },
-	{ "/rssp/credentials/revoke", 0, ANY_ROLE, cred_revoke },
-	{ "/rssp/credentials/authorize", 0, GW_ROLE_RP | SELF_ROLES, req_authorize },
-	{ "/rssp/credentials/authorizeCheck", 0, ANY_ROLE, req_authorize_check },
-	{ "/rssp/requests/list", 0, ANY_ROLE, req_list },
-	{ "/rssp/requests/info", 0, ANY_ROLE, req_info },
-	{ "/rssp/requests/confirm", GW_NEEDS_ENGINE, ANY_ROLE, req_confirm },
-	{ "/rssp/requests/cancel", 0, ANY_ROLE, req_cancel },
-	{ "/rssp/signatures/signHash", GW_NEEDS_ENGINE, ANY_ROLE, sg_sign_hash },
-	/* The CSC v2 names of the same functions (api.md, "CSC v2 compatibility"). */
-	{ "/csc/v2/credentials/list", 0, ANY_ROLE, cred_list },
-	{ "/csc/v2/credentials/info", 0, ANY_ROLE, cred_info },
-	{ "/csc/v2/credentials/authorize", 0, GW_ROLE_RP | SELF_ROLES, req_authorize },
-	{ "/csc/v2/credentials/authorizeCheck", 0, ANY_ROLE, req_authorize_check },
-	{ "/csc/v2/signatures/signHash", GW_NEEDS_ENGINE, ANY_ROLE, sg_sign_hash },
-	{ 0 },
-};

@@ -1,6 +1,6 @@
 /* signing.h - shared by the signing modules of the gateway (sic.c, credentials.c,
- * requests.c, signing.c): encodings, tenant checks, the engine calls, and the handlers
- * that signing.c lists in gw_routes_signing. */
+ * requests.c, signing.c): encodings, tenant checks, the engine's refusals, and their
+ * handlers (listed in the route table, routes.c). */
 #ifndef RSSP_GW_SIGNING_H
 #define RSSP_GW_SIGNING_H
 
@@ -8,16 +8,9 @@
 #include <stdint.h>
 
 #include "authdata.h"
+#include "engine_client.h"
 #include "gw.h"
 #include "rssp_err.h"
-
-/* gRPC status codes the engine answers (grpc_status_code). */
-enum {
-	SG_GRPC_OK = 0, SG_GRPC_INVALID_ARGUMENT = 3, SG_GRPC_DEADLINE_EXCEEDED = 4,
-	SG_GRPC_PERMISSION_DENIED = 7, SG_GRPC_RESOURCE_EXHAUSTED = 8,
-	SG_GRPC_FAILED_PRECONDITION = 9, SG_GRPC_UNIMPLEMENTED = 12, SG_GRPC_INTERNAL = 13,
-	SG_GRPC_UNAVAILABLE = 14,
-};
 
 /* engine.proto KeyAlgo / HashAlgo / SignAlgo numbers. */
 enum { SG_KEY_RSA2048 = 1, SG_KEY_RSA3072, SG_KEY_EC_P256, SG_KEY_EC_P384 };
@@ -75,38 +68,14 @@ int sg_account_for(struct gw_request *req, struct gw_reply *rep, const char *use
 
 /* ---- the engine ---- */
 
-struct sg_activation_result {
-	char *key_label;
-	uint8_t *binding; size_t binding_len;
-	uint8_t *cert; size_t cert_len;
-	uint8_t *chain; size_t chain_len;       /* issuers' DER concatenated, nearest first */
-	uint8_t *pub; size_t pub_len;           /* the credential's SubjectPublicKeyInfo */
-};
-void sg_activation_result_release(struct sg_activation_result *r);
+/* Sets the reply for an engine call that did not succeed (er->status != ENGINE_OK):
+ * refusals 400 / 403 / 410, an unreachable or unavailable engine 503
+ * engine_unavailable; anything else is logged and RSSP_E_INTERNAL (500). what names
+ * the operation in the text ("approval", "activation"). Returns the value to return
+ * from the handler. */
+int sg_engine_error(struct gw_reply *rep, const struct engine_result *er, const char *what);
 
-/* Engine Authorize(activation). Returns 0 when the engine answered: *statusp is the
- * gRPC status, *msgp its message (malloc'd or NULL) and, when OK, *res is filled
- * (release with sg_activation_result_release). RSSP_E_UNAVAILABLE / RSSP_E_TIMEOUT when
- * it could not be reached; RSSP_E_NOMEM. */
-int sg_engine_activation(struct gw_request *req, const struct rssp_activation_fields *f,
-    int kak_algo, const uint8_t *sig, size_t siglen, struct sg_activation_result *res,
-    int *statusp, char **msgp) RSSP_WUR;
-
-/* Engine Authorize(approval) with the credential's key_label and binding. Same
- * contract; when OK, *sadp (malloc'd) / *sadlenp and *sad_expp are set. */
-int sg_engine_approval(struct gw_request *req, const struct rssp_approval_fields *f,
-    int kak_algo, const char *key_label, const uint8_t *binding, size_t binding_len,
-    const uint8_t *sig, size_t siglen, uint8_t **sadp, size_t *sadlenp, long long *sad_expp,
-    int *statusp, char **msgp) RSSP_WUR;
-
-/* Sets the reply for an engine status that is not OK (or an unreachable engine when
- * engine_rc < 0): 400, 403, 410, 503 engine_unavailable, else 500. what names the
- * operation in the text ("approval", "activation"). Returns the value to return from the
- * handler. */
-int sg_engine_error(struct gw_reply *rep, int engine_rc, int status, const char *msg,
-    const char *what);
-
-/* ---- handlers (gw_routes_signing) ---- */
+/* ---- handlers (routes.c) ---- */
 int sic_activation_code(struct gw_request *req, struct gw_reply *rep);
 int sic_activate_initialize(struct gw_request *req, struct gw_reply *rep);
 int sic_activate_send_device(struct gw_request *req, struct gw_reply *rep);

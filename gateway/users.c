@@ -1,5 +1,5 @@
 /* users.c - the users/... functions: register, registerCompanyUser, confirm, changePassphrase,
- * status; and the route table of the account and admin functions. */
+ * status. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +11,7 @@
 #include "gw.h"
 #include "outbox.h"
 #include "rssp_log.h"
+#include "tenant.h"
 
 #define CONFIRM_TTL "24 hours"
 #define EMAIL_MAX 254
@@ -197,24 +198,13 @@ get_person(struct gw_request *req, struct gw_reply *rep, const char **emailp,
 	return get_name(req, rep, "fullName", FULL_NAME_MAX_CHARS, namep);
 }
 
-/* ---- visibility ---- */
-
-static int
-can_see(const struct gw_principal *p, const char *id, const char *company, const char *regby)
-{
-	if (strcmp(p->account_id, id) == 0 || p->role == GW_ROLE_ADMIN)
-		return 1;
-	if (p->role == GW_ROLE_RP)
-		return *regby != '\0' && strcmp(regby, p->account_id) == 0;
-	if (p->role == GW_ROLE_COMPANY_ADMIN)
-		return *company != '\0' && p->company_id[0] != '\0' && strcmp(company, p->company_id) == 0;
-	return 0;
-}
+/* ---- visibility: the tenant rule (tenant.h) ---- */
 
 #define ACCT_COLS \
-	"SELECT id, COALESCE(email, ''), role, CASE WHEN status = 'LOCKED' AND locked_until <= now() " \
-	" THEN 'ACTIVE' ELSE status END, COALESCE(company_id::text, ''), " \
-	" COALESCE(registered_by::text, ''), " TS("created_at") ", " TS("confirmed_at") ", " \
+	"SELECT id AS tenant_account, COALESCE(email, ''), role, CASE WHEN status = 'LOCKED' " \
+	" AND locked_until <= now() THEN 'ACTIVE' ELSE status END, " \
+	" COALESCE(company_id::text, '') AS tenant_company, " \
+	" COALESCE(registered_by::text, '') AS tenant_registered_by, " TS("created_at") ", " TS("confirmed_at") ", " \
 	" full_name, COALESCE(mobile, '')"
 #define ACCT_WHERE_ID " WHERE id = $1::uuid"
 #define ACCT_WHERE_EMAIL " WHERE email IS NOT NULL AND lower(email) = lower($1)"
@@ -231,32 +221,11 @@ static int
 acct_load_visible_sql(struct gw_request *req, struct gw_reply *rep, const char *id,
     const char *email, const char *sql_id, const char *sql_email, PGresult **resp)
 {
-	PGresult *res = NULL;
-	int r;
-
 	/* One of id and email; the caller validated the one given. */
-	if (id != NULL)
-		r = gw_db_query(req->db, &res, sql_id, 1, id);
-	else
-		r = gw_db_query(req->db, &res, sql_email, 1, email);
-	if (r != 0)
-		goto out;
-	if (PQntuples(res) != 1) {
-		r = gw_error(rep, 404, "not_found", "no such user");
-		goto out;
-	}
-	if (!can_see(&req->principal, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 4),
-	    PQgetvalue(res, 0, 5))) {
-		/* the same answer as an unknown user: another tenant's users are not revealed */
-		r = gw_error(rep, 404, "not_found", "no such user");
-		goto out;
-	}
-	*resp = res;
-	res = NULL;
-	r = 0;
-out:
-	PQclear(res);
-	return r;
+	const char *param = id != NULL ? id : email;
+
+	return tenant_load(req, rep, TENANT_SEE, id != NULL ? sql_id : sql_email, 1, &param,
+	    "no such user", NULL /* another tenant's user: the same 404 */, resp);
 }
 
 int
@@ -349,7 +318,7 @@ out:
 	return r;
 }
 
-static int
+int
 users_register(struct gw_request *req, struct gw_reply *rep)
 {
 	const char *email, *mobile, *name;
@@ -367,7 +336,7 @@ users_register(struct gw_request *req, struct gw_reply *rep)
 	    "status", "PENDING_CONFIRMATION"));
 }
 
-static int
+int
 users_register_company_user(struct gw_request *req, struct gw_reply *rep)
 {
 	const char *email, *mobile, *name, *company, *role;
@@ -429,7 +398,7 @@ out:
 
 /* ---- confirmation and passphrase ---- */
 
-static int
+int
 users_confirm(struct gw_request *req, struct gw_reply *rep)
 {
 	const char *token, *pass;
@@ -483,12 +452,12 @@ out:
 	return r;
 }
 
-static int
+int
 users_change_passphrase(struct gw_request *req, struct gw_reply *rep)
 {
 	const struct gw_principal *p = &req->principal;
 	const char *old, *new;
-	char pwhash[GW_PWHASH_MAX] = "", thr[16], secs[16];
+	char pwhash[GW_PWHASH_MAX] = "";
 	PGresult *res = NULL;
 	int r;
 
@@ -517,14 +486,8 @@ users_change_passphrase(struct gw_request *req, struct gw_reply *rep)
 	if (gw_password_verify(PQgetisnull(res, 0, 0) ? NULL : PQgetvalue(res, 0, 0), old) != 0) {
 		/* A stolen bearer token must not become a passphrase oracle: failures count
 		 * towards the login lockout. */
-		snprintf(thr, sizeof(thr), "%u", req->cfg != NULL ? req->cfg->lockout_threshold : 5);
-		snprintf(secs, sizeof(secs), "%u", req->cfg != NULL ? req->cfg->lockout_seconds : 900);
-		if ((r = gw_db_query(req->db, NULL,
-		    "UPDATE accounts SET failed_logins = failed_logins + 1, updated_at = now(), "
-		    " status = CASE WHEN failed_logins + 1 >= $2::int AND status = 'ACTIVE' THEN 'LOCKED' ELSE status END, "
-		    " locked_until = CASE WHEN failed_logins + 1 >= $2::int AND status = 'ACTIVE' "
-		    "   THEN now() + make_interval(secs => $3::int) ELSE locked_until END "
-		    "WHERE id = $1::uuid", 3, p->account_id, thr, secs)) != 0 ||
+		if ((r = acct_status_change(req->db, req->cfg, ACCT_FAILED_PASSPHRASE,
+		    p->account_id, NULL)) != 0 ||
 		    (r = gw_tx_commit(req)) != 0)
 			goto out;
 		r = gw_error(rep, 401, "incorrect_credentials", "field 'oldPassphrase' is not correct");
@@ -535,9 +498,8 @@ users_change_passphrase(struct gw_request *req, struct gw_reply *rep)
 	    "UPDATE accounts SET passphrase_hash = $2, failed_logins = 0, updated_at = now() "
 	    "WHERE id = $1::uuid", 2, p->account_id, pwhash)) != 0 ||
 	    /* every other session of the account ends; this one goes on */
-	    (r = gw_db_query(req->db, NULL,
-	    "UPDATE tokens SET revoked_at = now() WHERE account_id = $1::uuid AND revoked_at IS NULL "
-	    " AND family_id <> $2::uuid", 2, p->account_id, p->token_family)) != 0 ||
+	    (r = gw_tokens_revoke(req->db, GW_TOKENS_ACCOUNT_BUT_FAMILY, p->account_id,
+	    p->token_family)) != 0 ||
 	    (r = gw_tx_commit(req)) != 0)
 		goto out;
 	gw_token_cache_forget_account(p->account_id);
@@ -549,7 +511,7 @@ out:
 	return r;
 }
 
-static int
+int
 users_status(struct gw_request *req, struct gw_reply *rep)
 {
 	const char *id, *email;
@@ -581,24 +543,3 @@ out:
 	PQclear(res);
 	return r;
 }
-
-#define ALL GW_ROLES_ALL
-#define ADMIN GW_ROLE_ADMIN
-
-/* Routes that hash or verify a passphrase or secret with argon2id carry GW_LONG: they
- * run on the long pool under RSSP_ARGON2_CONCURRENCY, never on an HTTP thread. */
-const struct gw_route gw_routes_accounts[] = {
-	{ "/rssp/users/register", 0, GW_ROLE_RP | ADMIN, users_register },
-	{ "/rssp/users/registerCompanyUser", 0, GW_ROLE_COMPANY_ADMIN | ADMIN, users_register_company_user },
-	{ "/rssp/users/confirm", GW_PUBLIC | GW_LONG, 0, users_confirm },
-	{ "/rssp/users/changePassphrase", GW_LONG, ALL, users_change_passphrase },
-	{ "/rssp/users/status", 0, ALL, users_status },
-	{ "/rssp/admin/clients/create", GW_LONG, ADMIN, admin_clients_create },
-	{ "/rssp/admin/clients/rotate", GW_LONG, ADMIN, admin_clients_rotate },
-	{ "/rssp/admin/users/list", 0, ADMIN, admin_users_list },
-	{ "/rssp/admin/users/disable", 0, ADMIN, admin_users_disable },
-	{ "/rssp/admin/users/enable", 0, ADMIN, admin_users_enable },
-	{ "/rssp/admin/users/unlock", 0, ADMIN, admin_users_unlock },
-	{ "/rssp/admin/outbox/list", 0, ADMIN, admin_outbox_list },
-	{ 0 },
-};

@@ -1,7 +1,7 @@
 /* rest_engine - the engine's SignHash rate over gRPC for the REST benchmark
  * (tests/bench/rest_bench.sh), on the same credential and token as the REST phases, with
  * SADs the REST approval flow produced (the REST SAD is the engine's SAD in base64).
- * The gateway's own client library (engine_client.h) makes the calls.
+ * The gateway's own typed client (engine_sign_hash of engine_client.h) makes the calls.
  *
  * usage: rest_engine SOCKET CREDENTIAL_ID HASH_ALGO SIGN_ALGO SADS_FILE HASHES_B64 CALLS_PER_SAD
  *                    THREADS SECONDS
@@ -18,14 +18,19 @@
 
 #include <openssl/evp.h>
 
-#include <rssp/engine/v1/engine.pb-c.h>
-
 #include "engine_client.h"
+
+struct bytes {
+	uint8_t *data;
+	size_t len;
+};
 
 static struct engine_client *client;
 static const char *cred;
 static int hash_algo, sign_algo;
-static ProtobufCBinaryData *sads, *hashes;
+static struct bytes *sads;
+static uint8_t **hashes;
+static size_t hash_len;
 static size_t nsads, nhashes;
 static unsigned calls_per_sad, nthreads;
 static double seconds;
@@ -47,7 +52,7 @@ now(void)
 }
 
 static int
-unb64(const char *s, size_t n, ProtobufCBinaryData *out)
+unb64(const char *s, size_t n, struct bytes *out)
 {
 	unsigned char *buf = malloc(n / 4 * 3 + 3);
 	int len;
@@ -69,44 +74,30 @@ static void *
 run(void *arg)
 {
 	struct worker *w = arg;
-	Rssp__Engine__V1__SignHashRequest rq = RSSP__ENGINE__V1__SIGN_HASH_REQUEST__INIT;
-	uint8_t *buf, *resp;
-	size_t len, resplen, k;
-	char rid[64], *msg;
-	int status;
+	struct engine_signatures sigs;
+	struct engine_result res;
+	size_t k;
+	char rid[64];
 	double end;
 
-	rq.credential_id = (char *)cred;
-	rq.hash_algo = hash_algo;
-	rq.sign_algo = sign_algo;
-	rq.n_hashes = nhashes;
-	rq.hashes = hashes;
 	pthread_barrier_wait(&start);
 	end = now() + seconds;
 	while (now() < end) {
 		k = w->id + (w->calls / calls_per_sad) * nthreads;
 		if (k >= nsads)
 			break; /* out of SADs: stop rather than measure refusals */
-		rq.sad = sads[k];
 		snprintf(rid, sizeof(rid), "bench-%u-%lu", w->id, w->calls);
-		rq.request_id = rid;
-		len = rssp__engine__v1__sign_hash_request__get_packed_size(&rq);
-		if ((buf = malloc(len)) == NULL)
-			break;
-		rssp__engine__v1__sign_hash_request__pack(&rq, buf);
-		resp = NULL;
-		msg = NULL;
-		if (engine_call(client, ENGINE_METHOD_SIGNHASH, rid, buf, len, &resp, &resplen,
-		    &status, &msg) != 0 || status != 0) {
+		if (engine_sign_hash(client, 0, rid, cred, sads[k].data, sads[k].len, hash_algo,
+		    sign_algo, (const uint8_t *const *)hashes, nhashes, hash_len, &sigs,
+		    &res) != ENGINE_OK) {
 			if (w->errors++ < 2)
-				fprintf(stderr, "rest_engine: SignHash status %d %.100s\n", status,
-				    msg ? msg : "");
-		} else
+				fprintf(stderr, "rest_engine: SignHash status %d %.100s\n",
+				    res.grpc_status, res.message);
+		} else {
 			w->sigs += nhashes;
+			engine_signatures_release(&sigs);
+		}
 		w->calls++;
-		free(buf);
-		free(resp);
-		free(msg);
 	}
 	return NULL;
 }
@@ -151,12 +142,14 @@ main(int argc, char **argv)
 	}
 	fclose(f);
 	for (p = argv[6]; (tok = strtok_r(p, ",", &save)) != NULL; p = NULL) {
+		struct bytes h;
 		if ((hashes = realloc(hashes, (nhashes + 1) * sizeof(*hashes))) == NULL ||
-		    unb64(tok, strlen(tok), &hashes[nhashes]) != 0) {
+		    unb64(tok, strlen(tok), &h) != 0 || (nhashes > 0 && h.len != hash_len)) {
 			fprintf(stderr, "rest_engine: bad hash\n");
 			return 1;
 		}
-		nhashes++;
+		hash_len = h.len;
+		hashes[nhashes++] = h.data;
 	}
 	if (engine_client_new(argv[1], 10000, &client) != 0 ||
 	    engine_client_ready(client, 5000) != 0) {
@@ -183,7 +176,7 @@ main(int argc, char **argv)
 	for (i = 0; i < nsads; i++)
 		free(sads[i].data);
 	for (i = 0; i < nhashes; i++)
-		free(hashes[i].data);
+		free(hashes[i]);
 	free(sads);
 	free(hashes);
 	free(w);

@@ -1,17 +1,22 @@
-/* engine_helper.c - see engine_helper.h. Test code: errors are -1 or engine_call's. */
+/* engine_helper.c - see engine_helper.h. Test code: the engine calls go through the
+ * typed client (engine_client.h); errors are -1 or a negative RSSP_E_* code. */
 #include "engine_helper.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
+#include <openssl/sha.h>
 #include <openssl/x509.h>
 
 #include "authdata.h"
 #include "rssp_err.h"
+#include "voucher.h"
 
 int
 eh_kak_new(int algo, struct eh_kak **kp)
@@ -78,30 +83,97 @@ out:
 	return r;
 }
 
+/* What the eh_* calls return: 0 when the engine answered with a status (*statusp), else
+ * a negative RSSP_E_* code. */
 static int
-call_authorize(struct engine_client *c, Rssp__Engine__V1__AuthorizeRequest *req,
-    const char *request_id, Rssp__Engine__V1__AuthorizeResponse **respp, int *statusp)
+answered(const struct engine_result *res, int *statusp)
 {
-	size_t len = rssp__engine__v1__authorize_request__get_packed_size(req), resplen = 0;
-	uint8_t *buf = malloc(len ? len : 1), *resp = NULL;
-	char *msg = NULL;
-	int r;
-
-	if (buf == NULL)
-		return RSSP_E_NOMEM;
-	rssp__engine__v1__authorize_request__pack(req, buf);
-	r = engine_call(c, ENGINE_METHOD_AUTHORIZE, request_id, buf, len, &resp, &resplen,
-	    statusp, &msg);
-	free(buf);
-	free(msg);
-	*respp = NULL;
-	if (r == 0 && *statusp == 0) {
-		*respp = rssp__engine__v1__authorize_response__unpack(NULL, resplen, resp);
-		if (*respp == NULL)
-			r = RSSP_E_INVAL;
+	*statusp = res->grpc_status;
+	if (res->grpc_status >= 0)
+		return 0;
+	switch (res->status) {
+	case ENGINE_TIMEOUT:
+		return RSSP_E_TIMEOUT;
+	case ENGINE_UNAVAILABLE:
+		return RSSP_E_UNAVAILABLE;
+	default:
+		return RSSP_E_INTERNAL;
 	}
-	free(resp);
-	return r;
+}
+
+static EVP_PKEY *ra_key;
+
+int
+eh_ra_init(const char *priv_path, const char *pub_path)
+{
+	FILE *f;
+	int fd;
+
+	eh_ra_release();
+	if ((f = fopen(priv_path, "r")) != NULL) {
+		ra_key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+		fclose(f);
+	} else {
+		if ((ra_key = EVP_EC_gen("P-256")) == NULL ||
+		    (fd = open(priv_path, O_WRONLY | O_CREAT | O_EXCL, 0600)) < 0 ||
+		    (f = fdopen(fd, "w")) == NULL)
+			return -1;
+		if (PEM_write_PrivateKey(f, ra_key, NULL, NULL, 0, NULL, NULL) != 1) {
+			fclose(f);
+			return -1;
+		}
+		fclose(f);
+	}
+	if (ra_key == NULL)
+		return -1;
+	if (pub_path != NULL) {
+		if ((f = fopen(pub_path, "w")) == NULL)
+			return -1;
+		if (PEM_write_PUBKEY(f, ra_key) != 1) {
+			fclose(f);
+			return -1;
+		}
+		fclose(f);
+	}
+	return 0;
+}
+
+void
+eh_ra_release(void)
+{
+	EVP_PKEY_free(ra_key);
+	ra_key = NULL;
+}
+
+/* The voucher for (owner, device, "Test Signer", kak) by the eh_ra_init key. */
+static int
+make_voucher(const struct rssp_activation_fields *f, uint8_t **tbsp, size_t *tbslenp,
+    uint8_t **sigp, size_t *siglenp, uint8_t key_id[32])
+{
+	struct rssp_voucher v;
+	struct eh_kak ra = { ra_key, NULL, 0, RSSP__ENGINE__V1__KAK_ALGO__KAK_ECDSA_P256_SHA256 };
+	uint8_t *der = NULL;
+	int n;
+
+	memset(&v, 0, sizeof(v));
+	snprintf(v.user_id, sizeof(v.user_id), "%s", f->owner_id);
+	snprintf(v.common_name, sizeof(v.common_name), "%s", f->subject_cn);
+	snprintf(v.device_uuid, sizeof(v.device_uuid), "%s", f->device_uuid);
+	SHA256(f->kak_spki, f->kak_spki_len, v.kak_sha256);
+	v.issued_at = (int64_t)time(NULL) - 60;
+	v.not_after = v.issued_at + 86400;
+	if ((n = i2d_PUBKEY(ra_key, &der)) <= 0)
+		return -1;
+	SHA256(der, (size_t)n, v.ra_key_id);
+	OPENSSL_free(der);
+	memcpy(key_id, v.ra_key_id, 32);
+	if (rssp_voucher_build(&v, tbsp, tbslenp) != 0)
+		return -1;
+	if (eh_kak_sign(&ra, *tbsp, *tbslenp, sigp, siglenp) != 0) {
+		free(*tbsp);
+		return -1;
+	}
+	return 0;
 }
 
 int
@@ -109,12 +181,12 @@ eh_activate(struct engine_client *c, const struct eh_kak *kak, int key_algo,
     const char *credential_id, const char *request_id, int tamper, struct eh_cred *cred,
     int *statusp)
 {
-	Rssp__Engine__V1__AuthorizeRequest req = RSSP__ENGINE__V1__AUTHORIZE_REQUEST__INIT;
-	Rssp__Engine__V1__Kak k = RSSP__ENGINE__V1__KAK__INIT;
-	Rssp__Engine__V1__Activation act = RSSP__ENGINE__V1__ACTIVATION__INIT;
-	Rssp__Engine__V1__AuthorizeResponse *resp = NULL;
+	struct engine_activation act = { 0 };
+	struct engine_result res;
+	struct engine_voucher vo;
 	struct rssp_activation_fields f;
-	uint8_t nonce[16], *ad = NULL, *sig = NULL;
+	uint8_t nonce[16], *ad = NULL, *sig = NULL, *vtbs = NULL, *vsig = NULL, vid[32];
+	size_t vtbslen = 0, vsiglen = 0;
 	const unsigned char *p;
 	size_t adlen, siglen;
 	X509 *x = NULL;
@@ -141,48 +213,42 @@ eh_activate(struct engine_client *c, const struct eh_kak *kak, int key_algo,
 		goto out;
 	if (tamper)
 		sig[siglen / 2] ^= 1;
-	k.public_key.data = kak->spki;
-	k.public_key.len = kak->spki_len;
-	k.algo = kak->algo;
-	act.credential_id = (char *)f.credential_id;
-	act.owner_id = (char *)f.owner_id;
-	act.device_uuid = (char *)f.device_uuid;
-	act.key_algo = key_algo;
-	act.subject_cn = (char *)f.subject_cn;
-	act.validity_days = f.validity_days;
-	act.nonce.data = nonce;
-	act.nonce.len = sizeof(nonce);
-	act.expires_at = f.expires_at;
-	req.request_id = (char *)(request_id ? request_id : "");
-	req.kak = &k;
-	req.signature.data = sig;
-	req.signature.len = siglen;
-	req.purpose_case = RSSP__ENGINE__V1__AUTHORIZE_REQUEST__PURPOSE_ACTIVATION;
-	req.activation = &act;
-	if ((r = call_authorize(c, &req, request_id, &resp, statusp)) != 0 || *statusp != 0)
+	if (ra_key != NULL) {
+		if (make_voucher(&f, &vtbs, &vtbslen, &vsig, &vsiglen, vid) != 0)
+			goto out;
+		vo.tbs = vtbs;
+		vo.tbs_len = vtbslen;
+		vo.sig = vsig;
+		vo.sig_len = vsiglen;
+		vo.ra_key_id = vid;
+	}
+	if (engine_activate(c, 0, request_id, &f, sig, siglen, ra_key != NULL ? &vo : NULL, &act,
+	    &res) != ENGINE_OK) {
+		r = answered(&res, statusp);
 		goto out;
-	r = -1;
-	if (resp->result_case != RSSP__ENGINE__V1__AUTHORIZE_RESPONSE__RESULT_ACTIVATION ||
-	    resp->activation->binding.len > sizeof(cred->binding))
+	}
+	*statusp = res.grpc_status;
+	if (act.binding_len > sizeof(cred->binding))
 		goto out;
 	snprintf(cred->credential_id, sizeof(cred->credential_id), "%s", credential_id);
 	snprintf(cred->owner_id, sizeof(cred->owner_id), "%s", f.owner_id);
 	snprintf(cred->device_uuid, sizeof(cred->device_uuid), "%s", f.device_uuid);
-	snprintf(cred->key_label, sizeof(cred->key_label), "%s", resp->activation->key_label);
-	memcpy(cred->binding, resp->activation->binding.data, resp->activation->binding.len);
-	cred->binding_len = resp->activation->binding.len;
+	snprintf(cred->key_label, sizeof(cred->key_label), "%s", act.key_label);
+	memcpy(cred->binding, act.binding, act.binding_len);
+	cred->binding_len = act.binding_len;
 	cred->key_algo = key_algo;
-	p = resp->activation->certificate.data;
-	if ((x = d2i_X509(NULL, &p, (long)resp->activation->certificate.len)) == NULL ||
+	p = act.cert;
+	if ((x = d2i_X509(NULL, &p, (long)act.cert_len)) == NULL ||
 	    (cred->pub = X509_get_pubkey(x)) == NULL)
 		goto out;
 	r = 0;
 out:
 	X509_free(x);
-	if (resp != NULL)
-		rssp__engine__v1__authorize_response__free_unpacked(resp, NULL);
+	engine_activation_release(&act);
 	free(ad);
 	free(sig);
+	free(vtbs);
+	free(vsig);
 	return r;
 }
 
@@ -199,17 +265,26 @@ eh_approve(struct engine_client *c, const struct eh_kak *kak, const struct eh_cr
     uint32_t num_sigs, const char *request_id, uint8_t **sadp, size_t *sadlenp,
     int *statusp)
 {
-	Rssp__Engine__V1__AuthorizeRequest req = RSSP__ENGINE__V1__AUTHORIZE_REQUEST__INIT;
-	Rssp__Engine__V1__Kak k = RSSP__ENGINE__V1__KAK__INIT;
-	Rssp__Engine__V1__Approval app = RSSP__ENGINE__V1__APPROVAL__INIT;
-	Rssp__Engine__V1__AuthorizeResponse *resp = NULL;
-	ProtobufCBinaryData *hb = calloc(n ? n : 1, sizeof(*hb));
+	return eh_approve_at(c, kak, cred, approval_id, hash_algo, hashes, n, num_sigs,
+	    request_id, NULL, 0, sadp, sadlenp, statusp);
+}
+
+int
+eh_approve_at(struct engine_client *c, const struct eh_kak *kak, const struct eh_cred *cred,
+    const char *approval_id, int hash_algo, const uint8_t *const *hashes, size_t n,
+    uint32_t num_sigs, const char *request_id, const uint8_t *fixed_nonce, int64_t expires_at,
+    uint8_t **sadp, size_t *sadlenp, int *statusp)
+{
+	struct engine_result res;
 	struct rssp_approval_fields f;
 	uint8_t nonce[16], *ad = NULL, *sig = NULL;
-	size_t adlen, siglen, i, hlen = rssp_hash_algo_len(hash_algo);
+	size_t adlen, siglen;
+	int64_t sad_exp;
 	int r = -1;
 
-	if (hb == NULL || RAND_bytes(nonce, sizeof(nonce)) != 1)
+	if (fixed_nonce != NULL)
+		memcpy(nonce, fixed_nonce, sizeof(nonce));
+	else if (RAND_bytes(nonce, sizeof(nonce)) != 1)
 		goto out;
 	memset(&f, 0, sizeof(f));
 	f.approval_id = approval_id;
@@ -221,58 +296,24 @@ eh_approve(struct engine_client *c, const struct eh_kak *kak, const struct eh_cr
 	f.hash_algo = hash_algo;
 	f.hashes = hashes;
 	f.n_hashes = n;
-	f.hash_len = hlen;
+	f.hash_len = rssp_hash_algo_len(hash_algo);
 	f.num_signatures = num_sigs;
 	f.rp_name = "Test RP";
 	f.description = "Test document";
 	f.nonce = nonce;
 	f.nonce_len = sizeof(nonce);
-	f.expires_at = (int64_t)time(NULL) + 300;
+	f.expires_at = expires_at != 0 ? expires_at : (int64_t)time(NULL) + 300;
 	if (rssp_authdata_approval(&f, &ad, &adlen) != 0 ||
 	    eh_kak_sign(kak, ad, adlen, &sig, &siglen) != 0)
 		goto out;
-	for (i = 0; i < n; i++) {
-		hb[i].data = (uint8_t *)hashes[i];
-		hb[i].len = hlen;
+	if (engine_approve(c, 0, request_id, &f, kak->algo, cred->key_label, cred->binding,
+	    cred->binding_len, sig, siglen, sadp, sadlenp, &sad_exp, &res) != ENGINE_OK) {
+		r = answered(&res, statusp);
+		goto out;
 	}
-	k.public_key.data = kak->spki;
-	k.public_key.len = kak->spki_len;
-	k.algo = kak->algo;
-	app.approval_id = (char *)approval_id;
-	app.credential_id = (char *)cred->credential_id;
-	app.owner_id = (char *)cred->owner_id;
-	app.device_uuid = (char *)cred->device_uuid;
-	app.key_label = (char *)cred->key_label;
-	app.binding.data = (uint8_t *)cred->binding;
-	app.binding.len = cred->binding_len;
-	app.hash_algo = hash_algo;
-	app.n_hashes = n;
-	app.hashes = hb;
-	app.num_signatures = num_sigs;
-	app.rp_name = (char *)f.rp_name;
-	app.description = (char *)f.description;
-	app.nonce.data = nonce;
-	app.nonce.len = sizeof(nonce);
-	app.expires_at = f.expires_at;
-	req.request_id = (char *)(request_id ? request_id : "");
-	req.kak = &k;
-	req.signature.data = sig;
-	req.signature.len = siglen;
-	req.purpose_case = RSSP__ENGINE__V1__AUTHORIZE_REQUEST__PURPOSE_APPROVAL;
-	req.approval = &app;
-	if ((r = call_authorize(c, &req, request_id, &resp, statusp)) != 0 || *statusp != 0)
-		goto out;
-	r = -1;
-	if (resp->result_case != RSSP__ENGINE__V1__AUTHORIZE_RESPONSE__RESULT_APPROVAL ||
-	    (*sadp = malloc(resp->approval->sad.len)) == NULL)
-		goto out;
-	memcpy(*sadp, resp->approval->sad.data, resp->approval->sad.len);
-	*sadlenp = resp->approval->sad.len;
+	*statusp = res.grpc_status;
 	r = 0;
 out:
-	if (resp != NULL)
-		rssp__engine__v1__authorize_response__free_unpacked(resp, NULL);
-	free(hb);
 	free(ad);
 	free(sig);
 	return r;
@@ -281,51 +322,26 @@ out:
 int
 eh_sign_hash(struct engine_client *c, const struct eh_cred *cred, const uint8_t *sad,
     size_t sadlen, int hash_algo, int sign_algo, const uint8_t *const *hashes, size_t n,
-    size_t hash_len, const char *request_id, Rssp__Engine__V1__SignHashResponse **respp,
+    size_t hash_len, const char *request_id, struct engine_signatures *sigsp,
     int *statusp, char **msgp)
 {
-	Rssp__Engine__V1__SignHashRequest req = RSSP__ENGINE__V1__SIGN_HASH_REQUEST__INIT;
-	ProtobufCBinaryData *hb = calloc(n ? n : 1, sizeof(*hb));
-	uint8_t *buf = NULL, *resp = NULL;
-	size_t len, resplen = 0, i;
-	char *msg = NULL;
-	int r = RSSP_E_NOMEM;
+	struct engine_signatures sigs = { 0 };
+	struct engine_result res;
+	int r;
 
-	if (respp != NULL)
-		*respp = NULL;
-	if (hb == NULL)
-		goto out;
-	for (i = 0; i < n; i++) {
-		hb[i].data = (uint8_t *)hashes[i];
-		hb[i].len = hash_len;
-	}
-	req.request_id = (char *)(request_id ? request_id : "");
-	req.credential_id = (char *)cred->credential_id;
-	req.sad.data = (uint8_t *)sad;
-	req.sad.len = sadlen;
-	req.hash_algo = hash_algo;
-	req.sign_algo = sign_algo;
-	req.n_hashes = n;
-	req.hashes = hb;
-	len = rssp__engine__v1__sign_hash_request__get_packed_size(&req);
-	if ((buf = malloc(len ? len : 1)) == NULL)
-		goto out;
-	rssp__engine__v1__sign_hash_request__pack(&req, buf);
-	r = engine_call(c, ENGINE_METHOD_SIGNHASH, request_id, buf, len, &resp, &resplen,
-	    statusp, &msg);
-	if (r == 0 && *statusp == 0 && respp != NULL) {
-		*respp = rssp__engine__v1__sign_hash_response__unpack(NULL, resplen, resp);
-		if (*respp == NULL)
-			r = RSSP_E_INVAL;
-	}
-out:
+	if (engine_sign_hash(c, 0, request_id, cred->credential_id, sad, sadlen, hash_algo,
+	    sign_algo, hashes, n, hash_len, &sigs, &res) == ENGINE_OK) {
+		*statusp = res.grpc_status;
+		r = 0;
+	} else
+		r = answered(&res, statusp);
 	if (msgp != NULL)
-		*msgp = msg;
-	else
-		free(msg);
-	free(resp);
-	free(buf);
-	free(hb);
+		*msgp = res.message[0] != '\0' ? strdup(res.message) : NULL;
+	if (sigsp != NULL) {
+		*sigsp = sigs; /* owned by the caller */
+		memset(&sigs, 0, sizeof(sigs));
+	}
+	engine_signatures_release(&sigs);
 	return r;
 }
 

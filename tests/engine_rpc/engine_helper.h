@@ -1,6 +1,6 @@
 /* engine_helper.h - a signer for tests and the benchmark: a KAK made with OpenSSL, and
  * credential activation, approval and SignHash through engine_client, building the
- * authData with the shared builder (engine/client/authdata.h). */
+ * authData with the shared builder (engine/common/authdata.h). */
 #ifndef RSSP_ENGINE_HELPER_H
 #define RSSP_ENGINE_HELPER_H
 
@@ -37,8 +37,17 @@ void eh_kak_free(struct eh_kak *k);
 int eh_kak_sign(const struct eh_kak *k, const uint8_t *msg, size_t len, uint8_t **sigp,
     size_t *siglenp);
 
-/* Activates credential_id for owner "owner-1" on device "device-1" with key_algo.
- * Returns engine_call's result; *statusp the gRPC status; on OK fills cred.
+/* The registration authority whose vouchers eh_activate presents: an EC P-256 key read
+ * from the PEM private key file priv_path, or, when that file does not exist, made here
+ * and written there (0600) with its public key in pub_path (PEM, for RSSP_RA_KEYS; may
+ * be NULL). Returns 0 or -1. Without it, eh_activate sends no voucher. */
+int eh_ra_init(const char *priv_path, const char *pub_path);
+void eh_ra_release(void);
+
+/* Activates credential_id for owner "owner-1" on device "device-1" with key_algo, with
+ * a voucher (subject "Test Signer") signed by the eh_ra_init key.
+ * Returns 0 when the engine answered, *statusp the gRPC status it answered (tests
+ * assert the wire status; the gateway sees only engine_result); on OK fills cred.
  * tamper: 0, or 1 to corrupt the KAK signature. */
 int eh_activate(struct engine_client *c, const struct eh_kak *kak, int key_algo,
     const char *credential_id, const char *request_id, int tamper, struct eh_cred *cred,
@@ -52,11 +61,19 @@ int eh_approve(struct engine_client *c, const struct eh_kak *kak, const struct e
     uint32_t num_sigs, const char *request_id, uint8_t **sadp, size_t *sadlenp,
     int *statusp);
 
-/* SignHash. On OK *respp is the unpacked response (free with
- * rssp__engine__v1__sign_hash_response__free_unpacked(resp, NULL)) when respp != NULL. */
+/* The same with a given 16-byte nonce and expiry (to present one approval twice);
+ * fixed_nonce NULL / expires_at 0: random / now + 300. */
+int eh_approve_at(struct engine_client *c, const struct eh_kak *kak, const struct eh_cred *cred,
+    const char *approval_id, int hash_algo, const uint8_t *const *hashes, size_t n,
+    uint32_t num_sigs, const char *request_id, const uint8_t *fixed_nonce, int64_t expires_at,
+    uint8_t **sadp, size_t *sadlenp, int *statusp);
+
+/* SignHash. On OK *sigsp (when not NULL) holds the signatures (release with
+ * engine_signatures_release); otherwise it is left empty. *msgp: the engine's status
+ * text, malloc'd, or NULL. */
 int eh_sign_hash(struct engine_client *c, const struct eh_cred *cred, const uint8_t *sad,
     size_t sadlen, int hash_algo, int sign_algo, const uint8_t *const *hashes, size_t n,
-    size_t hash_len, const char *request_id, Rssp__Engine__V1__SignHashResponse **respp,
+    size_t hash_len, const char *request_id, struct engine_signatures *sigsp,
     int *statusp, char **msgp);
 
 /* Verifies sig over digest with the credential's public key (PKCS#1 v1.5, PSS or ECDSA

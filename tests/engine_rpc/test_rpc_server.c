@@ -63,21 +63,17 @@ h_echo(void *arg, const uint8_t *in, size_t inlen, uint8_t **outp, size_t *outle
 }
 
 static const struct rpc_method methods[] = {
-	{ "/rssp.engine.v1.Engine/Authorize", 1024, h_echo, AUDIT_AUTHORIZE_APPROVAL, NULL },
-	{ "/rssp.engine.v1.Engine/SignHash", 4096, h_echo, AUDIT_SIGNHASH, NULL },
+	{ "/rssp.engine.v1.Engine/Authorize", 1024, h_echo, AUDIT_AUTHORIZE_APPROVAL },
+	{ "/rssp.engine.v1.Engine/SignHash", 4096, h_echo, AUDIT_SIGNHASH },
 };
 
 /* Authorize requests that start with "keygen" are slow (key generation). */
 static int
-is_keygen(const uint8_t *in, size_t inlen)
+is_keygen(const struct rpc_method *m, const uint8_t *in, size_t inlen)
 {
-	return inlen >= 6 && memcmp(in, "keygen", 6) == 0;
+	return strcmp(m->path, "/rssp.engine.v1.Engine/Authorize") == 0 && inlen >= 6 &&
+	    memcmp(in, "keygen", 6) == 0;
 }
-
-static const struct rpc_method keygen_methods[] = {
-	{ "/rssp.engine.v1.Engine/Authorize", 1024, h_echo, AUDIT_AUTHORIZE_APPROVAL, is_keygen },
-	{ "/rssp.engine.v1.Engine/SignHash", 4096, h_echo, AUDIT_SIGNHASH, NULL },
-};
 
 struct running {
 	struct rpc_server *s;
@@ -166,10 +162,11 @@ start_keygen(struct running *r)
 	o.uids = &r->uid;
 	o.n_uids = 1;
 	o.workers = 2;
+	o.slow = is_keygen;
 	o.slow_workers = 1;
 	o.slow_queue = 2;
 	o.audit = r->audit;
-	o.methods = keygen_methods;
+	o.methods = methods;
 	o.n_methods = 2;
 	ck_assert_int_eq(rpc_server_new(&o, &r->s), 0);
 	ck_assert_int_eq(pipe(r->stop), 0);

@@ -846,7 +846,7 @@ START_TEST(test_upper_case_ids_and_long_names_are_refused_with_400)
 }
 END_TEST
 
-Suite *
+static Suite *
 hostile_suite(void)
 {
 	Suite *s = suite_create("hostile");

@@ -1,4 +1,4 @@
-/* authdata_vectors - prints authData built by the C builder (engine/client/authdata.c)
+/* authdata_vectors - prints authData built by the C builder (engine/common/authdata.c)
  * for fixed fields, one "name hex" line each, so the Python encoder and decoder of
  * rssp-sic can be held to the very bytes the gateway and the engine build. */
 #include <stdio.h>

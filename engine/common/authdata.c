@@ -5,55 +5,26 @@
 
 #include <openssl/sha.h>
 
-struct abuf {
-	uint8_t *p;
-	size_t len, cap;
-	int err;
-};
+#include "algo.h"
+#include "buf.h"
 
+/* The builder: a growable buffer (buf.h) with TLV helpers. */
 static void
-ab_put(struct abuf *b, const void *data, size_t n)
+ab_hdr(struct rssp_buf *b, int tag, size_t len)
 {
-	if (b->err)
-		return;
-	if (b->len + n > b->cap) {
-		size_t ncap = b->cap ? b->cap : 256;
-		uint8_t *np;
-		while (ncap < b->len + n)
-			ncap *= 2;
-		if ((np = realloc(b->p, ncap)) == NULL) {
-			b->err = RSSP_E_NOMEM;
-			return;
-		}
-		b->p = np;
-		b->cap = ncap;
-	}
-	memcpy(b->p + b->len, data, n);
-	b->len += n;
+	rssp_buf_putc(b, (uint8_t)tag);
+	rssp_buf_put_be(b, len, 4);
 }
 
 static void
-ab_hdr(struct abuf *b, int tag, size_t len)
-{
-	uint8_t h[5];
-
-	h[0] = (uint8_t)tag;
-	h[1] = (uint8_t)(len >> 24);
-	h[2] = (uint8_t)(len >> 16);
-	h[3] = (uint8_t)(len >> 8);
-	h[4] = (uint8_t)len;
-	ab_put(b, h, sizeof(h));
-}
-
-static void
-ab_bytes(struct abuf *b, int tag, const uint8_t *v, size_t n)
+ab_bytes(struct rssp_buf *b, int tag, const uint8_t *v, size_t n)
 {
 	ab_hdr(b, tag, n);
-	ab_put(b, v, n);
+	rssp_buf_put(b, v, n);
 }
 
 static void
-ab_str(struct abuf *b, int tag, const char *s, size_t maxlen)
+ab_str(struct rssp_buf *b, int tag, const char *s, size_t maxlen)
 {
 	size_t n;
 
@@ -65,19 +36,14 @@ ab_str(struct abuf *b, int tag, const char *s, size_t maxlen)
 }
 
 static void
-ab_int(struct abuf *b, int tag, int64_t v)
+ab_int(struct rssp_buf *b, int tag, int64_t v)
 {
-	uint8_t be[8];
-	uint64_t u = (uint64_t)v;
-	int i;
-
-	for (i = 7; i >= 0; i--, u >>= 8)
-		be[i] = (uint8_t)u;
-	ab_bytes(b, tag, be, sizeof(be));
+	ab_hdr(b, tag, 8);
+	rssp_buf_put_be(b, (uint64_t)v, 8);
 }
 
 static void
-ab_kak(struct abuf *b, int tag, const uint8_t *spki, size_t len)
+ab_kak(struct rssp_buf *b, int tag, const uint8_t *spki, size_t len)
 {
 	uint8_t md[SHA256_DIGEST_LENGTH];
 
@@ -90,7 +56,7 @@ ab_kak(struct abuf *b, int tag, const uint8_t *spki, size_t len)
 }
 
 static void
-ab_nonce(struct abuf *b, int tag, const uint8_t *nonce, size_t len)
+ab_nonce(struct rssp_buf *b, int tag, const uint8_t *nonce, size_t len)
 {
 	if (nonce == NULL || len < RSSP_MIN_NONCE_LEN || len > RSSP_MAX_NONCE_LEN) {
 		b->err = RSSP_E_INVAL;
@@ -100,45 +66,28 @@ ab_nonce(struct abuf *b, int tag, const uint8_t *nonce, size_t len)
 }
 
 static void
-ab_start(struct abuf *b, int purpose)
+ab_start(struct rssp_buf *b, int purpose)
 {
-	uint8_t p = (uint8_t)purpose;
-
 	memset(b, 0, sizeof(*b));
-	ab_put(b, RSSP_AUTHDATA_MAGIC, RSSP_AUTHDATA_MAGIC_LEN);
-	ab_put(b, &p, 1);
-}
-
-static int
-ab_finish(struct abuf *b, uint8_t **outp, size_t *outlenp)
-{
-	if (b->err) {
-		free(b->p);
-		return b->err;
-	}
-	*outp = b->p;
-	*outlenp = b->len;
-	return RSSP_OK;
+	rssp_buf_put(b, RSSP_AUTHDATA_MAGIC, RSSP_AUTHDATA_MAGIC_LEN);
+	rssp_buf_putc(b, (uint8_t)purpose);
 }
 
 size_t
 rssp_hash_algo_len(int hash_algo)
 {
-	switch (hash_algo) {
-	case 1: return 32;
-	case 2: return 48;
-	case 3: return 64;
-	}
-	return 0;
+	const struct rssp_hash_alg *h = rssp_hash_alg(hash_algo);
+
+	return h != NULL ? h->len : 0;
 }
 
 int
 rssp_authdata_activation(const struct rssp_activation_fields *f, uint8_t **outp,
     size_t *outlenp)
 {
-	struct abuf b;
+	struct rssp_buf b;
 
-	if (f->kak_algo < 1 || f->kak_algo > 3 || f->key_algo < 1 || f->key_algo > 4 ||
+	if (rssp_kak_alg(f->kak_algo) == NULL || rssp_key_alg(f->key_algo) == NULL ||
 	    f->validity_days < 1 || f->validity_days > 3650)
 		return RSSP_E_INVAL;
 	ab_start(&b, RSSP_AUTHDATA_ACTIVATION);
@@ -152,15 +101,14 @@ rssp_authdata_activation(const struct rssp_activation_fields *f, uint8_t **outp,
 	ab_int(&b, AD_ACT_VALIDITY_DAYS, f->validity_days);
 	ab_nonce(&b, AD_ACT_NONCE, f->nonce, f->nonce_len);
 	ab_int(&b, AD_ACT_EXPIRES_AT, f->expires_at);
-	return ab_finish(&b, outp, outlenp);
+	return rssp_buf_take(&b, outp, outlenp);
 }
 
 int
 rssp_authdata_approval(const struct rssp_approval_fields *f, uint8_t **outp,
     size_t *outlenp)
 {
-	struct abuf b;
-	uint8_t cnt[4];
+	struct rssp_buf b;
 	size_t i, hl = rssp_hash_algo_len(f->hash_algo);
 
 	if (hl == 0 || hl != f->hash_len || f->n_hashes < 1 || f->n_hashes > RSSP_MAX_HASHES ||
@@ -177,19 +125,15 @@ rssp_authdata_approval(const struct rssp_approval_fields *f, uint8_t **outp,
 	ab_kak(&b, AD_APP_KAK_SHA256, f->kak_spki, f->kak_spki_len);
 	ab_int(&b, AD_APP_HASH_ALGO, f->hash_algo);
 	ab_hdr(&b, AD_APP_HASHES, 4 + f->n_hashes * hl);
-	cnt[0] = (uint8_t)(f->n_hashes >> 24);
-	cnt[1] = (uint8_t)(f->n_hashes >> 16);
-	cnt[2] = (uint8_t)(f->n_hashes >> 8);
-	cnt[3] = (uint8_t)f->n_hashes;
-	ab_put(&b, cnt, 4);
+	rssp_buf_put_be(&b, f->n_hashes, 4);
 	for (i = 0; i < f->n_hashes; i++)
-		ab_put(&b, f->hashes[i], hl);
+		rssp_buf_put(&b, f->hashes[i], hl);
 	ab_int(&b, AD_APP_NUM_SIGNATURES, f->num_signatures);
 	ab_str(&b, AD_APP_RP_NAME, f->rp_name, RSSP_MAX_TEXT_LEN);
 	ab_str(&b, AD_APP_DESCRIPTION, f->description, RSSP_MAX_TEXT_LEN);
 	ab_nonce(&b, AD_APP_NONCE, f->nonce, f->nonce_len);
 	ab_int(&b, AD_APP_EXPIRES_AT, f->expires_at);
-	return ab_finish(&b, outp, outlenp);
+	return rssp_buf_take(&b, outp, outlenp);
 }
 
 int
