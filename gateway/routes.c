@@ -94,7 +94,7 @@ const struct gw_route gw_routes[] = {
 	{ "/csc/v1/credentials/list", 0, ANY, csc_v1_cred_list },
 	{ "/csc/v1/credentials/info", 0, ANY, csc_v1_cred_info },
 	/* synchronous: waits for the signer's confirmation (RSSP_CSC_V1_AUTHORIZE_WAIT) */
-	{ "/csc/v1/credentials/authorize", GW_LONG, RP | SIGNER | COMPANY_ADMIN, csc_v1_authorize },
+	{ "/csc/v1/credentials/authorize", GW_LONG | GW_WAITS, RP | SIGNER | COMPANY_ADMIN, csc_v1_authorize },
 	{ "/csc/v1/signatures/signHash", GW_NEEDS_ENGINE, ANY, csc_v1_sign_hash },
 	{ "/csc/v1/credentials/extendTransaction", GW_PUBLIC | GW_NO_DB, 0, csc_not_implemented },
 	{ "/csc/v1/credentials/sendOTP", GW_PUBLIC | GW_NO_DB, 0, csc_not_implemented },

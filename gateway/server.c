@@ -731,7 +731,7 @@ serve_post(struct MHD_Connection *conn, struct gw_server *s, struct rq *q, const
 		/* a long-poll ("wait") holds a thread of the long pool for its whole wait: each
 		 * account may hold only a few, and all of them together only part of the pool,
 		 * so that logins and other tenants keep capacity of their own */
-		if (!(rt->flags & GW_LONG) && j->req.authenticated) {
+		if ((!(rt->flags & GW_LONG) || (rt->flags & GW_WAITS)) && j->req.authenticated) {
 			r = gw_wait_admit(j->req.principal.account_id);
 			if (r == RSSP_E_EXHAUSTED) {
 				(void)gw_error(&j->rep, 429, "too_many_requests",
