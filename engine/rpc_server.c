@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
@@ -363,7 +365,12 @@ slow_worker_main(void *arg)
 {
 	struct rpc_server *s = arg;
 	struct call *c;
+	id_t tid = (id_t)syscall(SYS_gettid);
+	int prio = getpriority(PRIO_PROCESS, tid);
 
+	/* key generation takes whole seconds of CPU (SoftHSM computes it on these cores):
+	 * it yields to SignHash (10 more than the process's nice value; needs no privilege) */
+	(void)setpriority(PRIO_PROCESS, tid, prio + 10 > 19 ? 19 : prio + 10);
 	for (;;) {
 		pthread_mutex_lock(&s->q_lock);
 		while (s->sq_head == NULL && !s->q_stop)
