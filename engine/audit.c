@@ -671,6 +671,7 @@ audit_write(struct audit *a, const struct audit_record *rec)
 	sb_str(b, "approval_id", s->approval_id, RSSP_MAX_ID_LEN);
 	sb_str(b, "key_label", s->key_label, RSSP_MAX_ID_LEN);
 	sb_str(b, "kak_sha256", s->kak_sha256, 64);
+	sb_str(b, "ra_key_id", s->ra_key_id, 64);
 	sb_str(b, "sad_id", s->sad_id, 32);
 	sb_int(b, "sad_expires_at", s->sad_expires_at);
 	sb_str(b, "approval_key", s->approval_key, 64);

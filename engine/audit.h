@@ -2,7 +2,7 @@
  *
  * Each line is a JSON object with the fields, in this order: time (RFC 3339 UTC),
  * seq (from 1), event, request_id, peer_uid, method, credential_id, approval_id,
- * key_label, kak_sha256, sad_id, n_hashes, hashes_sha256, algo, signatures, result,
+ * key_label, kak_sha256, ra_key_id, sad_id, n_hashes, hashes_sha256, algo, signatures, result,
  * reason, prev. prev is the hex SHA-256 of the previous line's bytes (without its
  * newline); the first line of a log has 64 zeros. When the log is a file, the chain
  * continues across restarts (the last line is read on open). proto/PROTOCOL.md,

@@ -20,6 +20,7 @@ struct engine_config {
 	char *allowed_uids;      /* RSSP_ENGINE_ALLOWED_UIDS, as given ("" = own uid) */
 	char *audit_file;        /* RSSP_AUDIT_FILE ("-" = stdout) */
 	char *log_level;         /* RSSP_LOG_LEVEL */
+	char *ra_keys;           /* RSSP_RA_KEYS: RA public keys (ra_keys.h), "" = none */
 	unsigned workers;        /* RSSP_ENGINE_WORKERS, 1..64 */
 	unsigned sad_ttl;        /* RSSP_SAD_TTL, seconds, 1..3600 */
 	unsigned audit_rotate_bytes;   /* RSSP_AUDIT_ROTATE_BYTES, 0 = never by size */

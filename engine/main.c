@@ -86,6 +86,7 @@ sam_cfg(const struct engine_config *c, struct sam_config *sc)
 	sc->pin_file = c->pin_file;
 	sc->sessions = c->workers;
 	sc->sad_ttl = c->sad_ttl;
+	sc->ra_keys = c->ra_keys[0] != '\0' ? c->ra_keys : NULL;
 }
 
 /* Writes the audit key's public key (audit-key.pem) and certificate (audit-key.crt)

@@ -22,6 +22,7 @@
 #include "rssp_log.h"
 #include "sad.h"
 #include "sam_decode.h"
+#include "ra_keys.h"
 #include "sam_handlers.h"
 #include "x509.h"
 
@@ -260,6 +261,10 @@ sam_open(const struct sam_config *cfg, struct sam **samp)
 	    (s->vctxs = kvmap_new()) == NULL)
 		goto out;
 	s->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL); /* NULL: parts_sum falls back */
+	if (cfg->ra_keys != NULL && (r = ra_keys_load(cfg->ra_keys, &s->ra)) != 0) {
+		log_error("cannot load the ra keys from %.200s: %s", cfg->ra_keys, rssp_strerror(r));
+		goto out;
+	}
 	if ((r = hsm_open(cfg->module_path, cfg->token_label, cfg->pin_file,
 	    cfg->sessions != 0 ? cfg->sessions : 1, &s->hsm)) != 0)
 		goto out;
@@ -319,6 +324,7 @@ sam_free(struct sam *s)
 	kvmap_free(s->vctxs, sam_vctx_entry_free);
 	EVP_MD_free(s->sha256);
 	kak_cache_free(s->kaks);
+	ra_keys_free(s->ra);
 	X509_free(s->ca);
 	free(s->ca_der);
 	free(s->audit_cert);

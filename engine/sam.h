@@ -1,10 +1,11 @@
 /* sam.h - the signature activation module: the engine's decisions, independent of the
  * transport. The gRPC server (engine/rpc_server.c) hands it the serialized request
- * bytes of a method and gets serialized response bytes back; sam unpacks, checks the
- * shape exactly (proto/PROTOCOL.md), copies into internal structs, frees the wire
- * object, then acts. Thread-safe: the server calls it from its worker pool.
+ * bytes of a method and gets serialized response bytes back; sam_decode.h unpacks,
+ * checks the shape exactly (proto/PROTOCOL.md), copies into internal structs and frees
+ * the wire object; then a handler (sam_handlers.h) acts. Thread-safe: the server calls
+ * it from its worker pool.
  *
- * Decisions (engine/sam.c): the CA key is EC P-384 (certificates ecdsa-with-SHA384);
+ * Decisions (engine/sam*.c): the CA key is EC P-384 (certificates ecdsa-with-SHA384);
  * credential keys are labelled "<credential_id>#<8 random hex>", a new label every
  * activation; a SAD expires sad_ttl after minting, never after its approval; an
  * approval may be valid at most 1 day ahead, an activation 7 days; approvals and
@@ -28,6 +29,8 @@ struct sam_config {
 	const char *pin_file;      /* read once, must not be group/world accessible */
 	unsigned sessions;         /* PKCS#11 session pool size (= worker count) */
 	unsigned sad_ttl;          /* seconds a SAD stays valid after minting (default 300) */
+	const char *ra_keys;       /* RSSP_RA_KEYS (ra_keys.h): the RA keys trusted for enrolment
+	                            * vouchers; NULL: none, every activation is refused */
 };
 
 struct sam_init_opts {
@@ -46,6 +49,7 @@ struct sam_audit {
 	char approval_id[RSSP_MAX_ID_LEN + 1];
 	char key_label[RSSP_MAX_ID_LEN + 1];
 	char kak_sha256[65];                    /* hex; the KAK an activation bound, or an approval used */
+	char ra_key_id[65];                     /* hex; the RA key whose voucher an activation used */
 	char sad_id[33];                        /* hex; identifies the SAD, is not the SAD */
 	long long sad_expires_at;               /* the SAD an approval minted: its expiry */
 	char approval_key[65];                  /* hex; an approval's replay key */
@@ -62,7 +66,8 @@ struct sam_audit {
 int sam_init_token(const struct sam_config *cfg, const struct sam_init_opts *opts) RSSP_WUR;
 
 /* Loads the module, logs in (the PIN is wiped after login), finds the MAC key and the
- * CA. Returns 0 or RSSP_E*; on success *samp is owned by the caller, free with sam_free(). */
+ * CA, loads the RA keys (a set that cannot be read or holds a key it does not accept:
+ * RSSP_E_IO / RSSP_E_INVAL). Returns 0 or RSSP_E*; on success *samp is owned by the caller, free with sam_free(). */
 int sam_open(const struct sam_config *cfg, struct sam **samp) RSSP_WUR;
 void sam_free(struct sam *s);
 

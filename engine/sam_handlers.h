@@ -50,6 +50,7 @@ struct sam {
 	uint8_t *audit_cert;       /* DER certificate of the audit key (SAM_AUDIT_LABEL) */
 	size_t audit_certlen;
 	struct kak_cache *kaks;
+	struct ra_keys *ra;        /* trusted RA keys (RSSP_RA_KEYS); NULL: none */
 
 	pthread_mutex_t lock;      /* sads, replay, pubs, vctxs, next_purge */
 	struct kvmap *sads;        /* SAD id -> struct sad_entry */

@@ -37,7 +37,15 @@ void eh_kak_free(struct eh_kak *k);
 int eh_kak_sign(const struct eh_kak *k, const uint8_t *msg, size_t len, uint8_t **sigp,
     size_t *siglenp);
 
-/* Activates credential_id for owner "owner-1" on device "device-1" with key_algo.
+/* The registration authority whose vouchers eh_activate presents: an EC P-256 key read
+ * from the PEM private key file priv_path, or, when that file does not exist, made here
+ * and written there (0600) with its public key in pub_path (PEM, for RSSP_RA_KEYS; may
+ * be NULL). Returns 0 or -1. Without it, eh_activate sends no voucher. */
+int eh_ra_init(const char *priv_path, const char *pub_path);
+void eh_ra_release(void);
+
+/* Activates credential_id for owner "owner-1" on device "device-1" with key_algo, with
+ * a voucher (subject "Test Signer") signed by the eh_ra_init key.
  * Returns 0 when the engine answered, *statusp the gRPC status it answered (tests
  * assert the wire status; the gateway sees only engine_result); on OK fills cred.
  * tamper: 0, or 1 to corrupt the KAK signature. */

@@ -72,6 +72,16 @@ suite_setup(void)
 	    "--so-pin rpc-e2e-so >/dev/null", TOKEN, PIN);
 	run_or_die(cmd);
 	setenv("RSSP_PIN_FILE", pinpath, 1);
+	/* the registration authority the engine trusts and eh_activate vouches with */
+	{
+		char rakey[600], rapub[600];
+
+		snprintf(rakey, sizeof(rakey), "%s/ra.key", base);
+		snprintf(rapub, sizeof(rapub), "%s/ra.pem", base);
+		if (eh_ra_init(rakey, rapub) != 0)
+			run_or_die("false # ra key");
+		setenv("RSSP_RA_KEYS", rapub, 1);
+	}
 	setenv("RSSP_TOKEN_LABEL", TOKEN, 1);
 	setenv("RSSP_LOG_LEVEL", "warn", 1);
 	if (getenv("RSSP_TEST_PKCS11_MODULE") != NULL)
@@ -85,6 +95,7 @@ suite_teardown(void)
 {
 	char cmd[400];
 
+	eh_ra_release();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", base);
 	if (system(cmd) != 0)
 		fprintf(stderr, "cannot remove %s\n", base);
@@ -611,6 +622,10 @@ START_TEST(test_check_prints_the_configuration_without_the_pin)
 	ck_assert_ptr_nonnull(strstr(out, "RSSP_TOKEN_LABEL=" TOKEN "\n"));
 	ck_assert_ptr_nonnull(strstr(out, "configuration ok"));
 	ck_assert_ptr_null(strstr(out, PIN));
+	/* the trusted RA key, by its id */
+	ck_assert_ptr_nonnull(strstr(out, "# ra key "));
+	ck_assert_ptr_nonnull(strstr(out, " ec-p256\n"));
+	ck_assert_ptr_nonnull(strstr(out, "# ra keys trusted: 1\n"));
 }
 END_TEST
 
