@@ -746,6 +746,59 @@ START_TEST(test_counts_and_replayed_approvals_survive_a_restart_and_a_kill)
 }
 END_TEST
 
+/* Counts come back from rotated files too: with a rotation after every line, each
+ * signature's line is in a file of its own by the time the engine restarts. */
+START_TEST(test_counts_are_read_back_from_rotated_files)
+{
+	struct flow f;
+	uint8_t h[32], *sad = NULL;
+	const uint8_t *hp[1] = { h };
+	size_t sadlen;
+	int status;
+	char *msg, pat[600];
+	glob_t g;
+	pid_t pid;
+
+	RAND_bytes(h, sizeof(h));
+	pid = start_engine_env("RSSP_AUDIT_ROTATE_BYTES=1", 1);
+	flow_new(&f, "cred-rotated");
+	ck_assert_int_eq(eh_approve(f.c, f.kak, &f.cred, "approval-rot", 1, hp, 1, 2, "rid-r",
+	    &sad, &sadlen, &status), 0);
+	ck_assert_int_eq(sign1(&f, sad, sadlen, h, &msg), GRPC_STATUS_OK);
+	free(msg);
+	ck_assert_int_eq(sign1(&f, sad, sadlen, h, &msg), GRPC_STATUS_OK);
+	free(msg);
+	kill_engine(pid);
+	unlink(sock);
+	snprintf(pat, sizeof(pat), "%s.*", auditpath);
+	ck_assert_int_eq(glob(pat, 0, NULL, &g), 0);
+	ck_assert_uint_ge(g.gl_pathc, 5);
+	globfree(&g);
+	pid = start_engine();
+	flow_reconnect(&f);
+	ck_assert_int_eq(sign1(&f, sad, sadlen, h, &msg), GRPC_STATUS_RESOURCE_EXHAUSTED);
+	ck_assert_str_eq(msg, "sad exhausted");
+	free(msg);
+	ck_assert_int_eq(stop_engine(pid), 0);
+	/* the killed engine left an empty current file: the restarted one continued the
+	 * chain from the newest rotated file, so all the files are still one chain */
+	{
+		char args[8000], out[1024];
+		size_t i;
+
+		ck_assert_int_eq(glob(pat, 0, NULL, &g), 0);
+		args[0] = '\0';
+		for (i = 0; i < g.gl_pathc; i++)
+			snprintf(args + strlen(args), sizeof(args) - strlen(args), "'%s' ", g.gl_pathv[i]);
+		snprintf(args + strlen(args), sizeof(args) - strlen(args), "'%s'", auditpath);
+		globfree(&g);
+		ck_assert_int_eq(verify(args, out, sizeof(out)), 0);
+	}
+	free(sad);
+	flow_free(&f);
+}
+END_TEST
+
 /* Fills the filesystem of path's directory: returns the filler's path. */
 static void
 fill(const char *filler)
@@ -851,6 +904,7 @@ main(void)
 	tcase_add_test(tc, test_a_second_engine_on_the_same_audit_log_refuses_to_start);
 	tcase_add_test(tc, test_the_probe_tells_a_live_engine_from_a_hung_or_absent_one);
 	tcase_add_test(tc, test_counts_and_replayed_approvals_survive_a_restart_and_a_kill);
+	tcase_add_test(tc, test_counts_are_read_back_from_rotated_files);
 	tcase_add_test(tc, test_a_full_disk_refuses_with_unavailable_spends_nothing_and_leaves_whole_lines);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
