@@ -523,11 +523,12 @@ engine_activation_release(struct engine_activation *a)
 enum engine_status
 engine_activate(struct engine_client *c, unsigned deadline_ms, const char *request_id,
     const struct rssp_activation_fields *f, const uint8_t *sig, size_t siglen,
-    struct engine_activation *out, struct engine_result *res)
+    const struct engine_voucher *vo, struct engine_activation *out, struct engine_result *res)
 {
 	Rssp__Engine__V1__AuthorizeRequest ar = RSSP__ENGINE__V1__AUTHORIZE_REQUEST__INIT;
 	Rssp__Engine__V1__Kak kak = RSSP__ENGINE__V1__KAK__INIT;
 	Rssp__Engine__V1__Activation act = RSSP__ENGINE__V1__ACTIVATION__INIT;
+	Rssp__Engine__V1__Voucher v = RSSP__ENGINE__V1__VOUCHER__INIT;
 	Rssp__Engine__V1__AuthorizeResponse *ans = NULL;
 	const Rssp__Engine__V1__ActivationResult *a;
 	struct engine_activation t;
@@ -550,7 +551,15 @@ engine_activate(struct engine_client *c, unsigned deadline_ms, const char *reque
 	act.owner_id = (char *)f->owner_id;
 	act.device_uuid = (char *)f->device_uuid;
 	act.key_algo = f->key_algo;
-	act.subject_cn = (char *)f->subject_cn;
+	if (vo != NULL) {
+		v.to_be_signed.data = (uint8_t *)vo->tbs;
+		v.to_be_signed.len = vo->tbs_len;
+		v.signature.data = (uint8_t *)vo->sig;
+		v.signature.len = vo->sig_len;
+		v.ra_key_id.data = (uint8_t *)vo->ra_key_id;
+		v.ra_key_id.len = vo->ra_key_id != NULL ? 32 : 0;
+		act.voucher = &v;
+	}
 	act.validity_days = f->validity_days;
 	act.nonce.data = (uint8_t *)f->nonce;
 	act.nonce.len = f->nonce_len;
@@ -684,7 +693,18 @@ engine_sign_hash(struct engine_client *c, unsigned deadline_ms, const char *requ
     int sign_algo, const uint8_t *const *hashes, size_t n, size_t hash_len,
     struct engine_signatures *out, struct engine_result *res)
 {
+	return engine_sign_hash_pss(c, deadline_ms, request_id, credential_id, sad, sadlen,
+	    hash_algo, sign_algo, -1, hashes, n, hash_len, out, res);
+}
+
+enum engine_status
+engine_sign_hash_pss(struct engine_client *c, unsigned deadline_ms, const char *request_id,
+    const char *credential_id, const uint8_t *sad, size_t sadlen, int hash_algo,
+    int sign_algo, long pss_salt, const uint8_t *const *hashes, size_t n, size_t hash_len,
+    struct engine_signatures *out, struct engine_result *res)
+{
 	Rssp__Engine__V1__SignHashRequest sr = RSSP__ENGINE__V1__SIGN_HASH_REQUEST__INIT;
+	Rssp__Engine__V1__PssParams pss = RSSP__ENGINE__V1__PSS_PARAMS__INIT;
 	Rssp__Engine__V1__SignHashResponse *ans = NULL;
 	ProtobufCBinaryData *hb = NULL;
 	struct engine_signatures t;
@@ -709,6 +729,10 @@ engine_sign_hash(struct engine_client *c, unsigned deadline_ms, const char *requ
 	sr.sad.len = sadlen;
 	sr.hash_algo = hash_algo;
 	sr.sign_algo = sign_algo;
+	if (pss_salt >= 0) { /* a salt other than the hash length */
+		pss.salt_length = (uint32_t)pss_salt;
+		sr.pss = &pss;
+	}
 	sr.n_hashes = n;
 	sr.hashes = hb;
 	len = rssp__engine__v1__sign_hash_request__get_packed_size(&sr);

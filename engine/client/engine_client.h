@@ -108,12 +108,21 @@ void engine_signatures_release(struct engine_signatures *s);
  * only when ENGINE_OK. A wrong argument (NULL, a count that does not fit) is
  * ENGINE_INTERNAL without a call. */
 
+/* The device's enrolment voucher as a registration authority signed it
+ * (engine/common/voucher.h): the canonical bytes, the RA's signature, the RA key id. */
+struct engine_voucher {
+	const uint8_t *tbs; size_t tbs_len;
+	const uint8_t *sig; size_t sig_len;
+	const uint8_t *ra_key_id;               /* 32 bytes */
+};
+
 /* Authorize(activation) with the fields the KAK signed (f->kak_algo is the KAK's
- * algorithm) and the signature. On ENGINE_OK, *out is owned by the caller. */
+ * algorithm; f->subject_cn is not sent: the engine takes the voucher's common name),
+ * the signature and the voucher. On ENGINE_OK, *out is owned by the caller. */
 enum engine_status engine_activate(struct engine_client *c, unsigned deadline_ms,
     const char *request_id, const struct rssp_activation_fields *f,
-    const uint8_t *sig, size_t siglen, struct engine_activation *out,
-    struct engine_result *res) RSSP_WUR;
+    const uint8_t *sig, size_t siglen, const struct engine_voucher *vo,
+    struct engine_activation *out, struct engine_result *res) RSSP_WUR;
 
 /* Authorize(approval) with the fields the KAK signed, the KAK's algorithm (approval
  * authData does not carry it), the credential's key label and binding, and the
@@ -131,6 +140,13 @@ enum engine_status engine_sign_hash(struct engine_client *c, unsigned deadline_m
     const char *request_id, const char *credential_id, const uint8_t *sad, size_t sadlen,
     int hash_algo, int sign_algo, const uint8_t *const *hashes, size_t n, size_t hash_len,
     struct engine_signatures *out, struct engine_result *res) RSSP_WUR;
+/* The same with RSASSA-PSS parameters: pss_salt >= 0 asks for that salt length
+ * (SignHashRequest.pss; the engine refuses one over the key's maximum), -1 for the
+ * default (the hash length). */
+enum engine_status engine_sign_hash_pss(struct engine_client *c, unsigned deadline_ms,
+    const char *request_id, const char *credential_id, const uint8_t *sad, size_t sadlen,
+    int hash_algo, int sign_algo, long pss_salt, const uint8_t *const *hashes, size_t n,
+    size_t hash_len, struct engine_signatures *out, struct engine_result *res) RSSP_WUR;
 
 /* 1 when the engine may have carried the call out although it did not say so
  * (ENGINE_OK, ENGINE_TIMEOUT, ENGINE_INTERNAL): a caller that spent something before
