@@ -145,7 +145,7 @@ def probe_engine(sock):
     import grpc
     ch = grpc.insecure_channel("unix:" + sock)
     try:
-        ch.unary_unary("/rssp.engine.v1.Engine/HealthProbe")(b"", timeout=1)
+        ch.unary_unary("/rssp.engine.v1.Engine/LivenessProbe")(b"", timeout=1)
         return True
     except grpc.RpcError as e:
         return e.code() == grpc.StatusCode.UNIMPLEMENTED
