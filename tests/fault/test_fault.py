@@ -24,7 +24,7 @@ signature is in the log and spent, but never delivered.
 
 Assertions that need the engine half of issue 11 (engine counts and approval memory
 rebuilt from the audit log after a restart, a replayed approval answered with its SAD,
-"audit log unavailable" spends nothing, whole audit lines, SIGHUP reopens the log) run
+"audit log unavailable" spends nothing, whole audit lines, audit-verify) run
 when the engine binary has them (ENGINE_HALF below); the summary line says which ran.
 
 usage: test_fault.py [BUILD_DIR]
@@ -594,20 +594,21 @@ def main():
         load.set_phase("after-audit-full")
         time.sleep(1)
 
-        # 6. the audit log unwritable: its path becomes a directory, the engine is told to
-        #    reopen it (SIGHUP: rotation, engine half only)
+        # 6. the audit log unwritable: a write(2) on the open file fails (as root nothing
+        #    but the disk or a limit stops one): the engine's file size limit is set to the
+        #    log's size (EFBIG), then lifted (engine half only: whole lines)
         if half:
             load.set_phase("audit-unwritable", A503)
-            moved = st.audit_file + ".moved"
-            os.rename(st.audit_file, moved)
-            os.mkdir(st.audit_file)
-            st.engine.send_signal(signal.SIGHUP)
+            size = os.path.getsize(st.audit_file)
+            subprocess.run(["prlimit", "--pid", str(st.engine.pid), "--fsize=%d:" % (size + 100)],
+                           check=True)
             dt = await_ready(st, 503, "audit_unavailable", 2.0, "audit unwritable")
             log("audit unwritable: /readyz 503 audit_unavailable after %.2f s" % dt)
             time.sleep(1)
-            os.rmdir(st.audit_file)
-            st.engine.send_signal(signal.SIGHUP)
+            subprocess.run(["prlimit", "--pid", str(st.engine.pid), "--fsize=unlimited:"],
+                           check=True)
             dt = await_ready(st, 200, None, 2.0, "audit writable")
+            log("audit writable again: /readyz 200 after %.2f s" % dt)
             await_signing(load, 5, "audit writable")
             assert st.engine.pid == eng_pid and st.gateway.pid == gw_pid
             ran.append("audit unwritable")
