@@ -278,6 +278,9 @@ cmd_serve(const char *file, int check)
 		goto out;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/* a file size limit (ulimit -f, LimitFSIZE=) reached by the audit log must make a
+	 * write fail (EFBIG: the call is refused, audit log unavailable), not kill the engine */
+	signal(SIGXFSZ, SIG_IGN);
 	if ((r = audit_open(cfg->audit_file, &audit)) != 0) {
 		log_error("cannot open the audit log: %s", r == RSSP_E_CONFLICT ?
 		    "in use by another engine" : rssp_strerror(r));
