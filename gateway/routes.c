@@ -17,6 +17,7 @@
 #include "accounts.h"
 #include "auth.h"
 #include "csc.h"
+#include "enrollments.h"
 #include "gw.h"
 #include "oauth.h"
 #include "routes.h"
@@ -58,6 +59,11 @@ const struct gw_route gw_routes[] = {
 	{ "/rssp/sic/activate/sendDevice", 0, ANY, sic_activate_send_device },
 	{ "/rssp/sic/status", 0, ANY, sic_status },
 	{ "/rssp/admin/devices/revoke", 0, ADMIN, sic_admin_devices_revoke },
+
+	/* enrolment (enrollments.c): a registration authority vouches for a device; an rp
+	 * only for its own users (the handler's tenant rule) */
+	{ "/rssp/enrollments/list", 0, ADMIN | RP, enr_list },
+	{ "/rssp/enrollments/vouch", 0, ADMIN | RP, enr_vouch },
 
 	/* credentials (credentials.c); activate/response makes the engine generate a key:
 	 * seconds, off the HTTP threads */

@@ -20,6 +20,7 @@
 #include "routes.h"
 #include "rssp_log.h"
 #include "engine_client.h"
+#include "engine_health.h"
 
 #define GW_MAX_BODY (1024 * 1024)
 #define GW_MAX_DISCARD (16 * 1024 * 1024)
@@ -359,16 +360,19 @@ serve_get(struct MHD_Connection *conn, struct gw_server *s, struct rq *q, const 
 		    text ? strlen(text) : 0);
 	}
 	if (strcmp(url, "/readyz") == 0) {
-		const char *why = NULL;
-		if (db_ping(s) < 0)
+		const char *why = NULL, *code = "engine_unavailable";
+		if (db_ping(s) < 0) {
 			why = "database unreachable";
-		else if (s->cfg->engine_socket_set &&
-		    (s->engine == NULL || engine_client_ready(s->engine, 1000) < 0))
+			code = "database_unavailable";
+		} else if (s->cfg->engine_socket_set && s->engine == NULL) {
 			why = "engine unreachable";
+		} else if (s->cfg->engine_socket_set && engine_health_ready(&code, &why) < 0) {
+			/* the probe's verdict: no call here waits for a hung engine */
+		}
 		if (why != NULL) {
 			struct gw_reply rep = {0};
 			enum MHD_Result ret;
-			(void)gw_error(&rep, 503, "engine_unavailable", "%s", why);
+			(void)gw_error(&rep, 503, code, "%s", why);
 			ret = send_reply(conn, s, q, "GET", url, "/readyz", &rep);
 			gw_reply_release(&rep);
 			return ret;
@@ -441,7 +445,7 @@ job_run(struct gw_server *s, struct job *j)
 
 	(void)s;
 	if (!(rt->flags & GW_NO_DB) && (r = ensure_db(&j->req)) < 0) {
-		(void)gw_error(&j->rep, 503, "engine_unavailable", "service unavailable");
+		(void)gw_error(&j->rep, 503, "database_unavailable", "the database is not available; retry later");
 		goto out;
 	}
 	r = rt->handler(&j->req, &j->rep);
@@ -449,7 +453,11 @@ job_run(struct gw_server *s, struct job *j)
 		if (r == 0)
 			r = RSSP_E_INTERNAL; /* a handler that returns 0 without a reply */
 		log_error("%s failed: %s", rt->path, rssp_strerror(r));
-		if (r == RSSP_E_UNAVAILABLE || r == RSSP_E_TIMEOUT)
+		if ((r == RSSP_E_UNAVAILABLE || r == RSSP_E_TIMEOUT || r == RSSP_E_DB) &&
+		    (j->req.db == NULL || PQstatus(j->req.db) != CONNECTION_OK))
+			(void)gw_error(&j->rep, 503, "database_unavailable",
+			    "the database is not available; retry later");
+		else if (r == RSSP_E_UNAVAILABLE || r == RSSP_E_TIMEOUT)
 			(void)gw_error(&j->rep, 503, "engine_unavailable", "service unavailable, retry later");
 		else
 			(void)gw_error(&j->rep, 500, "internal_error", "internal error");
@@ -661,8 +669,9 @@ serve_post(struct MHD_Connection *conn, struct gw_server *s, struct rq *q, const
 		} else if (r < 0) {
 			if (j->rep.status == 0)
 				(void)gw_error(&j->rep, r == RSSP_E_UNAVAILABLE ? 503 : 500,
-				    r == RSSP_E_UNAVAILABLE ? "engine_unavailable" : "internal_error",
-				    "%s", r == RSSP_E_UNAVAILABLE ? "service unavailable" : "internal error");
+				    r == RSSP_E_UNAVAILABLE ? "database_unavailable" : "internal_error",
+				    "%s", r == RSSP_E_UNAVAILABLE ? "the database is not available; retry later" :
+				    "internal error");
 			goto send;
 		}
 		if (!(rt->flags & GW_PUBLIC) && !(rt->roles & j->req.principal.role)) {
@@ -671,7 +680,7 @@ serve_post(struct MHD_Connection *conn, struct gw_server *s, struct rq *q, const
 			goto send;
 		}
 	}
-	if ((rt->flags & GW_NEEDS_ENGINE) && s->engine == NULL) {
+	if ((rt->flags & GW_NEEDS_ENGINE) && (s->engine == NULL || engine_health_admit() < 0)) {
 		(void)gw_error(&j->rep, 503, "engine_unavailable", "the signing engine is not available");
 		goto send;
 	}
