@@ -72,6 +72,27 @@ out:
 	return r;
 }
 
+int
+x509_signer_name(const char *cn, const char *serial, X509_NAME **namep)
+{
+	X509_NAME *name = NULL;
+	int r;
+
+	if (serial == NULL || serial[0] == '\0')
+		return RSSP_E_INVAL;
+	if ((r = x509_cn_name(cn, &name)) != 0)
+		return r;
+	/* the string table allows serialNumber only as a PrintableString of 1..64 */
+	if (!X509_NAME_add_entry_by_NID(name, NID_serialNumber, MBSTRING_ASC,
+	    (const unsigned char *)serial, -1, -1, 0)) {
+		ERR_clear_error();
+		X509_NAME_free(name);
+		return RSSP_E_INVAL;
+	}
+	*namep = name;
+	return 0;
+}
+
 static int
 add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value)
 {

@@ -12,70 +12,39 @@
 #include <openssl/sha.h>
 #include <openssl/x509.h>
 
+#include "engine_health.h"
 #include "gw.h"
 #include "rssp_log.h"
 #include "sic.h"
 #include "signing.h"
+#include "tenant.h"
+#include "enrollments.h"
 
 #define ACT_TTL 300
 #define ACT_NONCE_LEN 32
 #define OTP_DIGITS 8
 #define OTP_TRIES 5
 
-/* Who may do what with a credential. */
-enum { CRED_VIEW, CRED_OWNER, CRED_MANAGE };
-
-/* Sets 403 unless the caller may act on a credential owned by owner (registered by
- * reg, in company comp) in mode. */
-static int
-cred_access(struct gw_request *req, struct gw_reply *rep, int mode, const char *owner,
-    const char *reg, const char *comp)
-{
-	const struct gw_principal *p = &req->principal;
-	int ok = strcmp(owner, p->account_id) == 0;
-
-	if (!ok && mode != CRED_OWNER)
-		ok = p->role == GW_ROLE_ADMIN;
-	if (!ok && mode == CRED_VIEW)
-		ok = (p->role == GW_ROLE_RP && strcmp(reg, p->account_id) == 0) ||
-		    (p->role == GW_ROLE_COMPANY_ADMIN && p->company_id[0] && strcmp(comp, p->company_id) == 0);
-	if (!ok)
-		return gw_error(rep, 403, "access_denied", "the credential in 'credentialID' is not yours");
-	return 0;
-}
-
 #define CRED_COLS \
-	"c.id, c.owner_id, c.status, c.key_algo, c.validity_days, c.description," \
-	" coalesce(a.registered_by::text, ''), coalesce(a.company_id::text, ''), a.full_name"
+	"c.id, c.owner_id AS tenant_account, c.status, c.key_algo, c.validity_days, c.description," \
+	" coalesce(a.registered_by::text, '') AS tenant_registered_by," \
+	" coalesce(a.company_id::text, '') AS tenant_company, a.full_name"
 enum { C_ID, C_OWNER, C_STATUS, C_KEYALGO, C_DAYS, C_DESC, C_REG, C_COMP, C_NAME, C_NEXT };
 
-/* Loads a credential (the CRED_COLS columns first, then extra) with an access check.
- * forupdate locks the row. Sets 404/403. */
+/* Loads a credential (the CRED_COLS columns first, then extra) that the caller may use
+ * in mode (the tenant rule, tenant.h). forupdate locks the row. Sets 404/403. */
 static int
-cred_load(struct gw_request *req, struct gw_reply *rep, const char *cred_id, int mode,
-    const char *extra, int forupdate, PGresult **resp)
+cred_load(struct gw_request *req, struct gw_reply *rep, const char *cred_id,
+    enum tenant_mode mode, const char *extra, int forupdate, PGresult **resp)
 {
-	PGresult *res = NULL;
 	char sql[1024];
-	int r;
 
 	snprintf(sql, sizeof(sql), "SELECT " CRED_COLS "%s%s FROM credentials c JOIN accounts a"
 	    " ON a.id = c.owner_id WHERE c.id = $1%s", extra ? ", " : "", extra ? extra : "",
 	    forupdate ? " FOR UPDATE OF c" : "");
-	if ((r = gw_db_query(req->db, &res, sql, 1, cred_id)) != 0)
-		goto out;
-	if (PQntuples(res) != 1) {
-		r = gw_error(rep, 404, "not_found", "no such credential in 'credentialID'");
-		goto out;
-	}
-	if ((r = cred_access(req, rep, mode, PQgetvalue(res, 0, C_OWNER),
-	    PQgetvalue(res, 0, C_REG), PQgetvalue(res, 0, C_COMP))) != 0)
-		goto out;
-	*resp = res;
-	res = NULL;
-out:
-	PQclear(res);
-	return r;
+	return tenant_load(req, rep, mode, sql, 1, &cred_id,
+	    "no such credential in 'credentialID'", "the credential in 'credentialID' is not yours",
+	    resp);
 }
 
 /* ---- certificates and the OTP --------------------------------------------- */
@@ -263,8 +232,7 @@ cred_list(struct gw_request *req, struct gw_reply *rep)
 	if ((r = gw_db_query(req->db, &res,
 	    "SELECT c.id, c.status, c.key_algo, coalesce(c.subject_dn, ''), coalesce(" TS("c.valid_to") ", '')"
 	    " FROM credentials c JOIN accounts a ON a.id = c.owner_id"
-	    " WHERE (c.owner_id = $1::uuid OR $2 = 'admin' OR ($2 = 'rp' AND a.registered_by = $1::uuid)"
-	    "   OR ($2 = 'company_admin' AND a.company_id = $3::uuid))"
+	    " WHERE " TENANT_SEE_SQL("c.owner_id", "a", "$1", "$2", "$3")
 	    " AND ($4::uuid IS NULL OR c.owner_id = $4::uuid) AND ($5::text IS NULL OR c.status = $5)"
 	    " AND ($6::uuid IS NULL OR c.id > $6::uuid) ORDER BY c.id LIMIT $7::int", 7,
 	    p->account_id, gw_role_name(p->role), p->company_id[0] ? p->company_id : NULL,
@@ -333,7 +301,7 @@ cred_info(struct gw_request *req, struct gw_reply *rep)
 		    "field 'certificates' must be \"none\", \"single\" or \"chain\"");
 		goto out;
 	}
-	if ((r = cred_load(req, rep, cred_id, CRED_VIEW,
+	if ((r = cred_load(req, rep, cred_id, TENANT_SEE,
 	    "c.certificate, c.chain, c.public_key, coalesce(c.subject_dn, ''), coalesce(c.issuer_dn, ''),"
 	    " coalesce(c.serial_number, ''), coalesce(" TS("c.valid_from") ", ''),"
 	    " coalesce(" TS("c.valid_to") ", ''), coalesce(c.valid_to < now(), false)", 0, &res)) != 0)
@@ -452,6 +420,7 @@ cred_activate_request(struct gw_request *req, struct gw_reply *rep)
 	    *otp_b64 = NULL, exp_s[24];
 	uint8_t digest[SHA256_DIGEST_LENGTH];
 	struct rssp_activation_fields f;
+	struct enr_voucher vo = { 0 };
 	EVP_PKEY *pk = NULL;
 	int r, kak_algo;
 	long long exp;
@@ -461,7 +430,7 @@ cred_activate_request(struct gw_request *req, struct gw_reply *rep)
 	    (r = sg_get_device_uuid(req, rep, &device)) != 0)
 		goto out;
 	if ((r = gw_tx_begin(req)) != 0 ||
-	    (r = cred_load(req, rep, cred_id, CRED_OWNER, NULL, 1, &res)) != 0 ||
+	    (r = cred_load(req, rep, cred_id, TENANT_OWN, NULL, 1, &res)) != 0 ||
 	    (r = own_device(req, rep, device, &dev)) != 0)
 		goto out;
 	if (strcmp(PQgetvalue(res, 0, C_STATUS), "NEW") != 0) {
@@ -469,6 +438,10 @@ cred_activate_request(struct gw_request *req, struct gw_reply *rep)
 		    PQgetvalue(res, 0, C_STATUS));
 		goto out;
 	}
+	/* Only a device a registration authority vouched for activates a key; the
+	 * certificate subject is the voucher's (the engine takes it from there alone). */
+	if ((r = enr_device_voucher(req, rep, PQgetvalue(dev, 0, 0), ACT_TTL, &vo)) != 0)
+		goto out;
 	if ((r = sg_unbytea(PQgetvalue(dev, 0, 1), &spki, &spkilen)) != 0)
 		goto out;
 	kak_algo = atoi(PQgetvalue(dev, 0, 2));
@@ -482,15 +455,11 @@ cred_activate_request(struct gw_request *req, struct gw_reply *rep)
 	f.kak_spki_len = spkilen;
 	f.kak_algo = kak_algo;
 	f.key_algo = sg_key_algo_parse(PQgetvalue(res, 0, C_KEYALGO));
-	f.subject_cn = PQgetvalue(res, 0, C_NAME);
+	f.subject_cn = vo.v.common_name;
 	f.validity_days = (uint32_t)atoi(PQgetvalue(res, 0, C_DAYS));
 	f.nonce = nonce;
 	f.nonce_len = sizeof(nonce);
 	f.expires_at = exp;
-	if (f.subject_cn[0] == '\0') {
-		r = gw_error(rep, 409, "conflict", "the credential's owner has no full name");
-		goto out;
-	}
 	if ((r = rssp_authdata_activation(&f, &ad, &adlen)) != 0)
 		goto out;
 	if (kak_algo != 3) { /* an RSA KAK also proves it can decrypt: the OTP */
@@ -527,6 +496,7 @@ cred_activate_request(struct gw_request *req, struct gw_reply *rep)
 	r = gw_reply_json(rep, 200, o);
 out:
 	OPENSSL_cleanse(otp, sizeof(otp));
+	enr_voucher_release(&vo);
 	EVP_PKEY_free(pk);
 	free(spki);
 	free(ad);
@@ -553,6 +523,8 @@ cred_activate_response(struct gw_request *req, struct gw_reply *rep)
 	struct engine_activation ar = { 0 };
 	struct engine_result er;
 	enum engine_status est;
+	struct enr_voucher vo = { 0 };
+	struct engine_voucher evo;
 	struct cert_fields cf = { 0 };
 	char *p_label = NULL, *p_bind = NULL, *p_cert = NULL, *p_chain = NULL,
 	    *p_pub = NULL, *cert_b64 = NULL;
@@ -565,10 +537,11 @@ cred_activate_response(struct gw_request *req, struct gw_reply *rep)
 	    (r = gw_get_b64(req, rep, "authorizeSignature", 2048, true, &sig, &siglen)) != 0 ||
 	    (r = gw_get_str(req, rep, "otpDecrypted", 16, false, &otp)) != 0)
 		goto out;
-	if ((r = gw_tx_begin(req)) != 0 ||
-	    (r = cred_load(req, rep, cred_id, CRED_OWNER,
+	/* No transaction across the engine call (key generation takes seconds): read, call,
+	 * then one UPDATE that applies only while the credential is still NEW. */
+	if ((r = cred_load(req, rep, cred_id, TENANT_OWN,
 	    "c.act_device_id::text, c.act_subject_cn, c.act_nonce, c.act_expires_at,"
-	    " c.act_otp_hash, c.act_tries", 1, &res)) != 0 ||
+	    " c.act_otp_hash, c.act_tries", 0, &res)) != 0 ||
 	    (r = own_device(req, rep, device, &dev)) != 0)
 		goto out;
 	if (strcmp(PQgetvalue(res, 0, C_STATUS), "NEW") != 0) {
@@ -613,13 +586,14 @@ cred_activate_response(struct gw_request *req, struct gw_reply *rep)
 		if (otp_hashlen != sizeof(digest) ||
 		    CRYPTO_memcmp(digest, otp_hash, sizeof(digest)) != 0) {
 			if ((r = gw_db_query(req->db, NULL,
-			    "UPDATE credentials SET act_tries = act_tries + 1 WHERE id = $1", 1, cred_id)) != 0 ||
-			    (r = gw_tx_commit(req)) != 0)
+			    "UPDATE credentials SET act_tries = act_tries + 1 WHERE id = $1", 1, cred_id)) != 0)
 				goto out;
 			r = gw_error(rep, 400, "invalid_request", "field 'otpDecrypted' is wrong");
 			goto out;
 		}
 	}
+	if ((r = enr_device_voucher(req, rep, PQgetvalue(dev, 0, 0), 0, &vo)) != 0)
+		goto out;
 	if ((r = sg_unbytea(PQgetvalue(dev, 0, 1), &spki, &spkilen)) != 0 ||
 	    (r = sg_unbytea(PQgetvalue(res, 0, C_NEXT + 2), &nonce, &noncelen)) != 0)
 		goto out;
@@ -638,9 +612,15 @@ cred_activate_response(struct gw_request *req, struct gw_reply *rep)
 	f.nonce_len = noncelen;
 	f.expires_at = atoll(PQgetvalue(res, 0, C_NEXT + 3));
 	/* the engine generates the key now: the longer keygen deadline applies */
+	evo.tbs = vo.tbs;
+	evo.tbs_len = vo.tbs_len;
+	evo.sig = vo.sig;
+	evo.sig_len = vo.sig_len;
+	evo.ra_key_id = vo.key_id;
 	est = engine_activate(req->engine, req->cfg->engine_keygen_timeout_ms, req->request_id,
-	    &f, sig, siglen, &ar, &er);
+	    &f, sig, siglen, &evo, &ar, &er);
 	gw_metrics_engine_call("authorize", er.grpc_status, er.seconds);
+	engine_health_note(&er);
 	if (est != ENGINE_OK) {
 		r = sg_engine_error(rep, &er, "activation");
 		goto out;
@@ -663,20 +643,29 @@ cred_activate_response(struct gw_request *req, struct gw_reply *rep)
 		const char *params[] = { cred_id, PQgetvalue(dev, 0, 0), p_label, p_bind, p_cert,
 		    p_chain, cf.subject_dn, cf.issuer_dn, cf.serial_hex,
 		    cf.valid_from[0] ? cf.valid_from : NULL, cf.valid_to[0] ? cf.valid_to : NULL, p_pub };
-		if ((r = gw_db_exec(req->db, NULL,
+		PGresult *upd = NULL;
+		if ((r = gw_db_exec(req->db, &upd,
 		    "UPDATE credentials SET status = 'ACTIVE', device_id = $2, key_label = $3,"
 		    " binding = $4, certificate = $5, chain = $6, subject_dn = $7, issuer_dn = $8,"
 		    " serial_number = $9, valid_from = $10::timestamptz, valid_to = $11::timestamptz,"
 		    " activated_at = now(), act_device_id = NULL, act_nonce = NULL, act_otp_hash = NULL,"
-		    " act_expires_at = NULL, public_key = $12 WHERE id = $1", 12, params)) != 0 ||
-		    (r = gw_tx_commit(req)) != 0)
+		    " act_expires_at = NULL, public_key = $12 WHERE id = $1 AND status = 'NEW'"
+		    " AND act_device_id = $2::uuid RETURNING id", 12, params)) != 0)
 			goto out;
+		r = PQntuples(upd) == 1 ? 0 : RSSP_E_CONFLICT;
+		PQclear(upd);
+		if (r != 0) {
+			/* another activation of it won meanwhile: this key stays unused */
+			r = gw_error(rep, 409, "conflict", "the credential was activated or cancelled meanwhile");
+			goto out;
+		}
 	}
 	log_info("credential %s activated with key %.100s", cred_id, p_label);
 	r = gw_reply_json(rep, 200, json_pack("{s:s,s:s,s:s}", "credentialID", cred_id,
 	    "status", "ACTIVE", "certificate", cert_b64));
 out:
 	engine_activation_release(&ar);
+	enr_voucher_release(&vo);
 	cert_fields_release(&cf);
 	free(sig);
 	free(spki);
@@ -703,7 +692,7 @@ cred_activate_cancel(struct gw_request *req, struct gw_reply *rep)
 	    (r = sg_get_device_uuid(req, rep, &device)) != 0)
 		goto out;
 	if ((r = gw_tx_begin(req)) != 0 ||
-	    (r = cred_load(req, rep, cred_id, CRED_OWNER, NULL, 1, &res)) != 0 ||
+	    (r = cred_load(req, rep, cred_id, TENANT_OWN, NULL, 1, &res)) != 0 ||
 	    (r = own_device(req, rep, device, &dev)) != 0)
 		goto out;
 	if (strcmp(PQgetvalue(res, 0, C_STATUS), "NEW") != 0) {
@@ -735,7 +724,7 @@ cred_revoke(struct gw_request *req, struct gw_reply *rep)
 	    (r = gw_get_str(req, rep, "reason", 255, false, &reason)) != 0)
 		goto out;
 	if ((r = gw_tx_begin(req)) != 0 ||
-	    (r = cred_load(req, rep, cred_id, CRED_MANAGE, NULL, 1, &res)) != 0)
+	    (r = cred_load(req, rep, cred_id, TENANT_MANAGE, NULL, 1, &res)) != 0)
 		goto out;
 	/* A revoked credential signs nothing more: its open requests go too. */
 	if ((r = gw_db_query(req->db, NULL,

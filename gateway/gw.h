@@ -67,6 +67,8 @@ struct gw_principal {
                                  separate pool of RSSP_LONG_THREADS threads with its connection
                                  suspended, never on an HTTP thread. A request whose body has
                                  an integer "wait" > 0 is treated so on any route. */
+#define GW_GET          0x20u /* the route also answers GET (a browser page): the query parameters
+                                 become req->body, an object of strings; req->method says which */
 
 struct gw_request;
 struct gw_reply;
@@ -108,6 +110,7 @@ struct gw_reply {
 	char *headers[GW_MAX_REPLY_HEADERS][2]; /* extra headers, owned (name, value) */
 	unsigned n_headers;
 	unsigned flags_;                 /* the framework's own (Digest challenge); do not touch */
+	char *text_, *ctype_;            /* a non-JSON reply (gw_reply_text); do not touch */
 };
 
 /* Sets the reply: status and body. Steals the reference to body (may be NULL for no
@@ -116,6 +119,9 @@ struct gw_reply {
 int gw_reply_json(struct gw_reply *rep, int status, json_t *body);
 /* Sets an empty reply (204 No Content usually). Returns 0. */
 int gw_reply_empty(struct gw_reply *rep, int status);
+/* Sets a reply that is not JSON (an HTML page, a stylesheet): status, Content-Type and
+ * text are copied. Returns 0 or RSSP_E_NOMEM (the reply is then unset). */
+int gw_reply_text(struct gw_reply *rep, int status, const char *ctype, const char *text) RSSP_WUR;
 /* Adds a response header (copied). Returns 0, RSSP_E_TOOBIG past GW_MAX_REPLY_HEADERS,
  * RSSP_E_NOMEM. */
 int gw_reply_header(struct gw_reply *rep, const char *name, const char *value) RSSP_WUR;
@@ -221,12 +227,22 @@ int gw_ct_equal(const void *a, const void *b, size_t len);
 
 /* ---- tokens --------------------------------------------------------------------------- */
 
-/* Revokes, in the database (on db) and in this replica's token cache, every access and
- * refresh token of an account (changePassphrase, disable, ...). Other replicas notice
- * within RSSP_TOKEN_CACHE_TTL seconds. Returns 0 or RSSP_E*. If the caller runs this
- * inside its own transaction and then rolls back, the cache invalidation still
- * stands (harmless: it only forces a lookup). */
-int gw_tokens_revoke_account(PGconn *db, const char *account_id) RSSP_WUR;
+/* Which tokens gw_tokens_revoke ends. */
+enum gw_token_scope {
+	GW_TOKENS_ACCOUNT,             /* every access and refresh token of account id (disable) */
+	GW_TOKENS_ACCOUNT_BUT_FAMILY,  /* the same but the login session except_family
+	                                  (changePassphrase: this session goes on) */
+	GW_TOKENS_FAMILY,              /* every token of login session (family) id */
+	GW_TOKENS_ONE,                 /* one token: id is the hex SHA-256 of the token; the
+	                                  caller drops it from the cache */
+};
+/* The one place that revokes tokens: in the database (on db) and, but for GW_TOKENS_ONE,
+ * in this replica's token cache. Other replicas notice within RSSP_TOKEN_CACHE_TTL
+ * seconds. Returns 0 or RSSP_E*. If the caller runs this inside its own transaction
+ * and then rolls back, the cache invalidation still stands (harmless: it only forces a
+ * lookup). */
+int gw_tokens_revoke(PGconn *db, enum gw_token_scope scope, const char *id,
+    const char *except_family) RSSP_WUR;
 /* Drops an account's cached tokens on this replica (after disabling it, for example). */
 void gw_token_cache_forget_account(const char *account_id);
 

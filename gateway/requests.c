@@ -13,10 +13,12 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
+#include "engine_health.h"
 #include "gw.h"
 #include "rssp_log.h"
 #include "sic.h"
 #include "signing.h"
+#include "tenant.h"
 
 #define REQ_NONCE_LEN 32
 #define NOTIFY_CHANNEL "rssp_requests"
@@ -180,18 +182,12 @@ check_reply(struct gw_request *req, struct gw_reply *rep, const char *request_id
 	long long now = gw_now(), left;
 	int r;
 
-	if ((r = gw_db_query(req->db, &res,
-	    "SELECT " STATUS_SQL ", r.requester_id = $2::uuid, r.expires_at, r.sad, r.sad_expires_at"
-	    " FROM auth_requests r WHERE r.id = $1", 2, request_id, req->principal.account_id)) != 0)
+	if ((r = tenant_load(req, rep, TENANT_REQUESTER,
+	    "SELECT " STATUS_SQL ", r.requester_id::text AS tenant_requester, r.expires_at, r.sad,"
+	    " r.sad_expires_at, r.owner_id::text AS tenant_account"
+	    " FROM auth_requests r WHERE r.id = $1", 1, &request_id,
+	    "no such request in 'requestID'", "the request in 'requestID' is not yours", &res)) != 0)
 		goto out;
-	if (PQntuples(res) != 1) {
-		r = gw_error(rep, 404, "not_found", "no such request in 'requestID'");
-		goto out;
-	}
-	if (strcmp(PQgetvalue(res, 0, 1), "t") != 0) {
-		r = gw_error(rep, 403, "access_denied", "the request in 'requestID' is not yours");
-		goto out;
-	}
 	st = PQgetvalue(res, 0, 0);
 	*finalp = strcmp(st, "PENDING") != 0;
 	if (strcmp(st, "EXPIRED") == 0) {
@@ -275,7 +271,7 @@ req_authorize(struct gw_request *req, struct gw_reply *rep)
 	PGresult *res = NULL;
 	struct rssp_approval_fields f;
 	int r, hash_algo;
-	bool csc = strncmp(req->path, "/csc/v2/", 8) == 0;
+	bool csc = strncmp(req->path, "/csc/", 5) == 0; /* CSC clients need not describe it */
 	long long exp;
 
 	if ((r = sg_get_uuid(req, rep, "credentialID", true, &cred_id)) != 0 ||
@@ -320,22 +316,17 @@ req_authorize(struct gw_request *req, struct gw_reply *rep)
 		    "field 'numSignatures' must be at least the number of distinct hashes (%zu)", distinct);
 		goto out;
 	}
-	if ((r = gw_db_query(req->db, &res,
-	    "SELECT c.owner_id, c.status, a.registered_by = $2::uuid, d.id, d.device_uuid, d.kak_spki,"
-	    " coalesce((SELECT name FROM rp_clients WHERE account_id = $2::uuid),"
-	    "   (SELECT full_name FROM accounts WHERE id = $2::uuid))"
-	    " FROM credentials c JOIN accounts a ON a.id = c.owner_id"
-	    " LEFT JOIN devices d ON d.id = c.device_id AND d.status = 'ACTIVE'"
-	    " WHERE c.id = $1", 2, cred_id, p->account_id)) != 0)
-		goto out;
-	if (PQntuples(res) != 1) {
-		r = gw_error(rep, 404, "not_found", "no such credential in 'credentialID'");
-		goto out;
-	}
-	if (strcmp(PQgetvalue(res, 0, 0), p->account_id) != 0 &&
-	    !(p->role == GW_ROLE_RP && strcmp(PQgetvalue(res, 0, 2), "t") == 0)) {
-		r = gw_error(rep, 403, "access_denied", "the credential in 'credentialID' is not yours");
-		goto out;
+	{
+		const char *params[] = { cred_id, p->account_id };
+		if ((r = tenant_load(req, rep, TENANT_ACT,
+		    "SELECT c.owner_id, c.status, NULL, d.id, d.device_uuid, d.kak_spki,"
+		    " coalesce((SELECT name FROM rp_clients WHERE account_id = $2::uuid),"
+		    "   (SELECT full_name FROM accounts WHERE id = $2::uuid)), " TENANT_OWNER_COLS("a")
+		    " FROM credentials c JOIN accounts a ON a.id = c.owner_id"
+		    " LEFT JOIN devices d ON d.id = c.device_id AND d.status = 'ACTIVE'"
+		    " WHERE c.id = $1", 2, params, "no such credential in 'credentialID'",
+		    "the credential in 'credentialID' is not yours", &res)) != 0)
+			goto out;
 	}
 	if (strcmp(PQgetvalue(res, 0, 1), "ACTIVE") != 0 || PQgetisnull(res, 0, 3)) {
 		r = gw_error(rep, 409, "conflict", "the credential in 'credentialID' is %s",
@@ -488,30 +479,21 @@ out:
 	return r;
 }
 
-/* Loads one of the caller's own requests (REQ_COLS, then extra). Sets 404/403. */
+/* Loads a request the caller may use in mode (the tenant rule, tenant.h): REQ_COLS,
+ * its owner and requester, then extra. Sets 404/403. */
 static int
 own_request(struct gw_request *req, struct gw_reply *rep, const char *id, const char *extra,
-    int forupdate, PGresult **resp)
+    enum tenant_mode mode, int forupdate, PGresult **resp)
 {
-	PGresult *res = NULL;
 	char sql[1400];
-	int r;
 
-	snprintf(sql, sizeof(sql), "SELECT " REQ_COLS ", r.owner_id = $2::uuid,"
-	    " r.requester_id = $2::uuid%s%s FROM auth_requests r JOIN devices d ON d.id = r.device_id"
+	snprintf(sql, sizeof(sql), "SELECT " REQ_COLS ", r.owner_id::text AS tenant_account,"
+	    " r.requester_id::text AS tenant_requester%s%s FROM auth_requests r"
+	    " JOIN devices d ON d.id = r.device_id"
 	    " JOIN credentials c ON c.id = r.credential_id WHERE r.id = $1%s",
 	    extra ? ", " : "", extra ? extra : "", forupdate ? " FOR UPDATE OF r" : "");
-	if ((r = gw_db_query(req->db, &res, sql, 2, id, req->principal.account_id)) != 0)
-		goto out;
-	if (PQntuples(res) != 1) {
-		r = gw_error(rep, 404, "not_found", "no such request in 'requestID'");
-		goto out;
-	}
-	*resp = res;
-	res = NULL;
-out:
-	PQclear(res);
-	return r;
+	return tenant_load(req, rep, mode, sql, 1, &id, "no such request in 'requestID'",
+	    "the request in 'requestID' is not yours", resp);
 }
 
 int
@@ -526,12 +508,9 @@ req_info(struct gw_request *req, struct gw_reply *rep)
 	int r, ha, kak_algo;
 
 	if ((r = sg_get_uuid(req, rep, "requestID", true, &id)) != 0 ||
-	    (r = own_request(req, rep, id, "r.hashes, r.hash_algo, r.auth_data, d.kak_algo", 0, &res)) != 0)
+	    (r = own_request(req, rep, id, "r.hashes, r.hash_algo, r.auth_data, d.kak_algo",
+	    TENANT_OWN, 0, &res)) != 0)
 		goto out;
-	if (strcmp(PQgetvalue(res, 0, R_NEXT), "t") != 0) {
-		r = gw_error(rep, 403, "access_denied", "the request in 'requestID' is not yours");
-		goto out;
-	}
 	ha = atoi(PQgetvalue(res, 0, R_NEXT + 3));
 	kak_algo = atoi(PQgetvalue(res, 0, R_NEXT + 5));
 	hlen = rssp_hash_algo_len(ha);
@@ -593,15 +572,15 @@ req_confirm(struct gw_request *req, struct gw_reply *rep)
 	    (r = sg_get_device_uuid(req, rep, &device)) != 0 ||
 	    (r = gw_get_b64(req, rep, "authorizeSignature", 2048, true, &sig, &siglen)) != 0)
 		goto out;
-	if ((r = gw_tx_begin(req)) != 0 ||
-	    (r = own_request(req, rep, id,
+	/* No transaction across the engine call: read, call, then one conditional UPDATE.
+	 * A confirm retried after a lost answer (engine, database or gateway failed after the
+	 * engine minted) presents the same approval again and the engine answers it with the
+	 * SAD it minted already (PROTOCOL.md, "Replayed approval"); two confirms racing both
+	 * get that SAD, and the second finds the request CONFIRMED. */
+	if ((r = own_request(req, rep, id,
 	    "d.device_uuid, d.status, d.kak_spki, d.kak_algo, r.owner_id, r.hash_algo, r.hashes,"
-	    " r.nonce, r.expires_at, c.key_label, c.binding, c.status", 1, &res)) != 0)
+	    " r.nonce, r.expires_at, c.key_label, c.binding, c.status", TENANT_OWN, 0, &res)) != 0)
 		goto out;
-	if (strcmp(PQgetvalue(res, 0, R_NEXT), "t") != 0) {
-		r = gw_error(rep, 403, "access_denied", "the request in 'requestID' is not yours");
-		goto out;
-	}
 	if (strcmp(PQgetvalue(res, 0, R_NEXT + 2), device) != 0 ||
 	    strcmp(PQgetvalue(res, 0, R_NEXT + 3), "ACTIVE") != 0) {
 		r = gw_error(rep, 403, "access_denied",
@@ -661,6 +640,7 @@ req_confirm(struct gw_request *req, struct gw_reply *rep)
 	    kak_algo, PQgetvalue(res, 0, R_NEXT + 11), binding, bindlen, sig, siglen, &sad,
 	    &sadlen, &sad_exp, &er);
 	gw_metrics_engine_call("authorize", er.grpc_status, er.seconds);
+	engine_health_note(&er);
 	if (est != ENGINE_OK) {
 		r = sg_engine_error(rep, &er, "approval");
 		goto out;
@@ -672,13 +652,31 @@ req_confirm(struct gw_request *req, struct gw_reply *rep)
 		goto out;
 	}
 	snprintf(exp_s, sizeof(exp_s), "%lld", (long long)sad_exp);
-	if ((r = gw_db_query(req->db, NULL,
+	PQclear(res);
+	res = NULL;
+	if ((r = gw_tx_begin(req)) != 0 ||
+	    (r = gw_db_query(req->db, &res,
 	    "UPDATE auth_requests SET status = 'CONFIRMED', sad = $2, sad_hash = $3,"
-	    " sad_expires_at = $4::bigint, confirmed_at = now() WHERE id = $1", 4,
-	    id, p_sad, p_sadhash, exp_s)) != 0 ||
-	    (r = req_notify(req, id)) != 0 ||
-	    (r = gw_tx_commit(req)) != 0)
+	    " sad_expires_at = $4::bigint, confirmed_at = now() WHERE id = $1 AND status = 'PENDING'"
+	    " RETURNING id", 4, id, p_sad, p_sadhash, exp_s)) != 0)
 		goto out;
+	if (PQntuples(res) != 1) {
+		/* cancelled meanwhile, or confirmed by a racing call with the same SAD */
+		gw_tx_rollback(req);
+		PQclear(res);
+		res = NULL;
+		if ((r = gw_db_query(req->db, &res, "SELECT status, sad_hash = $2 FROM auth_requests"
+		    " WHERE id = $1", 2, id, p_sadhash)) != 0)
+			goto out;
+		if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "CONFIRMED") != 0 ||
+		    strcmp(PQgetvalue(res, 0, 1), "t") != 0) {
+			r = gw_error(rep, 409, "conflict", "the request in 'requestID' is %s",
+			    PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "gone");
+			goto out;
+		}
+	} else if ((r = req_notify(req, id)) != 0 || (r = gw_tx_commit(req)) != 0) {
+		goto out;
+	}
 	log_info("request %s confirmed", id);
 	r = gw_reply_json(rep, 200, json_pack("{s:s,s:s}", "requestID", id, "status", "CONFIRMED"));
 out:
@@ -706,12 +704,9 @@ req_cancel(struct gw_request *req, struct gw_reply *rep)
 
 	if ((r = sg_get_uuid(req, rep, "requestID", true, &id)) != 0)
 		goto out;
-	if ((r = gw_tx_begin(req)) != 0 || (r = own_request(req, rep, id, NULL, 1, &res)) != 0)
+	if ((r = gw_tx_begin(req)) != 0 ||
+	    (r = own_request(req, rep, id, NULL, TENANT_PARTY, 1, &res)) != 0)
 		goto out;
-	if (strcmp(PQgetvalue(res, 0, R_NEXT), "t") != 0 && strcmp(PQgetvalue(res, 0, R_NEXT + 1), "t") != 0) {
-		r = gw_error(rep, 403, "access_denied", "the request in 'requestID' is not yours");
-		goto out;
-	}
 	st = PQgetvalue(res, 0, R_STATUS);
 	if (strcmp(st, "EXPIRED") == 0) {
 		r = gw_error(rep, 410, "expired", "the request in 'requestID' has expired");

@@ -19,6 +19,7 @@ RSSP_TEST_PACKAGES=(
   python3-grpcio python3-grpc-tools
   valgrind
   wrk
+  chromium chromium-driver python3-selenium
   clang libclang-rt-14-dev
 )
 PG_BIN=/usr/lib/postgresql/15/bin

@@ -8,6 +8,7 @@ engine's audit log of the run must verify and hold no SAD.
 usage: test_e2e.py [BUILD_DIR]   (default $RSSP_TEST_BUILD)
 """
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -119,6 +120,14 @@ class EndToEnd(unittest.TestCase):
         self.st.sic(state, "keygen", "--algo", kak_algo, "--sha", sha)
         self.st.sic(state, "activate", "--code", code, "--name", "e2e " + tag)
         self.assertEqual(self.st.sic(state, "status")["status"], "ACTIVE")
+        # No credential is activated before a registration authority vouched for the
+        # device; rssp-ra shows the decoded voucher, then signs it.
+        with open(os.path.join(state, "config.json")) as f:
+            device = json.load(f)["deviceUUID"]
+        shown = self.st.ra("show", device) if getattr(self.st, "ra_logged_in", False) else None
+        self.st.vouch(state)
+        if shown is not None:
+            self.assertEqual((shown["userID"], shown["commonName"]), (u["userID"], full_name))
         type(self).user_of_state = getattr(type(self), "user_of_state", {})
         self.user_of_state[state] = u["userID"]
         return u["userID"], full_name, state
@@ -150,6 +159,8 @@ class EndToEnd(unittest.TestCase):
         # The certificate names the signer and is for signing only.
         text = openssl("x509", "-in", leaf, "-noout", "-subject", "-ext", "keyUsage").stdout.decode()
         self.assertIn("CN = " + full_name, text)
+        # ... exactly as vouched: the name and the user id, nothing from the gateway
+        self.assertIn("serialNumber = " + user_id, text)
         self.assertIn("Digital Signature", text)
         self.assertIn("Non Repudiation", text)
         pub = self.path(cred + ".pub")

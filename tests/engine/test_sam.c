@@ -21,7 +21,9 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <openssl/pem.h>
 #include <openssl/rsa.h>
+#include <openssl/sha.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <p11-kit/pkcs11.h>
@@ -29,7 +31,9 @@
 #include <rssp/engine/v1/engine.pb-c.h>
 
 #include "authdata.h"
+#include "ra_keys.h"
 #include "sam.h"
+#include "voucher.h"
 
 #define TOKEN "rssp-test"
 #define PIN "4711-test"
@@ -45,6 +49,9 @@ static struct sam_config cfg;
 static struct sam *S;
 
 static EVP_PKEY *kak_rsa, *kak_ec, *kak_ec2;
+/* Registration authorities: two the engine trusts (EC P-256, RSA), one it does not. */
+static EVP_PKEY *ra_ec, *ra_rsa, *ra_rogue;
+static uint8_t ra_ec_id[32], ra_rsa_id[32], ra_rogue_id[32];
 
 /* A credential activated once for the whole suite. */
 struct cred {
@@ -103,7 +110,26 @@ kak_sign(EVP_PKEY *k, int algo, const uint8_t *msg, size_t len, uint8_t **sigp, 
 	*siglenp = n;
 }
 
-/* Activation request fields, signed as a whole, then packed (possibly edited). */
+static void
+key_id(EVP_PKEY *k, uint8_t id[32])
+{
+	size_t n;
+	uint8_t *der = spki_of(k, &n);
+
+	SHA256(der, n, id);
+	OPENSSL_free(der);
+}
+
+/* An RA's signature: ECDSA P-256 SHA-256, or RSASSA-PSS SHA-256 salt 32. */
+static void
+ra_sign(EVP_PKEY *k, const uint8_t *msg, size_t len, uint8_t **sigp, size_t *siglenp)
+{
+	kak_sign(k, EVP_PKEY_is_a(k, "EC") ? KAK_ECDSA : KAK_PSS256, msg, len, sigp, siglenp);
+}
+
+/* Activation request fields, signed as a whole, then packed (possibly edited). The
+ * voucher (v, signed by ra) follows the request's user, device, name and KAK unless
+ * v_fixed: then it is sent as it stands, as a gateway replaying another voucher would. */
 struct act {
 	char credential_id[160], owner_id[64], device_uuid[64], subject_cn[128];
 	int key_algo;
@@ -113,7 +139,23 @@ struct act {
 	int64_t expires_at;
 	EVP_PKEY *kak;
 	int kak_algo;
+	struct rssp_voucher v;
+	EVP_PKEY *ra;
+	int v_fixed;
+	int no_voucher;
+	int key_id_mismatch;     /* Voucher.ra_key_id differs from the voucher's */
+	const char *extra;       /* raw protobuf bytes appended to the Activation */
+	size_t extra_len;
 };
+
+static void
+voucher_follow(struct act *a)
+{
+	snprintf(a->v.user_id, sizeof(a->v.user_id), "%s", a->owner_id);
+	snprintf(a->v.device_uuid, sizeof(a->v.device_uuid), "%s", a->device_uuid);
+	snprintf(a->v.common_name, sizeof(a->v.common_name), "%s", a->subject_cn);
+	key_id(a->kak, a->v.kak_sha256);
+}
 
 static void
 act_init(struct act *a, const char *cred, const char *owner, int key_algo, EVP_PKEY *kak, int kak_algo)
@@ -130,6 +172,11 @@ act_init(struct act *a, const char *cred, const char *owner, int key_algo, EVP_P
 	a->expires_at = (int64_t)time(NULL) + 600;
 	a->kak = kak;
 	a->kak_algo = kak_algo;
+	a->ra = ra_ec;
+	memcpy(a->v.ra_key_id, ra_ec_id, 32);
+	a->v.issued_at = (int64_t)time(NULL) - 60;
+	a->v.not_after = a->v.issued_at + 7 * 86400;
+	voucher_follow(a);
 }
 
 static void
@@ -148,7 +195,7 @@ act_sign(const struct act *a, uint8_t **sigp, size_t *siglenp)
 	f.kak_spki_len = spkilen;
 	f.kak_algo = a->kak_algo;
 	f.key_algo = a->key_algo;
-	f.subject_cn = a->subject_cn;
+	f.subject_cn = a->v_fixed ? a->v.common_name : a->subject_cn;
 	f.validity_days = a->validity_days;
 	f.nonce = a->nonce;
 	f.nonce_len = a->nonce_len;
@@ -171,11 +218,33 @@ act_call(const struct act *a, const uint8_t *sig, size_t siglen,
 	Rssp__Engine__V1__AuthorizeRequest req = RSSP__ENGINE__V1__AUTHORIZE_REQUEST__INIT;
 	Rssp__Engine__V1__Kak kak = RSSP__ENGINE__V1__KAK__INIT;
 	Rssp__Engine__V1__Activation act = RSSP__ENGINE__V1__ACTIVATION__INIT;
+	Rssp__Engine__V1__Voucher vo = RSSP__ENGINE__V1__VOUCHER__INIT;
 	Rssp__Engine__V1__AuthorizeResponse *ar;
 	struct sam_audit local;
-	uint8_t *spki, *buf, *out = NULL;
-	size_t spkilen, len, outlen = 0;
+	struct act va = *a;
+	uint8_t *spki, *buf, *out = NULL, *vb = NULL, *vsig = NULL, badid[32];
+	size_t spkilen, len, outlen = 0, vblen = 0, vsiglen = 0;
 	int r;
+
+	if (!a->v_fixed)
+		voucher_follow(&va);
+	if (rssp_voucher_build(&va.v, &vb, &vblen) != 0) {
+		/* fields a voucher cannot hold: sent as bytes the engine cannot parse */
+		vb = (uint8_t *)strdup("not a voucher");
+		vblen = strlen((char *)vb);
+	}
+	ra_sign(a->ra, vb, vblen, &vsig, &vsiglen);
+	vo.to_be_signed.data = vb;
+	vo.to_be_signed.len = vblen;
+	vo.signature.data = vsig;
+	vo.signature.len = vsiglen;
+	memcpy(badid, va.v.ra_key_id, 32);
+	if (a->key_id_mismatch)
+		badid[0] ^= 1;
+	vo.ra_key_id.data = badid;
+	vo.ra_key_id.len = 32;
+	if (!a->no_voucher)
+		act.voucher = &vo;
 
 	spki = spki_of(a->kak, &spkilen);
 	kak.public_key.data = spki;
@@ -185,7 +254,6 @@ act_call(const struct act *a, const uint8_t *sig, size_t siglen,
 	act.owner_id = (char *)a->owner_id;
 	act.device_uuid = (char *)a->device_uuid;
 	act.key_algo = a->key_algo;
-	act.subject_cn = (char *)a->subject_cn;
 	act.validity_days = a->validity_days;
 	act.nonce.data = (uint8_t *)a->nonce;
 	act.nonce.len = a->nonce_len;
@@ -196,13 +264,36 @@ act_call(const struct act *a, const uint8_t *sig, size_t siglen,
 	req.signature.len = siglen;
 	req.purpose_case = RSSP__ENGINE__V1__AUTHORIZE_REQUEST__PURPOSE_ACTIVATION;
 	req.activation = &act;
-	len = rssp__engine__v1__authorize_request__get_packed_size(&req);
-	buf = malloc(len);
-	rssp__engine__v1__authorize_request__pack(&req, buf);
+	if (a->extra == NULL) {
+		len = rssp__engine__v1__authorize_request__get_packed_size(&req);
+		buf = malloc(len);
+		rssp__engine__v1__authorize_request__pack(&req, buf);
+	} else {
+		/* the request without its purpose, then field 10 (the Activation) by hand */
+		size_t alen = rssp__engine__v1__activation__get_packed_size(&act), n;
+		size_t body = alen + a->extra_len;
+
+		req.purpose_case = RSSP__ENGINE__V1__AUTHORIZE_REQUEST__PURPOSE__NOT_SET;
+		n = rssp__engine__v1__authorize_request__get_packed_size(&req);
+		buf = malloc(n + 6 + body);
+		rssp__engine__v1__authorize_request__pack(&req, buf);
+		len = n;
+		buf[len++] = 0x52; /* field 10, length-delimited */
+		while (body >= 0x80) {
+			buf[len++] = (uint8_t)(body | 0x80);
+			body >>= 7;
+		}
+		buf[len++] = (uint8_t)body;
+		len += rssp__engine__v1__activation__pack(&act, buf + len);
+		memcpy(buf + len, a->extra, a->extra_len);
+		len += a->extra_len;
+	}
 	if (au == NULL)
 		au = &local;
 	r = sam_authorize(S, buf, len, &out, &outlen, au);
 	free(buf);
+	free(vb);
+	free(vsig);
 	OPENSSL_free(spki);
 	if (r == 0) {
 		ck_assert_ptr_null(au->reason);
@@ -397,7 +488,9 @@ appr_call(const struct appr *p, const uint8_t *sig, size_t siglen, uint8_t **sad
 	r = sam_authorize(S, buf, len, &out, &outlen, au);
 	free(buf);
 	if (r == 0) {
-		ck_assert_ptr_null(au->reason);
+		ck_assert(au->reason == NULL || strcmp(au->reason, "approval replayed: same sad") == 0);
+		ck_assert_int_gt(au->sad_expires_at, time(NULL));
+		ck_assert_uint_eq(strlen(au->approval_key), 64);
 		ar = rssp__engine__v1__authorize_response__unpack(NULL, outlen, out);
 		ck_assert_ptr_nonnull(ar);
 		ck_assert_int_eq(ar->result_case, RSSP__ENGINE__V1__AUTHORIZE_RESPONSE__RESULT_APPROVAL);
@@ -429,6 +522,9 @@ approve(const struct appr *p, uint8_t **sadp, size_t *sadlenp, struct sam_audit 
 	return r;
 }
 
+/* The PSS salt length sign_hashes asks for: -1 = none given (the hash length). */
+static long pss_salt = -1;
+
 /* SignHash; on success *respp is the unpacked response. */
 static int
 sign_hashes(const char *cred, const uint8_t *sad, size_t sadlen, int hash_algo, int sign_algo,
@@ -455,6 +551,11 @@ sign_hashes(const char *cred, const uint8_t *sad, size_t sadlen, int hash_algo, 
 	}
 	req.hashes = hv;
 	req.n_hashes = n;
+	Rssp__Engine__V1__PssParams pss = RSSP__ENGINE__V1__PSS_PARAMS__INIT;
+	if (pss_salt >= 0) {
+		pss.salt_length = (uint32_t)pss_salt;
+		req.pss = &pss;
+	}
 	len = rssp__engine__v1__sign_hash_request__get_packed_size(&req);
 	buf = malloc(len);
 	rssp__engine__v1__sign_hash_request__pack(&req, buf);
@@ -495,7 +596,8 @@ verify_with_cert(X509 *cert, int sign_algo, int hash_algo, const uint8_t *dg,
 		ck_assert_int_eq(EVP_PKEY_CTX_set_rsa_padding(c, RSA_PKCS1_PADDING), 1);
 	if (sign_algo == S_PSS) {
 		ck_assert_int_eq(EVP_PKEY_CTX_set_rsa_padding(c, RSA_PKCS1_PSS_PADDING), 1);
-		ck_assert_int_eq(EVP_PKEY_CTX_set_rsa_pss_saltlen(c, (int)EVP_MD_get_size(md)), 1);
+		ck_assert_int_eq(EVP_PKEY_CTX_set_rsa_pss_saltlen(c,
+		    pss_salt >= 0 ? (int)pss_salt : (int)EVP_MD_get_size(md)), 1);
 		ck_assert_int_eq(EVP_PKEY_CTX_set_rsa_mgf1_md(c, md), 1);
 	}
 	ok = EVP_PKEY_verify(c, sig, siglen, dg, (size_t)EVP_MD_get_size(md)) == 1;
@@ -569,6 +671,20 @@ gen_key(const char *type, const char *param)
 	return k;
 }
 
+static char ra_dir[600];
+
+static void
+write_ra(const char *dir, const char *name, EVP_PKEY *k)
+{
+	char path[700];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if ((f = fopen(path, "w")) == NULL || PEM_write_PUBKEY(f, k) != 1)
+		die("ra key file");
+	fclose(f);
+}
+
 static void
 setup_token(void)
 {
@@ -609,6 +725,18 @@ setup_token(void)
 	cfg.pin_file = pin_file;
 	cfg.sessions = 4;
 	cfg.sad_ttl = 300;
+	ra_ec = gen_key("EC", "P-256");
+	ra_rsa = gen_key("RSA", "2048");
+	ra_rogue = gen_key("EC", "P-256");
+	key_id(ra_ec, ra_ec_id);
+	key_id(ra_rsa, ra_rsa_id);
+	key_id(ra_rogue, ra_rogue_id);
+	snprintf(ra_dir, sizeof(ra_dir), "%s/ra", workdir);
+	if (mkdir(ra_dir, 0700) != 0)
+		die("ra dir");
+	write_ra(ra_dir, "officer.pem", ra_ec);
+	write_ra(ra_dir, "kyc-backend.pem", ra_rsa);
+	cfg.ra_keys = ra_dir;
 	if (sam_init_token(&cfg, &opts) != 0)
 		die("sam_init_token");
 	/* force replaces the MAC key and the CA: the open below must use the new ones */
@@ -665,6 +793,9 @@ teardown_token(void)
 	EVP_PKEY_free(kak_rsa);
 	EVP_PKEY_free(kak_ec);
 	EVP_PKEY_free(kak_ec2);
+	EVP_PKEY_free(ra_ec);
+	EVP_PKEY_free(ra_rsa);
+	EVP_PKEY_free(ra_rogue);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", workdir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "cannot remove %s\n", workdir);
@@ -722,6 +853,11 @@ START_TEST(test_activation_issues_a_chained_certificate_for_every_key_type)
 		ck_assert_int_eq(X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName,
 		    cn, sizeof(cn)), (int)strlen("Signer ") + (int)strlen(c->owner));
 		ck_assert_ptr_nonnull(strstr(cn, c->owner));
+		/* the vouched subject: CN the voucher's name, serialNumber its user id */
+		ck_assert_int_eq(X509_NAME_get_text_by_NID(X509_get_subject_name(x),
+		    NID_serialNumber, cn, sizeof(cn)), (int)strlen(c->owner));
+		ck_assert_str_eq(cn, c->owner);
+		ck_assert_int_eq(X509_NAME_entry_count(X509_get_subject_name(x)), 2);
 		ck_assert_int_eq(X509_check_ca(x), 0);
 		ck_assert_uint_eq(X509_get_key_usage(x), KU_DIGITAL_SIGNATURE | KU_NON_REPUDIATION);
 		ck_assert_int_ge(X509_get_ext_by_NID(x, NID_authority_key_identifier, -1), 0);
@@ -768,6 +904,53 @@ START_TEST(test_signhash_signs_with_every_fitting_algorithm_and_openssl_verifies
 				free(sad);
 			}
 		}
+	}
+}
+END_TEST
+
+START_TEST(test_signhash_pss_takes_any_salt_up_to_the_keys_maximum)
+{
+	/* emLen - hLen - 2: RSA-2048 with SHA-256 222, RSA-3072 with SHA-512 318 */
+	static const struct { int cred, hash; long salts[4]; long max; } cases[] = {
+		{ 0, H256, { 0, 20, 32, 222 }, 222 },
+		{ 1, H512, { 0, 1, 64, 318 }, 318 },
+	};
+	size_t i, j, k;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct cred *c = &creds[cases[i].cred];
+		struct appr p;
+		size_t sadlen;
+		uint8_t *sad = mint(c, &p, cases[i].hash, 2, 10, &sadlen);
+		struct sam_audit au;
+
+		for (j = 0; j < 4; j++) {
+			Rssp__Engine__V1__SignHashResponse *resp = NULL;
+
+			pss_salt = cases[i].salts[j];
+			ck_assert_int_eq(sign_hashes(c->id, sad, sadlen, cases[i].hash, S_PSS,
+			    (const uint8_t (*)[64])p.hashes, NULL, 2, &resp, NULL), 0);
+			for (k = 0; k < 2; k++)
+				ck_assert_msg(verify_with_cert(c->cert, S_PSS, cases[i].hash, p.hashes[k],
+				    resp->signatures[k].data, resp->signatures[k].len),
+				    "%s salt %ld #%zu", c->id, pss_salt, k);
+			rssp__engine__v1__sign_hash_response__free_unpacked(resp, NULL);
+		}
+		/* one byte over the maximum: refused before the token sees it, nothing counted */
+		pss_salt = cases[i].max + 1;
+		ck_assert_int_eq(sign_hashes(c->id, sad, sadlen, cases[i].hash, S_PSS,
+		    (const uint8_t (*)[64])p.hashes, NULL, 1, NULL, &au), RSSP_E_INVAL);
+		ck_assert_ptr_nonnull(strstr(au.reason, "salt"));
+		/* PSS parameters with another algorithm */
+		pss_salt = 32;
+		ck_assert_int_eq(sign_hashes(c->id, sad, sadlen, cases[i].hash, S_PKCS1,
+		    (const uint8_t (*)[64])p.hashes, NULL, 1, NULL, &au), RSSP_E_INVAL);
+		ck_assert_ptr_nonnull(strstr(au.reason, "pss"));
+		pss_salt = -1;
+		/* 8 used, 2 left: the refusals did not spend any */
+		ck_assert_int_eq(sign_hashes(c->id, sad, sadlen, cases[i].hash, S_PSS,
+		    (const uint8_t (*)[64])p.hashes, NULL, 2, NULL, NULL), 0);
+		free(sad);
 	}
 }
 END_TEST
@@ -1055,6 +1238,215 @@ START_TEST(test_activation_refuses_a_replayed_activation)
 }
 END_TEST
 
+/* ---- a compromised gateway (issue 9): the engine decides who a key belongs to ---- */
+
+static int
+refused(struct act *a, const char *reason)
+{
+	struct sam_audit au;
+	int r = activate(a, NULL, &au);
+
+	ck_assert_msg(r < 0, "activation was not refused (want %s)", reason);
+	ck_assert_str_eq(au.reason, reason);
+	ck_assert_str_eq(au.event, "authorize.activation");
+	return r;
+}
+
+START_TEST(test_gateway_cannot_activate_its_own_kak_under_a_victims_user_id)
+{
+	struct act a;
+
+	/* the victim's real voucher (victim's KAK), presented with the attacker's KAK that
+	 * signs the activation: the voucher names another KAK */
+	act_init(&a, "credential-victim", "user-victim", KEY_P256, kak_ec, KAK_ECDSA);
+	a.v_fixed = 1;
+	a.kak = kak_ec2;
+	ck_assert_int_eq(refused(&a, "voucher for another kak"), RSSP_E_DENIED);
+	/* no voucher at all */
+	act_init(&a, "credential-victim", "user-victim", KEY_P256, kak_ec2, KAK_ECDSA);
+	a.no_voucher = 1;
+	ck_assert_int_eq(refused(&a, "voucher missing"), RSSP_E_INVAL);
+	/* a voucher of its own making for its KAK: signed by a key the engine does not
+	 * trust, or claiming a trusted key's id */
+	act_init(&a, "credential-victim", "user-victim", KEY_P256, kak_ec2, KAK_ECDSA);
+	a.ra = ra_rogue;
+	memcpy(a.v.ra_key_id, ra_rogue_id, 32);
+	ck_assert_int_eq(refused(&a, "voucher key unknown"), RSSP_E_DENIED);
+	act_init(&a, "credential-victim", "user-victim", KEY_P256, kak_ec2, KAK_ECDSA);
+	a.ra = ra_rogue;
+	ck_assert_int_eq(refused(&a, "voucher signature invalid"), RSSP_E_DENIED);
+	act_init(&a, "credential-victim", "user-victim", KEY_P256, kak_ec2, KAK_ECDSA);
+	a.key_id_mismatch = 1;
+	ck_assert_int_eq(refused(&a, "voucher key id mismatch"), RSSP_E_INVAL);
+}
+END_TEST
+
+START_TEST(test_a_voucher_is_refused_for_another_user_device_or_time)
+{
+	struct act a;
+	int64_t now = (int64_t)time(NULL);
+
+	/* user A's voucher (with A's KAK, which signed) used for user B's credential */
+	act_init(&a, "credential-of-b", "user-a", KEY_P256, kak_ec, KAK_ECDSA);
+	a.v_fixed = 1;
+	snprintf(a.owner_id, sizeof(a.owner_id), "user-b");
+	ck_assert_int_eq(refused(&a, "voucher for another user"), RSSP_E_DENIED);
+	act_init(&a, "credential-a", "user-a", KEY_P256, kak_ec, KAK_ECDSA);
+	a.v_fixed = 1;
+	snprintf(a.device_uuid, sizeof(a.device_uuid), "another-phone");
+	ck_assert_int_eq(refused(&a, "voucher for another device"), RSSP_E_DENIED);
+	act_init(&a, "credential-a", "user-a", KEY_P256, kak_ec, KAK_ECDSA);
+	a.v.issued_at = now - 10 * 86400;
+	a.v.not_after = now - 1;
+	ck_assert_int_eq(refused(&a, "voucher expired"), RSSP_E_EXPIRED);
+	act_init(&a, "credential-a", "user-a", KEY_P256, kak_ec, KAK_ECDSA);
+	a.v.issued_at = now + 3600;
+	a.v.not_after = now + 7200;
+	ck_assert_int_eq(refused(&a, "voucher not yet valid"), RSSP_E_EXPIRED);
+	/* more than 30 days: the builder refuses it, so the bytes are made by hand */
+	{
+		struct act b;
+		struct sam_audit au;
+		uint8_t *vb = NULL, *sig = NULL, *vsig = NULL;
+		size_t vblen, siglen, vsiglen;
+		Rssp__Engine__V1__AuthorizeRequest req = RSSP__ENGINE__V1__AUTHORIZE_REQUEST__INIT;
+		Rssp__Engine__V1__Kak kak = RSSP__ENGINE__V1__KAK__INIT;
+		Rssp__Engine__V1__Activation act = RSSP__ENGINE__V1__ACTIVATION__INIT;
+		Rssp__Engine__V1__Voucher vo = RSSP__ENGINE__V1__VOUCHER__INIT;
+		uint8_t *spki, *buf, *out = NULL;
+		size_t spkilen, len, outlen;
+
+		act_init(&b, "credential-a", "user-a", KEY_P256, kak_ec, KAK_ECDSA);
+		ck_assert_int_eq(rssp_voucher_build(&b.v, &vb, &vblen), 0);
+		/* not_after (tag 6) is the 8 bytes before the last field (5 + 32 bytes) */
+		{
+			int64_t na = now + 31 * 86400;
+			size_t off = vblen - 37 - 8, k;
+			int64_t ia = now - 60;
+
+			for (k = 0; k < 8; k++)
+				vb[off + k] = (uint8_t)((uint64_t)na >> (56 - 8 * k));
+			for (k = 0; k < 8; k++)
+				vb[off - 13 + k] = (uint8_t)((uint64_t)ia >> (56 - 8 * k));
+		}
+		ra_sign(ra_ec, vb, vblen, &vsig, &vsiglen);
+		act_sign(&b, &sig, &siglen);
+		spki = spki_of(kak_ec, &spkilen);
+		kak.public_key.data = spki;
+		kak.public_key.len = spkilen;
+		kak.algo = RSSP__ENGINE__V1__KAK_ALGO__KAK_ECDSA_P256_SHA256;
+		act.credential_id = b.credential_id;
+		act.owner_id = b.owner_id;
+		act.device_uuid = b.device_uuid;
+		act.key_algo = b.key_algo;
+		act.validity_days = b.validity_days;
+		act.nonce.data = b.nonce;
+		act.nonce.len = b.nonce_len;
+		act.expires_at = b.expires_at;
+		vo.to_be_signed.data = vb;
+		vo.to_be_signed.len = vblen;
+		vo.signature.data = vsig;
+		vo.signature.len = vsiglen;
+		vo.ra_key_id.data = ra_ec_id;
+		vo.ra_key_id.len = 32;
+		act.voucher = &vo;
+		req.kak = &kak;
+		req.signature.data = sig;
+		req.signature.len = siglen;
+		req.purpose_case = RSSP__ENGINE__V1__AUTHORIZE_REQUEST__PURPOSE_ACTIVATION;
+		req.activation = &act;
+		len = rssp__engine__v1__authorize_request__get_packed_size(&req);
+		buf = malloc(len);
+		rssp__engine__v1__authorize_request__pack(&req, buf);
+		ck_assert_int_eq(sam_authorize(S, buf, len, &out, &outlen, &au), RSSP_E_INVAL);
+		ck_assert_str_eq(au.reason, "voucher validity too long");
+		free(buf);
+		free(vb);
+		free(vsig);
+		free(sig);
+		OPENSSL_free(spki);
+	}
+}
+END_TEST
+
+START_TEST(test_a_subject_sent_by_the_gateway_is_refused)
+{
+	struct act a;
+	static const char subject_cn[] = "\x2a\x07Mallory"; /* field 5, the old subject_cn */
+
+	act_init(&a, "credential-subject", "user-m", KEY_P256, kak_ec, KAK_ECDSA);
+	a.extra = subject_cn;
+	a.extra_len = sizeof(subject_cn) - 1;
+	ck_assert_int_eq(refused(&a, "unknown field"), RSSP_E_INVAL);
+	act_init(&a, "credential-subject", "user-m", KEY_P256, kak_ec, KAK_ECDSA);
+	a.v.common_name[0] = '\0';
+	snprintf(a.subject_cn, sizeof(a.subject_cn), "Line\nBreak");
+	ck_assert_int_eq(refused(&a, "voucher malformed"), RSSP_E_INVAL);
+}
+END_TEST
+
+START_TEST(test_the_certificate_subject_is_the_vouched_subject_and_the_audit_names_the_ra_key)
+{
+	struct act a;
+	struct sam_audit au;
+	Rssp__Engine__V1__ActivationResult *res = NULL;
+	const unsigned char *p;
+	X509 *x;
+	char buf[300], hex[65];
+
+	/* vouched by the RSA (PSS) RA key this time */
+	act_init(&a, "credential-vouched", "0b6f2c1e-5a4d-4c1e-9f00-1234567890ab", KEY_P256,
+	    kak_rsa, KAK_PSS256);
+	snprintf(a.subject_cn, sizeof(a.subject_cn), "Zo\xc3\xab Vouched-Name");
+	a.ra = ra_rsa;
+	memcpy(a.v.ra_key_id, ra_rsa_id, 32);
+	ck_assert_int_eq(activate(&a, &res, &au), 0);
+	ra_key_id_hex(ra_rsa_id, hex);
+	ck_assert_str_eq(au.ra_key_id, hex);
+	p = res->certificate.data;
+	x = d2i_X509(NULL, &p, (long)res->certificate.len);
+	ck_assert_ptr_nonnull(x);
+	ck_assert_int_gt(X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName,
+	    buf, sizeof(buf)), 0);
+	ck_assert_str_eq(buf, "Zo\xc3\xab Vouched-Name");
+	ck_assert_int_gt(X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_serialNumber,
+	    buf, sizeof(buf)), 0);
+	ck_assert_str_eq(buf, "0b6f2c1e-5a4d-4c1e-9f00-1234567890ab");
+	ck_assert_int_eq(X509_NAME_entry_count(X509_get_subject_name(x)), 2);
+	ck_assert(chain_verifies(x));
+	X509_free(x);
+	free_act_result(res);
+	/* a refusal after the voucher was read names its key too */
+	act_init(&a, "credential-vouched", "user-z", KEY_P256, kak_ec, KAK_ECDSA);
+	a.v_fixed = 1;
+	a.kak = kak_ec2;
+	ck_assert_int_eq(activate(&a, NULL, &au), RSSP_E_DENIED);
+	ra_key_id_hex(ra_ec_id, hex);
+	ck_assert_str_eq(au.ra_key_id, hex);
+}
+END_TEST
+
+START_TEST(test_open_refuses_an_unreadable_or_bad_ra_key_set)
+{
+	struct sam_config other = cfg;
+	struct sam *s2 = NULL;
+	char path[700];
+	FILE *f;
+
+	other.ra_keys = "/nonexistent/ra";
+	ck_assert_int_eq(sam_open(&other, &s2), RSSP_E_IO);
+	snprintf(path, sizeof(path), "%s/ra-bad.pem", workdir);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(PEM_write_PUBKEY(f, kak_rsa), 1);
+	fputs("-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n", f);
+	fclose(f);
+	other.ra_keys = path;
+	ck_assert_int_eq(sam_open(&other, &s2), RSSP_E_INVAL);
+	ck_assert_ptr_null(s2);
+}
+END_TEST
+
 START_TEST(test_approval_refuses_an_expired_approval)
 {
 	struct appr p;
@@ -1070,22 +1462,100 @@ START_TEST(test_approval_refuses_an_expired_approval)
 }
 END_TEST
 
-START_TEST(test_approval_refuses_a_replayed_approval)
+/* PROTOCOL.md 3.2: the same approval again gets the SAD it minted (same bytes, same
+ * count), never a second SAD; once that SAD has expired it is a replay. */
+START_TEST(test_a_replayed_approval_gets_the_same_sad_then_is_refused)
 {
 	struct appr p;
 	struct sam_audit au;
-	uint8_t *sad = NULL;
-	size_t sadlen;
+	uint8_t *sad = NULL, *sad2 = NULL;
+	size_t sadlen, sadlen2;
+	char id1[33];
+	uint8_t h[1][64];
 
 	appr_init(&p, &creds[0], H256, 1, 1);
+	p.expires_at = (int64_t)time(NULL) + 900; /* outlives the SAD (ttl 300) */
+	memcpy(h[0], p.hashes[0], 32);
 	ck_assert_int_eq(approve(&p, &sad, &sadlen, &au), 0);
 	ck_assert_str_eq(au.event, "authorize.approval");
 	ck_assert_str_eq(au.approval_id, p.approval_id);
 	ck_assert_uint_eq(strlen(au.kak_sha256), 64);
 	ck_assert_uint_eq(strlen(au.sad_id), 32);
-	free(sad);
+	ck_assert_ptr_null(au.reason);
+	memcpy(id1, au.sad_id, sizeof(id1));
+	/* the one signature of the SAD */
+	ck_assert_int_eq(sign_hashes(creds[0].id, sad, sadlen, H256, S_PKCS1,
+	    (const uint8_t (*)[64])h, NULL, 1, NULL, NULL), 0);
+	/* the answer was lost: the same approval again */
+	ck_assert_int_eq(approve(&p, &sad2, &sadlen2, &au), 0);
+	ck_assert_str_eq(au.reason, "approval replayed: same sad");
+	ck_assert_str_eq(au.sad_id, id1);
+	ck_assert_uint_eq(sadlen2, sadlen);
+	ck_assert_int_eq(memcmp(sad, sad2, sadlen), 0);
+	/* same count: already used up */
+	ck_assert_int_eq(sign_hashes(creds[0].id, sad2, sadlen2, H256, S_PKCS1,
+	    (const uint8_t (*)[64])h, NULL, 1, NULL, &au), RSSP_E_EXHAUSTED);
+	/* the SAD expired, the approval not yet: a replay */
+	sam_set_clock_skew(S, 400);
 	ck_assert_int_eq(approve(&p, NULL, NULL, &au), RSSP_E_REPLAY);
 	ck_assert_str_eq(au.reason, "approval replayed");
+	sam_set_clock_skew(S, 0);
+	free(sad);
+	free(sad2);
+}
+END_TEST
+
+/* A call whose audit record could not be written spends nothing (sam_undo). */
+START_TEST(test_undo_gives_back_a_count_and_forgets_an_unreleased_sad)
+{
+	struct appr p;
+	struct sam_audit au, sau;
+	uint8_t *sad = NULL, *sad2 = NULL;
+	size_t sadlen, sadlen2;
+	char id1[33];
+	uint8_t h[1][64];
+
+	appr_init(&p, &creds[0], H256, 1, 1);
+	memcpy(h[0], p.hashes[0], 32);
+	ck_assert_int_eq(approve(&p, &sad, &sadlen, &au), 0);
+	memcpy(id1, au.sad_id, sizeof(id1));
+	/* the SAD never left: forgotten, the approval may mint again (a new SAD) */
+	sam_undo(S, &au);
+	free(sad);
+	ck_assert_int_eq(approve(&p, &sad, &sadlen, &au), 0);
+	ck_assert_ptr_null(au.reason);
+	ck_assert_str_ne(au.sad_id, id1);
+	/* a replay answer is not undone: the SAD it repeats was released before */
+	ck_assert_int_eq(approve(&p, &sad2, &sadlen2, &au), 0);
+	sam_undo(S, &au);
+	free(sad2);
+	ck_assert_int_eq(approve(&p, &sad2, &sadlen2, &au), 0);
+	ck_assert_int_eq(memcmp(sad, sad2, sadlen), 0);
+	/* an activation whose answer was not released may be presented again */
+	{
+		struct act ac;
+		Rssp__Engine__V1__ActivationResult *res = NULL;
+
+		act_init(&ac, "credential-undo", "user-u", KEY_P256, kak_ec, KAK_ECDSA);
+		ck_assert_int_eq(activate(&ac, &res, &au), 0);
+		free_act_result(res);
+		sam_undo(S, &au);
+		ck_assert_int_eq(activate(&ac, &res, &au), 0);
+		free_act_result(res);
+		ck_assert_int_eq(activate(&ac, NULL, &au), RSSP_E_REPLAY);
+	}
+	/* the signature was not released: the count comes back */
+	memset(&sau, 0, sizeof(sau));
+	ck_assert_int_eq(sign_hashes(creds[0].id, sad, sadlen, H256, S_PKCS1,
+	    (const uint8_t (*)[64])h, NULL, 1, NULL, &sau), 0);
+	ck_assert_uint_eq(sau.signatures, 1);
+	sam_undo(S, &sau);
+	ck_assert_int_eq(sign_hashes(creds[0].id, sad, sadlen, H256, S_PKCS1,
+	    (const uint8_t (*)[64])h, NULL, 1, NULL, NULL), 0);
+	ck_assert_int_eq(sign_hashes(creds[0].id, sad, sadlen, H256, S_PKCS1,
+	    (const uint8_t (*)[64])h, NULL, 1, NULL, &sau), RSSP_E_EXHAUSTED);
+	free(sad);
+	free(sad2);
 }
 END_TEST
 
@@ -1520,6 +1990,7 @@ START_TEST(test_mutated_requests_are_refused_without_crashing)
 	ProtobufCBinaryData hv[2];
 	uint8_t sreq[1024];
 	size_t sreqlen;
+	char first_id[33] = "";
 	int r, ok = 0;
 
 	srand(20261128);
@@ -1537,16 +2008,23 @@ START_TEST(test_mutated_requests_are_refused_without_crashing)
 		else if (i % 7 == 0)
 			n += (size_t)rand() % 16;
 		out = NULL;
+		memset(&au, 0, sizeof(au));
 		r = sam_authorize(S, m, n, &out, &outlen, &au);
 		ck_assert(r == 0 || (r < 0 && au.reason != NULL));
+		if (r == 0) {
+			if (ok == 0)
+				memcpy(first_id, au.sad_id, sizeof(first_id));
+			else /* the same approval again: the same SAD */
+				ck_assert_str_eq(au.sad_id, first_id);
+		}
 		ok += r == 0;
 		free(out);
 	}
 	free(m);
 	free(req);
 	free(sig);
-	/* (a change in request_id alone keeps the approval valid: at most one mints) */
-	ck_assert_int_le(ok, 1);
+	/* (a change in request_id alone keeps the approval valid: at most one SAD is
+	 * minted, the others that pass are answered with it) */
 
 	sad = mint(&creds[2], &p, H256, 2, 1000, &sadlen);
 	sr.credential_id = creds[2].id;
@@ -1593,6 +2071,7 @@ main(void)
 	tcase_add_test(tc, test_open_refuses_an_unknown_token);
 	tcase_add_test(tc, test_activation_issues_a_chained_certificate_for_every_key_type);
 	tcase_add_test(tc, test_signhash_signs_with_every_fitting_algorithm_and_openssl_verifies);
+	tcase_add_test(tc, test_signhash_pss_takes_any_salt_up_to_the_keys_maximum);
 	tcase_add_test(tc, test_a_thousand_hashes_fit_the_message_limits_and_each_can_be_signed);
 	tcase_add_test(tc, test_approval_refuses_a_forged_binding);
 	tcase_add_test(tc, test_approval_refuses_another_kak_with_a_valid_signature);
@@ -1603,8 +2082,14 @@ main(void)
 	tcase_add_test(tc, test_activation_refuses_a_replayed_activation);
 	tcase_add_test(tc, test_activation_of_a_long_multibyte_credential_id_gets_a_valid_label);
 	tcase_add_test(tc, test_requests_refuse_ids_that_are_not_utf8);
+	tcase_add_test(tc, test_gateway_cannot_activate_its_own_kak_under_a_victims_user_id);
+	tcase_add_test(tc, test_a_voucher_is_refused_for_another_user_device_or_time);
+	tcase_add_test(tc, test_a_subject_sent_by_the_gateway_is_refused);
+	tcase_add_test(tc, test_the_certificate_subject_is_the_vouched_subject_and_the_audit_names_the_ra_key);
+	tcase_add_test(tc, test_open_refuses_an_unreadable_or_bad_ra_key_set);
 	tcase_add_test(tc, test_approval_refuses_an_expired_approval);
-	tcase_add_test(tc, test_approval_refuses_a_replayed_approval);
+	tcase_add_test(tc, test_a_replayed_approval_gets_the_same_sad_then_is_refused);
+	tcase_add_test(tc, test_undo_gives_back_a_count_and_forgets_an_unreleased_sad);
 	tcase_add_test(tc, test_approval_refuses_bad_shapes);
 	tcase_add_test(tc, test_requests_refuse_malformed_protobuf_bytes);
 	tcase_add_test(tc, test_signhash_refuses_a_sad_of_another_credential);

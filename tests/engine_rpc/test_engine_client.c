@@ -106,7 +106,9 @@ h_authorize(void *arg, const uint8_t *in, size_t inlen, uint8_t **outp, size_t *
 		const Rssp__Engine__V1__Activation *x = rq->activation;
 		if (rq->kak->algo != 3 || strcmp(x->credential_id, "cred-1") != 0 ||
 		    strcmp(x->owner_id, "owner-1") != 0 || strcmp(x->device_uuid, "dev-1") != 0 ||
-		    x->key_algo != 2 || strcmp(x->subject_cn, "Jane") != 0 ||
+		    x->key_algo != 2 || x->voucher == NULL ||
+		    x->voucher->to_be_signed.len != 3 || x->voucher->signature.len != 4 ||
+		    x->voucher->ra_key_id.len != 32 ||
 		    x->validity_days != 30 || x->nonce.len != 16 || x->expires_at != 1234)
 			goto out;
 		act.key_label = "label-1";
@@ -377,6 +379,8 @@ START_TEST(test_activation_and_approval_carry_their_fields_both_ways)
 	struct engine_result res;
 	struct rssp_activation_fields f;
 	struct rssp_approval_fields p;
+	struct engine_voucher vo;
+	static const uint8_t rakey[32] = { 9 };
 	uint8_t nonce[16] = { 1 }, *sad = NULL;
 	size_t sadlen = 0;
 	int64_t exp = 0;
@@ -393,10 +397,15 @@ START_TEST(test_activation_and_approval_carry_their_fields_both_ways)
 	f.key_algo = 2;
 	f.subject_cn = "Jane";
 	f.validity_days = 30;
+	vo.tbs = (const uint8_t *)"tbs";
+	vo.tbs_len = 3;
+	vo.sig = (const uint8_t *)"rsig";
+	vo.sig_len = 4;
+	vo.ra_key_id = rakey;
 	f.nonce = nonce;
 	f.nonce_len = sizeof(nonce);
 	f.expires_at = 1234;
-	ck_assert_int_eq(engine_activate(c, 0, "rid-a", &f, (const uint8_t *)"sig-1", 5, &act,
+	ck_assert_int_eq(engine_activate(c, 0, "rid-a", &f, (const uint8_t *)"sig-1", 5, &vo, &act,
 	    &res), ENGINE_OK);
 	ck_assert_str_eq(act.key_label, "label-1");
 	ck_assert_uint_eq(act.binding_len, 4);
@@ -439,7 +448,7 @@ START_TEST(test_activation_and_approval_carry_their_fields_both_ways)
 	ck_assert_ptr_null(sad);
 	/* a refusal: the handler refuses a field it does not expect */
 	f.key_algo = 1;
-	ck_assert_int_eq(engine_activate(c, 0, "rid-d", &f, (const uint8_t *)"sig-1", 5, &act,
+	ck_assert_int_eq(engine_activate(c, 0, "rid-d", &f, (const uint8_t *)"sig-1", 5, &vo, &act,
 	    &res), ENGINE_REFUSED);
 	ck_assert_int_eq(res.refusal, ENGINE_REFUSAL_INVALID);
 	ck_assert_ptr_null(act.key_label);
