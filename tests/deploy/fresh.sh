@@ -28,7 +28,7 @@ check() { # check "sentence" COMMAND...
   else echo "FAIL: $name"; fail=$((fail + 1)); return 1; fi
 }
 step() { echo "== $* ($(( $(date +%s) - T0 )) s)"; }
-cleanup() { podman rm -f -t 0 "rssp-fresh-$$-user" "rssp-fresh-$$-root" >/dev/null 2>&1; rm -rf "$WORK"; }
+cleanup() { podman rm -f -i -t 0 "rssp-fresh-$$-user" "rssp-fresh-$$-root" >/dev/null 2>&1; rm -rf "$WORK"; }
 trap cleanup EXIT
 trap "exit 1" INT TERM
 
@@ -83,7 +83,7 @@ awk '/^The same steps by hand/ { f = 1 } f && /^```bash$/ { g = 1; next } g && /
 check "the README's by-hand block is fenced as bash" [ -s "$WORK/by-hand.sh" ]
 
 run_as() { # run_as USER: the whole newcomer's sequence
-  local u=$1 home r t1 out
+  local u=$1 home r t1
   home=$(home_of "$u"); r=$home/rssp
   step "$u: deploy/local/up (first run)"
   if [ "$u" = alice ]; then in_c root / du -sxm /; DISK0=$(awk '{print $1}' "$WORK/last"); fi
