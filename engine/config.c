@@ -35,6 +35,9 @@ static const struct opt opts[] = {
 	{ "RSSP_SAD_TTL", OPT_UINT, S(sad_ttl), "300", 1, 3600, 0 },
 	{ "RSSP_RA_KEYS", OPT_STR, S(ra_keys), "", 0, 0, 0 },
 	{ "RSSP_AUDIT_FILE", OPT_STR, S(audit_file), "-", 0, 0, 0 },
+	{ "RSSP_AUDIT_ROTATE_BYTES", OPT_UINT, S(audit_rotate_bytes), "0", 0, 2147483647U, 0 },
+	{ "RSSP_AUDIT_CHECKPOINT_LINES", OPT_UINT, S(audit_ckpt_lines), "1000", 1, 1000000, 0 },
+	{ "RSSP_AUDIT_CHECKPOINT_SECONDS", OPT_UINT, S(audit_ckpt_seconds), "60", 1, 86400, 0 },
 	{ "RSSP_LOG_LEVEL", OPT_STR, S(log_level), "info", 0, 0, 0 },
 };
 #undef S

@@ -23,6 +23,9 @@ struct engine_config {
 	char *ra_keys;           /* RSSP_RA_KEYS: RA public keys (ra_keys.h), "" = none */
 	unsigned workers;        /* RSSP_ENGINE_WORKERS, 1..64 */
 	unsigned sad_ttl;        /* RSSP_SAD_TTL, seconds, 1..3600 */
+	unsigned audit_rotate_bytes;   /* RSSP_AUDIT_ROTATE_BYTES, 0 = never by size */
+	unsigned audit_ckpt_lines;     /* RSSP_AUDIT_CHECKPOINT_LINES, 1..1000000 */
+	unsigned audit_ckpt_seconds;   /* RSSP_AUDIT_CHECKPOINT_SECONDS, 1..86400 */
 	/* derived */
 	uid_t uids[ENGINE_MAX_UIDS];
 	size_t n_uids;

@@ -302,11 +302,13 @@ work(struct call *c)
 	rec.sam = &a;
 	rec.result = r == 0 ? "ok" :
 	    (code == GRPC_STATUS_UNAVAILABLE || code == GRPC_STATUS_INTERNAL) ? "error" : "refused";
-	rec.reason = r == 0 ? NULL : msg;
+	rec.reason = r == 0 ? a.reason : msg; /* on success: a note, e.g. a replayed approval */
 	/* No record, no release: a signature whose decision is not in the log is not sent. */
 	if (audit_write(s->o.audit, &rec) != 0) {
 		log_error("audit log unavailable, refusing the call");
-		code = GRPC_STATUS_INTERNAL;
+		if (r == 0 && s->o.undo != NULL)
+			s->o.undo(s->o.handler_arg, &a); /* nothing released: nothing spent */
+		code = GRPC_STATUS_UNAVAILABLE;
 		msg = "audit log unavailable";
 	}
 	if (code == GRPC_STATUS_OK) {
@@ -797,4 +799,92 @@ rpc_server_free(struct rpc_server *s)
 	pthread_mutex_destroy(&s->q_lock);
 	pthread_cond_destroy(&s->q_cond);
 	free(s);
+}
+
+/* ---- liveness probe (a client of this very server) ---- */
+
+int
+rpc_probe(const char *socket_path, unsigned timeout_ms, int *statusp)
+{
+	grpc_channel_credentials *creds;
+	grpc_channel *ch = NULL;
+	grpc_completion_queue *cq = NULL;
+	grpc_call *call = NULL;
+	grpc_op ops[6], *op;
+	grpc_metadata_array init_md, trail_md;
+	grpc_byte_buffer *req = NULL, *resp = NULL;
+	grpc_slice method, details = grpc_empty_slice(), empty = grpc_empty_slice();
+	grpc_status_code st = GRPC_STATUS_UNKNOWN;
+	gpr_timespec deadline;
+	grpc_event ev;
+	char *target = NULL;
+	int r = RSSP_E_UNAVAILABLE;
+
+	grpc_init();
+	grpc_metadata_array_init(&init_md);
+	grpc_metadata_array_init(&trail_md);
+	if (asprintf(&target, "unix:%s", socket_path) < 0) {
+		target = NULL;
+		r = RSSP_E_NOMEM;
+		goto out;
+	}
+	creds = grpc_insecure_credentials_create();
+	ch = grpc_channel_create(target, creds, NULL);
+	grpc_channel_credentials_release(creds);
+	cq = grpc_completion_queue_create_for_pluck(NULL);
+	deadline = gpr_time_add(gpr_now(GPR_CLOCK_REALTIME),
+	    gpr_time_from_millis((int64_t)timeout_ms, GPR_TIMESPAN));
+	method = grpc_slice_from_static_string("/rssp.engine.v1.Engine/LivenessProbe");
+	call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, method, NULL,
+	    deadline, NULL);
+	if (call == NULL)
+		goto out;
+	req = grpc_raw_byte_buffer_create(&empty, 1);
+	memset(ops, 0, sizeof(ops));
+	op = ops;
+	op->op = GRPC_OP_SEND_INITIAL_METADATA;
+	op++;
+	op->op = GRPC_OP_SEND_MESSAGE;
+	op->data.send_message.send_message = req;
+	op++;
+	op->op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+	op++;
+	op->op = GRPC_OP_RECV_INITIAL_METADATA;
+	op->data.recv_initial_metadata.recv_initial_metadata = &init_md;
+	op++;
+	op->op = GRPC_OP_RECV_MESSAGE;
+	op->data.recv_message.recv_message = &resp;
+	op++;
+	op->op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+	op->data.recv_status_on_client.trailing_metadata = &trail_md;
+	op->data.recv_status_on_client.status = &st;
+	op->data.recv_status_on_client.status_details = &details;
+	op++;
+	if (grpc_call_start_batch(call, ops, (size_t)(op - ops), ops, NULL) != GRPC_CALL_OK)
+		goto out;
+	ev = grpc_completion_queue_pluck(cq, ops, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+	if (ev.type != GRPC_OP_COMPLETE)
+		goto out;
+	*statusp = (int)st;
+	r = st == GRPC_STATUS_UNIMPLEMENTED ? 0 : RSSP_E_UNAVAILABLE;
+out:
+	if (call != NULL)
+		grpc_call_unref(call);
+	if (cq != NULL) {
+		grpc_completion_queue_shutdown(cq);
+		while (grpc_completion_queue_pluck(cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME),
+		    NULL).type != GRPC_QUEUE_SHUTDOWN)
+			;
+		grpc_completion_queue_destroy(cq);
+	}
+	if (ch != NULL)
+		grpc_channel_destroy(ch);
+	grpc_byte_buffer_destroy(req);
+	grpc_byte_buffer_destroy(resp);
+	grpc_slice_unref(details);
+	grpc_metadata_array_destroy(&init_md);
+	grpc_metadata_array_destroy(&trail_md);
+	free(target);
+	grpc_shutdown();
+	return r;
 }

@@ -138,6 +138,7 @@ sam_activate(struct sam *s, const struct sam_authorize_req *req,
 		goto out;
 	}
 	replay_recorded = 1;
+	memcpy(a->undo_key, rkey, sizeof(a->undo_key));
 
 	ss = hsm_session_get(s->hsm);
 	/* A new label every time: an existing key is never bound to another KAK. */

@@ -230,8 +230,8 @@ vctx_put(struct sam *s, const char *label, EVP_PKEY *pkey, int sign_algo, int ha
 }
 
 /* ECDSA r || s (two halves) to a DER ECDSA-Sig-Value; *derp malloc'd by OpenSSL. */
-static int
-rs_to_der(const uint8_t *rs, size_t len, uint8_t **derp, size_t *derlenp)
+int
+sam_rs_to_der(const uint8_t *rs, size_t len, uint8_t **derp, size_t *derlenp)
 {
 	ECDSA_SIG *es = NULL;
 	BIGNUM *br = NULL, *bs = NULL;
@@ -301,6 +301,7 @@ sad_lookup(struct sam *s, struct hsm_session *ss, const uint8_t *wire, size_t le
 	ne->wirelen = len;
 	ne->sad = sad;
 	pthread_mutex_lock(&s->lock);
+	ne->used = sam_restored_used(s, sad->id);
 	/* Present already: a concurrent first use inserted the same SAD (same id, same
 	 * MAC key: same bytes), keep that entry and its count. */
 	if (kvmap_put(s->sads, sad->id, SAD_ID_LEN, ne) == 0) {
@@ -418,7 +419,7 @@ sam_sign(struct sam *s, const struct sam_sign_req *req,
 			goto out;
 		}
 		if (mech == HSM_MECH_ECDSA) {
-			if ((r = rs_to_der(buf, buflen, &sigs[i].data, &sigs[i].len)) != 0) {
+			if ((r = sam_rs_to_der(buf, buflen, &sigs[i].data, &sigs[i].len)) != 0) {
 				r = sam_refuse(a, r, "hsm failure");
 				goto out;
 			}

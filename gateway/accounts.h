@@ -24,6 +24,23 @@ int acct_get_user_id(struct gw_request *req, struct gw_reply *rep, const char *f
 int acct_load_visible(struct gw_request *req, struct gw_reply *rep, const char *id,
     const char *email, bool lock, PGresult **resp) RSSP_WUR;
 
+/* The changes of accounts.status, each written once (account_status.c). */
+enum acct_transition {
+	ACCT_FAILED_PASSPHRASE, /* key: account id. failed_logins + 1; ACTIVE -> LOCKED for
+	                           RSSP_LOCKOUT_SECONDS at RSSP_LOCKOUT_THRESHOLD failures */
+	ACCT_LOCK_EXPIRED,      /* key: a login name. LOCKED past locked_until -> ACTIVE, count 0 */
+	ACCT_DISABLE,           /* key: account id. -> DISABLED (the caller revokes its tokens) */
+	ACCT_ENABLE,            /* key: account id. DISABLED -> ACTIVE, or PENDING_CONFIRMATION
+	                           when never confirmed; any other state stays */
+	ACCT_UNLOCK,            /* key: account id. LOCKED -> ACTIVE; the failure count to 0 */
+};
+/* Applies transition t to the account named by key, on db (inside the caller's
+ * transaction, if any). When status is not NULL it receives the status afterwards
+ * (disable, enable, unlock; "" when no row changed or for the other transitions).
+ * Returns 0 or RSSP_E*. */
+int acct_status_change(PGconn *db, const struct gw_config *cfg, enum acct_transition t,
+    const char *key, char status[32]) RSSP_WUR;
+
 /* Decodes an admin/users/list pageToken (admin.c; untrusted: a client sends it back):
  * base64url without padding, at most 100 characters, of "<1..20 digits>.<uuid>".
  * Returns 0 and fills micros (the digits, NUL-terminated) and id (the uuid), or

@@ -121,7 +121,7 @@ admin_clients_rotate(struct gw_request *req, struct gw_reply *rep)
 	    "UPDATE accounts SET passphrase_hash = $2, failed_logins = 0, updated_at = now() "
 	    "WHERE id = $1::uuid", 2, account, pwhash)) != 0 ||
 	    /* sessions opened with the old key end with it */
-	    (r = gw_tokens_revoke_account(req->db, account)) != 0 ||
+	    (r = gw_tokens_revoke(req->db, GW_TOKENS_ACCOUNT, account, NULL)) != 0 ||
 	    (r = gw_tx_commit(req)) != 0)
 		goto out;
 	gw_token_cache_forget_account(account);
@@ -287,10 +287,8 @@ admin_users_disable(struct gw_request *req, struct gw_reply *rep)
 	}
 	if ((r = gw_tx_begin(req)) != 0 ||
 	    (r = acct_load_visible(req, rep, id, NULL, true, &res)) != 0 ||
-	    (r = gw_db_query(req->db, NULL,
-	    "UPDATE accounts SET status = 'DISABLED', updated_at = now() WHERE id = $1::uuid",
-	    1, id)) != 0 ||
-	    (r = gw_tokens_revoke_account(req->db, id)) != 0 ||
+	    (r = acct_status_change(req->db, req->cfg, ACCT_DISABLE, id, NULL)) != 0 ||
+	    (r = gw_tokens_revoke(req->db, GW_TOKENS_ACCOUNT, id, NULL)) != 0 ||
 	    (r = gw_tx_commit(req)) != 0)
 		goto out;
 	gw_token_cache_forget_account(id);
@@ -305,29 +303,20 @@ int
 admin_users_enable(struct gw_request *req, struct gw_reply *rep)
 {
 	const char *id;
-	PGresult *res = NULL, *upd = NULL;
+	char status[32];
+	PGresult *res = NULL;
 	int r;
 
 	if ((r = acct_get_user_id(req, rep, "userID", true, &id)) != 0)
 		goto out;
-	/* DISABLED goes back to where it came from: ACTIVE once confirmed, else pending.
-	 * Any other state is left as it is (enabling is idempotent). */
 	if ((r = gw_tx_begin(req)) != 0 ||
 	    (r = acct_load_visible(req, rep, id, NULL, true, &res)) != 0 ||
-	    (r = gw_db_query(req->db, &upd,
-	    "UPDATE accounts SET status = CASE WHEN status <> 'DISABLED' THEN status "
-	    "  WHEN confirmed_at IS NULL THEN 'PENDING_CONFIRMATION' ELSE 'ACTIVE' END, "
-	    " failed_logins = CASE WHEN status = 'DISABLED' THEN 0 ELSE failed_logins END, "
-	    " locked_until = CASE WHEN status = 'DISABLED' THEN NULL ELSE locked_until END, "
-	    " updated_at = now() WHERE id = $1::uuid "
-	    "RETURNING CASE WHEN status = 'LOCKED' AND locked_until <= now() THEN 'ACTIVE' ELSE status END",
-	    1, id)) != 0 ||
+	    (r = acct_status_change(req->db, req->cfg, ACCT_ENABLE, id, status)) != 0 ||
 	    (r = gw_tx_commit(req)) != 0)
 		goto out;
 	log_info("account %s enabled", id);
-	r = reply_user_status(rep, PQgetvalue(res, 0, 0), PQgetvalue(upd, 0, 0));
+	r = reply_user_status(rep, PQgetvalue(res, 0, 0), status);
 out:
-	PQclear(upd);
 	PQclear(res);
 	return r;
 }
@@ -336,23 +325,20 @@ int
 admin_users_unlock(struct gw_request *req, struct gw_reply *rep)
 {
 	const char *id;
-	PGresult *res = NULL, *upd = NULL;
+	char status[32];
+	PGresult *res = NULL;
 	int r;
 
 	if ((r = acct_get_user_id(req, rep, "userID", true, &id)) != 0)
 		goto out;
 	if ((r = gw_tx_begin(req)) != 0 ||
 	    (r = acct_load_visible(req, rep, id, NULL, true, &res)) != 0 ||
-	    (r = gw_db_query(req->db, &upd,
-	    "UPDATE accounts SET status = CASE WHEN status = 'LOCKED' THEN 'ACTIVE' ELSE status END, "
-	    " failed_logins = 0, locked_until = NULL, updated_at = now() WHERE id = $1::uuid "
-	    "RETURNING status", 1, id)) != 0 ||
+	    (r = acct_status_change(req->db, req->cfg, ACCT_UNLOCK, id, status)) != 0 ||
 	    (r = gw_tx_commit(req)) != 0)
 		goto out;
 	log_info("account %s unlocked", id);
-	r = reply_user_status(rep, PQgetvalue(res, 0, 0), PQgetvalue(upd, 0, 0));
+	r = reply_user_status(rep, PQgetvalue(res, 0, 0), status);
 out:
-	PQclear(upd);
 	PQclear(res);
 	return r;
 }

@@ -11,6 +11,7 @@
 #include <openssl/crypto.h>
 #include <sodium.h>
 
+#include "accounts.h"
 #include "auth.h"
 #include "gw.h"
 #include "gw_internal.h"
@@ -127,16 +128,36 @@ gw_token_cache_forget_account(const char *account_id)
 	cache_forget_where(0, account_id);
 }
 
+/* The one place that revokes tokens in the database. */
 int
-gw_tokens_revoke_account(PGconn *db, const char *account_id)
+gw_tokens_revoke(PGconn *db, enum gw_token_scope scope, const char *id,
+    const char *except_family)
 {
 	int r;
 
-	gw_token_cache_forget_account(account_id);
-	r = gw_db_query(db, NULL, "UPDATE tokens SET revoked_at = now() "
-	    "WHERE account_id = $1 AND revoked_at IS NULL", 1, account_id);
-	gw_token_cache_forget_account(account_id); /* a request may have cached one meanwhile */
-	return r;
+	switch (scope) {
+	case GW_TOKENS_ACCOUNT:
+		gw_token_cache_forget_account(id);
+		r = gw_db_query(db, NULL, "UPDATE tokens SET revoked_at = now() "
+		    "WHERE account_id = $1 AND revoked_at IS NULL", 1, id);
+		gw_token_cache_forget_account(id); /* a request may have cached one meanwhile */
+		return r;
+	case GW_TOKENS_ACCOUNT_BUT_FAMILY:
+		r = gw_db_query(db, NULL, "UPDATE tokens SET revoked_at = now() "
+		    "WHERE account_id = $1::uuid AND revoked_at IS NULL AND family_id <> $2::uuid",
+		    2, id, except_family);
+		gw_token_cache_forget_account(id);
+		return r;
+	case GW_TOKENS_FAMILY:
+		r = gw_db_query(db, NULL, "UPDATE tokens SET revoked_at = now()"
+		    " WHERE family_id = $1 AND revoked_at IS NULL", 1, id);
+		cache_forget_where(1, id);
+		return r;
+	case GW_TOKENS_ONE:
+		return gw_db_query(db, NULL, "UPDATE tokens SET revoked_at = now()"
+		    " WHERE token_hash = decode($1, 'hex') AND revoked_at IS NULL", 1, id);
+	}
+	return RSSP_E_INVAL;
 }
 
 /* ---- login rate limit: token buckets per client address and per login name ------------ */
@@ -389,11 +410,7 @@ acct_load(struct gw_request *req, const char *login, struct acct *a)
 	int r;
 
 	memset(a, 0, sizeof(*a));
-	/* a lock whose time is up ends here, with its failure count */
-	r = gw_db_query(req->db, NULL,
-	    "UPDATE accounts SET status = 'ACTIVE', failed_logins = 0, locked_until = NULL, updated_at = now()"
-	    " WHERE id = (SELECT id FROM account_by_login($1)) AND status = 'LOCKED'"
-	    " AND locked_until IS NOT NULL AND locked_until <= now()", 1, login);
+	r = acct_status_change(req->db, req->cfg, ACCT_LOCK_EXPIRED, login, NULL);
 	if (r < 0)
 		return r;
 	r = gw_db_query(req->db, &res,
@@ -420,21 +437,9 @@ acct_load(struct gw_request *req, const char *login, struct acct *a)
 static int
 record_failure(struct gw_request *req, const struct acct *a)
 {
-	char thr[16], secs[16];
-	int r;
-
 	if (!a->found)
 		return 0;
-	snprintf(thr, sizeof(thr), "%u", req->cfg->lockout_threshold);
-	snprintf(secs, sizeof(secs), "%u", req->cfg->lockout_seconds);
-	r = gw_db_query(req->db, NULL,
-	    "UPDATE accounts SET failed_logins = failed_logins + 1,"
-	    " status = CASE WHEN status = 'ACTIVE' AND failed_logins + 1 >= $2::int THEN 'LOCKED' ELSE status END,"
-	    " locked_until = CASE WHEN status = 'ACTIVE' AND failed_logins + 1 >= $2::int"
-	    "   THEN now() + make_interval(secs => $3::int) ELSE locked_until END,"
-	    " updated_at = now()"
-	    " WHERE id = $1", 3, a->id, thr, secs);
-	return r;
+	return acct_status_change(req->db, req->cfg, ACCT_FAILED_PASSPHRASE, a->id, NULL);
 }
 
 static int
@@ -602,12 +607,11 @@ login_refresh(struct gw_request *req, struct gw_reply *rep, const char *tok)
 	res = NULL;
 	if (spent) {
 		/* reuse of a spent refresh token: someone copied it; end the whole session */
-		if ((r = gw_db_query(req->db, NULL, "UPDATE tokens SET revoked_at = now()"
-		    " WHERE family_id = $1 AND revoked_at IS NULL", 1, family)) < 0)
+		if ((r = gw_tokens_revoke(req->db, GW_TOKENS_FAMILY, family, NULL)) < 0)
 			goto out;
 		if ((r = gw_tx_commit(req)) < 0)
 			goto out;
-		cache_forget_where(1, family);
+		cache_forget_where(1, family); /* a request may have cached one before the commit */
 		log_warn("reuse of a spent refresh token: session of account %s revoked", account);
 		r = gw_error(rep, 400, "invalid_grant", "the refresh token is invalid, spent or revoked");
 		goto out;
@@ -724,11 +728,9 @@ auth_revoke(struct gw_request *req, struct gw_reply *rep)
 		return r;
 	if (tok == NULL) {
 		/* no token named: end the caller's own session */
-		r = gw_db_query(req->db, NULL, "UPDATE tokens SET revoked_at = now()"
-		    " WHERE family_id = $1 AND revoked_at IS NULL", 1, req->principal.token_family);
+		r = gw_tokens_revoke(req->db, GW_TOKENS_FAMILY, req->principal.token_family, NULL);
 		if (r < 0)
 			return r;
-		cache_forget_where(1, req->principal.token_family);
 		return gw_reply_empty(rep, 204);
 	}
 	if (!token_shape_ok(tok)) /* RFC 7009: an unknown token is not an error */
@@ -745,14 +747,10 @@ auth_revoke(struct gw_request *req, struct gw_reply *rep)
 		char family[GW_UUID_LEN + 1];
 
 		snprintf(family, sizeof(family), "%s", PQgetvalue(res, 0, 1));
-		if (strcmp(PQgetvalue(res, 0, 2), "refresh") == 0) {
-			r = gw_db_query(req->db, NULL, "UPDATE tokens SET revoked_at = now()"
-			    " WHERE family_id = $1 AND revoked_at IS NULL", 1, family);
-			cache_forget_where(1, family);
-		} else {
-			r = gw_db_query(req->db, NULL, "UPDATE tokens SET revoked_at = now()"
-			    " WHERE token_hash = decode($1, 'hex') AND revoked_at IS NULL", 1, hex);
-		}
+		if (strcmp(PQgetvalue(res, 0, 2), "refresh") == 0)
+			r = gw_tokens_revoke(req->db, GW_TOKENS_FAMILY, family, NULL);
+		else
+			r = gw_tokens_revoke(req->db, GW_TOKENS_ONE, hex, NULL);
 		cache_forget_hash(bin);
 	}
 	PQclear(res);

@@ -16,6 +16,7 @@
 #include "rssp_log.h"
 #include "sic.h"
 #include "signing.h"
+#include "tenant.h"
 #include "enrollments.h"
 
 #define ACT_TTL 300
@@ -23,60 +24,26 @@
 #define OTP_DIGITS 8
 #define OTP_TRIES 5
 
-/* Who may do what with a credential. */
-enum { CRED_VIEW, CRED_OWNER, CRED_MANAGE };
-
-/* Sets 403 unless the caller may act on a credential owned by owner (registered by
- * reg, in company comp) in mode. */
-static int
-cred_access(struct gw_request *req, struct gw_reply *rep, int mode, const char *owner,
-    const char *reg, const char *comp)
-{
-	const struct gw_principal *p = &req->principal;
-	int ok = strcmp(owner, p->account_id) == 0;
-
-	if (!ok && mode != CRED_OWNER)
-		ok = p->role == GW_ROLE_ADMIN;
-	if (!ok && mode == CRED_VIEW)
-		ok = (p->role == GW_ROLE_RP && strcmp(reg, p->account_id) == 0) ||
-		    (p->role == GW_ROLE_COMPANY_ADMIN && p->company_id[0] && strcmp(comp, p->company_id) == 0);
-	if (!ok)
-		return gw_error(rep, 403, "access_denied", "the credential in 'credentialID' is not yours");
-	return 0;
-}
-
 #define CRED_COLS \
-	"c.id, c.owner_id, c.status, c.key_algo, c.validity_days, c.description," \
-	" coalesce(a.registered_by::text, ''), coalesce(a.company_id::text, ''), a.full_name"
+	"c.id, c.owner_id AS tenant_account, c.status, c.key_algo, c.validity_days, c.description," \
+	" coalesce(a.registered_by::text, '') AS tenant_registered_by," \
+	" coalesce(a.company_id::text, '') AS tenant_company, a.full_name"
 enum { C_ID, C_OWNER, C_STATUS, C_KEYALGO, C_DAYS, C_DESC, C_REG, C_COMP, C_NAME, C_NEXT };
 
-/* Loads a credential (the CRED_COLS columns first, then extra) with an access check.
- * forupdate locks the row. Sets 404/403. */
+/* Loads a credential (the CRED_COLS columns first, then extra) that the caller may use
+ * in mode (the tenant rule, tenant.h). forupdate locks the row. Sets 404/403. */
 static int
-cred_load(struct gw_request *req, struct gw_reply *rep, const char *cred_id, int mode,
-    const char *extra, int forupdate, PGresult **resp)
+cred_load(struct gw_request *req, struct gw_reply *rep, const char *cred_id,
+    enum tenant_mode mode, const char *extra, int forupdate, PGresult **resp)
 {
-	PGresult *res = NULL;
 	char sql[1024];
-	int r;
 
 	snprintf(sql, sizeof(sql), "SELECT " CRED_COLS "%s%s FROM credentials c JOIN accounts a"
 	    " ON a.id = c.owner_id WHERE c.id = $1%s", extra ? ", " : "", extra ? extra : "",
 	    forupdate ? " FOR UPDATE OF c" : "");
-	if ((r = gw_db_query(req->db, &res, sql, 1, cred_id)) != 0)
-		goto out;
-	if (PQntuples(res) != 1) {
-		r = gw_error(rep, 404, "not_found", "no such credential in 'credentialID'");
-		goto out;
-	}
-	if ((r = cred_access(req, rep, mode, PQgetvalue(res, 0, C_OWNER),
-	    PQgetvalue(res, 0, C_REG), PQgetvalue(res, 0, C_COMP))) != 0)
-		goto out;
-	*resp = res;
-	res = NULL;
-out:
-	PQclear(res);
-	return r;
+	return tenant_load(req, rep, mode, sql, 1, &cred_id,
+	    "no such credential in 'credentialID'", "the credential in 'credentialID' is not yours",
+	    resp);
 }
 
 /* ---- certificates and the OTP --------------------------------------------- */
@@ -264,8 +231,7 @@ cred_list(struct gw_request *req, struct gw_reply *rep)
 	if ((r = gw_db_query(req->db, &res,
 	    "SELECT c.id, c.status, c.key_algo, coalesce(c.subject_dn, ''), coalesce(" TS("c.valid_to") ", '')"
 	    " FROM credentials c JOIN accounts a ON a.id = c.owner_id"
-	    " WHERE (c.owner_id = $1::uuid OR $2 = 'admin' OR ($2 = 'rp' AND a.registered_by = $1::uuid)"
-	    "   OR ($2 = 'company_admin' AND a.company_id = $3::uuid))"
+	    " WHERE " TENANT_SEE_SQL("c.owner_id", "a", "$1", "$2", "$3")
 	    " AND ($4::uuid IS NULL OR c.owner_id = $4::uuid) AND ($5::text IS NULL OR c.status = $5)"
 	    " AND ($6::uuid IS NULL OR c.id > $6::uuid) ORDER BY c.id LIMIT $7::int", 7,
 	    p->account_id, gw_role_name(p->role), p->company_id[0] ? p->company_id : NULL,
@@ -334,7 +300,7 @@ cred_info(struct gw_request *req, struct gw_reply *rep)
 		    "field 'certificates' must be \"none\", \"single\" or \"chain\"");
 		goto out;
 	}
-	if ((r = cred_load(req, rep, cred_id, CRED_VIEW,
+	if ((r = cred_load(req, rep, cred_id, TENANT_SEE,
 	    "c.certificate, c.chain, c.public_key, coalesce(c.subject_dn, ''), coalesce(c.issuer_dn, ''),"
 	    " coalesce(c.serial_number, ''), coalesce(" TS("c.valid_from") ", ''),"
 	    " coalesce(" TS("c.valid_to") ", ''), coalesce(c.valid_to < now(), false)", 0, &res)) != 0)
@@ -463,7 +429,7 @@ cred_activate_request(struct gw_request *req, struct gw_reply *rep)
 	    (r = sg_get_device_uuid(req, rep, &device)) != 0)
 		goto out;
 	if ((r = gw_tx_begin(req)) != 0 ||
-	    (r = cred_load(req, rep, cred_id, CRED_OWNER, NULL, 1, &res)) != 0 ||
+	    (r = cred_load(req, rep, cred_id, TENANT_OWN, NULL, 1, &res)) != 0 ||
 	    (r = own_device(req, rep, device, &dev)) != 0)
 		goto out;
 	if (strcmp(PQgetvalue(res, 0, C_STATUS), "NEW") != 0) {
@@ -571,7 +537,7 @@ cred_activate_response(struct gw_request *req, struct gw_reply *rep)
 	    (r = gw_get_str(req, rep, "otpDecrypted", 16, false, &otp)) != 0)
 		goto out;
 	if ((r = gw_tx_begin(req)) != 0 ||
-	    (r = cred_load(req, rep, cred_id, CRED_OWNER,
+	    (r = cred_load(req, rep, cred_id, TENANT_OWN,
 	    "c.act_device_id::text, c.act_subject_cn, c.act_nonce, c.act_expires_at,"
 	    " c.act_otp_hash, c.act_tries", 1, &res)) != 0 ||
 	    (r = own_device(req, rep, device, &dev)) != 0)
@@ -716,7 +682,7 @@ cred_activate_cancel(struct gw_request *req, struct gw_reply *rep)
 	    (r = sg_get_device_uuid(req, rep, &device)) != 0)
 		goto out;
 	if ((r = gw_tx_begin(req)) != 0 ||
-	    (r = cred_load(req, rep, cred_id, CRED_OWNER, NULL, 1, &res)) != 0 ||
+	    (r = cred_load(req, rep, cred_id, TENANT_OWN, NULL, 1, &res)) != 0 ||
 	    (r = own_device(req, rep, device, &dev)) != 0)
 		goto out;
 	if (strcmp(PQgetvalue(res, 0, C_STATUS), "NEW") != 0) {
@@ -748,7 +714,7 @@ cred_revoke(struct gw_request *req, struct gw_reply *rep)
 	    (r = gw_get_str(req, rep, "reason", 255, false, &reason)) != 0)
 		goto out;
 	if ((r = gw_tx_begin(req)) != 0 ||
-	    (r = cred_load(req, rep, cred_id, CRED_MANAGE, NULL, 1, &res)) != 0)
+	    (r = cred_load(req, rep, cred_id, TENANT_MANAGE, NULL, 1, &res)) != 0)
 		goto out;
 	/* A revoked credential signs nothing more: its open requests go too. */
 	if ((r = gw_db_query(req->db, NULL,

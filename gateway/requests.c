@@ -17,6 +17,7 @@
 #include "rssp_log.h"
 #include "sic.h"
 #include "signing.h"
+#include "tenant.h"
 
 #define REQ_NONCE_LEN 32
 #define NOTIFY_CHANNEL "rssp_requests"
@@ -180,18 +181,12 @@ check_reply(struct gw_request *req, struct gw_reply *rep, const char *request_id
 	long long now = gw_now(), left;
 	int r;
 
-	if ((r = gw_db_query(req->db, &res,
-	    "SELECT " STATUS_SQL ", r.requester_id = $2::uuid, r.expires_at, r.sad, r.sad_expires_at"
-	    " FROM auth_requests r WHERE r.id = $1", 2, request_id, req->principal.account_id)) != 0)
+	if ((r = tenant_load(req, rep, TENANT_REQUESTER,
+	    "SELECT " STATUS_SQL ", r.requester_id::text AS tenant_requester, r.expires_at, r.sad,"
+	    " r.sad_expires_at, r.owner_id::text AS tenant_account"
+	    " FROM auth_requests r WHERE r.id = $1", 1, &request_id,
+	    "no such request in 'requestID'", "the request in 'requestID' is not yours", &res)) != 0)
 		goto out;
-	if (PQntuples(res) != 1) {
-		r = gw_error(rep, 404, "not_found", "no such request in 'requestID'");
-		goto out;
-	}
-	if (strcmp(PQgetvalue(res, 0, 1), "t") != 0) {
-		r = gw_error(rep, 403, "access_denied", "the request in 'requestID' is not yours");
-		goto out;
-	}
 	st = PQgetvalue(res, 0, 0);
 	*finalp = strcmp(st, "PENDING") != 0;
 	if (strcmp(st, "EXPIRED") == 0) {
@@ -320,22 +315,17 @@ req_authorize(struct gw_request *req, struct gw_reply *rep)
 		    "field 'numSignatures' must be at least the number of distinct hashes (%zu)", distinct);
 		goto out;
 	}
-	if ((r = gw_db_query(req->db, &res,
-	    "SELECT c.owner_id, c.status, a.registered_by = $2::uuid, d.id, d.device_uuid, d.kak_spki,"
-	    " coalesce((SELECT name FROM rp_clients WHERE account_id = $2::uuid),"
-	    "   (SELECT full_name FROM accounts WHERE id = $2::uuid))"
-	    " FROM credentials c JOIN accounts a ON a.id = c.owner_id"
-	    " LEFT JOIN devices d ON d.id = c.device_id AND d.status = 'ACTIVE'"
-	    " WHERE c.id = $1", 2, cred_id, p->account_id)) != 0)
-		goto out;
-	if (PQntuples(res) != 1) {
-		r = gw_error(rep, 404, "not_found", "no such credential in 'credentialID'");
-		goto out;
-	}
-	if (strcmp(PQgetvalue(res, 0, 0), p->account_id) != 0 &&
-	    !(p->role == GW_ROLE_RP && strcmp(PQgetvalue(res, 0, 2), "t") == 0)) {
-		r = gw_error(rep, 403, "access_denied", "the credential in 'credentialID' is not yours");
-		goto out;
+	{
+		const char *params[] = { cred_id, p->account_id };
+		if ((r = tenant_load(req, rep, TENANT_ACT,
+		    "SELECT c.owner_id, c.status, NULL, d.id, d.device_uuid, d.kak_spki,"
+		    " coalesce((SELECT name FROM rp_clients WHERE account_id = $2::uuid),"
+		    "   (SELECT full_name FROM accounts WHERE id = $2::uuid)), " TENANT_OWNER_COLS("a")
+		    " FROM credentials c JOIN accounts a ON a.id = c.owner_id"
+		    " LEFT JOIN devices d ON d.id = c.device_id AND d.status = 'ACTIVE'"
+		    " WHERE c.id = $1", 2, params, "no such credential in 'credentialID'",
+		    "the credential in 'credentialID' is not yours", &res)) != 0)
+			goto out;
 	}
 	if (strcmp(PQgetvalue(res, 0, 1), "ACTIVE") != 0 || PQgetisnull(res, 0, 3)) {
 		r = gw_error(rep, 409, "conflict", "the credential in 'credentialID' is %s",
@@ -488,30 +478,21 @@ out:
 	return r;
 }
 
-/* Loads one of the caller's own requests (REQ_COLS, then extra). Sets 404/403. */
+/* Loads a request the caller may use in mode (the tenant rule, tenant.h): REQ_COLS,
+ * its owner and requester, then extra. Sets 404/403. */
 static int
 own_request(struct gw_request *req, struct gw_reply *rep, const char *id, const char *extra,
-    int forupdate, PGresult **resp)
+    enum tenant_mode mode, int forupdate, PGresult **resp)
 {
-	PGresult *res = NULL;
 	char sql[1400];
-	int r;
 
-	snprintf(sql, sizeof(sql), "SELECT " REQ_COLS ", r.owner_id = $2::uuid,"
-	    " r.requester_id = $2::uuid%s%s FROM auth_requests r JOIN devices d ON d.id = r.device_id"
+	snprintf(sql, sizeof(sql), "SELECT " REQ_COLS ", r.owner_id::text AS tenant_account,"
+	    " r.requester_id::text AS tenant_requester%s%s FROM auth_requests r"
+	    " JOIN devices d ON d.id = r.device_id"
 	    " JOIN credentials c ON c.id = r.credential_id WHERE r.id = $1%s",
 	    extra ? ", " : "", extra ? extra : "", forupdate ? " FOR UPDATE OF r" : "");
-	if ((r = gw_db_query(req->db, &res, sql, 2, id, req->principal.account_id)) != 0)
-		goto out;
-	if (PQntuples(res) != 1) {
-		r = gw_error(rep, 404, "not_found", "no such request in 'requestID'");
-		goto out;
-	}
-	*resp = res;
-	res = NULL;
-out:
-	PQclear(res);
-	return r;
+	return tenant_load(req, rep, mode, sql, 1, &id, "no such request in 'requestID'",
+	    "the request in 'requestID' is not yours", resp);
 }
 
 int
@@ -526,12 +507,9 @@ req_info(struct gw_request *req, struct gw_reply *rep)
 	int r, ha, kak_algo;
 
 	if ((r = sg_get_uuid(req, rep, "requestID", true, &id)) != 0 ||
-	    (r = own_request(req, rep, id, "r.hashes, r.hash_algo, r.auth_data, d.kak_algo", 0, &res)) != 0)
+	    (r = own_request(req, rep, id, "r.hashes, r.hash_algo, r.auth_data, d.kak_algo",
+	    TENANT_OWN, 0, &res)) != 0)
 		goto out;
-	if (strcmp(PQgetvalue(res, 0, R_NEXT), "t") != 0) {
-		r = gw_error(rep, 403, "access_denied", "the request in 'requestID' is not yours");
-		goto out;
-	}
 	ha = atoi(PQgetvalue(res, 0, R_NEXT + 3));
 	kak_algo = atoi(PQgetvalue(res, 0, R_NEXT + 5));
 	hlen = rssp_hash_algo_len(ha);
@@ -596,12 +574,8 @@ req_confirm(struct gw_request *req, struct gw_reply *rep)
 	if ((r = gw_tx_begin(req)) != 0 ||
 	    (r = own_request(req, rep, id,
 	    "d.device_uuid, d.status, d.kak_spki, d.kak_algo, r.owner_id, r.hash_algo, r.hashes,"
-	    " r.nonce, r.expires_at, c.key_label, c.binding, c.status", 1, &res)) != 0)
+	    " r.nonce, r.expires_at, c.key_label, c.binding, c.status", TENANT_OWN, 1, &res)) != 0)
 		goto out;
-	if (strcmp(PQgetvalue(res, 0, R_NEXT), "t") != 0) {
-		r = gw_error(rep, 403, "access_denied", "the request in 'requestID' is not yours");
-		goto out;
-	}
 	if (strcmp(PQgetvalue(res, 0, R_NEXT + 2), device) != 0 ||
 	    strcmp(PQgetvalue(res, 0, R_NEXT + 3), "ACTIVE") != 0) {
 		r = gw_error(rep, 403, "access_denied",
@@ -706,12 +680,9 @@ req_cancel(struct gw_request *req, struct gw_reply *rep)
 
 	if ((r = sg_get_uuid(req, rep, "requestID", true, &id)) != 0)
 		goto out;
-	if ((r = gw_tx_begin(req)) != 0 || (r = own_request(req, rep, id, NULL, 1, &res)) != 0)
+	if ((r = gw_tx_begin(req)) != 0 ||
+	    (r = own_request(req, rep, id, NULL, TENANT_PARTY, 1, &res)) != 0)
 		goto out;
-	if (strcmp(PQgetvalue(res, 0, R_NEXT), "t") != 0 && strcmp(PQgetvalue(res, 0, R_NEXT + 1), "t") != 0) {
-		r = gw_error(rep, 403, "access_denied", "the request in 'requestID' is not yours");
-		goto out;
-	}
 	st = PQgetvalue(res, 0, R_STATUS);
 	if (strcmp(st, "EXPIRED") == 0) {
 		r = gw_error(rep, 410, "expired", "the request in 'requestID' has expired");

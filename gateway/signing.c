@@ -17,6 +17,7 @@
 #include "gw.h"
 #include "rssp_log.h"
 #include "signing.h"
+#include "tenant.h"
 
 #include "engine_client.h"
 
@@ -236,33 +237,24 @@ sg_account_for(struct gw_request *req, struct gw_reply *rep, const char *user_id
 	const struct gw_principal *p = &req->principal;
 	PGresult *res = NULL;
 	const char *id = user_id ? user_id : p->account_id;
+	char absent[128], foreign[128];
 	struct sg_account t;
-	int r, allowed;
+	int r;
 
-	if ((r = gw_db_query(req->db, &res,
-	    "SELECT id, status, role, email, coalesce(mobile, ''), coalesce(full_name, ''),"
-	    " coalesce(company_id::text, ''), coalesce(registered_by::text, '')"
-	    " FROM accounts WHERE id = $1", 1, id)) != 0)
+	snprintf(absent, sizeof(absent), "no such user '%s'", field);
+	snprintf(foreign, sizeof(foreign), "the user in '%s' is not yours", field);
+	if ((r = tenant_load(req, rep, TENANT_SEE,
+	    "SELECT id, status, role, email, coalesce(mobile, '') AS mobile,"
+	    " coalesce(full_name, '') AS full_name, " TENANT_OWNER_COLS("accounts")
+	    " FROM accounts WHERE id = $1", 1, &id, absent, foreign, &res)) != 0)
 		goto out;
-	if (PQntuples(res) != 1) {
-		r = gw_error(rep, 404, "not_found", "no such user '%s'", field);
-		goto out;
-	}
-	allowed = strcmp(id, p->account_id) == 0 || p->role == GW_ROLE_ADMIN ||
-	    (p->role == GW_ROLE_RP && strcmp(PQgetvalue(res, 0, 7), p->account_id) == 0) ||
-	    (p->role == GW_ROLE_COMPANY_ADMIN && p->company_id[0] != '\0' &&
-	    strcmp(PQgetvalue(res, 0, 6), p->company_id) == 0);
-	if (!allowed) {
-		r = gw_error(rep, 403, "access_denied", "the user in '%s' is not yours", field);
-		goto out;
-	}
 	memset(&t, 0, sizeof(t));
-	snprintf(t.id, sizeof(t.id), "%s", PQgetvalue(res, 0, 0));
-	snprintf(t.status, sizeof(t.status), "%s", PQgetvalue(res, 0, 1));
-	snprintf(t.role, sizeof(t.role), "%s", PQgetvalue(res, 0, 2));
-	snprintf(t.email, sizeof(t.email), "%s", PQgetvalue(res, 0, 3));
-	snprintf(t.mobile, sizeof(t.mobile), "%s", PQgetvalue(res, 0, 4));
-	snprintf(t.full_name, sizeof(t.full_name), "%s", PQgetvalue(res, 0, 5));
+	snprintf(t.id, sizeof(t.id), "%s", gw_val(res, 0, "id"));
+	snprintf(t.status, sizeof(t.status), "%s", gw_val(res, 0, "status"));
+	snprintf(t.role, sizeof(t.role), "%s", gw_val(res, 0, "role"));
+	snprintf(t.email, sizeof(t.email), "%s", gw_val(res, 0, "email"));
+	snprintf(t.mobile, sizeof(t.mobile), "%s", gw_val(res, 0, "mobile"));
+	snprintf(t.full_name, sizeof(t.full_name), "%s", gw_val(res, 0, "full_name"));
 	*a = t;
 	r = 0;
 out:

@@ -11,6 +11,7 @@
 #include "gw.h"
 #include "outbox.h"
 #include "rssp_log.h"
+#include "tenant.h"
 
 #define CONFIRM_TTL "24 hours"
 #define EMAIL_MAX 254
@@ -194,24 +195,13 @@ get_person(struct gw_request *req, struct gw_reply *rep, const char **emailp,
 	return get_name(req, rep, "fullName", namep);
 }
 
-/* ---- visibility ---- */
-
-static int
-can_see(const struct gw_principal *p, const char *id, const char *company, const char *regby)
-{
-	if (strcmp(p->account_id, id) == 0 || p->role == GW_ROLE_ADMIN)
-		return 1;
-	if (p->role == GW_ROLE_RP)
-		return *regby != '\0' && strcmp(regby, p->account_id) == 0;
-	if (p->role == GW_ROLE_COMPANY_ADMIN)
-		return *company != '\0' && p->company_id[0] != '\0' && strcmp(company, p->company_id) == 0;
-	return 0;
-}
+/* ---- visibility: the tenant rule (tenant.h) ---- */
 
 #define ACCT_COLS \
-	"SELECT id, COALESCE(email, ''), role, CASE WHEN status = 'LOCKED' AND locked_until <= now() " \
-	" THEN 'ACTIVE' ELSE status END, COALESCE(company_id::text, ''), " \
-	" COALESCE(registered_by::text, ''), " TS("created_at") ", " TS("confirmed_at") ", " \
+	"SELECT id AS tenant_account, COALESCE(email, ''), role, CASE WHEN status = 'LOCKED' " \
+	" AND locked_until <= now() THEN 'ACTIVE' ELSE status END, " \
+	" COALESCE(company_id::text, '') AS tenant_company, " \
+	" COALESCE(registered_by::text, '') AS tenant_registered_by, " TS("created_at") ", " TS("confirmed_at") ", " \
 	" full_name, COALESCE(mobile, '')"
 #define ACCT_WHERE_ID " WHERE id = $1::uuid"
 #define ACCT_WHERE_EMAIL " WHERE email IS NOT NULL AND lower(email) = lower($1)"
@@ -228,31 +218,11 @@ static int
 acct_load_visible_sql(struct gw_request *req, struct gw_reply *rep, const char *id,
     const char *email, const char *sql_id, const char *sql_email, PGresult **resp)
 {
-	PGresult *res = NULL;
-	int r;
-
 	/* One of id and email; the caller validated the one given. */
-	if (id != NULL)
-		r = gw_db_query(req->db, &res, sql_id, 1, id);
-	else
-		r = gw_db_query(req->db, &res, sql_email, 1, email);
-	if (r != 0)
-		goto out;
-	if (PQntuples(res) != 1) {
-		r = gw_error(rep, 404, "not_found", "no such user");
-		goto out;
-	}
-	if (!can_see(&req->principal, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 4),
-	    PQgetvalue(res, 0, 5))) {
-		r = gw_error(rep, 403, "access_denied", "the user belongs to another tenant");
-		goto out;
-	}
-	*resp = res;
-	res = NULL;
-	r = 0;
-out:
-	PQclear(res);
-	return r;
+	const char *param = id != NULL ? id : email;
+
+	return tenant_load(req, rep, TENANT_SEE, id != NULL ? sql_id : sql_email, 1, &param,
+	    "no such user", "the user belongs to another tenant", resp);
 }
 
 int
@@ -484,7 +454,7 @@ users_change_passphrase(struct gw_request *req, struct gw_reply *rep)
 {
 	const struct gw_principal *p = &req->principal;
 	const char *old, *new;
-	char pwhash[GW_PWHASH_MAX] = "", thr[16], secs[16];
+	char pwhash[GW_PWHASH_MAX] = "";
 	PGresult *res = NULL;
 	int r;
 
@@ -513,14 +483,8 @@ users_change_passphrase(struct gw_request *req, struct gw_reply *rep)
 	if (gw_password_verify(PQgetisnull(res, 0, 0) ? NULL : PQgetvalue(res, 0, 0), old) != 0) {
 		/* A stolen bearer token must not become a passphrase oracle: failures count
 		 * towards the login lockout. */
-		snprintf(thr, sizeof(thr), "%u", req->cfg != NULL ? req->cfg->lockout_threshold : 5);
-		snprintf(secs, sizeof(secs), "%u", req->cfg != NULL ? req->cfg->lockout_seconds : 900);
-		if ((r = gw_db_query(req->db, NULL,
-		    "UPDATE accounts SET failed_logins = failed_logins + 1, updated_at = now(), "
-		    " status = CASE WHEN failed_logins + 1 >= $2::int AND status = 'ACTIVE' THEN 'LOCKED' ELSE status END, "
-		    " locked_until = CASE WHEN failed_logins + 1 >= $2::int AND status = 'ACTIVE' "
-		    "   THEN now() + make_interval(secs => $3::int) ELSE locked_until END "
-		    "WHERE id = $1::uuid", 3, p->account_id, thr, secs)) != 0 ||
+		if ((r = acct_status_change(req->db, req->cfg, ACCT_FAILED_PASSPHRASE,
+		    p->account_id, NULL)) != 0 ||
 		    (r = gw_tx_commit(req)) != 0)
 			goto out;
 		r = gw_error(rep, 401, "incorrect_credentials", "field 'oldPassphrase' is not correct");
@@ -531,9 +495,8 @@ users_change_passphrase(struct gw_request *req, struct gw_reply *rep)
 	    "UPDATE accounts SET passphrase_hash = $2, failed_logins = 0, updated_at = now() "
 	    "WHERE id = $1::uuid", 2, p->account_id, pwhash)) != 0 ||
 	    /* every other session of the account ends; this one goes on */
-	    (r = gw_db_query(req->db, NULL,
-	    "UPDATE tokens SET revoked_at = now() WHERE account_id = $1::uuid AND revoked_at IS NULL "
-	    " AND family_id <> $2::uuid", 2, p->account_id, p->token_family)) != 0 ||
+	    (r = gw_tokens_revoke(req->db, GW_TOKENS_ACCOUNT_BUT_FAMILY, p->account_id,
+	    p->token_family)) != 0 ||
 	    (r = gw_tx_commit(req)) != 0)
 		goto out;
 	gw_token_cache_forget_account(p->account_id);

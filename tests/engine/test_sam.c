@@ -488,7 +488,9 @@ appr_call(const struct appr *p, const uint8_t *sig, size_t siglen, uint8_t **sad
 	r = sam_authorize(S, buf, len, &out, &outlen, au);
 	free(buf);
 	if (r == 0) {
-		ck_assert_ptr_null(au->reason);
+		ck_assert(au->reason == NULL || strcmp(au->reason, "approval replayed: same sad") == 0);
+		ck_assert_int_gt(au->sad_expires_at, time(NULL));
+		ck_assert_uint_eq(strlen(au->approval_key), 64);
 		ar = rssp__engine__v1__authorize_response__unpack(NULL, outlen, out);
 		ck_assert_ptr_nonnull(ar);
 		ck_assert_int_eq(ar->result_case, RSSP__ENGINE__V1__AUTHORIZE_RESPONSE__RESULT_APPROVAL);
@@ -1404,22 +1406,100 @@ START_TEST(test_approval_refuses_an_expired_approval)
 }
 END_TEST
 
-START_TEST(test_approval_refuses_a_replayed_approval)
+/* PROTOCOL.md 3.2: the same approval again gets the SAD it minted (same bytes, same
+ * count), never a second SAD; once that SAD has expired it is a replay. */
+START_TEST(test_a_replayed_approval_gets_the_same_sad_then_is_refused)
 {
 	struct appr p;
 	struct sam_audit au;
-	uint8_t *sad = NULL;
-	size_t sadlen;
+	uint8_t *sad = NULL, *sad2 = NULL;
+	size_t sadlen, sadlen2;
+	char id1[33];
+	uint8_t h[1][64];
 
 	appr_init(&p, &creds[0], H256, 1, 1);
+	p.expires_at = (int64_t)time(NULL) + 900; /* outlives the SAD (ttl 300) */
+	memcpy(h[0], p.hashes[0], 32);
 	ck_assert_int_eq(approve(&p, &sad, &sadlen, &au), 0);
 	ck_assert_str_eq(au.event, "authorize.approval");
 	ck_assert_str_eq(au.approval_id, p.approval_id);
 	ck_assert_uint_eq(strlen(au.kak_sha256), 64);
 	ck_assert_uint_eq(strlen(au.sad_id), 32);
-	free(sad);
+	ck_assert_ptr_null(au.reason);
+	memcpy(id1, au.sad_id, sizeof(id1));
+	/* the one signature of the SAD */
+	ck_assert_int_eq(sign_hashes(creds[0].id, sad, sadlen, H256, S_PKCS1,
+	    (const uint8_t (*)[64])h, NULL, 1, NULL, NULL), 0);
+	/* the answer was lost: the same approval again */
+	ck_assert_int_eq(approve(&p, &sad2, &sadlen2, &au), 0);
+	ck_assert_str_eq(au.reason, "approval replayed: same sad");
+	ck_assert_str_eq(au.sad_id, id1);
+	ck_assert_uint_eq(sadlen2, sadlen);
+	ck_assert_int_eq(memcmp(sad, sad2, sadlen), 0);
+	/* same count: already used up */
+	ck_assert_int_eq(sign_hashes(creds[0].id, sad2, sadlen2, H256, S_PKCS1,
+	    (const uint8_t (*)[64])h, NULL, 1, NULL, &au), RSSP_E_EXHAUSTED);
+	/* the SAD expired, the approval not yet: a replay */
+	sam_set_clock_skew(S, 400);
 	ck_assert_int_eq(approve(&p, NULL, NULL, &au), RSSP_E_REPLAY);
 	ck_assert_str_eq(au.reason, "approval replayed");
+	sam_set_clock_skew(S, 0);
+	free(sad);
+	free(sad2);
+}
+END_TEST
+
+/* A call whose audit record could not be written spends nothing (sam_undo). */
+START_TEST(test_undo_gives_back_a_count_and_forgets_an_unreleased_sad)
+{
+	struct appr p;
+	struct sam_audit au, sau;
+	uint8_t *sad = NULL, *sad2 = NULL;
+	size_t sadlen, sadlen2;
+	char id1[33];
+	uint8_t h[1][64];
+
+	appr_init(&p, &creds[0], H256, 1, 1);
+	memcpy(h[0], p.hashes[0], 32);
+	ck_assert_int_eq(approve(&p, &sad, &sadlen, &au), 0);
+	memcpy(id1, au.sad_id, sizeof(id1));
+	/* the SAD never left: forgotten, the approval may mint again (a new SAD) */
+	sam_undo(S, &au);
+	free(sad);
+	ck_assert_int_eq(approve(&p, &sad, &sadlen, &au), 0);
+	ck_assert_ptr_null(au.reason);
+	ck_assert_str_ne(au.sad_id, id1);
+	/* a replay answer is not undone: the SAD it repeats was released before */
+	ck_assert_int_eq(approve(&p, &sad2, &sadlen2, &au), 0);
+	sam_undo(S, &au);
+	free(sad2);
+	ck_assert_int_eq(approve(&p, &sad2, &sadlen2, &au), 0);
+	ck_assert_int_eq(memcmp(sad, sad2, sadlen), 0);
+	/* an activation whose answer was not released may be presented again */
+	{
+		struct act ac;
+		Rssp__Engine__V1__ActivationResult *res = NULL;
+
+		act_init(&ac, "credential-undo", "user-u", KEY_P256, kak_ec, KAK_ECDSA);
+		ck_assert_int_eq(activate(&ac, &res, &au), 0);
+		free_act_result(res);
+		sam_undo(S, &au);
+		ck_assert_int_eq(activate(&ac, &res, &au), 0);
+		free_act_result(res);
+		ck_assert_int_eq(activate(&ac, NULL, &au), RSSP_E_REPLAY);
+	}
+	/* the signature was not released: the count comes back */
+	memset(&sau, 0, sizeof(sau));
+	ck_assert_int_eq(sign_hashes(creds[0].id, sad, sadlen, H256, S_PKCS1,
+	    (const uint8_t (*)[64])h, NULL, 1, NULL, &sau), 0);
+	ck_assert_uint_eq(sau.signatures, 1);
+	sam_undo(S, &sau);
+	ck_assert_int_eq(sign_hashes(creds[0].id, sad, sadlen, H256, S_PKCS1,
+	    (const uint8_t (*)[64])h, NULL, 1, NULL, NULL), 0);
+	ck_assert_int_eq(sign_hashes(creds[0].id, sad, sadlen, H256, S_PKCS1,
+	    (const uint8_t (*)[64])h, NULL, 1, NULL, &sau), RSSP_E_EXHAUSTED);
+	free(sad);
+	free(sad2);
 }
 END_TEST
 
@@ -1854,6 +1934,7 @@ START_TEST(test_mutated_requests_are_refused_without_crashing)
 	ProtobufCBinaryData hv[2];
 	uint8_t sreq[1024];
 	size_t sreqlen;
+	char first_id[33] = "";
 	int r, ok = 0;
 
 	srand(20261128);
@@ -1871,16 +1952,23 @@ START_TEST(test_mutated_requests_are_refused_without_crashing)
 		else if (i % 7 == 0)
 			n += (size_t)rand() % 16;
 		out = NULL;
+		memset(&au, 0, sizeof(au));
 		r = sam_authorize(S, m, n, &out, &outlen, &au);
 		ck_assert(r == 0 || (r < 0 && au.reason != NULL));
+		if (r == 0) {
+			if (ok == 0)
+				memcpy(first_id, au.sad_id, sizeof(first_id));
+			else /* the same approval again: the same SAD */
+				ck_assert_str_eq(au.sad_id, first_id);
+		}
 		ok += r == 0;
 		free(out);
 	}
 	free(m);
 	free(req);
 	free(sig);
-	/* (a change in request_id alone keeps the approval valid: at most one mints) */
-	ck_assert_int_le(ok, 1);
+	/* (a change in request_id alone keeps the approval valid: at most one SAD is
+	 * minted, the others that pass are answered with it) */
 
 	sad = mint(&creds[2], &p, H256, 2, 1000, &sadlen);
 	sr.credential_id = creds[2].id;
@@ -1943,7 +2031,8 @@ main(void)
 	tcase_add_test(tc, test_the_certificate_subject_is_the_vouched_subject_and_the_audit_names_the_ra_key);
 	tcase_add_test(tc, test_open_refuses_an_unreadable_or_bad_ra_key_set);
 	tcase_add_test(tc, test_approval_refuses_an_expired_approval);
-	tcase_add_test(tc, test_approval_refuses_a_replayed_approval);
+	tcase_add_test(tc, test_a_replayed_approval_gets_the_same_sad_then_is_refused);
+	tcase_add_test(tc, test_undo_gives_back_a_count_and_forgets_an_unreleased_sad);
 	tcase_add_test(tc, test_approval_refuses_bad_shapes);
 	tcase_add_test(tc, test_requests_refuse_malformed_protobuf_bytes);
 	tcase_add_test(tc, test_signhash_refuses_a_sad_of_another_credential);

@@ -265,6 +265,16 @@ eh_approve(struct engine_client *c, const struct eh_kak *kak, const struct eh_cr
     uint32_t num_sigs, const char *request_id, uint8_t **sadp, size_t *sadlenp,
     int *statusp)
 {
+	return eh_approve_at(c, kak, cred, approval_id, hash_algo, hashes, n, num_sigs,
+	    request_id, NULL, 0, sadp, sadlenp, statusp);
+}
+
+int
+eh_approve_at(struct engine_client *c, const struct eh_kak *kak, const struct eh_cred *cred,
+    const char *approval_id, int hash_algo, const uint8_t *const *hashes, size_t n,
+    uint32_t num_sigs, const char *request_id, const uint8_t *fixed_nonce, int64_t expires_at,
+    uint8_t **sadp, size_t *sadlenp, int *statusp)
+{
 	struct engine_result res;
 	struct rssp_approval_fields f;
 	uint8_t nonce[16], *ad = NULL, *sig = NULL;
@@ -272,7 +282,9 @@ eh_approve(struct engine_client *c, const struct eh_kak *kak, const struct eh_cr
 	int64_t sad_exp;
 	int r = -1;
 
-	if (RAND_bytes(nonce, sizeof(nonce)) != 1)
+	if (fixed_nonce != NULL)
+		memcpy(nonce, fixed_nonce, sizeof(nonce));
+	else if (RAND_bytes(nonce, sizeof(nonce)) != 1)
 		goto out;
 	memset(&f, 0, sizeof(f));
 	f.approval_id = approval_id;
@@ -290,7 +302,7 @@ eh_approve(struct engine_client *c, const struct eh_kak *kak, const struct eh_cr
 	f.description = "Test document";
 	f.nonce = nonce;
 	f.nonce_len = sizeof(nonce);
-	f.expires_at = (int64_t)time(NULL) + 300;
+	f.expires_at = expires_at != 0 ? expires_at : (int64_t)time(NULL) + 300;
 	if (rssp_authdata_approval(&f, &ad, &adlen) != 0 ||
 	    eh_kak_sign(kak, ad, adlen, &sig, &siglen) != 0)
 		goto out;

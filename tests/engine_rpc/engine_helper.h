@@ -61,6 +61,13 @@ int eh_approve(struct engine_client *c, const struct eh_kak *kak, const struct e
     uint32_t num_sigs, const char *request_id, uint8_t **sadp, size_t *sadlenp,
     int *statusp);
 
+/* The same with a given 16-byte nonce and expiry (to present one approval twice);
+ * fixed_nonce NULL / expires_at 0: random / now + 300. */
+int eh_approve_at(struct engine_client *c, const struct eh_kak *kak, const struct eh_cred *cred,
+    const char *approval_id, int hash_algo, const uint8_t *const *hashes, size_t n,
+    uint32_t num_sigs, const char *request_id, const uint8_t *fixed_nonce, int64_t expires_at,
+    uint8_t **sadp, size_t *sadlenp, int *statusp);
+
 /* SignHash. On OK *sigsp (when not NULL) holds the signatures (release with
  * engine_signatures_release); otherwise it is left empty. *msgp: the engine's status
  * text, malloc'd, or NULL. */

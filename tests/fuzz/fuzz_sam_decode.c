@@ -9,6 +9,7 @@
 
 #include "algo.h"
 #include "sam_decode.h"
+#include "fuzz.h"
 
 static void
 check_id(const char *s, size_t size, int may_be_empty)
