@@ -385,6 +385,11 @@ sam_decode_sign_hash(const uint8_t *in, size_t inlen, struct sam_sign_req **reqp
 			goto out;
 		}
 	}
+	if (w->pss != NULL && ((int)w->sign_algo != RSSP_SIGN_RSA_PSS ||
+	    w->pss->base.n_unknown_fields != 0)) {
+		rc = sam_refuse(a, RSSP_E_INVAL, "pss parameters out of place");
+		goto out;
+	}
 	audit_hashes(a, w->hashes, n);
 	rc = RSSP_E_NOMEM;
 	if ((r = calloc(1, sizeof(*r))) == NULL ||
@@ -400,6 +405,7 @@ sam_decode_sign_hash(const uint8_t *in, size_t inlen, struct sam_sign_req **reqp
 	copy_str(r->credential_id, sizeof(r->credential_id), w->credential_id);
 	r->hash_algo = w->hash_algo;
 	r->sign_algo = w->sign_algo;
+	r->pss_salt = w->pss != NULL ? (long)w->pss->salt_length : -1;
 	r->hash_len = hlen;
 	r->n_hashes = n;
 	*reqp = r;

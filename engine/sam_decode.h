@@ -107,6 +107,9 @@ struct sam_sign_req {
 	char credential_id[SAM_ID_SIZE];
 	int hash_algo;                          /* a known HashAlgo */
 	int sign_algo;                          /* a known SignAlgo (key fit: checked later) */
+	long pss_salt;                          /* RSSP_SIGN_RSA_PSS: the salt length asked for
+	                                           (0..UINT32_MAX; the key's maximum: checked
+	                                           later); -1 when none was (hash length) */
 	size_t hash_len;
 	size_t n_hashes;                        /* 1..RSSP_MAX_HASHES */
 	uint8_t *hashes;                        /* n_hashes * hash_len, in request order */

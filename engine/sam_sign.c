@@ -330,8 +330,8 @@ sam_sign(struct sam *s, const struct sam_sign_req *req,
 	EVP_PKEY_CTX *vctx = NULL;
 	uint8_t sad_id[SAD_ID_LEN], buf[MAX_SIG_LEN], di[128], *out = NULL;
 	char label[RSSP_MAX_ID_LEN + 1];
-	size_t hlen, i, n = 0, buflen, outlen;
-	int r, keytype, reserved = 0, mech;
+	size_t hlen, i, n = 0, buflen, outlen, salt;
+	int r, keytype, reserved = 0, mech, own_vctx = 0;
 	int64_t now;
 
 	n = req->n_hashes;
@@ -377,7 +377,26 @@ sam_sign(struct sam *s, const struct sam_sign_req *req,
 		r = sam_refuse(a, RSSP_E_UNSUPPORTED, "sign algorithm does not fit key");
 		goto out;
 	}
-	if ((vctx = vctx_get(s, label, pkey, req->sign_algo, req->hash_algo)) == NULL) {
+	if (req->pss_salt < 0 || (size_t)req->pss_salt == hlen) {
+		salt = hlen;
+		vctx = vctx_get(s, label, pkey, req->sign_algo, req->hash_algo);
+	} else {
+		/* another salt length: RFC 8017 9.1.1 bounds it by emLen - hLen - 2,
+		 * emLen = ceil((modBits - 1) / 8) */
+		size_t emlen = ((size_t)EVP_PKEY_get_bits(pkey) - 1 + 7) / 8;
+		salt = (size_t)req->pss_salt;
+		if (emlen < hlen + 2 || salt > emlen - hlen - 2) {
+			r = sam_refuse(a, RSSP_E_INVAL, "pss salt too long for the key");
+			goto out;
+		}
+		own_vctx = 1; /* not cached: the cache holds contexts for the default salt */
+		if ((vctx = verify_ctx(pkey, req->sign_algo, req->hash_algo)) != NULL &&
+		    EVP_PKEY_CTX_set_rsa_pss_saltlen(vctx, (int)salt) != 1) {
+			EVP_PKEY_CTX_free(vctx);
+			vctx = NULL;
+		}
+	}
+	if (vctx == NULL) {
 		r = sam_refuse(a, RSSP_E_CRYPTO, "verifier setup failed");
 		goto out;
 	}
@@ -413,8 +432,8 @@ sam_sign(struct sam *s, const struct sam_sign_req *req,
 			tbs = di;
 		}
 		buflen = sizeof(buf);
-		if ((r = hsm_sign(s->hsm, ss, label, HSM_PRIVATE_KEY, mech, hlen, tbs, tbslen,
-		    buf, &buflen)) != 0) {
+		if ((r = hsm_sign_salt(s->hsm, ss, label, HSM_PRIVATE_KEY, mech, hlen, salt, tbs,
+		    tbslen, buf, &buflen)) != 0) {
 			r = sam_refuse(a, r == RSSP_E_NOTFOUND ? r : RSSP_E_HSM, "hsm failure");
 			goto out;
 		}
@@ -468,7 +487,7 @@ out:
 	}
 	hsm_session_put(s->hsm, ss);
 	free(out);
-	if (r == 0) /* a context that served a clean call serves the next one */
+	if (r == 0 && !own_vctx) /* a context that served a clean call serves the next one */
 		vctx_put(s, label, pkey, req->sign_algo, req->hash_algo, vctx);
 	else
 		EVP_PKEY_CTX_free(vctx);

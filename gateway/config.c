@@ -30,6 +30,7 @@ static const struct opt opts[] = {
 	{"RSSP_TLS_KEY", T_STR, OFF(tls_key), NULL, 0, 0, 0},
 	{"RSSP_ENGINE_SOCKET", T_STR, OFF(engine_socket), "/run/rssp/engine.sock", 0, 0, 0},
 	{"RSSP_ENGINE_TIMEOUT_MS", T_UINT, OFF(engine_timeout_ms), "5000", 1, 600000, 0},
+	{"RSSP_ENGINE_PROBE_MS", T_UINT, OFF(engine_probe_ms), "500", 50, 60000, 0},
 	{"RSSP_ENGINE_KEYGEN_TIMEOUT_MS", T_UINT, OFF(engine_keygen_timeout_ms), "60000", 1, 600000, 0},
 	{"RSSP_TOKEN_TTL", T_UINT, OFF(token_ttl), "3600", 1, 86400 * 7, 0},
 	{"RSSP_REFRESH_TTL", T_UINT, OFF(refresh_ttl), "86400", 1, 86400 * 365, 0},
@@ -54,6 +55,8 @@ static const struct opt opts[] = {
 	{"RSSP_TOKEN_CACHE_TTL", T_UINT, OFF(token_cache_ttl), "2", 0, 60, 0},
 	{"RSSP_DIGEST_NONCE_TTL", T_UINT, OFF(digest_nonce_ttl), "300", 1, 86400, 0},
 	{"RSSP_TRUST_FORWARDED", T_UINT, OFF(trust_forwarded), "0", 0, 1, 0},
+	{"RSSP_CSC_REGION", T_STR, OFF(csc_region), "FR", 0, 0, 0},
+	{"RSSP_CSC_V1_AUTHORIZE_WAIT", T_UINT, OFF(csc_v1_wait), "120", 1, 600, 0},
 };
 
 static const char *const levels[] = {"error", "warn", "info", "debug"};

@@ -16,6 +16,8 @@ struct gw_config {
 	char *engine_socket;      /* RSSP_ENGINE_SOCKET, default /run/rssp/engine.sock */
 	int engine_socket_set;    /* 1 when RSSP_ENGINE_SOCKET was given explicitly */
 	unsigned engine_timeout_ms; /* RSSP_ENGINE_TIMEOUT_MS, default 5000 */
+	unsigned engine_probe_ms; /* RSSP_ENGINE_PROBE_MS: the engine is probed when it has not answered
+	                             for this long (idle or down), deadline 2x; default 500 */
 	unsigned engine_keygen_timeout_ms; /* RSSP_ENGINE_KEYGEN_TIMEOUT_MS: deadline of the engine calls that
 	                                      generate a key (credential activation), default 60000 */
 	unsigned token_ttl;       /* RSSP_TOKEN_TTL seconds, default 3600 */
@@ -42,6 +44,9 @@ struct gw_config {
 	unsigned trust_forwarded; /* RSSP_TRUST_FORWARDED=1: the client address is the last X-Forwarded-For entry (behind an ingress) */
 	char *ra_keys;            /* RSSP_RA_KEYS: RA public keys for an early check of vouches ("" = none; the engine decides) */
 	unsigned digest_nonce_ttl; /* RSSP_DIGEST_NONCE_TTL seconds, default 300 */
+	char *csc_region;         /* RSSP_CSC_REGION: ISO 3166-1 alpha-2 country of the service for CSC info, default "FR" */
+	unsigned csc_v1_wait;     /* RSSP_CSC_V1_AUTHORIZE_WAIT: seconds a CSC v1 credentials/authorize waits for the
+	                             signer's confirmation (on the long pool), default 120, at most 600 */
 };
 
 /* Fills *cfgp from the environment. Returns 0, or RSSP_E_INVAL after printing to

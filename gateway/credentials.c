@@ -12,6 +12,7 @@
 #include <openssl/sha.h>
 #include <openssl/x509.h>
 
+#include "engine_health.h"
 #include "gw.h"
 #include "rssp_log.h"
 #include "sic.h"
@@ -536,10 +537,11 @@ cred_activate_response(struct gw_request *req, struct gw_reply *rep)
 	    (r = gw_get_b64(req, rep, "authorizeSignature", 2048, true, &sig, &siglen)) != 0 ||
 	    (r = gw_get_str(req, rep, "otpDecrypted", 16, false, &otp)) != 0)
 		goto out;
-	if ((r = gw_tx_begin(req)) != 0 ||
-	    (r = cred_load(req, rep, cred_id, TENANT_OWN,
+	/* No transaction across the engine call (key generation takes seconds): read, call,
+	 * then one UPDATE that applies only while the credential is still NEW. */
+	if ((r = cred_load(req, rep, cred_id, TENANT_OWN,
 	    "c.act_device_id::text, c.act_subject_cn, c.act_nonce, c.act_expires_at,"
-	    " c.act_otp_hash, c.act_tries", 1, &res)) != 0 ||
+	    " c.act_otp_hash, c.act_tries", 0, &res)) != 0 ||
 	    (r = own_device(req, rep, device, &dev)) != 0)
 		goto out;
 	if (strcmp(PQgetvalue(res, 0, C_STATUS), "NEW") != 0) {
@@ -584,8 +586,7 @@ cred_activate_response(struct gw_request *req, struct gw_reply *rep)
 		if (otp_hashlen != sizeof(digest) ||
 		    CRYPTO_memcmp(digest, otp_hash, sizeof(digest)) != 0) {
 			if ((r = gw_db_query(req->db, NULL,
-			    "UPDATE credentials SET act_tries = act_tries + 1 WHERE id = $1", 1, cred_id)) != 0 ||
-			    (r = gw_tx_commit(req)) != 0)
+			    "UPDATE credentials SET act_tries = act_tries + 1 WHERE id = $1", 1, cred_id)) != 0)
 				goto out;
 			r = gw_error(rep, 400, "invalid_request", "field 'otpDecrypted' is wrong");
 			goto out;
@@ -619,6 +620,7 @@ cred_activate_response(struct gw_request *req, struct gw_reply *rep)
 	est = engine_activate(req->engine, req->cfg->engine_keygen_timeout_ms, req->request_id,
 	    &f, sig, siglen, &evo, &ar, &er);
 	gw_metrics_engine_call("authorize", er.grpc_status, er.seconds);
+	engine_health_note(&er);
 	if (est != ENGINE_OK) {
 		r = sg_engine_error(rep, &er, "activation");
 		goto out;
@@ -641,14 +643,22 @@ cred_activate_response(struct gw_request *req, struct gw_reply *rep)
 		const char *params[] = { cred_id, PQgetvalue(dev, 0, 0), p_label, p_bind, p_cert,
 		    p_chain, cf.subject_dn, cf.issuer_dn, cf.serial_hex,
 		    cf.valid_from[0] ? cf.valid_from : NULL, cf.valid_to[0] ? cf.valid_to : NULL, p_pub };
-		if ((r = gw_db_exec(req->db, NULL,
+		PGresult *upd = NULL;
+		if ((r = gw_db_exec(req->db, &upd,
 		    "UPDATE credentials SET status = 'ACTIVE', device_id = $2, key_label = $3,"
 		    " binding = $4, certificate = $5, chain = $6, subject_dn = $7, issuer_dn = $8,"
 		    " serial_number = $9, valid_from = $10::timestamptz, valid_to = $11::timestamptz,"
 		    " activated_at = now(), act_device_id = NULL, act_nonce = NULL, act_otp_hash = NULL,"
-		    " act_expires_at = NULL, public_key = $12 WHERE id = $1", 12, params)) != 0 ||
-		    (r = gw_tx_commit(req)) != 0)
+		    " act_expires_at = NULL, public_key = $12 WHERE id = $1 AND status = 'NEW'"
+		    " AND act_device_id = $2::uuid RETURNING id", 12, params)) != 0)
 			goto out;
+		r = PQntuples(upd) == 1 ? 0 : RSSP_E_CONFLICT;
+		PQclear(upd);
+		if (r != 0) {
+			/* another activation of it won meanwhile: this key stays unused */
+			r = gw_error(rep, 409, "conflict", "the credential was activated or cancelled meanwhile");
+			goto out;
+		}
 	}
 	log_info("credential %s activated with key %.100s", cred_id, p_label);
 	r = gw_reply_json(rep, 200, json_pack("{s:s,s:s,s:s}", "credentialID", cred_id,

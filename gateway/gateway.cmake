@@ -1,7 +1,8 @@
 # rssp-gateway: the REST front. Every gateway module but main.c goes into the library;
 # a new module is added to this list.
-set(RSSP_GATEWAY_SOURCES admin.c auth.c config.c context.c credentials.c db.c info.c metrics.c
-  outbox.c reply.c requests.c routes.c secrets.c server.c sic.c signing.c users.c)
+set(RSSP_GATEWAY_SOURCES account_status.c admin.c auth.c config.c context.c credentials.c
+  csc.c csc_v1.c csc_v2.c db.c engine_health.c enrollments.c info.c metrics.c oauth.c
+  outbox.c reply.c requests.c routes.c secrets.c server.c sic.c signing.c tenant.c users.c)
 
 add_custom_command(OUTPUT ${CMAKE_CURRENT_BINARY_DIR}/openapi_data.c
   COMMAND ${CMAKE_COMMAND} -DIN=${CMAKE_CURRENT_SOURCE_DIR}/openapi.json
@@ -9,7 +10,19 @@ add_custom_command(OUTPUT ${CMAKE_CURRENT_BINARY_DIR}/openapi_data.c
   DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/openapi.json ${CMAKE_CURRENT_SOURCE_DIR}/embed.cmake
   COMMENT "embedding gateway/openapi.json")
 
-add_library(rssp_gateway_lib STATIC ${RSSP_GATEWAY_SOURCES} ${CMAKE_CURRENT_BINARY_DIR}/openapi_data.c)
+# The signer's OAuth page (oauth.c): HTML template and stylesheet, served from 'self'.
+foreach(asset oauth_page.html oauth_page.css)
+  string(REPLACE "." "_" sym "gw_${asset}")
+  add_custom_command(OUTPUT ${CMAKE_CURRENT_BINARY_DIR}/${sym}.c
+    COMMAND ${CMAKE_COMMAND} -DIN=${CMAKE_CURRENT_SOURCE_DIR}/${asset} -DNAME=${sym}
+            -DOUT=${CMAKE_CURRENT_BINARY_DIR}/${sym}.c -P ${CMAKE_CURRENT_SOURCE_DIR}/embed.cmake
+    DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/${asset} ${CMAKE_CURRENT_SOURCE_DIR}/embed.cmake
+    COMMENT "embedding gateway/${asset}")
+  list(APPEND RSSP_GATEWAY_ASSETS ${CMAKE_CURRENT_BINARY_DIR}/${sym}.c)
+endforeach()
+
+add_library(rssp_gateway_lib STATIC ${RSSP_GATEWAY_SOURCES} ${CMAKE_CURRENT_BINARY_DIR}/openapi_data.c
+  ${RSSP_GATEWAY_ASSETS})
 target_include_directories(rssp_gateway_lib PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})
 target_compile_definitions(rssp_gateway_lib PRIVATE
   RSSP_VERSION="${PROJECT_VERSION}"

@@ -67,6 +67,8 @@ struct gw_principal {
                                  separate pool of RSSP_LONG_THREADS threads with its connection
                                  suspended, never on an HTTP thread. A request whose body has
                                  an integer "wait" > 0 is treated so on any route. */
+#define GW_GET          0x20u /* the route also answers GET (a browser page): the query parameters
+                                 become req->body, an object of strings; req->method says which */
 
 struct gw_request;
 struct gw_reply;
@@ -108,6 +110,7 @@ struct gw_reply {
 	char *headers[GW_MAX_REPLY_HEADERS][2]; /* extra headers, owned (name, value) */
 	unsigned n_headers;
 	unsigned flags_;                 /* the framework's own (Digest challenge); do not touch */
+	char *text_, *ctype_;            /* a non-JSON reply (gw_reply_text); do not touch */
 };
 
 /* Sets the reply: status and body. Steals the reference to body (may be NULL for no
@@ -116,6 +119,9 @@ struct gw_reply {
 int gw_reply_json(struct gw_reply *rep, int status, json_t *body);
 /* Sets an empty reply (204 No Content usually). Returns 0. */
 int gw_reply_empty(struct gw_reply *rep, int status);
+/* Sets a reply that is not JSON (an HTML page, a stylesheet): status, Content-Type and
+ * text are copied. Returns 0 or RSSP_E_NOMEM (the reply is then unset). */
+int gw_reply_text(struct gw_reply *rep, int status, const char *ctype, const char *text) RSSP_WUR;
 /* Adds a response header (copied). Returns 0, RSSP_E_TOOBIG past GW_MAX_REPLY_HEADERS,
  * RSSP_E_NOMEM. */
 int gw_reply_header(struct gw_reply *rep, const char *name, const char *value) RSSP_WUR;

@@ -13,6 +13,7 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
+#include "engine_health.h"
 #include "gw.h"
 #include "rssp_log.h"
 #include "sic.h"
@@ -270,7 +271,7 @@ req_authorize(struct gw_request *req, struct gw_reply *rep)
 	PGresult *res = NULL;
 	struct rssp_approval_fields f;
 	int r, hash_algo;
-	bool csc = strncmp(req->path, "/csc/v2/", 8) == 0;
+	bool csc = strncmp(req->path, "/csc/", 5) == 0; /* CSC clients need not describe it */
 	long long exp;
 
 	if ((r = sg_get_uuid(req, rep, "credentialID", true, &cred_id)) != 0 ||
@@ -571,10 +572,14 @@ req_confirm(struct gw_request *req, struct gw_reply *rep)
 	    (r = sg_get_device_uuid(req, rep, &device)) != 0 ||
 	    (r = gw_get_b64(req, rep, "authorizeSignature", 2048, true, &sig, &siglen)) != 0)
 		goto out;
-	if ((r = gw_tx_begin(req)) != 0 ||
-	    (r = own_request(req, rep, id,
+	/* No transaction across the engine call: read, call, then one conditional UPDATE.
+	 * A confirm retried after a lost answer (engine, database or gateway failed after the
+	 * engine minted) presents the same approval again and the engine answers it with the
+	 * SAD it minted already (PROTOCOL.md, "Replayed approval"); two confirms racing both
+	 * get that SAD, and the second finds the request CONFIRMED. */
+	if ((r = own_request(req, rep, id,
 	    "d.device_uuid, d.status, d.kak_spki, d.kak_algo, r.owner_id, r.hash_algo, r.hashes,"
-	    " r.nonce, r.expires_at, c.key_label, c.binding, c.status", TENANT_OWN, 1, &res)) != 0)
+	    " r.nonce, r.expires_at, c.key_label, c.binding, c.status", TENANT_OWN, 0, &res)) != 0)
 		goto out;
 	if (strcmp(PQgetvalue(res, 0, R_NEXT + 2), device) != 0 ||
 	    strcmp(PQgetvalue(res, 0, R_NEXT + 3), "ACTIVE") != 0) {
@@ -635,6 +640,7 @@ req_confirm(struct gw_request *req, struct gw_reply *rep)
 	    kak_algo, PQgetvalue(res, 0, R_NEXT + 11), binding, bindlen, sig, siglen, &sad,
 	    &sadlen, &sad_exp, &er);
 	gw_metrics_engine_call("authorize", er.grpc_status, er.seconds);
+	engine_health_note(&er);
 	if (est != ENGINE_OK) {
 		r = sg_engine_error(rep, &er, "approval");
 		goto out;
@@ -646,13 +652,31 @@ req_confirm(struct gw_request *req, struct gw_reply *rep)
 		goto out;
 	}
 	snprintf(exp_s, sizeof(exp_s), "%lld", (long long)sad_exp);
-	if ((r = gw_db_query(req->db, NULL,
+	PQclear(res);
+	res = NULL;
+	if ((r = gw_tx_begin(req)) != 0 ||
+	    (r = gw_db_query(req->db, &res,
 	    "UPDATE auth_requests SET status = 'CONFIRMED', sad = $2, sad_hash = $3,"
-	    " sad_expires_at = $4::bigint, confirmed_at = now() WHERE id = $1", 4,
-	    id, p_sad, p_sadhash, exp_s)) != 0 ||
-	    (r = req_notify(req, id)) != 0 ||
-	    (r = gw_tx_commit(req)) != 0)
+	    " sad_expires_at = $4::bigint, confirmed_at = now() WHERE id = $1 AND status = 'PENDING'"
+	    " RETURNING id", 4, id, p_sad, p_sadhash, exp_s)) != 0)
 		goto out;
+	if (PQntuples(res) != 1) {
+		/* cancelled meanwhile, or confirmed by a racing call with the same SAD */
+		gw_tx_rollback(req);
+		PQclear(res);
+		res = NULL;
+		if ((r = gw_db_query(req->db, &res, "SELECT status, sad_hash = $2 FROM auth_requests"
+		    " WHERE id = $1", 2, id, p_sadhash)) != 0)
+			goto out;
+		if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "CONFIRMED") != 0 ||
+		    strcmp(PQgetvalue(res, 0, 1), "t") != 0) {
+			r = gw_error(rep, 409, "conflict", "the request in 'requestID' is %s",
+			    PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "gone");
+			goto out;
+		}
+	} else if ((r = req_notify(req, id)) != 0 || (r = gw_tx_commit(req)) != 0) {
+		goto out;
+	}
 	log_info("request %s confirmed", id);
 	r = gw_reply_json(rep, 200, json_pack("{s:s,s:s}", "requestID", id, "status", "CONFIRMED"));
 out:

@@ -20,6 +20,7 @@
 #include "routes.h"
 #include "rssp_log.h"
 #include "engine_client.h"
+#include "engine_health.h"
 
 #define GW_MAX_BODY (1024 * 1024)
 #define GW_MAX_DISCARD (16 * 1024 * 1024)
@@ -174,7 +175,9 @@ send_reply(struct MHD_Connection *conn, const struct gw_server *s, struct rq *q,
 	unsigned i;
 	int status = rep->status ? rep->status : 500;
 
-	if (rep->body != NULL)
+	if (rep->text_ != NULL)
+		text = strdup(rep->text_);
+	else if (rep->body != NULL)
 		text = json_dumps(rep->body, JSON_COMPACT);
 	if (rep->body != NULL && text == NULL) {
 		status = 500;
@@ -187,7 +190,8 @@ send_reply(struct MHD_Connection *conn, const struct gw_server *s, struct rq *q,
 		return MHD_NO;
 	}
 	if (text != NULL)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+		    rep->text_ != NULL && rep->ctype_ != NULL ? rep->ctype_ : "application/json");
 	MHD_add_response_header(resp, "X-Request-ID", q->rid);
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
@@ -356,16 +360,19 @@ serve_get(struct MHD_Connection *conn, struct gw_server *s, struct rq *q, const 
 		    text ? strlen(text) : 0);
 	}
 	if (strcmp(url, "/readyz") == 0) {
-		const char *why = NULL;
-		if (db_ping(s) < 0)
+		const char *why = NULL, *code = "engine_unavailable";
+		if (db_ping(s) < 0) {
 			why = "database unreachable";
-		else if (s->cfg->engine_socket_set &&
-		    (s->engine == NULL || engine_client_ready(s->engine, 1000) < 0))
+			code = "database_unavailable";
+		} else if (s->cfg->engine_socket_set && s->engine == NULL) {
 			why = "engine unreachable";
+		} else if (s->cfg->engine_socket_set && engine_health_ready(&code, &why) < 0) {
+			/* the probe's verdict: no call here waits for a hung engine */
+		}
 		if (why != NULL) {
 			struct gw_reply rep = {0};
 			enum MHD_Result ret;
-			(void)gw_error(&rep, 503, "engine_unavailable", "%s", why);
+			(void)gw_error(&rep, 503, code, "%s", why);
 			ret = send_reply(conn, s, q, "GET", url, "/readyz", &rep);
 			gw_reply_release(&rep);
 			return ret;
@@ -438,7 +445,7 @@ job_run(struct gw_server *s, struct job *j)
 
 	(void)s;
 	if (!(rt->flags & GW_NO_DB) && (r = ensure_db(&j->req)) < 0) {
-		(void)gw_error(&j->rep, 503, "engine_unavailable", "service unavailable");
+		(void)gw_error(&j->rep, 503, "database_unavailable", "the database is not available; retry later");
 		goto out;
 	}
 	r = rt->handler(&j->req, &j->rep);
@@ -446,7 +453,11 @@ job_run(struct gw_server *s, struct job *j)
 		if (r == 0)
 			r = RSSP_E_INTERNAL; /* a handler that returns 0 without a reply */
 		log_error("%s failed: %s", rt->path, rssp_strerror(r));
-		if (r == RSSP_E_UNAVAILABLE || r == RSSP_E_TIMEOUT)
+		if ((r == RSSP_E_UNAVAILABLE || r == RSSP_E_TIMEOUT || r == RSSP_E_DB) &&
+		    (j->req.db == NULL || PQstatus(j->req.db) != CONNECTION_OK))
+			(void)gw_error(&j->rep, 503, "database_unavailable",
+			    "the database is not available; retry later");
+		else if (r == RSSP_E_UNAVAILABLE || r == RSSP_E_TIMEOUT)
 			(void)gw_error(&j->rep, 503, "engine_unavailable", "service unavailable, retry later");
 		else
 			(void)gw_error(&j->rep, 500, "internal_error", "internal error");
@@ -467,7 +478,7 @@ job_finish(struct gw_server *s, struct job *j, const char *url)
 		gw_tx_rollback(&j->req);
 		gw_db_release(&j->req);
 	}
-	ret = send_reply(j->conn, s, j->q, "POST", url, j->rt->path, &j->rep);
+	ret = send_reply(j->conn, s, j->q, j->req.method, url, j->rt->path, &j->rep);
 	gw_reply_release(&j->rep);
 	body_wipe(j->req.body);
 	json_decref(j->req.body);
@@ -545,8 +556,46 @@ long_submit(struct gw_server *s, struct job *j)
 	return r;
 }
 
+/* GET routes (GW_GET): the query parameters as an object of strings; a repeated name,
+ * a name without a value or a value that is not UTF-8 makes it fail. */
+struct qargs {
+	json_t *o;
+	int bad;
+};
+
 static enum MHD_Result
-serve_post(struct MHD_Connection *conn, struct gw_server *s, struct rq *q, const char *url)
+qarg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	struct qargs *a = cls;
+	json_t *v;
+
+	(void)kind;
+	if (value == NULL || *key == '\0' || json_object_get(a->o, key) != NULL ||
+	    (v = json_string(value)) == NULL) {
+		a->bad = 1;
+		return MHD_NO;
+	}
+	json_object_set_new(a->o, key, v);
+	return MHD_YES;
+}
+
+static json_t *
+query_parse(struct MHD_Connection *conn)
+{
+	struct qargs a = { json_object(), 0 };
+
+	if (a.o != NULL)
+		MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, qarg, &a);
+	if (a.bad) {
+		json_decref(a.o);
+		return NULL;
+	}
+	return a.o;
+}
+
+static enum MHD_Result
+serve_post(struct MHD_Connection *conn, struct gw_server *s, struct rq *q, const char *url,
+    const char *method)
 {
 	const struct gw_route *rt = route_find(url);
 	struct job *j;
@@ -554,7 +603,7 @@ serve_post(struct MHD_Connection *conn, struct gw_server *s, struct rq *q, const
 	int r;
 
 	if (rt == NULL)
-		return reply_error(conn, s, q, "POST", url, "other", 404, "not_found", "no such function");
+		return reply_error(conn, s, q, method, url, "other", 404, "not_found", "no such function");
 	if ((j = calloc(1, sizeof(*j))) == NULL)
 		return MHD_NO;
 	j->rt = rt;
@@ -567,7 +616,7 @@ serve_post(struct MHD_Connection *conn, struct gw_server *s, struct rq *q, const
 	j->req.priv_ = &j->pv;
 	j->req.request_id = q->rid;
 	j->req.client_addr = q->client;
-	j->req.method = "POST";
+	j->req.method = method;
 	j->req.path = rt->path;
 	j->req.raw_body = q->body ? q->body : "";
 	j->req.raw_body_len = q->len;
@@ -577,7 +626,12 @@ serve_post(struct MHD_Connection *conn, struct gw_server *s, struct rq *q, const
 
 	/* the body: JSON (or, for GW_RAW_BODY routes, a form or nothing) */
 	ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-	if (q->len == 0 && (ct == NULL || ctype_is(ct, "application/json") ||
+	if (strcmp(method, "GET") == 0) {
+		if ((j->req.body = query_parse(conn)) == NULL) {
+			(void)gw_error(&j->rep, 400, "invalid_request", "malformed query string");
+			goto send;
+		}
+	} else if (q->len == 0 && (ct == NULL || ctype_is(ct, "application/json") ||
 	    ctype_is(ct, "application/x-www-form-urlencoded"))) {
 		j->req.body = json_object();
 	} else if (ctype_is(ct, "application/json")) {
@@ -615,8 +669,9 @@ serve_post(struct MHD_Connection *conn, struct gw_server *s, struct rq *q, const
 		} else if (r < 0) {
 			if (j->rep.status == 0)
 				(void)gw_error(&j->rep, r == RSSP_E_UNAVAILABLE ? 503 : 500,
-				    r == RSSP_E_UNAVAILABLE ? "engine_unavailable" : "internal_error",
-				    "%s", r == RSSP_E_UNAVAILABLE ? "service unavailable" : "internal error");
+				    r == RSSP_E_UNAVAILABLE ? "database_unavailable" : "internal_error",
+				    "%s", r == RSSP_E_UNAVAILABLE ? "the database is not available; retry later" :
+				    "internal error");
 			goto send;
 		}
 		if (!(rt->flags & GW_PUBLIC) && !(rt->roles & j->req.principal.role)) {
@@ -625,7 +680,7 @@ serve_post(struct MHD_Connection *conn, struct gw_server *s, struct rq *q, const
 			goto send;
 		}
 	}
-	if ((rt->flags & GW_NEEDS_ENGINE) && s->engine == NULL) {
+	if ((rt->flags & GW_NEEDS_ENGINE) && (s->engine == NULL || engine_health_admit() < 0)) {
 		(void)gw_error(&j->rep, 503, "engine_unavailable", "the signing engine is not available");
 		goto send;
 	}
@@ -732,7 +787,10 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 	else if (strcmp(method, "GET") == 0 && is_operational(url))
 		ret = serve_get(conn, s, q, url);
 	else if (strcmp(method, "POST") == 0)
-		ret = serve_post(conn, s, q, url);
+		ret = serve_post(conn, s, q, url, "POST");
+	else if (strcmp(method, "GET") == 0 && route_find(url) != NULL &&
+	    (route_find(url)->flags & GW_GET))
+		ret = serve_post(conn, s, q, url, "GET");
 	else if (is_operational(url) || route_find(url) != NULL)
 		ret = reply_error(conn, s, q, method, url, "other", 405, "invalid_request",
 		    is_operational(url) ? "use GET" : "use POST");

@@ -14,6 +14,7 @@
 #include <openssl/sha.h>
 #include <openssl/x509.h>
 
+#include "engine_health.h"
 #include "gw.h"
 #include "rssp_log.h"
 #include "signing.h"
@@ -269,6 +270,9 @@ sg_engine_error(struct gw_reply *rep, const struct engine_result *er, const char
 {
 	const char *m = er->message[0] != '\0' ? er->message : "refused";
 
+	if (er->answered && strcmp(er->message, ENGINE_HEALTH_AUDIT_MSG) == 0)
+		return gw_error(rep, 503, "audit_unavailable",
+		    "the signing engine cannot write its audit log; retry later");
 	switch (er->status) {
 	case ENGINE_UNAVAILABLE:
 	case ENGINE_TIMEOUT:
@@ -308,6 +312,8 @@ static const struct {
 	{ "1.2.840.113549.1.1.12", SG_SIGN_RSA_PKCS1, SG_HASH_SHA384 },
 	{ "1.2.840.113549.1.1.13", SG_SIGN_RSA_PKCS1, SG_HASH_SHA512 },
 	{ "1.2.840.113549.1.1.10", SG_SIGN_RSA_PSS, 0 },
+	/* rsaEncryption (CSC v2): PKCS#1 v1.5 with the hash of hashAlgorithmOID */
+	{ "1.2.840.113549.1.1.1", SG_SIGN_RSA_PKCS1, 0 },
 	{ "1.2.840.10045.4.3.2", SG_SIGN_ECDSA, SG_HASH_SHA256 },
 	{ "1.2.840.10045.4.3.3", SG_SIGN_ECDSA, SG_HASH_SHA384 },
 	{ "1.2.840.10045.4.3.4", SG_SIGN_ECDSA, SG_HASH_SHA512 },
@@ -362,10 +368,12 @@ mgf1_hash(const X509_ALGOR *mgf)
 	return h;
 }
 
-/* Reads RSASSA-PSS-params (DER): the hash, MGF1 with the same hash, salt = hash length,
- * trailer 1. Returns the HashAlgo or 0 when the parameters are not those. */
+/* Reads RSASSA-PSS-params (DER): the hash, MGF1 with the same hash, a salt length of
+ * 0..SG_PSS_SALT_MAX (the engine checks it against the key), trailer 1. Returns the
+ * HashAlgo and sets *saltp, or returns 0 when the parameters are not those. */
+#define SG_PSS_SALT_MAX 1024
 static int
-pss_params_hash(const uint8_t *der, size_t len)
+pss_params_hash(const uint8_t *der, size_t len, long *saltp)
 {
 	const unsigned char *p = der;
 	RSA_PSS_PARAMS *pss = NULL;
@@ -385,10 +393,11 @@ pss_params_hash(const uint8_t *der, size_t len)
 	if ((mh = mgf1_hash(pss->maskGenAlgorithm)) != h)
 		goto fail;
 	salt = pss->saltLength ? ASN1_INTEGER_get(pss->saltLength) : 20;
-	if (salt != (long)rssp_hash_algo_len(h))
+	if (salt < 0 || salt > SG_PSS_SALT_MAX)
 		goto fail;
 	if (pss->trailerField != NULL && ASN1_INTEGER_get(pss->trailerField) != 1)
 		goto fail;
+	*saltp = salt;
 	goto out;
 fail:
 	h = 0;
@@ -459,6 +468,7 @@ sg_sign_hash(struct gw_request *req, struct gw_reply *rep)
 	enum engine_status est;
 	PGresult *res = NULL;
 	int r, sign_algo = 0, hash_algo = 0, h, key_algo, spent = 0;
+	long salt = -1;
 	json_t *arr = NULL;
 
 	if ((r = sg_get_uuid(req, rep, "credentialID", true, &cred_id)) != 0 ||
@@ -487,12 +497,14 @@ sg_sign_hash(struct gw_request *req, struct gw_reply *rep)
 		goto out;
 	}
 	if (params != NULL) {
-		if ((h = pss_params_hash(params, paramslen)) == 0) {
+		if ((h = pss_params_hash(params, paramslen, &salt)) == 0) {
 			r = gw_error(rep, 400, "invalid_request", "field 'signAlgoParams' must be "
-			    "RSASSA-PSS-params with MGF1 of the same hash and salt = hash length");
+			    "RSASSA-PSS-params with a SHA-2 hash, MGF1 of the same hash and a salt length");
 			goto out;
 		}
 		hash_algo = h;
+		if (salt == (long)rssp_hash_algo_len(h))
+			salt = -1; /* the default */
 	}
 	if (hoid != NULL) {
 		if ((h = sg_hash_algo_from_oid(hoid)) == 0) {
@@ -557,10 +569,20 @@ sg_sign_hash(struct gw_request *req, struct gw_reply *rep)
 		r = gw_error(rep, 400, "invalid_request", "field 'signAlgo' does not fit the credential's key");
 		goto out;
 	}
-	est = engine_sign_hash(req->engine, req->cfg->engine_timeout_ms, req->request_id,
-	    cred_id, sad, sadlen, hash_algo, sign_algo, (const uint8_t *const *)hashes, n, hlen,
-	    &sigs, &er);
+	if (salt >= 0) {
+		/* RFC 8017 9.1.1: salt <= emLen - hLen - 2, emLen = ceil((modBits - 1) / 8) */
+		long emlen = key_algo == SG_KEY_RSA3072 ? 384 : 256;
+		if (salt > emlen - (long)hlen - 2) {
+			r = gw_error(rep, 400, "invalid_request", "field 'signAlgoParams' has a salt "
+			    "length over the key's maximum (%ld)", emlen - (long)hlen - 2);
+			goto out;
+		}
+	}
+	est = engine_sign_hash_pss(req->engine, req->cfg->engine_timeout_ms, req->request_id,
+	    cred_id, sad, sadlen, hash_algo, sign_algo, salt, (const uint8_t *const *)hashes, n,
+	    hlen, &sigs, &er);
 	gw_metrics_engine_call("signhash", er.grpc_status, er.seconds);
+	engine_health_note(&er);
 	if (engine_may_have_acted(&er))
 		spent = 0; /* the engine may have signed: the count stays spent */
 	if (est != ENGINE_OK) {

@@ -9,10 +9,14 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 # RSSP_URL, RSSP_ADMIN_USER, RSSP_ADMIN_PASSWORD_FILE, ... written by deploy/local/up
-. "${RSSP_LOCAL_DIR:-$ROOT/.local}/env"
+L=${RSSP_LOCAL_DIR:-$ROOT/.local}
+. "$L/env"
 SIC="$ROOT/tests/sic/rssp-sic"
 RA="$ROOT/tests/sic/rssp-ra"          # signs with $RSSP_RA_KEY_FILE (written by deploy/local/up)
-DEMO=$(mktemp -d "${TMPDIR:-/tmp}/rssp-demo.XXXXXX")
+# The demo's files (the signer's passphrase, the app's KAK, ...) stay in the local state
+# directory: deploy/local/down --purge deletes them with it; nothing is left in /tmp.
+mkdir -p "$L/demo"
+DEMO=$(mktemp -d "$L/demo/run.XXXXXX")
 KEY_ALGO=${DEMO_KEY_ALGO:-ecp256}     # rsa2048 | rsa3072 | ecp256 | ecp384
 KAK_ALGO=${DEMO_KAK_ALGO:-ec-p256}    # ec-p256 | rsa-pss
 step() { printf '\n== %s\n' "$*"; }
@@ -111,5 +115,5 @@ openssl x509 -in "$DEMO/cert0.pem" -noout -subject -issuer
 cat "$DEMO"/cert[1-9]*.pem > "$DEMO/ca.pem"
 openssl verify -CAfile "$DEMO/ca.pem" "$DEMO/cert0.pem"
 openssl x509 -in "$DEMO/cert0.pem" -noout -pubkey > "$DEMO/pub.pem"
-openssl dgst -sha256 -verify "$DEMO/pub.pem" -signature "$DEMO/contract.sig" "$DEMO/contract.txt"
 echo "files in $DEMO"
+openssl dgst -sha256 -verify "$DEMO/pub.pem" -signature "$DEMO/contract.sig" "$DEMO/contract.txt"   # the last line: Verified OK

@@ -522,6 +522,9 @@ approve(const struct appr *p, uint8_t **sadp, size_t *sadlenp, struct sam_audit 
 	return r;
 }
 
+/* The PSS salt length sign_hashes asks for: -1 = none given (the hash length). */
+static long pss_salt = -1;
+
 /* SignHash; on success *respp is the unpacked response. */
 static int
 sign_hashes(const char *cred, const uint8_t *sad, size_t sadlen, int hash_algo, int sign_algo,
@@ -548,6 +551,11 @@ sign_hashes(const char *cred, const uint8_t *sad, size_t sadlen, int hash_algo, 
 	}
 	req.hashes = hv;
 	req.n_hashes = n;
+	Rssp__Engine__V1__PssParams pss = RSSP__ENGINE__V1__PSS_PARAMS__INIT;
+	if (pss_salt >= 0) {
+		pss.salt_length = (uint32_t)pss_salt;
+		req.pss = &pss;
+	}
 	len = rssp__engine__v1__sign_hash_request__get_packed_size(&req);
 	buf = malloc(len);
 	rssp__engine__v1__sign_hash_request__pack(&req, buf);
@@ -588,7 +596,8 @@ verify_with_cert(X509 *cert, int sign_algo, int hash_algo, const uint8_t *dg,
 		ck_assert_int_eq(EVP_PKEY_CTX_set_rsa_padding(c, RSA_PKCS1_PADDING), 1);
 	if (sign_algo == S_PSS) {
 		ck_assert_int_eq(EVP_PKEY_CTX_set_rsa_padding(c, RSA_PKCS1_PSS_PADDING), 1);
-		ck_assert_int_eq(EVP_PKEY_CTX_set_rsa_pss_saltlen(c, (int)EVP_MD_get_size(md)), 1);
+		ck_assert_int_eq(EVP_PKEY_CTX_set_rsa_pss_saltlen(c,
+		    pss_salt >= 0 ? (int)pss_salt : (int)EVP_MD_get_size(md)), 1);
 		ck_assert_int_eq(EVP_PKEY_CTX_set_rsa_mgf1_md(c, md), 1);
 	}
 	ok = EVP_PKEY_verify(c, sig, siglen, dg, (size_t)EVP_MD_get_size(md)) == 1;
@@ -895,6 +904,53 @@ START_TEST(test_signhash_signs_with_every_fitting_algorithm_and_openssl_verifies
 				free(sad);
 			}
 		}
+	}
+}
+END_TEST
+
+START_TEST(test_signhash_pss_takes_any_salt_up_to_the_keys_maximum)
+{
+	/* emLen - hLen - 2: RSA-2048 with SHA-256 222, RSA-3072 with SHA-512 318 */
+	static const struct { int cred, hash; long salts[4]; long max; } cases[] = {
+		{ 0, H256, { 0, 20, 32, 222 }, 222 },
+		{ 1, H512, { 0, 1, 64, 318 }, 318 },
+	};
+	size_t i, j, k;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct cred *c = &creds[cases[i].cred];
+		struct appr p;
+		size_t sadlen;
+		uint8_t *sad = mint(c, &p, cases[i].hash, 2, 10, &sadlen);
+		struct sam_audit au;
+
+		for (j = 0; j < 4; j++) {
+			Rssp__Engine__V1__SignHashResponse *resp = NULL;
+
+			pss_salt = cases[i].salts[j];
+			ck_assert_int_eq(sign_hashes(c->id, sad, sadlen, cases[i].hash, S_PSS,
+			    (const uint8_t (*)[64])p.hashes, NULL, 2, &resp, NULL), 0);
+			for (k = 0; k < 2; k++)
+				ck_assert_msg(verify_with_cert(c->cert, S_PSS, cases[i].hash, p.hashes[k],
+				    resp->signatures[k].data, resp->signatures[k].len),
+				    "%s salt %ld #%zu", c->id, pss_salt, k);
+			rssp__engine__v1__sign_hash_response__free_unpacked(resp, NULL);
+		}
+		/* one byte over the maximum: refused before the token sees it, nothing counted */
+		pss_salt = cases[i].max + 1;
+		ck_assert_int_eq(sign_hashes(c->id, sad, sadlen, cases[i].hash, S_PSS,
+		    (const uint8_t (*)[64])p.hashes, NULL, 1, NULL, &au), RSSP_E_INVAL);
+		ck_assert_ptr_nonnull(strstr(au.reason, "salt"));
+		/* PSS parameters with another algorithm */
+		pss_salt = 32;
+		ck_assert_int_eq(sign_hashes(c->id, sad, sadlen, cases[i].hash, S_PKCS1,
+		    (const uint8_t (*)[64])p.hashes, NULL, 1, NULL, &au), RSSP_E_INVAL);
+		ck_assert_ptr_nonnull(strstr(au.reason, "pss"));
+		pss_salt = -1;
+		/* 8 used, 2 left: the refusals did not spend any */
+		ck_assert_int_eq(sign_hashes(c->id, sad, sadlen, cases[i].hash, S_PSS,
+		    (const uint8_t (*)[64])p.hashes, NULL, 2, NULL, NULL), 0);
+		free(sad);
 	}
 }
 END_TEST
@@ -2015,6 +2071,7 @@ main(void)
 	tcase_add_test(tc, test_open_refuses_an_unknown_token);
 	tcase_add_test(tc, test_activation_issues_a_chained_certificate_for_every_key_type);
 	tcase_add_test(tc, test_signhash_signs_with_every_fitting_algorithm_and_openssl_verifies);
+	tcase_add_test(tc, test_signhash_pss_takes_any_salt_up_to_the_keys_maximum);
 	tcase_add_test(tc, test_a_thousand_hashes_fit_the_message_limits_and_each_can_be_signed);
 	tcase_add_test(tc, test_approval_refuses_a_forged_binding);
 	tcase_add_test(tc, test_approval_refuses_another_kak_with_a_valid_signature);

@@ -76,6 +76,16 @@ suite_setup(void)
 	    "--so-pin rpc-audit-so >/dev/null", TOKEN, PIN);
 	run_or_die(cmd);
 	setenv("RSSP_PIN_FILE", pinpath, 1);
+	/* the registration authority the engine trusts and eh_activate vouches with */
+	{
+		char rakey[600], rapub[600];
+
+		snprintf(rakey, sizeof(rakey), "%s/ra.key", base);
+		snprintf(rapub, sizeof(rapub), "%s/ra.pem", base);
+		if (eh_ra_init(rakey, rapub) != 0)
+			run_or_die("false # ra key");
+		setenv("RSSP_RA_KEYS", rapub, 1);
+	}
 	setenv("RSSP_TOKEN_LABEL", TOKEN, 1);
 	setenv("RSSP_LOG_LEVEL", "warn", 1);
 	if (getenv("RSSP_TEST_PKCS11_MODULE") != NULL)
@@ -94,6 +104,7 @@ suite_teardown(void)
 	char cmd[400], line[1024], mnt[600];
 	FILE *m;
 
+	eh_ra_release();
 	/* a failed test leaves its tmpfs mounted (its teardown does not run) */
 	if ((m = fopen("/proc/mounts", "r")) != NULL) {
 		while (fgets(line, sizeof(line), m) != NULL)

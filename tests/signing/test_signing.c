@@ -1032,7 +1032,7 @@ START_TEST(test_ec_kak_activates_rsa3072_and_ecp256_and_signatures_verify)
 	cred_activate(&s, rsa);
 	sign_and_verify(&rp, &s, rsa, 64, SHA512_OID, RSA_SHA512, NULL, V_PKCS1, EVP_sha512());
 
-	/* The same through the CSC v2 names, without a description. */
+	/* The same through CSC v2.0.0.2 (asynchronous: 202 {handle}), without a description. */
 	{
 		char *hashes[1], *id, *sad;
 		struct gwt_resp *r;
@@ -1042,14 +1042,17 @@ START_TEST(test_ec_kak_activates_rsa3072_and_ecp256_and_signatures_verify)
 		    "credentialID", ec, "numSignatures", 1, "hashes", jarr(hashes, 1),
 		    "hashAlgorithmOID", SHA256_OID));
 		gwt_expect(r, 202, NULL);
-		id = str_of(r, "requestID");
+		id = str_of(r, "handle");
+		gwt_resp_free(r);
+		r = post("/csc/v2/credentials/authorizeCheck", rp.token, json_pack("{s:s}", "handle", id));
+		gwt_expect(r, 202, NULL);
 		gwt_resp_free(r);
 		r = post("/rssp/requests/info", s.token, json_pack("{s:s}", "requestID", id));
 		gwt_expect(r, 200, NULL);
 		ck_assert_str_eq(gwt_str(r, "description"), "Signature request");
 		gwt_resp_free(r);
 		ck_assert_int_eq(confirm_any(&s, id), 200);
-		r = post("/csc/v2/credentials/authorizeCheck", rp.token, json_pack("{s:s}", "requestID", id));
+		r = post("/csc/v2/credentials/authorizeCheck", rp.token, json_pack("{s:s}", "handle", id));
 		gwt_expect(r, 200, NULL);
 		sad = str_of(r, "SAD");
 		gwt_resp_free(r);
@@ -1230,11 +1233,12 @@ START_TEST(test_signhash_refuses_beyond_num_signatures_unapproved_hashes_and_tam
 	gwt_expect(r, 400, "invalid_request");
 	ck_assert_ptr_nonnull(strstr(gwt_str(r, "error_description"), "signAlgo"));
 	gwt_resp_free(r);
-	/* RSASSA-PSS parameters other than salt = hash length and MGF1 with the same hash. */
+	/* RSASSA-PSS with salt 20 parses (any salt up to the key's maximum is allowed), but
+	 * not on an EC key; MGF1 with another hash does not parse. */
 	r = sign_hash(rp.token, cred, sad, hashes, 1, SHA256_OID, RSA_PSS,
 	    "MDSgDzANBglghkgBZQMEAgEFAKEcMBoGCSqGSIb3DQEBCDANBglghkgBZQMEAgEFAKIDAgEU");
 	gwt_expect(r, 400, "invalid_request");
-	ck_assert_ptr_nonnull(strstr(gwt_str(r, "error_description"), "signAlgoParams"));
+	ck_assert_ptr_nonnull(strstr(gwt_str(r, "error_description"), "signAlgo"));
 	gwt_resp_free(r);
 	r = sign_hash(rp.token, cred, sad, hashes, 1, SHA256_OID, RSA_PSS,
 	    "MDCgDzANBglghkgBZQMEAgEFAKEYMBYGCSqGSIb3DQEBCDAJBgUrDgMCGgUAogMCASA=");
