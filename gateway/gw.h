@@ -16,7 +16,9 @@
  *   already set the error reply. Whenever rep holds a status, that reply is sent,
  *   whatever the return value.
  * - Return a negative RSSP_E* code without setting a reply for an internal failure:
- *   RSSP_E_UNAVAILABLE -> 503 engine_unavailable (Retry-After: 1), anything else ->
+ *   RSSP_E_UNAVAILABLE -> 503 database_unavailable when the request's database
+ *   connection is broken (or none could be had), else 503 engine_unavailable
+ *   (Retry-After: 1); anything else ->
  *   500 internal_error. The details go to the log, never to the client.
  * - A transaction still open when the handler returns is rolled back.
  */

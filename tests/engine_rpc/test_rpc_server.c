@@ -16,6 +16,7 @@
 
 #include "audit.h"
 #include "engine_client.h"
+#include "fixture.h"
 #include "rpc_server.h"
 
 static char dir[256], sock[300], auditpath[300];
@@ -96,10 +97,7 @@ run_thread(void *arg)
 static void
 setup(void)
 {
-	const char *base = getenv("RSSP_TEST_WORK");
-
-	snprintf(dir, sizeof(dir), "%s/rpcXXXXXX", base ? base : "/tmp");
-	ck_assert_ptr_nonnull(mkdtemp(dir));
+	ef_tempdir(dir, sizeof(dir), "rpc");
 	snprintf(sock, sizeof(sock), "%s/run/engine.sock", dir);
 	snprintf(auditpath, sizeof(auditpath), "%s/audit.log", dir);
 	calls_seen = 0;
@@ -109,11 +107,7 @@ setup(void)
 static void
 teardown(void)
 {
-	char cmd[400];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cannot remove %s\n", dir);
+	ef_rmtree(dir);
 }
 
 static void
