@@ -35,6 +35,7 @@ struct audit {
 	char prev[65];           /* hex SHA-256 of the last line written */
 	off_t size;              /* bytes of whole lines in the file */
 	int torn;                /* a failed write may have left bytes after size */
+	int reopen_failed;       /* fd < 0: the path could not be opened after a rotation */
 	unsigned long long rotate_bytes;
 	/* checkpoints */
 	audit_seal_fn seal;
@@ -278,22 +279,26 @@ load_tail_ro(int fd, uint64_t *seqp, char prev[65], off_t *sizep)
 
 /* Opens and locks path for appending. Returns the fd or a negative RSSP_E*. */
 static int
-open_locked(const char *path)
+open_locked(const char *path, int quiet)
 {
-	int fd;
+	int fd, e;
 
 	fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		log_error("cannot open audit log %s: %s", path, strerror(errno));
+		if (!quiet)
+			log_error("cannot open audit log %s: %s", path, strerror(errno));
 		return RSSP_E_IO;
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-		if (errno == EWOULDBLOCK)
+		e = errno;
+		if (quiet)
+			;
+		else if (e == EWOULDBLOCK)
 			log_error("audit log %s is in use by another engine", path);
 		else
-			log_error("cannot lock audit log %s: %s", path, strerror(errno));
+			log_error("cannot lock audit log %s: %s", path, strerror(e));
 		close(fd);
-		return errno == EWOULDBLOCK ? RSSP_E_CONFLICT : RSSP_E_IO;
+		return e == EWOULDBLOCK ? RSSP_E_CONFLICT : RSSP_E_IO;
 	}
 	return fd;
 }
@@ -352,7 +357,7 @@ audit_open(const char *path, struct audit **ap)
 		if ((a->path = strdup(path)) == NULL)
 			goto out;
 		a->own_fd = 1;
-		if ((a->fd = open_locked(path)) < 0) {
+		if ((a->fd = open_locked(path, 0)) < 0) {
 			r = a->fd;
 			goto out;
 		}
@@ -426,9 +431,13 @@ write_all(int fd, const char *p, size_t len)
 
 /* Appends line (len bytes and the newline at line[len]) as a whole or not at all, and
  * moves the chain on. Called with the lock held. */
+static int reopen_locked(struct audit *a);
+
 static int
 emit_locked(struct audit *a, const char *line, size_t len)
 {
+	if (a->own_fd && a->fd < 0 && reopen_locked(a) != 0)
+		return RSSP_E_IO;
 	if (a->own_fd && a->torn) {
 		if (ftruncate(a->fd, a->size) != 0) {
 			log_error("cannot cut the audit log back to its last whole line: %s",
@@ -555,16 +564,54 @@ checkpoint_locked(struct audit *a)
 	return 0;
 }
 
+/* Opens the log's path again (after a rotation, or to recover from a failed one). The
+ * file must be empty or end with the chain's last line (e.g. the old file moved back).
+ * Called with the lock held, a->fd < 0. */
+static int
+reopen_locked(struct audit *a)
+{
+	uint64_t seq;
+	char prev[65];
+	off_t size;
+	int fd, r;
+
+	if ((fd = open_locked(a->path, a->reopen_failed)) < 0)
+		goto fail;
+	if ((r = load_tail(fd, &seq, prev, &size)) != 0 ||
+	    (size > 0 && (seq != a->seq || strcmp(prev, a->prev) != 0))) {
+		if (!a->reopen_failed)
+			log_error("audit log %s holds lines of another chain: not appending", a->path);
+		close(fd);
+		goto fail;
+	}
+	a->fd = fd;
+	a->size = size;
+	a->torn = 0;
+	if (a->reopen_failed)
+		log_info("audit log %s writable again, chain continues at seq %" PRIu64, a->path,
+		    a->seq + 1);
+	a->reopen_failed = 0;
+	return 0;
+fail:
+	if (!a->reopen_failed)
+		log_error("audit log %s cannot be opened: refusing every call until it can",
+		    a->path);
+	a->reopen_failed = 1;
+	return RSSP_E_IO;
+}
+
 static int
 rotate_locked(struct audit *a)
 {
 	struct stat st_fd, st_path;
 	char *to = NULL;
 	size_t tolen;
-	int fd = -1, r = RSSP_E_IO, moved;
+	int r = RSSP_E_IO, moved;
 
 	if (!a->own_fd)
 		return 0;
+	if (a->fd < 0)
+		return reopen_locked(a);
 	if (a->seal != NULL && a->since_ckpt > 0 && (r = checkpoint_locked(a)) != 0)
 		return r;
 	r = RSSP_E_IO;
@@ -579,32 +626,25 @@ rotate_locked(struct audit *a)
 			goto out;
 		}
 		snprintf(to, tolen, "%s.%020" PRIu64, a->path, a->seq);
+		errno = 0;
 		if (access(to, F_OK) == 0 || rename(a->path, to) != 0) {
+			/* the file stays where it is: keep writing it */
 			log_error("cannot rotate the audit log to %s: %s", to,
-			    errno != 0 ? strerror(errno) : "exists");
+			    errno != 0 && errno != ENOENT ? strerror(errno) : "exists");
 			goto out;
 		}
 	}
-	if ((fd = open_locked(a->path)) < 0) {
-		r = fd;
-		fd = -1;
-		goto out;
-	}
-	if (lseek(fd, 0, SEEK_END) != 0) {
-		log_error("cannot rotate: a new %s is not empty", a->path);
-		goto out;
-	}
+	/* The old file is sealed and out of the way: from now on only the path is written.
+	 * If it cannot be opened, calls are refused until it can (each call and each SIGHUP
+	 * try again). */
 	close(a->fd);
-	a->fd = fd;
-	fd = -1;
-	a->size = 0;
-	a->torn = 0;
+	a->fd = -1;
+	if ((r = reopen_locked(a)) != 0)
+		goto out;
 	log_info("audit log rotated%s%s, chain continues at seq %" PRIu64,
 	    to != NULL ? " to " : " (moved by the operator)", to != NULL ? to : "", a->seq + 1);
 	r = 0;
 out:
-	if (fd >= 0)
-		close(fd);
 	free(to);
 	return r;
 }
