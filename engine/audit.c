@@ -303,36 +303,41 @@ open_locked(const char *path, int quiet)
 	return fd;
 }
 
-static int rotated_files(const char *path, char ***listp, size_t *np);
+static int rotated_files(const char *path, char ***listp, size_t *np, time_t **mtimes_out);
 
-/* The last line of the newest rotated file of path, if there is one. */
+/* The chain's last line among the rotated files of path (the highest seq), if any. */
 static int
 continue_rotated(const char *path, uint64_t *seqp, char prev[65])
 {
-	char **list = NULL;
-	size_t n = 0, i;
+	char **list = NULL, p[65];
+	size_t n = 0, i, best = 0;
+	uint64_t seq, top = 0;
 	off_t size;
-	int fd, r;
+	int fd, r, found = 0;
 
-	if ((r = rotated_files(path, &list, &n)) != 0)
+	if ((r = rotated_files(path, &list, &n, NULL)) != 0)
 		return r;
-	if (n > 0) {
-		if ((fd = open(list[0], O_RDONLY | O_CLOEXEC)) < 0) {
-			log_error("cannot open %s: %s", list[0], strerror(errno));
-			r = RSSP_E_IO;
-		} else {
-			/* read-only: a torn fragment there is reported, not cut */
-			r = load_tail_ro(fd, seqp, prev, &size);
-			close(fd);
-			if (r == 0)
-				log_info("audit log %s is empty: the chain continues from %s at seq %"
-				    PRIu64, path, list[0], *seqp + 1);
+	for (i = 0; i < n; i++) {
+		if ((fd = open(list[i], O_RDONLY | O_CLOEXEC)) < 0)
+			continue;
+		/* read-only: a torn fragment there is not cut (and that file is skipped) */
+		r = load_tail_ro(fd, &seq, p, &size);
+		close(fd);
+		if (r == 0 && size > 0 && seq > top) {
+			top = seq;
+			best = i;
+			*seqp = seq;
+			memcpy(prev, p, 65);
+			found = 1;
 		}
 	}
+	if (found)
+		log_info("audit log %s is empty: the chain continues from %s at seq %" PRIu64,
+		    path, list[best], top + 1);
 	for (i = 0; i < n; i++)
 		free(list[i]);
 	free(list);
-	return r;
+	return 0;
 }
 
 int
@@ -809,16 +814,23 @@ line_time(const char *line)
 	return (long long)timegm(&tm);
 }
 
-/* Rotated files of path, newest (largest seq) first. */
+/* Rotated files of path: regular files named PATH.<anything> in its directory that begin
+ * like an audit line (the engine's PATH.<20 digits>, logrotate's PATH.1, an operator's
+ * PATH.moved; not compressed ones), each inode once and not path's own, most recently
+ * modified first. *mtimesp (may be NULL) gets their modification times. */
 static int
-rotated_files(const char *path, char ***listp, size_t *np)
+rotated_files(const char *path, char ***listp, size_t *np, time_t **mtimes_out)
 {
-	char *dcopy = NULL, *bcopy = NULL, *dir, *base, **list = NULL, **nl;
+	char *dcopy = NULL, *bcopy = NULL, *dir, *base, **list = NULL, **nl, head[9];
 	DIR *d = NULL;
 	struct dirent *de;
+	struct stat st, self;
+	time_t *mt = NULL, *nm;
+	ino_t *ino = NULL, *ni;
 	size_t n = 0, cap = 0, blen, i, j;
-	int r = RSSP_E_NOMEM;
+	int r = RSSP_E_NOMEM, fd, have_self;
 
+	have_self = stat(path, &self) == 0;
 	if ((dcopy = strdup(path)) == NULL || (bcopy = strdup(path)) == NULL)
 		goto out;
 	dir = dirname(dcopy);
@@ -829,30 +841,70 @@ rotated_files(const char *path, char ***listp, size_t *np)
 		goto out;
 	}
 	while ((de = readdir(d)) != NULL) {
-		const char *nm = de->d_name;
-		if (strncmp(nm, base, blen) != 0 || nm[blen] != '.' || strlen(nm + blen + 1) != 20 ||
-		    strspn(nm + blen + 1, "0123456789") != 20)
+		const char *nmn = de->d_name;
+		char *full;
+
+		if (strncmp(nmn, base, blen) != 0 || nmn[blen] != '.' || nmn[blen + 1] == '\0')
 			continue;
+		if ((full = malloc(strlen(dir) + strlen(nmn) + 2)) == NULL)
+			goto out;
+		sprintf(full, "%s/%s", dir, nmn);
+		fd = open(full, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+		if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+		    (have_self && st.st_ino == self.st_ino && st.st_dev == self.st_dev) ||
+		    pread(fd, head, sizeof(head), 0) != (ssize_t)sizeof(head) ||
+		    memcmp(head, "{\"time\":\"", sizeof(head)) != 0) {
+			if (fd >= 0)
+				close(fd);
+			free(full);
+			continue;
+		}
+		close(fd);
+		for (j = 0; j < n && ino[j] != st.st_ino; j++)
+			;
+		if (j < n) { /* a second name of a file already listed */
+			free(full);
+			continue;
+		}
 		if (n == cap) {
 			cap = cap ? cap * 2 : 16;
-			if ((nl = realloc(list, cap * sizeof(*list))) == NULL)
+			if ((nl = realloc(list, cap * sizeof(*list))) == NULL) {
+				free(full);
 				goto out;
+			}
 			list = nl;
+			if ((nm = realloc(mt, cap * sizeof(*mt))) == NULL) {
+				free(full);
+				goto out;
+			}
+			mt = nm;
+			if ((ni = realloc(ino, cap * sizeof(*ino))) == NULL) {
+				free(full);
+				goto out;
+			}
+			ino = ni;
 		}
-		if ((list[n] = malloc(strlen(dir) + strlen(nm) + 2)) == NULL)
-			goto out;
-		sprintf(list[n], "%s/%s", dir, nm);
+		list[n] = full;
+		mt[n] = st.st_mtime;
+		ino[n] = st.st_ino;
 		n++;
 	}
-	/* the names end in fixed-width numbers: descending by name is newest first */
+	/* most recently modified first */
 	for (i = 1; i < n; i++)
-		for (j = i; j > 0 && strcmp(list[j - 1], list[j]) < 0; j--) {
+		for (j = i; j > 0 && mt[j - 1] < mt[j]; j--) {
 			char *t = list[j];
+			time_t tm = mt[j];
 			list[j] = list[j - 1];
 			list[j - 1] = t;
+			mt[j] = mt[j - 1];
+			mt[j - 1] = tm;
 		}
 	*listp = list;
 	*np = n;
+	if (mtimes_out != NULL) {
+		*mtimes_out = mt;
+		mt = NULL;
+	}
 	list = NULL;
 	n = 0;
 	r = 0;
@@ -860,6 +912,8 @@ out:
 	for (i = 0; i < n; i++)
 		free(list[i]);
 	free(list);
+	free(mt);
+	free(ino);
 	if (d != NULL)
 		closedir(d);
 	free(dcopy);
@@ -913,24 +967,22 @@ audit_scan(const char *path, long long since, void (*fn)(void *arg, const struct
     void *arg)
 {
 	char **list = NULL;
+	time_t *mt = NULL;
 	size_t n = 0, i;
 	long long oldest;
 	int r;
 
 	if ((r = scan_file(path, since, fn, arg, &oldest)) != 0)
 		return r;
-	if (oldest != LLONG_MAX && oldest < since)
-		return 0;
-	if ((r = rotated_files(path, &list, &n)) != 0)
+	if ((r = rotated_files(path, &list, &n, &mt)) != 0)
 		return r;
-	for (i = 0; i < n && r == 0; i++) {
+	/* a file last written before since holds no line after it */
+	for (i = 0; i < n && r == 0 && (long long)mt[i] >= since; i++)
 		r = scan_file(list[i], since, fn, arg, &oldest);
-		if (oldest != LLONG_MAX && oldest < since)
-			break;
-	}
 	for (i = 0; i < n; i++)
 		free(list[i]);
 	free(list);
+	free(mt);
 	return r;
 }
 
