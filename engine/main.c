@@ -45,6 +45,13 @@ h_undo(void *arg, const struct sam_audit *a)
 	sam_undo(arg, a);
 }
 
+/* Activations generate a key: on the key-generation workers (RSSP_ENGINE_KEYGEN_WORKERS). */
+static int
+is_keygen(const struct rpc_method *m, const uint8_t *in, size_t inlen)
+{
+	return m->handler == h_authorize && sam_authorize_generates_key(in, inlen);
+}
+
 /* The closed table of the engine's protocol: anything else is UNIMPLEMENTED. */
 static const struct rpc_method engine_methods[] = {
 	{ "/rssp.engine.v1.Engine/Authorize", SAM_MAX_AUTHORIZE_MSG, h_authorize,
@@ -84,7 +91,7 @@ sam_cfg(const struct engine_config *c, struct sam_config *sc)
 	sc->module_path = c->pkcs11_module;
 	sc->token_label = c->token_label;
 	sc->pin_file = c->pin_file;
-	sc->sessions = c->workers;
+	sc->sessions = c->workers + c->keygen_workers; /* every worker holds one at a time */
 	sc->sad_ttl = c->sad_ttl;
 	sc->ra_keys = c->ra_keys[0] != '\0' ? c->ra_keys : NULL;
 }
@@ -271,6 +278,9 @@ cmd_serve(const char *file, int check)
 		goto out;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/* a file size limit (ulimit -f, LimitFSIZE=) reached by the audit log must make a
+	 * write fail (EFBIG: the call is refused, audit log unavailable), not kill the engine */
+	signal(SIGXFSZ, SIG_IGN);
 	if ((r = audit_open(cfg->audit_file, &audit)) != 0) {
 		log_error("cannot open the audit log: %s", r == RSSP_E_CONFLICT ?
 		    "in use by another engine" : rssp_strerror(r));
@@ -282,6 +292,9 @@ cmd_serve(const char *file, int check)
 	o.uids = cfg->uids;
 	o.n_uids = cfg->n_uids;
 	o.workers = cfg->workers;
+	o.slow = is_keygen;
+	o.slow_workers = cfg->keygen_workers;
+	o.slow_queue = cfg->keygen_queue;
 	o.audit = audit;
 	o.methods = engine_methods;
 	o.n_methods = sizeof(engine_methods) / sizeof(engine_methods[0]);

@@ -23,6 +23,7 @@
 #include <openssl/sha.h>
 
 #include "engine_helper.h"
+#include "fixture.h"
 #include "rssp_err.h"
 
 #define PIN "rpc-audit-pin-5K2W"
@@ -33,78 +34,45 @@ static const char *engine_bin;
 static int test_no;
 
 static void
-run_or_die(const char *cmd)
-{
-	int rc = system(cmd);
-	if (rc != 0) {
-		fprintf(stderr, "command failed (%d): %s\n", rc, cmd);
-		exit(1);
-	}
-}
-
-static void
 suite_setup(void)
 {
-	const char *w = getenv("RSSP_TEST_WORK");
 	const char *b = getenv("RSSP_TEST_BUILD");
-	char path[400], cmd[1200];
+	char path[400], cmd[1200], rakey[600], rapub[600];
 	static char binbuf[400];
-	FILE *f;
 
-	snprintf(base, sizeof(base), "%s/rpcauditXXXXXX", w ? w : "/tmp");
-	if (mkdtemp(base) == NULL)
-		exit(1);
+	ef_tempdir(base, sizeof(base), "rpcaudit");
 	engine_bin = RSSP_ENGINE_BIN;
 	if (b != NULL && access(RSSP_ENGINE_BIN, X_OK) != 0) {
 		snprintf(binbuf, sizeof(binbuf), "%s/engine/rssp-engine", b);
 		engine_bin = binbuf;
 	}
-	snprintf(path, sizeof(path), "%s/tokens", base);
-	mkdir(path, 0700);
-	snprintf(path, sizeof(path), "%s/softhsm2.conf", base);
-	f = fopen(path, "w");
-	fprintf(f, "directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n"
-	    "slots.removable = false\n", base);
-	fclose(f);
-	setenv("SOFTHSM2_CONF", path, 1);
+	ef_softhsm_token(base, TOKEN, PIN);
 	snprintf(pinpath, sizeof(pinpath), "%s/pin", base);
-	f = fopen(pinpath, "w");
-	fprintf(f, "%s\n", PIN);
-	fclose(f);
-	chmod(pinpath, 0600);
-	snprintf(cmd, sizeof(cmd), "softhsm2-util --init-token --free --label %s --pin %s "
-	    "--so-pin rpc-audit-so >/dev/null", TOKEN, PIN);
-	run_or_die(cmd);
+	ef_write_pin(pinpath, PIN, 0600);
 	setenv("RSSP_PIN_FILE", pinpath, 1);
 	/* the registration authority the engine trusts and eh_activate vouches with */
-	{
-		char rakey[600], rapub[600];
-
-		snprintf(rakey, sizeof(rakey), "%s/ra.key", base);
-		snprintf(rapub, sizeof(rapub), "%s/ra.pem", base);
-		if (eh_ra_init(rakey, rapub) != 0)
-			run_or_die("false # ra key");
-		setenv("RSSP_RA_KEYS", rapub, 1);
-	}
+	snprintf(rakey, sizeof(rakey), "%s/ra.key", base);
+	snprintf(rapub, sizeof(rapub), "%s/ra.pem", base);
+	if (eh_ra_init(rakey, rapub) != 0)
+		ef_run("false # ra key");
+	setenv("RSSP_RA_KEYS", rapub, 1);
 	setenv("RSSP_TOKEN_LABEL", TOKEN, 1);
 	setenv("RSSP_LOG_LEVEL", "warn", 1);
-	if (getenv("RSSP_TEST_PKCS11_MODULE") != NULL)
-		setenv("RSSP_PKCS11_MODULE", getenv("RSSP_TEST_PKCS11_MODULE"), 1);
+	setenv("RSSP_PKCS11_MODULE", ef_pkcs11_module(), 1);
 	/* init writes the audit key next to the audit log */
 	snprintf(path, sizeof(path), "%s/init", base);
 	mkdir(path, 0700);
 	snprintf(cmd, sizeof(cmd), "RSSP_AUDIT_FILE='%s/init/audit.log' '%s' init "
 	    "--ca-subject 'CN=rpc audit CA' >/dev/null", base, engine_bin);
-	run_or_die(cmd);
+	ef_run(cmd);
 }
 
 static void
 suite_teardown(void)
 {
-	char cmd[400], line[1024], mnt[600];
+	char line[1024], mnt[600];
 	FILE *m;
 
-	eh_ra_release();
 	/* a failed test leaves its tmpfs mounted (its teardown does not run) */
 	if ((m = fopen("/proc/mounts", "r")) != NULL) {
 		while (fgets(line, sizeof(line), m) != NULL)
@@ -113,9 +81,8 @@ suite_teardown(void)
 		fclose(m);
 	}
 
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", base);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cannot remove %s\n", base);
+	eh_ra_release();
+	ef_rmtree(base);
 }
 
 static void
