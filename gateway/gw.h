@@ -71,6 +71,9 @@ struct gw_principal {
                                  an integer "wait" > 0 is treated so on any route. */
 #define GW_GET          0x20u /* the route also answers GET (a browser page): the query parameters
                                  become req->body, an object of strings; req->method says which */
+#define GW_WAITS        0x40u /* with GW_LONG: the handler waits for someone else (the signer),
+                                 like a request with "wait": it counts against the long-poll
+                                 caps (RSSP_WAITS_PER_CLIENT, RSSP_WAITS_TOTAL) */
 
 struct gw_request;
 struct gw_reply;

@@ -390,6 +390,28 @@ class Csc(unittest.TestCase):
         r = c.raw("credentials/authorizeCheck", {"handle": a["handle"]})
         self.assertEqual((r.status_code, r.json()["error"]), (403, "access_denied"))
 
+    def test_v2_09_openapi_lists_every_csc_and_oauth_path_and_each_is_served(self):
+        doc = stack.requests.get(self.st.url + "/openapi.json").json()["paths"]
+        served = set()
+        for ver in ("v1", "v2"):
+            for m in CscClient(self.st.url, ver).call("info", {})["methods"]:
+                if not m.startswith("oauth2/"):
+                    served.add("/csc/%s/%s" % (ver, m))
+        served |= {"/csc/v2/oauth2/authorize", "/csc/v2/oauth2/token", "/csc/v2/oauth2/revoke",
+                   "/csc/v2/oauth2/page.css", "/csc/v1/signatures/timestamp",
+                   "/csc/v2/signatures/signDoc", "/rssp/admin/clients/update"}
+        for p in sorted(served):
+            self.assertIn(p, doc, "%s is served but not in openapi.json" % p)
+        for p, ops in doc.items():
+            if not p.startswith("/csc/"):
+                continue
+            if "get" in ops:
+                r = stack.requests.get(self.st.url + p, allow_redirects=False)
+            else:
+                r = stack.requests.post(self.st.url + p, json={})
+            self.assertNotEqual(r.status_code, 404, "%s is in openapi.json but not served" % p)
+            self.assertLess(r.status_code, 502, p)
+
     # == CSC API v1.0.4.0 ============================================================
     def test_v1_01_info(self):
         info = CscClient(self.st.url, "v1").call("info", {})
