@@ -182,7 +182,7 @@ parse_line(const char *line, size_t len, uint64_t *seqp, char prev[65])
  * its newline (a write cut by a crash) is cut off first. *sizep gets the size of the
  * whole lines. */
 static int
-load_tail(int fd, uint64_t *seqp, char prev[65], off_t *sizep)
+load_tail_mode(int fd, uint64_t *seqp, char prev[65], off_t *sizep, int may_cut)
 {
 	char *buf = NULL, *start, *nl;
 	off_t size, from;
@@ -209,6 +209,11 @@ load_tail(int fd, uint64_t *seqp, char prev[65], off_t *sizep)
 		got += (size_t)n;
 	}
 	buf[got] = '\0';
+	if (got > 0 && buf[got - 1] != '\n' && !may_cut) {
+		log_error("audit log: the last line has no newline");
+		r = RSSP_E_INVAL;
+		goto out;
+	}
 	if (got > 0 && buf[got - 1] != '\n') {
 		/* a torn last line: never acknowledged (a decision is released only after its
 		 * line is whole), cut back to the last whole line */
@@ -259,6 +264,18 @@ out:
 	return r;
 }
 
+static int
+load_tail(int fd, uint64_t *seqp, char prev[65], off_t *sizep)
+{
+	return load_tail_mode(fd, seqp, prev, sizep, 1);
+}
+
+static int
+load_tail_ro(int fd, uint64_t *seqp, char prev[65], off_t *sizep)
+{
+	return load_tail_mode(fd, seqp, prev, sizep, 0);
+}
+
 /* Opens and locks path for appending. Returns the fd or a negative RSSP_E*. */
 static int
 open_locked(const char *path)
@@ -279,6 +296,38 @@ open_locked(const char *path)
 		return errno == EWOULDBLOCK ? RSSP_E_CONFLICT : RSSP_E_IO;
 	}
 	return fd;
+}
+
+static int rotated_files(const char *path, char ***listp, size_t *np);
+
+/* The last line of the newest rotated file of path, if there is one. */
+static int
+continue_rotated(const char *path, uint64_t *seqp, char prev[65])
+{
+	char **list = NULL;
+	size_t n = 0, i;
+	off_t size;
+	int fd, r;
+
+	if ((r = rotated_files(path, &list, &n)) != 0)
+		return r;
+	if (n > 0) {
+		if ((fd = open(list[0], O_RDONLY | O_CLOEXEC)) < 0) {
+			log_error("cannot open %s: %s", list[0], strerror(errno));
+			r = RSSP_E_IO;
+		} else {
+			/* read-only: a torn fragment there is reported, not cut */
+			r = load_tail_ro(fd, seqp, prev, &size);
+			close(fd);
+			if (r == 0)
+				log_info("audit log %s is empty: the chain continues from %s at seq %"
+				    PRIu64, path, list[0], *seqp + 1);
+		}
+	}
+	for (i = 0; i < n; i++)
+		free(list[i]);
+	free(list);
+	return r;
 }
 
 int
@@ -308,6 +357,10 @@ audit_open(const char *path, struct audit **ap)
 			goto out;
 		}
 		if ((r = load_tail(a->fd, &a->seq, a->prev, &a->size)) != 0)
+			goto out;
+		/* an empty file after a rotation: the chain continues from the newest rotated
+		 * file (the engine may have stopped before the new file got its first line) */
+		if (a->size == 0 && (r = continue_rotated(path, &a->seq, a->prev)) != 0)
 			goto out;
 	}
 	a->last_ckpt = time(NULL);

@@ -32,6 +32,8 @@ static const struct opt opts[] = {
 	{ "RSSP_ENGINE_SOCKET", OPT_STR, S(socket_path), "/run/rssp/engine.sock", 0, 0, 0 },
 	{ "RSSP_ENGINE_ALLOWED_UIDS", OPT_STR, S(allowed_uids), "", 0, 0, 0 },
 	{ "RSSP_ENGINE_WORKERS", OPT_UINT, S(workers), "4", 1, 64, 0 },
+	{ "RSSP_ENGINE_KEYGEN_WORKERS", OPT_UINT, S(keygen_workers), "1", 1, 64, 0 },
+	{ "RSSP_ENGINE_KEYGEN_QUEUE", OPT_UINT, S(keygen_queue), "16", 1, 4096, 0 },
 	{ "RSSP_SAD_TTL", OPT_UINT, S(sad_ttl), "300", 1, 3600, 0 },
 	{ "RSSP_RA_KEYS", OPT_STR, S(ra_keys), "", 0, 0, 0 },
 	{ "RSSP_AUDIT_FILE", OPT_STR, S(audit_file), "-", 0, 0, 0 },

@@ -45,6 +45,13 @@ h_undo(void *arg, const struct sam_audit *a)
 	sam_undo(arg, a);
 }
 
+/* Activations generate a key: on the key-generation workers (RSSP_ENGINE_KEYGEN_WORKERS). */
+static int
+is_keygen(const struct rpc_method *m, const uint8_t *in, size_t inlen)
+{
+	return m->handler == h_authorize && sam_authorize_generates_key(in, inlen);
+}
+
 /* The closed table of the engine's protocol: anything else is UNIMPLEMENTED. */
 static const struct rpc_method engine_methods[] = {
 	{ "/rssp.engine.v1.Engine/Authorize", SAM_MAX_AUTHORIZE_MSG, h_authorize,
@@ -84,7 +91,7 @@ sam_cfg(const struct engine_config *c, struct sam_config *sc)
 	sc->module_path = c->pkcs11_module;
 	sc->token_label = c->token_label;
 	sc->pin_file = c->pin_file;
-	sc->sessions = c->workers;
+	sc->sessions = c->workers + c->keygen_workers; /* every worker holds one at a time */
 	sc->sad_ttl = c->sad_ttl;
 	sc->ra_keys = c->ra_keys[0] != '\0' ? c->ra_keys : NULL;
 }
@@ -132,7 +139,7 @@ export_audit_key(struct sam *sam, const char *audit_file, char key_sha256[65])
 			    k == 0 ? "audit-key.pem" : "audit-key.crt");
 			/* public material: readable by whoever verifies the log */
 			if ((f = fopen(path, "we")) == NULL) {
-				log_error("cannot write %s: %s", path, strerror(errno));
+				log_warn("cannot write %s: %s", path, strerror(errno));
 				goto out;
 			}
 			fchmod(fileno(f), 0644);
@@ -271,6 +278,9 @@ cmd_serve(const char *file, int check)
 		goto out;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/* a file size limit (ulimit -f, LimitFSIZE=) reached by the audit log must make a
+	 * write fail (EFBIG: the call is refused, audit log unavailable), not kill the engine */
+	signal(SIGXFSZ, SIG_IGN);
 	if ((r = audit_open(cfg->audit_file, &audit)) != 0) {
 		log_error("cannot open the audit log: %s", r == RSSP_E_CONFLICT ?
 		    "in use by another engine" : rssp_strerror(r));
@@ -282,6 +292,9 @@ cmd_serve(const char *file, int check)
 	o.uids = cfg->uids;
 	o.n_uids = cfg->n_uids;
 	o.workers = cfg->workers;
+	o.slow = is_keygen;
+	o.slow_workers = cfg->keygen_workers;
+	o.slow_queue = cfg->keygen_queue;
 	o.audit = audit;
 	o.methods = engine_methods;
 	o.n_methods = sizeof(engine_methods) / sizeof(engine_methods[0]);
@@ -307,8 +320,13 @@ cmd_serve(const char *file, int check)
 	 * is then printed by `init` and `audit-key` only */
 	if (export_audit_key(sam, strcmp(cfg->audit_file, "-") == 0 ? NULL : cfg->audit_file,
 	    key_sha256) != 0) {
-		log_error("cannot export the audit key next to the audit log");
-		goto out;
+		/* the fingerprint is needed; the files are a convenience (audit-key prints them) */
+		if (export_audit_key(sam, NULL, key_sha256) != 0) {
+			log_error("cannot read the audit key");
+			goto out;
+		}
+		log_warn("cannot write audit-key.pem/.crt next to the audit log "
+		    "(rssp-engine audit-key prints them)");
 	}
 	log_info("audit checkpoints sealed by the key with SPKI SHA-256 %s", key_sha256);
 	audit_set_sealer(audit, sam_audit_seal, sam, key_sha256, cfg->audit_ckpt_lines,
@@ -382,14 +400,13 @@ cmd_init(const char *file, const char *subject, unsigned days, int force)
 	}
 	printf("token %s initialised\n", cfg->token_label);
 	/* the audit key's public half and certificate go next to the audit log */
-	if ((r = sam_open(&sc, &sam)) != 0 || export_audit_key(sam, cfg->audit_file, key) != 0) {
-		fprintf(stderr, "cannot export the audit key: %s\n", rssp_strerror(r));
-		goto out;
-	}
-	if (strcmp(cfg->audit_file, "-") != 0)
+	rc = 0; /* the token is initialised; the key files are a convenience */
+	if ((r = sam_open(&sc, &sam)) != 0 || export_audit_key(sam, cfg->audit_file, key) != 0)
+		fprintf(stderr, "warning: cannot write the audit key next to the audit log "
+		    "(rssp-engine audit-key prints it)\n");
+	else if (strcmp(cfg->audit_file, "-") != 0)
 		printf("audit key written next to %s (audit-key.pem, audit-key.crt)\n",
 		    cfg->audit_file);
-	rc = 0;
 out:
 	sam_free(sam);
 	engine_config_free(cfg);

@@ -35,6 +35,13 @@ struct rpc_server_opts {
 	const uid_t *uids;       /* peers allowed to connect */
 	size_t n_uids;
 	unsigned workers;        /* 1..64 */
+	/* NULL, or returns 1 when a request of method m takes long (key generation). Such
+	 * calls run on workers of their own (slow_workers), so that a burst of them never
+	 * takes the workers the fast calls (SignHash) need; when slow_queue of them already
+	 * wait, another is refused at once (RESOURCE_EXHAUSTED, audited). */
+	int (*slow)(const struct rpc_method *m, const uint8_t *in, size_t inlen);
+	unsigned slow_workers;   /* workers for slow calls, 0 = 1; 1..64 */
+	unsigned slow_queue;     /* slow calls waiting for a worker at most, 0 = 16 */
 	unsigned drain_seconds;  /* after a stop, in-flight calls get this long; 0 = 30 */
 	struct audit *audit;     /* not owned */
 	const struct rpc_method *methods; /* the closed table; not copied, must outlive */

@@ -357,6 +357,21 @@ out:
 }
 
 int
+sam_authorize_generates_key(const uint8_t *in, size_t inlen)
+{
+	struct sam_authorize_req *req = NULL;
+	struct sam_audit a;
+	int r;
+
+	memset(&a, 0, sizeof(a));
+	if (sam_decode_authorize(in, inlen, &req, &a) != 0)
+		return 0; /* refused by sam_authorize on the ordinary workers */
+	r = req->purpose == SAM_PURPOSE_ACTIVATION;
+	sam_authorize_req_free(req);
+	return r;
+}
+
+int
 sam_sign_hash(struct sam *s, const uint8_t *in, size_t inlen,
     uint8_t **outp, size_t *outlenp, struct sam_audit *a)
 {

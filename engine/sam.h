@@ -86,6 +86,10 @@ int sam_authorize(struct sam *s, const uint8_t *in, size_t inlen,
     uint8_t **outp, size_t *outlenp, struct sam_audit *a) RSSP_WUR;
 int sam_sign_hash(struct sam *s, const uint8_t *in, size_t inlen,
     uint8_t **outp, size_t *outlenp, struct sam_audit *a) RSSP_WUR;
+/* 1 when in is an AuthorizeRequest for an activation (it generates a key: seconds of
+ * HSM work), else 0 (malformed requests included: sam_authorize refuses them). For the
+ * transport, which runs key generation on workers of its own. */
+int sam_authorize_generates_key(const uint8_t *in, size_t inlen);
 
 /* Maximum serialized request size of each method, checked by the transport before
  * anything is unpacked. 1000 hashes of 64 bytes plus framing, and a SAD carrying them. */

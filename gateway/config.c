@@ -55,6 +55,13 @@ static const struct opt opts[] = {
 	{"RSSP_TOKEN_CACHE_TTL", T_UINT, OFF(token_cache_ttl), "2", 0, 60, 0},
 	{"RSSP_DIGEST_NONCE_TTL", T_UINT, OFF(digest_nonce_ttl), "300", 1, 86400, 0},
 	{"RSSP_TRUST_FORWARDED", T_UINT, OFF(trust_forwarded), "0", 0, 1, 0},
+	/* hostile load (README "Limits") */
+	{"RSSP_LOGIN_KEYS", T_UINT, OFF(login_keys), "100000", 16, 10000000, 0},
+	{"RSSP_LOGIN_QUEUE", T_UINT, OFF(login_queue), "16", 1, 4096, 0},
+	{"RSSP_WAITS_PER_CLIENT", T_UINT, OFF(waits_per_client), "8", 1, 4096, 0},
+	{"RSSP_WAITS_TOTAL", T_UINT, OFF(waits_total), "0", 0, 4096, 0},
+	{"RSSP_CONN_PER_ADDRESS", T_UINT, OFF(conn_per_address), "64", 0, 100000, 0},
+	{"RSSP_REQUEST_DEADLINE", T_UINT, OFF(request_deadline), "30", 1, 3600, 0},
 	{"RSSP_CSC_REGION", T_STR, OFF(csc_region), "FR", 0, 0, 0},
 	{"RSSP_CSC_V1_AUTHORIZE_WAIT", T_UINT, OFF(csc_v1_wait), "120", 1, 600, 0},
 };

@@ -1,7 +1,7 @@
 /* engine_health.h - what the gateway knows about the engine's health: a circuit breaker
  * fed by a probe thread and by the outcome of every engine call.
  *
- * The probe is an unknown-method call ("/rssp.engine.v1.Engine/HealthProbe") on a
+ * The probe is an unknown-method call ("/rssp.engine.v1.Engine/LivenessProbe") on a
  * channel of its own with a short deadline: any answer carrying the engine's metadata
  * (it must be UNIMPLEMENTED) proves the engine's RPC loop answers. It runs only while no
  * engine call has been answered for RSSP_ENGINE_PROBE_MS (default 500 ms), so a busy
@@ -28,7 +28,7 @@
 struct engine_client;
 struct engine_result;
 
-#define ENGINE_HEALTH_PROBE_METHOD "/rssp.engine.v1.Engine/HealthProbe"
+#define ENGINE_HEALTH_PROBE_METHOD "/rssp.engine.v1.Engine/LivenessProbe"
 #define ENGINE_HEALTH_AUDIT_MSG "audit log unavailable" /* PROTOCOL.md section 2 */
 
 /* Starts the probe thread for the engine at socket_path (a probe client of its own with

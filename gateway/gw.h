@@ -16,7 +16,9 @@
  *   already set the error reply. Whenever rep holds a status, that reply is sent,
  *   whatever the return value.
  * - Return a negative RSSP_E* code without setting a reply for an internal failure:
- *   RSSP_E_UNAVAILABLE -> 503 engine_unavailable (Retry-After: 1), anything else ->
+ *   RSSP_E_UNAVAILABLE -> 503 database_unavailable when the request's database
+ *   connection is broken (or none could be had), else 503 engine_unavailable
+ *   (Retry-After: 1); anything else ->
  *   500 internal_error. The details go to the log, never to the client.
  * - A transaction still open when the handler returns is rolled back.
  */
@@ -69,6 +71,9 @@ struct gw_principal {
                                  an integer "wait" > 0 is treated so on any route. */
 #define GW_GET          0x20u /* the route also answers GET (a browser page): the query parameters
                                  become req->body, an object of strings; req->method says which */
+#define GW_WAITS        0x40u /* with GW_LONG: the handler waits for someone else (the signer),
+                                 like a request with "wait": it counts against the long-poll
+                                 caps (RSSP_WAITS_PER_CLIENT, RSSP_WAITS_TOTAL) */
 
 struct gw_request;
 struct gw_reply;

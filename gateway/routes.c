@@ -33,9 +33,10 @@ const struct gw_route gw_routes[] = {
 	/* path                                  flags                           roles   handler */
 
 	/* info and auth (info.c, auth.c). argon2id (login) runs on the long pool, never on an
-	 * HTTP thread that also serves signing. */
+	 * HTTP thread that also serves signing; the login takes a database connection itself,
+	 * only while it needs one (none while argon2id waits or runs). */
 	{ "/rssp/info", GW_PUBLIC | GW_NO_DB, 0, gw_info_handler },
-	{ "/rssp/auth/login", GW_PUBLIC | GW_RAW_BODY | GW_LONG, 0, auth_login },
+	{ "/rssp/auth/login", GW_PUBLIC | GW_RAW_BODY | GW_LONG | GW_NO_DB, 0, auth_login },
 	{ "/rssp/auth/revoke", GW_RAW_BODY, ANY, auth_revoke },
 	/* accounts (users.c, admin.c). Routes that hash or verify a passphrase or secret
 	 * with argon2id carry GW_LONG: they run on the long pool under
@@ -88,18 +89,18 @@ const struct gw_route gw_routes[] = {
 	 * above; auth/login and auth/revoke are auth.c's. The specification's methods this
 	 * service does not implement answer 501 (and info does not list them). */
 	{ "/csc/v1/info", GW_PUBLIC | GW_NO_DB, 0, csc_v1_info },
-	{ "/csc/v1/auth/login", GW_PUBLIC | GW_RAW_BODY | GW_LONG, 0, auth_login },
+	{ "/csc/v1/auth/login", GW_PUBLIC | GW_RAW_BODY | GW_LONG | GW_NO_DB, 0, auth_login },
 	{ "/csc/v1/auth/revoke", GW_RAW_BODY, ANY, auth_revoke },
 	{ "/csc/v1/credentials/list", 0, ANY, csc_v1_cred_list },
 	{ "/csc/v1/credentials/info", 0, ANY, csc_v1_cred_info },
 	/* synchronous: waits for the signer's confirmation (RSSP_CSC_V1_AUTHORIZE_WAIT) */
-	{ "/csc/v1/credentials/authorize", GW_LONG, RP | SIGNER | COMPANY_ADMIN, csc_v1_authorize },
+	{ "/csc/v1/credentials/authorize", GW_LONG | GW_WAITS, RP | SIGNER | COMPANY_ADMIN, csc_v1_authorize },
 	{ "/csc/v1/signatures/signHash", GW_NEEDS_ENGINE, ANY, csc_v1_sign_hash },
 	{ "/csc/v1/credentials/extendTransaction", GW_PUBLIC | GW_NO_DB, 0, csc_not_implemented },
 	{ "/csc/v1/credentials/sendOTP", GW_PUBLIC | GW_NO_DB, 0, csc_not_implemented },
 	{ "/csc/v1/signatures/timestamp", GW_PUBLIC | GW_NO_DB, 0, csc_not_implemented },
 	{ "/csc/v2/info", GW_PUBLIC | GW_NO_DB, 0, csc_v2_info },
-	{ "/csc/v2/auth/login", GW_PUBLIC | GW_RAW_BODY | GW_LONG, 0, auth_login },
+	{ "/csc/v2/auth/login", GW_PUBLIC | GW_RAW_BODY | GW_LONG | GW_NO_DB, 0, auth_login },
 	{ "/csc/v2/auth/revoke", GW_RAW_BODY, ANY, auth_revoke },
 	{ "/csc/v2/credentials/list", 0, ANY, csc_v2_cred_list },
 	{ "/csc/v2/credentials/info", 0, ANY, csc_v2_cred_info },

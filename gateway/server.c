@@ -7,16 +7,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <microhttpd.h>
 #include <openssl/crypto.h>
 
+#include "conn_guard.h"
 #include "db.h"
+#include "framing.h"
 #include "gw.h"
 #include "gw_internal.h"
+#include "loadcap.h"
 #include "routes.h"
 #include "rssp_log.h"
 #include "engine_client.h"
@@ -43,6 +48,7 @@ struct gw_server {
 	unsigned lqueued;   /* waiting for a thread */
 	unsigned lpending;  /* submitted and not yet answered */
 	int lstop;
+	struct gw_conn_guard *guard; /* the whole-request deadline */
 };
 
 /* Per request (MHD's con_cls). */
@@ -56,6 +62,8 @@ struct rq {
 	size_t discarded;
 	int replied; /* a response was queued early (413) */
 	struct job *job; /* a POST being handled (on the long pool while suspended) */
+	int begun; /* the access handler saw this request */
+	const char *bad_target; /* framing.h: why the raw request target is refused, or NULL */
 };
 
 static double
@@ -313,6 +321,40 @@ reply_error(struct MHD_Connection *conn, const struct gw_server *s, struct rq *q
 	return ret;
 }
 
+/* A request whose framing or target is refused (framing.h): 400, and the connection is
+ * closed after the answer, since what follows on it cannot be trusted. */
+static enum MHD_Result
+reply_close(struct MHD_Connection *conn, const struct gw_server *s, struct rq *q,
+    const char *method, const char *url, const char *why)
+{
+	struct gw_reply rep = {0};
+	enum MHD_Result ret;
+
+	log_info("malformed request refused: %s", why);
+	(void)gw_error(&rep, 400, "invalid_request", "%s", why);
+	if (gw_reply_header(&rep, MHD_HTTP_HEADER_CONNECTION, "close") < 0) {
+		gw_reply_release(&rep);
+		return MHD_NO;
+	}
+	ret = send_reply(conn, s, q, method, url, "other", &rep);
+	gw_reply_release(&rep);
+	return ret;
+}
+
+/* MHD_OPTION_URI_LOG_CALLBACK: the request target as sent, before MHD unescapes it.
+ * The per-request state starts here (MHD hands it to on_request as *con_cls). */
+static void *
+on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	struct rq *q = calloc(1, sizeof(*q));
+
+	(void)cls;
+	(void)conn;
+	if (q != NULL)
+		q->bad_target = gw_framing_check_target(uri);
+	return q;
+}
+
 static enum MHD_Result
 reply_text(struct MHD_Connection *conn, const struct gw_server *s, struct rq *q,
     const char *method, const char *url, const char *label, int status, const char *ctype,
@@ -419,6 +461,7 @@ struct job {
 	struct rq *q;
 	struct job *next;
 	int done;
+	int waiting; /* holds a long-poll place of its account (loadcap.h) */
 };
 
 /* Passphrases, secret keys and tokens arrive as top-level strings: wipe them before
@@ -478,6 +521,8 @@ job_finish(struct gw_server *s, struct job *j, const char *url)
 		gw_tx_rollback(&j->req);
 		gw_db_release(&j->req);
 	}
+	if (j->waiting)
+		gw_wait_leave(j->req.principal.account_id);
 	ret = send_reply(j->conn, s, j->q, j->req.method, url, j->rt->path, &j->rep);
 	gw_reply_release(&j->rep);
 	body_wipe(j->req.body);
@@ -505,6 +550,16 @@ long_main(void *arg)
 	struct job *j;
 
 	gw_thread_is_long = 1;
+	/* what runs here (argon2id for logins, long-polls, waits for key generation) must
+	 * never take the CPU from signing: on a busy machine the HTTP threads go first
+	 * (10 more than the process's nice value: raising it needs no privilege, and a
+	 * failure changes nothing else) */
+	{
+		id_t tid = (id_t)syscall(SYS_gettid);
+		int prio = getpriority(PRIO_PROCESS, tid);
+
+		(void)setpriority(PRIO_PROCESS, tid, prio + 10 > 19 ? 19 : prio + 10);
+	}
 	for (;;) {
 		pthread_mutex_lock(&s->lmu);
 		while (s->lhead == NULL && !s->lstop)
@@ -685,6 +740,24 @@ serve_post(struct MHD_Connection *conn, struct gw_server *s, struct rq *q, const
 		goto send;
 	}
 	if (job_is_long(j)) {
+		/* a long-poll ("wait") holds a thread of the long pool for its whole wait: each
+		 * account may hold only a few, and all of them together only part of the pool,
+		 * so that logins and other tenants keep capacity of their own */
+		if ((!(rt->flags & GW_LONG) || (rt->flags & GW_WAITS)) && j->req.authenticated) {
+			r = gw_wait_admit(j->req.principal.account_id);
+			if (r == RSSP_E_EXHAUSTED) {
+				(void)gw_error(&j->rep, 429, "too_many_requests",
+				    "at most %u requests of this client may wait at once; retry later or without 'wait'",
+				    gw_loadcap_waits_per_client());
+				goto send;
+			}
+			if (r < 0) {
+				(void)gw_error(&j->rep, 503, "temporarily_unavailable",
+				    "too many waiting requests, retry later or without 'wait'");
+				goto send;
+			}
+			j->waiting = 1;
+		}
 		if (j->req.db != NULL)
 			gw_db_release(&j->req);
 		if (long_submit(s, j) == 0)
@@ -707,10 +780,13 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 	enum MHD_Result ret;
 
 	(void)version;
-	if (q == NULL) {
-		if ((q = calloc(1, sizeof(*q))) == NULL)
+	if (q == NULL || !q->begun) {
+		const char *why;
+
+		if (q == NULL && (q = calloc(1, sizeof(*q))) == NULL)
 			return MHD_NO;
 		*con_cls = q;
+		q->begun = 1;
 		clock_gettime(CLOCK_MONOTONIC, &q->t0);
 		v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-ID");
 		if (rid_ok(v))
@@ -720,6 +796,15 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 		client_addr(conn, q->client, sizeof(q->client));
 		if (s->cfg->trust_forwarded)
 			forwarded_addr(conn, q->client, sizeof(q->client));
+		/* strict framing (framing.h): refused and closed before anything is read */
+		if ((why = q->bad_target) != NULL || (why = gw_framing_check_headers(conn)) != NULL) {
+			q->too_big = 1;
+			q->replied = 1;
+			rssp_log_set_request_id(q->rid);
+			ret = reply_close(conn, s, q, method, url, why);
+			rssp_log_set_request_id(NULL);
+			return ret;
+		}
 		v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (v != NULL && (strlen(v) > 9 || strtoull(v, NULL, 10) > GW_MAX_BODY)) {
 			q->too_big = 1;
@@ -781,6 +866,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 		return ret;
 	}
 	rssp_log_set_request_id(q->rid);
+	gw_conn_guard_busy(s->guard, conn, 1); /* the whole request is in: the deadline stops */
 	if (q->too_big)
 		ret = reply_error(conn, s, q, method, url, "other", 413, "payload_too_large",
 		    "the request body exceeds 1 MiB");
@@ -804,9 +890,10 @@ static void
 on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
 	struct rq *q = *con_cls;
+	struct gw_server *gs = cls;
 
-	(void)conn;
 	(void)toe;
+	gw_conn_guard_busy(gs->guard, conn, 0); /* the next request's deadline starts now */
 	if (q == NULL)
 		return;
 	if (q->job != NULL) {
@@ -818,6 +905,8 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_Re
 			gw_tx_rollback(&j->req);
 			gw_db_release(&j->req);
 		}
+		if (j->waiting)
+			gw_wait_leave(j->req.principal.account_id);
 		gw_reply_release(&j->rep);
 		body_wipe(j->req.body);
 		json_decref(j->req.body);
@@ -937,9 +1026,12 @@ gw_server_start(const struct gw_config *cfg, struct gw_db_pool *pool,
 		}
 		flags |= MHD_USE_TLS;
 	}
+	if ((r = gw_conn_guard_start(cfg->request_deadline, &s->guard)) < 0)
+		goto out;
+	r = RSSP_E_INVAL;
 	gw_random_bytes(rnd, sizeof(rnd));
 	{
-		struct MHD_OptionItem o[16];
+		struct MHD_OptionItem o[24];
 		unsigned n = 0;
 
 #define OPT(a, b, c) o[n].option = (a), o[n].value = (intptr_t)(b), o[n].ptr_value = (void *)(c), n++
@@ -948,6 +1040,11 @@ gw_server_start(const struct gw_config *cfg, struct gw_db_pool *pool,
 		OPT(MHD_OPTION_NOTIFY_COMPLETED, on_completed, s);
 		OPT(MHD_OPTION_CONNECTION_TIMEOUT, 60, NULL);
 		OPT(MHD_OPTION_CONNECTION_LIMIT, 1000, NULL);
+		OPT(MHD_OPTION_URI_LOG_CALLBACK, on_uri, s);
+		OPT(MHD_OPTION_NOTIFY_CONNECTION, gw_conn_guard_notify, s->guard);
+		/* behind a proxy every connection comes from the proxy: no per-address cap */
+		if (cfg->conn_per_address > 0 && !cfg->trust_forwarded)
+			OPT(MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->conn_per_address, NULL);
 		OPT(MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s);
 		OPT(MHD_OPTION_DIGEST_AUTH_RANDOM, sizeof(rnd), rnd);
 		OPT(MHD_OPTION_NONCE_NC_SIZE, 4096, NULL);
@@ -998,6 +1095,7 @@ gw_server_stop(struct gw_server *s)
 		if (ls != MHD_INVALID_SOCKET)
 			close(ls);
 	}
+	gw_conn_guard_stop(s->guard);
 	pthread_mutex_lock(&s->lmu);
 	s->lstop = 1;
 	pthread_cond_broadcast(&s->lcv);

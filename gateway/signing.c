@@ -134,7 +134,7 @@ sg_is_uuid(const char *s)
 		if (i == 8 || i == 13 || i == 18 || i == 23) {
 			if (s[i] != '-')
 				return 0;
-		} else if (!isxdigit((unsigned char)s[i]))
+		} else if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
 			return 0;
 	}
 	return 1;
@@ -150,7 +150,7 @@ sg_get_uuid(struct gw_request *req, struct gw_reply *rep, const char *field,
 	if ((r = gw_get_str(req, rep, field, GW_UUID_LEN, required, &v)) != 0)
 		return r;
 	if (v != NULL && !sg_is_uuid(v))
-		return gw_error(rep, 400, "invalid_request", "field '%s' must be a uuid", field);
+		return gw_error(rep, 400, "invalid_request", "field '%s' must be a lowercase uuid", field);
 	*vp = v;
 	return 0;
 }
@@ -285,8 +285,13 @@ sg_engine_error(struct gw_reply *rep, const struct engine_result *er, const char
 		switch (er->refusal) {
 		case ENGINE_REFUSAL_INVALID:
 			return gw_error(rep, 400, "invalid_request", "%s refused by the engine: %.100s", what, m);
-		case ENGINE_REFUSAL_DENIED:
 		case ENGINE_REFUSAL_EXHAUSTED:
+			/* the engine's key-generation workers are all taken (PROTOCOL.md): retry */
+			if (strcmp(m, "too many key generations waiting") == 0)
+				return gw_error(rep, 503, "engine_unavailable",
+				    "the signing engine is busy generating keys; retry later");
+			return gw_error(rep, 403, "access_denied", "%s refused by the engine: %.100s", what, m);
+		case ENGINE_REFUSAL_DENIED:
 			return gw_error(rep, 403, "access_denied", "%s refused by the engine: %.100s", what, m);
 		case ENGINE_REFUSAL_EXPIRED:
 			return gw_error(rep, 410, "expired", "%s refused by the engine: %.100s", what, m);

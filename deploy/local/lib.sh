@@ -97,3 +97,17 @@ rssp_softhsm_conf() {
     "$dir" > "$dir/softhsm2.conf"
 }
 RSSP_PKCS11_MODULE=/usr/lib/softhsm/libsofthsm2.so
+
+# rssp_ra_key KEY PUBDIR: the local registration authority. Makes the RA private key KEY
+# (EC P-256, PEM, mode 0600) once, and writes its public key to PUBDIR/local-ra.pem, the
+# directory the engine trusts (RSSP_RA_KEYS). rssp-ra signs with KEY (RSSP_RA_KEY_FILE).
+rssp_ra_key() {
+  local key=$1 pubdir=$2
+  if [ ! -s "$key" ]; then
+    ( umask 077; openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
+        -out "$key.tmp" 2>/dev/null && mv -f "$key.tmp" "$key" )
+  fi
+  mkdir -p "$pubdir"; chmod 0755 "$pubdir"
+  openssl pkey -in "$key" -pubout -out "$pubdir/local-ra.pem.tmp" 2>/dev/null &&
+    mv -f "$pubdir/local-ra.pem.tmp" "$pubdir/local-ra.pem"
+}

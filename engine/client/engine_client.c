@@ -229,11 +229,12 @@ do_call(struct engine_client *c, void *reg, const char *path, unsigned deadline_
 		r = RSSP_E_TIMEOUT;
 		goto out;
 	}
-	if (!engine_answered(&init_md) && status != GRPC_STATUS_OK) {
-		/* No answer of the engine's: the request reached it (and it may have acted)
-		 * unless gRPC never had a connection to send it on. */
-		r = status == GRPC_STATUS_UNAVAILABLE && not_sent(details) ?
-		    RSSP_E_UNAVAILABLE : RSSP_E_TIMEOUT;
+	if (status == GRPC_STATUS_UNAVAILABLE && !engine_answered(&init_md)) {
+		/* Not the engine's answer: the transport's. The request reached the engine (which
+		 * may have acted: a connection cut mid-call) unless gRPC never had a connection
+		 * to send it on. Other statuses without the engine's metadata (a message over
+		 * the channel's cap, ...) are gRPC's own refusals and returned as answers. */
+		r = not_sent(details) ? RSSP_E_UNAVAILABLE : RSSP_E_TIMEOUT;
 		log_debug("engine call failed (%d): %.*s", (int)status, (int)GRPC_SLICE_LENGTH(details),
 		    (const char *)GRPC_SLICE_START_PTR(details));
 		goto out;

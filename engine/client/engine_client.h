@@ -37,8 +37,8 @@ void engine_client_free(struct engine_client *c);
  * request was certainly not delivered; RSSP_E_TIMEOUT when it was (or may have been)
  * delivered but no answer of the engine's came back (deadline passed, connection cut,
  * cancelled by engine_client_cancel_all): the engine may have acted on it;
- * RSSP_E_INVAL for a bad method, RSSP_E_NOMEM. A status other than OK with 0 returned is
- * the engine's own answer (a definite refusal: PROTOCOL.md, "Did the engine sign?"). */
+ * RSSP_E_INVAL for a bad method, RSSP_E_NOMEM. With 0 returned, a status other than OK
+ * is the engine's own refusal, or gRPC's (a message over the channel's cap). */
 int engine_call(struct engine_client *c, int method, const char *request_id,
     const uint8_t *req, size_t reqlen, uint8_t **respp, size_t *resplenp,
     int *statusp, char **msgp) RSSP_WUR;

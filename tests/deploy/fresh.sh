@@ -28,7 +28,7 @@ check() { # check "sentence" COMMAND...
   else echo "FAIL: $name"; fail=$((fail + 1)); return 1; fi
 }
 step() { echo "== $* ($(( $(date +%s) - T0 )) s)"; }
-cleanup() { podman rm -f -t 0 "rssp-fresh-$$-user" "rssp-fresh-$$-root" >/dev/null 2>&1; rm -rf "$WORK"; }
+cleanup() { podman rm -f -i -t 0 "rssp-fresh-$$-user" "rssp-fresh-$$-root" >/dev/null 2>&1; rm -rf "$WORK"; }
 trap cleanup EXIT
 trap "exit 1" INT TERM
 
@@ -67,6 +67,11 @@ new_container() {
   # The committed tree, as a clone gives it, in the user's 0700 home and in /root.
   git -C "$ROOT" archive --prefix=rssp/ HEAD | podman exec -i -u alice "$C" tar -x -C /home/alice
   git -C "$ROOT" archive --prefix=rssp/ HEAD | podman exec -i "$C" tar -x -C /root
+  if [ "${2:-}" = services ]; then
+    # A machine whose init starts services when a package is installed (as systemd does):
+    # invoke-rc.d asks /sbin/runlevel, which a container without init cannot answer.
+    in_c root / sh -c 'rm -f /sbin/runlevel; printf "#!/bin/sh\necho N 2\n" > /sbin/runlevel; chmod 0755 /sbin/runlevel'
+  fi
   check "the clones are in a 0700 home and in /root" \
     in_c root / sh -c '[ "$(stat -c %a /home/alice)" = 700 ] && [ "$(stat -c %a /root)" = 700 ] &&
       [ -x /home/alice/rssp/deploy/local/up ] && [ -x /root/rssp/deploy/local/up ]'
@@ -78,7 +83,7 @@ awk '/^The same steps by hand/ { f = 1 } f && /^```bash$/ { g = 1; next } g && /
 check "the README's by-hand block is fenced as bash" [ -s "$WORK/by-hand.sh" ]
 
 run_as() { # run_as USER: the whole newcomer's sequence
-  local u=$1 home r t1 out
+  local u=$1 home r t1
   home=$(home_of "$u"); r=$home/rssp
   step "$u: deploy/local/up (first run)"
   if [ "$u" = alice ]; then in_c root / du -sxm /; DISK0=$(awk '{print $1}' "$WORK/last"); fi
@@ -104,7 +109,13 @@ run_as() { # run_as USER: the whole newcomer's sequence
     check "$u: Debian's system PostgreSQL cluster is not left running by up's installation" \
       in_c root / sh -c '! pg_lsclusters -h | grep -q online' 
   fi
-  local srv pid_e pid_g
+  if [ "$u" = root ]; then
+    check "$u: Debian's cluster 15/main, started by up's installation of postgresql-15, is stopped and up says so" \
+      bash -c 'grep -q "started Debian.s cluster 15/main on port 5432; rssp does not use it: stopped" "$1" &&
+               in_c root / sh -c "pg_lsclusters -h | grep -q \"^15 *main\" && ! pg_lsclusters -h | grep -q online"' _ "$WORK/up-$u.out" ||
+      { grep -n "15/main" "$WORK/up-$u.out"; in_c root / pg_lsclusters; show_tail 5; }
+  fi
+  local srv
   in_c "$u" "$r" bash -c '. .local/env && echo "$RSSP_SRV_DIR"'; srv=$(cat "$WORK/last")
   check "$u: the service's state is outside the clone ($srv)" bash -c '[[ "$1" == /var/lib/rssp-local/* ]]' _ "$srv"
   in_c root / ps -o user:20=,comm= -C rssp-engine,rssp-gateway
@@ -169,7 +180,7 @@ new_container "rssp-fresh-$$-user"
 run_as alice
 ALICE_FIRST=$FIRST_RUN
 podman rm -f -t 0 "$C" >/dev/null 2>&1
-new_container "rssp-fresh-$$-root"
+new_container "rssp-fresh-$$-root" services
 run_as root
 
 step "done"

@@ -145,7 +145,8 @@ pin_sum=$(as_root sha256sum < "$SRV/engine/hsm-pin")
 # -- down, a busy port, up again -------------------------------------------------------
 out=$("$DOWN" 2>&1); rc=$?
 check "down exits 0" [ "$rc" -eq 0 ]
-check "down stops the engine and the gateway" bash -c '! kill -0 "$1" 2>/dev/null && ! kill -0 "$2" 2>/dev/null' _ "$epid" "$gpid"
+gone() { local p; for p in "$@"; do ! rssp_alive "$p" || return 1; done; }   # a zombie is gone
+check "down stops the engine and the gateway" gone "$epid" "$gpid"
 check "down keeps the data" bash -c 'as_root test -f "$1/engine/.token-complete" -a -f "$1/pg/data/PG_VERSION" -a -f "$2/secrets/admin-password"' _ "$SRV" "$L"
 
 python3 -c 'import socket, sys, time
@@ -196,7 +197,7 @@ check "the audit log still verifies (one engine wrote it)" grep -q "^ok " <<<"$v
 # down finds an engine by its command line when its pid file is lost
 as_root rm -f "$SRV/run/engine.pid"
 out=$("$DOWN" 2>&1)
-check "down stops an engine whose pid file is lost" bash -c '! [ -d "/proc/$1" ]' _ "$epid"
+check "down stops an engine whose pid file is lost" gone "$epid" || echo "$out"
 
 # -- purge --------------------------------------------------------------------------------
 "$UP" >/dev/null 2>&1

@@ -5,12 +5,14 @@
 #
 #   deploy/local/up          # once: starts SoftHSM2, PostgreSQL, rssp-engine, rssp-gateway
 #   tests/e2e/demo.sh        # this script; RSSP_LOCAL_DIR=... if not .local
+# The registration officer's step (rssp-ra vouch) uses the local RA key of deploy/local/up.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 # RSSP_URL, RSSP_ADMIN_USER, RSSP_ADMIN_PASSWORD_FILE, ... written by deploy/local/up
 L=${RSSP_LOCAL_DIR:-$ROOT/.local}
 . "$L/env"
 SIC="$ROOT/tests/sic/rssp-sic"
+RA="$ROOT/tests/sic/rssp-ra"          # signs with $RSSP_RA_KEY_FILE (written by deploy/local/up)
 # The demo's files (the signer's passphrase, the app's KAK, ...) stay in the local state
 # directory: deploy/local/down --purge deletes them with it; nothing is left in /tmp.
 mkdir -p "$L/demo"
@@ -66,6 +68,17 @@ CODE=$(outbox "$EMAIL" sic_activation_code code)
 "$SIC" --state "$DEMO/app" login --url "$RSSP_URL" --user "$EMAIL" --password-file "$DEMO/passphrase"
 "$SIC" --state "$DEMO/app" keygen --algo "$KAK_ALGO"
 "$SIC" --state "$DEMO/app" activate --code "$CODE" --name "Alice's phone"
+
+step "the registration officer checks Alice's identity, then vouches for her phone (rssp-ra)"
+# The engine activates keys only for a device a registration authority it trusts vouched
+# for, and takes the certificate's subject from the voucher alone.
+DEVICE=$(jq -r .deviceUUID "$DEMO/app/config.json")
+ra() { "$RA" --state "$DEMO/ra" --key "${RSSP_RA_KEY_FILE:?run deploy/local/up first}" "$@"; }
+ra login --url "$RSSP_URL" --user "$RSSP_ADMIN_USER" \
+  --password-file "$RSSP_ADMIN_PASSWORD_FILE"
+ra list
+ra show "$DEVICE"
+ra vouch "$DEVICE" --yes
 
 step "the RP creates a $KEY_ALGO credential; the app activates it (the engine makes the key in the HSM)"
 CRED=$(api credentials/create "$RP" "$(jq -nc --arg u "$USER_ID" --arg k "$KEY_ALGO" \

@@ -370,13 +370,17 @@ class EndToEnd(unittest.TestCase):
         with open(os.path.join(local, "env"), "w") as f:
             f.write("RSSP_URL=%s\nRSSP_ENGINE_SOCKET=%s\nRSSP_ADMIN_USER=%s\n"
                     "RSSP_ADMIN_PASSWORD_FILE=%s\nRSSP_DB_URL='%s'\nSOFTHSM2_CONF=%s\n"
+                    "RSSP_RA_KEY_FILE=%s\n"
                     % (self.st.url, self.st.socket, self.st.admin_email,
-                       self.st.admin_password_file, self.st.db_url, self.st.softhsm_conf))
+                       self.st.admin_password_file, self.st.db_url, self.st.softhsm_conf,
+                       self.st.ra_key))
         r = subprocess.run([os.path.join(stack.HERE, "demo.sh")], capture_output=True, text=True,
                            env=dict(os.environ, RSSP_LOCAL_DIR=local, TMPDIR=local), timeout=300)
         self.assertEqual(r.returncode, 0, r.stdout[-3000:] + r.stderr[-3000:])
         self.assertIn("Verified OK", r.stdout)
         self.assertIn("cert0.pem: OK", r.stdout)
+        self.assertIn("voucher verified", r.stdout)
+        self.assertIn("is VOUCHED", r.stdout)
 
     def test_6_engine_audit_log_verifies_and_holds_no_sad(self):
         codes = self.st.stop()
@@ -395,6 +399,15 @@ class EndToEnd(unittest.TestCase):
                          __import__("base64").urlsafe_b64encode(raw).decode().rstrip("=")):
                 self.assertNotIn(form[:40], audit, "a SAD appears in the audit log")
         self.assertNotIn(self.st.pin, audit)
+        # Every activation names the RA key whose voucher it used.
+        der = subprocess.run(["openssl", "pkey", "-pubin", "-in", self.st.ra_pub, "-outform", "DER"],
+                             capture_output=True, check=True).stdout
+        ra_id = hashlib.sha256(der).hexdigest()
+        acts = [json.loads(line) for line in audit.splitlines() if '"authorize.activation"' in line]
+        self.assertTrue([a for a in acts if a["result"] == "ok"])
+        for a in acts:
+            if a["result"] == "ok":
+                self.assertEqual(a["ra_key_id"], ra_id)
         # The RP's X-Request-ID reaches the engine's audit record of the signature.
         for rid in self.request_ids:
             self.assertIn('"%s"' % rid, audit)

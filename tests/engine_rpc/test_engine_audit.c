@@ -23,6 +23,7 @@
 #include <openssl/sha.h>
 
 #include "engine_helper.h"
+#include "fixture.h"
 #include "rssp_err.h"
 
 #define PIN "rpc-audit-pin-5K2W"
@@ -33,65 +34,43 @@ static const char *engine_bin;
 static int test_no;
 
 static void
-run_or_die(const char *cmd)
-{
-	int rc = system(cmd);
-	if (rc != 0) {
-		fprintf(stderr, "command failed (%d): %s\n", rc, cmd);
-		exit(1);
-	}
-}
-
-static void
 suite_setup(void)
 {
-	const char *w = getenv("RSSP_TEST_WORK");
 	const char *b = getenv("RSSP_TEST_BUILD");
-	char path[400], cmd[1200];
+	char path[400], cmd[1200], rakey[600], rapub[600];
 	static char binbuf[400];
-	FILE *f;
 
-	snprintf(base, sizeof(base), "%s/rpcauditXXXXXX", w ? w : "/tmp");
-	if (mkdtemp(base) == NULL)
-		exit(1);
+	ef_tempdir(base, sizeof(base), "rpcaudit");
 	engine_bin = RSSP_ENGINE_BIN;
 	if (b != NULL && access(RSSP_ENGINE_BIN, X_OK) != 0) {
 		snprintf(binbuf, sizeof(binbuf), "%s/engine/rssp-engine", b);
 		engine_bin = binbuf;
 	}
-	snprintf(path, sizeof(path), "%s/tokens", base);
-	mkdir(path, 0700);
-	snprintf(path, sizeof(path), "%s/softhsm2.conf", base);
-	f = fopen(path, "w");
-	fprintf(f, "directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n"
-	    "slots.removable = false\n", base);
-	fclose(f);
-	setenv("SOFTHSM2_CONF", path, 1);
+	ef_softhsm_token(base, TOKEN, PIN);
 	snprintf(pinpath, sizeof(pinpath), "%s/pin", base);
-	f = fopen(pinpath, "w");
-	fprintf(f, "%s\n", PIN);
-	fclose(f);
-	chmod(pinpath, 0600);
-	snprintf(cmd, sizeof(cmd), "softhsm2-util --init-token --free --label %s --pin %s "
-	    "--so-pin rpc-audit-so >/dev/null", TOKEN, PIN);
-	run_or_die(cmd);
+	ef_write_pin(pinpath, PIN, 0600);
 	setenv("RSSP_PIN_FILE", pinpath, 1);
+	/* the registration authority the engine trusts and eh_activate vouches with */
+	snprintf(rakey, sizeof(rakey), "%s/ra.key", base);
+	snprintf(rapub, sizeof(rapub), "%s/ra.pem", base);
+	if (eh_ra_init(rakey, rapub) != 0)
+		ef_run("false # ra key");
+	setenv("RSSP_RA_KEYS", rapub, 1);
 	setenv("RSSP_TOKEN_LABEL", TOKEN, 1);
 	setenv("RSSP_LOG_LEVEL", "warn", 1);
-	if (getenv("RSSP_TEST_PKCS11_MODULE") != NULL)
-		setenv("RSSP_PKCS11_MODULE", getenv("RSSP_TEST_PKCS11_MODULE"), 1);
+	setenv("RSSP_PKCS11_MODULE", ef_pkcs11_module(), 1);
 	/* init writes the audit key next to the audit log */
 	snprintf(path, sizeof(path), "%s/init", base);
 	mkdir(path, 0700);
 	snprintf(cmd, sizeof(cmd), "RSSP_AUDIT_FILE='%s/init/audit.log' '%s' init "
 	    "--ca-subject 'CN=rpc audit CA' >/dev/null", base, engine_bin);
-	run_or_die(cmd);
+	ef_run(cmd);
 }
 
 static void
 suite_teardown(void)
 {
-	char cmd[400], line[1024], mnt[600];
+	char line[1024], mnt[600];
 	FILE *m;
 
 	/* a failed test leaves its tmpfs mounted (its teardown does not run) */
@@ -102,9 +81,8 @@ suite_teardown(void)
 		fclose(m);
 	}
 
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", base);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cannot remove %s\n", base);
+	eh_ra_release();
+	ef_rmtree(base);
 }
 
 static void
@@ -768,6 +746,59 @@ START_TEST(test_counts_and_replayed_approvals_survive_a_restart_and_a_kill)
 }
 END_TEST
 
+/* Counts come back from rotated files too: with a rotation after every line, each
+ * signature's line is in a file of its own by the time the engine restarts. */
+START_TEST(test_counts_are_read_back_from_rotated_files)
+{
+	struct flow f;
+	uint8_t h[32], *sad = NULL;
+	const uint8_t *hp[1] = { h };
+	size_t sadlen;
+	int status;
+	char *msg, pat[600];
+	glob_t g;
+	pid_t pid;
+
+	RAND_bytes(h, sizeof(h));
+	pid = start_engine_env("RSSP_AUDIT_ROTATE_BYTES=1", 1);
+	flow_new(&f, "cred-rotated");
+	ck_assert_int_eq(eh_approve(f.c, f.kak, &f.cred, "approval-rot", 1, hp, 1, 2, "rid-r",
+	    &sad, &sadlen, &status), 0);
+	ck_assert_int_eq(sign1(&f, sad, sadlen, h, &msg), GRPC_STATUS_OK);
+	free(msg);
+	ck_assert_int_eq(sign1(&f, sad, sadlen, h, &msg), GRPC_STATUS_OK);
+	free(msg);
+	kill_engine(pid);
+	unlink(sock);
+	snprintf(pat, sizeof(pat), "%s.*", auditpath);
+	ck_assert_int_eq(glob(pat, 0, NULL, &g), 0);
+	ck_assert_uint_ge(g.gl_pathc, 5);
+	globfree(&g);
+	pid = start_engine();
+	flow_reconnect(&f);
+	ck_assert_int_eq(sign1(&f, sad, sadlen, h, &msg), GRPC_STATUS_RESOURCE_EXHAUSTED);
+	ck_assert_str_eq(msg, "sad exhausted");
+	free(msg);
+	ck_assert_int_eq(stop_engine(pid), 0);
+	/* the killed engine left an empty current file: the restarted one continued the
+	 * chain from the newest rotated file, so all the files are still one chain */
+	{
+		char args[8000], out[1024];
+		size_t i;
+
+		ck_assert_int_eq(glob(pat, 0, NULL, &g), 0);
+		args[0] = '\0';
+		for (i = 0; i < g.gl_pathc; i++)
+			snprintf(args + strlen(args), sizeof(args) - strlen(args), "'%s' ", g.gl_pathv[i]);
+		snprintf(args + strlen(args), sizeof(args) - strlen(args), "'%s'", auditpath);
+		globfree(&g);
+		ck_assert_int_eq(verify(args, out, sizeof(out)), 0);
+	}
+	free(sad);
+	flow_free(&f);
+}
+END_TEST
+
 /* Fills the filesystem of path's directory: returns the filler's path. */
 static void
 fill(const char *filler)
@@ -873,6 +904,7 @@ main(void)
 	tcase_add_test(tc, test_a_second_engine_on_the_same_audit_log_refuses_to_start);
 	tcase_add_test(tc, test_the_probe_tells_a_live_engine_from_a_hung_or_absent_one);
 	tcase_add_test(tc, test_counts_and_replayed_approvals_survive_a_restart_and_a_kill);
+	tcase_add_test(tc, test_counts_are_read_back_from_rotated_files);
 	tcase_add_test(tc, test_a_full_disk_refuses_with_unavailable_spends_nothing_and_leaves_whole_lines);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);

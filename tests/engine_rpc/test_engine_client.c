@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <rssp/engine/v1/engine.pb-c.h>
@@ -353,6 +354,44 @@ START_TEST(test_the_deadline_is_the_calls_own)
 }
 END_TEST
 
+static void *
+cancel_soon(void *arg)
+{
+	usleep(150 * 1000);
+	engine_client_cancel_all(arg);
+	return NULL;
+}
+
+START_TEST(test_a_call_cut_short_by_cancel_all_may_have_acted)
+{
+	struct running r;
+	struct engine_client *c;
+	struct engine_signatures sigs = { 0 };
+	struct engine_result res;
+	struct timespec t0, t1;
+	pthread_t th;
+	double dt;
+
+	start(&r, 2);
+	ck_assert_int_eq(engine_client_new(sock, 5000, &c), 0);
+	ck_assert_int_eq(pthread_create(&th, NULL, cancel_soon, c), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	/* the handler takes 500 ms; the call is cut after ~150 ms, long before its deadline */
+	ck_assert_int_eq(sign(c, "slow", 0, &sigs, &res), ENGINE_TIMEOUT);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	pthread_join(th, NULL);
+	dt = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	ck_assert_msg(dt < 0.45, "the cut call took %.3f s", dt);
+	ck_assert(!res.answered);
+	ck_assert_int_eq(engine_may_have_acted(&res), 1); /* it reached the engine */
+	/* later calls are not affected */
+	ck_assert_int_eq(sign(c, "ok", 0, &sigs, &res), ENGINE_OK);
+	engine_signatures_release(&sigs);
+	engine_client_free(c);
+	stop(&r);
+}
+END_TEST
+
 START_TEST(test_no_engine_is_unavailable_without_an_answer)
 {
 	struct engine_client *c;
@@ -475,6 +514,7 @@ main(void)
 	tcase_add_test(tc, test_a_method_outside_the_engine_table_is_a_protocol_refusal);
 	tcase_add_test(tc, test_the_deadline_is_the_calls_own);
 	tcase_add_test(tc, test_no_engine_is_unavailable_without_an_answer);
+	tcase_add_test(tc, test_a_call_cut_short_by_cancel_all_may_have_acted);
 	tcase_add_test(tc, test_activation_and_approval_carry_their_fields_both_ways);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);

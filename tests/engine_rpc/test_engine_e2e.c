@@ -18,6 +18,7 @@
 #include <openssl/rand.h>
 
 #include "engine_helper.h"
+#include "fixture.h"
 #include "rssp_err.h"
 
 #define PIN "rpc-e2e-pin-7Q3Z"
@@ -27,50 +28,23 @@ static char base[200], sock[400], auditpath[400], pinpath[400];
 static const char *engine_bin;
 static int test_no;
 
-static void
-run_or_die(const char *cmd)
-{
-	int rc = system(cmd);
-	if (rc != 0) {
-		fprintf(stderr, "command failed (%d): %s\n", rc, cmd);
-		exit(1);
-	}
-}
-
 /* Once per suite, in the parent: a SoftHSM2 configuration, a token, rssp-engine init. */
 static void
 suite_setup(void)
 {
-	const char *w = getenv("RSSP_TEST_WORK");
 	const char *b = getenv("RSSP_TEST_BUILD");
-	char path[400], cmd[1200];
+	char cmd[1200];
 	static char binbuf[400];
-	FILE *f;
 
-	snprintf(base, sizeof(base), "%s/rpce2eXXXXXX", w ? w : "/tmp");
-	if (mkdtemp(base) == NULL)
-		exit(1);
+	ef_tempdir(base, sizeof(base), "rpce2e");
 	engine_bin = RSSP_ENGINE_BIN;
 	if (b != NULL && access(RSSP_ENGINE_BIN, X_OK) != 0) {
 		snprintf(binbuf, sizeof(binbuf), "%s/engine/rssp-engine", b);
 		engine_bin = binbuf;
 	}
-	snprintf(path, sizeof(path), "%s/tokens", base);
-	mkdir(path, 0700);
-	snprintf(path, sizeof(path), "%s/softhsm2.conf", base);
-	f = fopen(path, "w");
-	fprintf(f, "directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n"
-	    "slots.removable = false\n", base);
-	fclose(f);
-	setenv("SOFTHSM2_CONF", path, 1);
+	ef_softhsm_token(base, TOKEN, PIN);
 	snprintf(pinpath, sizeof(pinpath), "%s/pin", base);
-	f = fopen(pinpath, "w");
-	fprintf(f, "%s\n", PIN);
-	fclose(f);
-	chmod(pinpath, 0600);
-	snprintf(cmd, sizeof(cmd), "softhsm2-util --init-token --free --label %s --pin %s "
-	    "--so-pin rpc-e2e-so >/dev/null", TOKEN, PIN);
-	run_or_die(cmd);
+	ef_write_pin(pinpath, PIN, 0600);
 	setenv("RSSP_PIN_FILE", pinpath, 1);
 	/* the registration authority the engine trusts and eh_activate vouches with */
 	{
@@ -79,26 +53,21 @@ suite_setup(void)
 		snprintf(rakey, sizeof(rakey), "%s/ra.key", base);
 		snprintf(rapub, sizeof(rapub), "%s/ra.pem", base);
 		if (eh_ra_init(rakey, rapub) != 0)
-			run_or_die("false # ra key");
+			ef_run("false # ra key");
 		setenv("RSSP_RA_KEYS", rapub, 1);
 	}
 	setenv("RSSP_TOKEN_LABEL", TOKEN, 1);
 	setenv("RSSP_LOG_LEVEL", "warn", 1);
-	if (getenv("RSSP_TEST_PKCS11_MODULE") != NULL)
-		setenv("RSSP_PKCS11_MODULE", getenv("RSSP_TEST_PKCS11_MODULE"), 1);
+	setenv("RSSP_PKCS11_MODULE", ef_pkcs11_module(), 1);
 	snprintf(cmd, sizeof(cmd), "'%s' init --ca-subject 'CN=rpc e2e CA' >/dev/null", engine_bin);
-	run_or_die(cmd);
+	ef_run(cmd);
 }
 
 static void
 suite_teardown(void)
 {
-	char cmd[400];
-
 	eh_ra_release();
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", base);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cannot remove %s\n", base);
+	ef_rmtree(base);
 }
 
 static void

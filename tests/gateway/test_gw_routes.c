@@ -100,7 +100,7 @@ START_TEST(test_the_route_table_keeps_the_access_rules)
 		unsigned roles;
 	} want[] = {
 		{ "/rssp/info", GW_PUBLIC | GW_NO_DB, 0 },
-		{ "/rssp/auth/login", GW_PUBLIC | GW_RAW_BODY | GW_LONG, 0 },
+		{ "/rssp/auth/login", GW_PUBLIC | GW_RAW_BODY | GW_LONG | GW_NO_DB, 0 },
 		{ "/rssp/users/register", 0, GW_ROLE_RP | GW_ROLE_ADMIN },
 		{ "/rssp/users/confirm", GW_PUBLIC | GW_LONG, 0 },
 		{ "/rssp/admin/users/disable", 0, GW_ROLE_ADMIN },
