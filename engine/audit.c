@@ -527,10 +527,9 @@ line_head(char *head, size_t cap, uint64_t seq)
 static int
 checkpoint_locked(struct audit *a)
 {
-	static const char hx[] = "0123456789abcdef";
 	uint8_t msg[CKPT_MSG_LEN], sig[AUDIT_MAX_SIG];
 	char line[1024];
-	size_t siglen = sizeof(sig), len, i;
+	size_t siglen = sizeof(sig), len;
 	int r, n;
 
 	if (a->seal == NULL)
@@ -550,10 +549,8 @@ checkpoint_locked(struct audit *a)
 	len += (size_t)n;
 	if (len + 2 * siglen + 80 > sizeof(line))
 		return RSSP_E_INTERNAL;
-	for (i = 0; i < siglen; i++) {
-		line[len++] = hx[sig[i] >> 4];
-		line[len++] = hx[sig[i] & 15];
-	}
+	rssp_hex(line + len, sig, siglen);
+	len += 2 * siglen;
 	memcpy(line + len, "\",\"prev\":\"", 10);
 	len += 10;
 	memcpy(line + len, a->prev, 64);
