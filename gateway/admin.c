@@ -156,7 +156,7 @@ acct_page_token_parse(const char *tok, char micros[24], char id[GW_UUID_LEN + 1]
 		return RSSP_E_INVAL;
 	size_t mlen = (size_t)(dot - (char *)raw);
 	if (mlen == 0 || mlen > 20 || strspn((char *)raw, "0123456789") != mlen ||
-	    !acct_is_uuid(dot + 1))
+	    !gw_is_uuid(dot + 1))
 		return RSSP_E_INVAL;
 	memcpy(micros, raw, mlen);
 	micros[mlen] = '\0';

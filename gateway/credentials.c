@@ -169,7 +169,7 @@ cred_create(struct gw_request *req, struct gw_reply *rep)
 	    (r = gw_get_int(req, rep, "validityDays", 1, 3650, false, 365, &days)) != 0 ||
 	    (r = gw_get_str(req, rep, "description", 255, false, &desc)) != 0)
 		goto out;
-	if (sg_key_algo_parse(key_algo) == 0) {
+	if (rssp_key_alg_by_name(key_algo) == NULL) {
 		r = gw_error(rep, 400, "invalid_request",
 		    "field 'keyAlgo' must be rsa2048, rsa3072, ecp256 or ecp384");
 		goto out;
@@ -268,7 +268,7 @@ out:
 static int
 b64_append(json_t *arr, const uint8_t *der, size_t len)
 {
-	char *s = sg_b64(der, len);
+	char *s = rssp_b64(der, len);
 	int r = s == NULL || json_array_append_new(arr, json_string(s)) != 0 ? RSSP_E_NOMEM : 0;
 
 	free(s);
@@ -285,7 +285,10 @@ cred_info(struct gw_request *req, struct gw_reply *rep)
 	size_t certlen = 0, chainlen = 0;
 	json_t *o = NULL, *key = NULL, *c = NULL, *arr = NULL, *algos = NULL;
 	const char *status, *kalgo;
-	int r, ka, bits;
+	const struct rssp_key_alg *ka;
+	const struct rssp_sign_alg *sa;
+	size_t i;
+	int r;
 
 	if ((r = sg_get_uuid(req, rep, "credentialID", true, &cred_id)) != 0 ||
 	    (r = gw_get_str(req, rep, "certificates", 16, false, &certs)) != 0 ||
@@ -306,19 +309,23 @@ cred_info(struct gw_request *req, struct gw_reply *rep)
 		goto out;
 	status = PQgetvalue(res, 0, C_STATUS);
 	kalgo = PQgetvalue(res, 0, C_KEYALGO);
-	ka = sg_key_algo_parse(kalgo);
-	bits = ka == SG_KEY_RSA2048 ? 2048 : ka == SG_KEY_RSA3072 ? 3072 : ka == SG_KEY_EC_P256 ? 256 : 384;
-	if (ka == SG_KEY_EC_P256 || ka == SG_KEY_EC_P384)
-		algos = json_pack("[s,s,s]", "1.2.840.10045.4.3.2", "1.2.840.10045.4.3.3",
-		    "1.2.840.10045.4.3.4");
-	else
-		algos = json_pack("[s,s,s,s]", "1.2.840.113549.1.1.11", "1.2.840.113549.1.1.12",
-		    "1.2.840.113549.1.1.13", "1.2.840.113549.1.1.10");
-	key = json_pack("{s:s,s:o,s:i}", "status", strcmp(status, "ACTIVE") == 0 ? "enabled" : "disabled",
-	    "algo", algos, "len", bits);
-	algos = NULL;
-	if (key != NULL && ka >= SG_KEY_EC_P256)
-		json_object_set_new(key, "curve", json_string(ka == SG_KEY_EC_P256 ?
+	if ((ka = rssp_key_alg_by_name(kalgo)) == NULL) {
+		log_error("credential %s has an unknown key algorithm", cred_id);
+		r = RSSP_E_INTERNAL;
+		goto out;
+	}
+	/* the signAlgo OIDs that fit the key, in api.md's order */
+	if ((algos = json_array()) == NULL) {
+		r = RSSP_E_NOMEM;
+		goto out;
+	}
+	for (i = 0; (sa = rssp_sign_alg_at(i)) != NULL; i++)
+		if (sa->type == ka->type)
+			json_array_append_new(algos, json_string(sa->oid));
+	key = json_pack("{s:s,s:O,s:i}", "status", strcmp(status, "ACTIVE") == 0 ? "enabled" : "disabled",
+	    "algo", algos, "len", (int)ka->bits);
+	if (key != NULL && ka->type == RSSP_KEYTYPE_EC)
+		json_object_set_new(key, "curve", json_string(ka->algo == RSSP_KEY_EC_P256 ?
 		    "1.2.840.10045.3.1.7" : "1.3.132.0.34"));
 	o = json_pack("{s:s,s:s,s:s,s:s,s:o,s:s,s:s,s:i}", "credentialID", PQgetvalue(res, 0, C_ID),
 	    "description", PQgetvalue(res, 0, C_DESC), "status", status, "keyAlgo", kalgo,
@@ -447,7 +454,8 @@ cred_activate_request(struct gw_request *req, struct gw_reply *rep)
 	f.kak_spki = spki;
 	f.kak_spki_len = spkilen;
 	f.kak_algo = kak_algo;
-	f.key_algo = sg_key_algo_parse(PQgetvalue(res, 0, C_KEYALGO));
+	f.key_algo = rssp_key_alg_by_name(PQgetvalue(res, 0, C_KEYALGO)) != NULL ?
+	    rssp_key_alg_by_name(PQgetvalue(res, 0, C_KEYALGO))->algo : 0;
 	f.subject_cn = PQgetvalue(res, 0, C_NAME);
 	f.validity_days = (uint32_t)atoi(PQgetvalue(res, 0, C_DAYS));
 	f.nonce = nonce;
@@ -468,13 +476,13 @@ cred_activate_request(struct gw_request *req, struct gw_reply *rep)
 		    (r = otp_encrypt(pk, otp, &otp_enc, &otp_enclen)) != 0)
 			goto out;
 		if ((otp_hash = sg_bytea(digest, sizeof(digest))) == NULL ||
-		    (otp_b64 = sg_b64(otp_enc, otp_enclen)) == NULL) {
+		    (otp_b64 = rssp_b64(otp_enc, otp_enclen)) == NULL) {
 			r = RSSP_E_NOMEM;
 			goto out;
 		}
 	}
 	if ((nonce_bytea = sg_bytea(nonce, sizeof(nonce))) == NULL ||
-	    (ad_b64 = sg_b64(ad, adlen)) == NULL) {
+	    (ad_b64 = rssp_b64(ad, adlen)) == NULL) {
 		r = RSSP_E_NOMEM;
 		goto out;
 	}
@@ -597,7 +605,8 @@ cred_activate_response(struct gw_request *req, struct gw_reply *rep)
 	f.kak_spki = spki;
 	f.kak_spki_len = spkilen;
 	f.kak_algo = kak_algo;
-	f.key_algo = sg_key_algo_parse(PQgetvalue(res, 0, C_KEYALGO));
+	f.key_algo = rssp_key_alg_by_name(PQgetvalue(res, 0, C_KEYALGO)) != NULL ?
+	    rssp_key_alg_by_name(PQgetvalue(res, 0, C_KEYALGO))->algo : 0;
 	f.subject_cn = PQgetvalue(res, 0, C_NEXT + 1);
 	f.validity_days = (uint32_t)atoi(PQgetvalue(res, 0, C_DAYS));
 	f.nonce = nonce;
@@ -620,7 +629,7 @@ cred_activate_response(struct gw_request *req, struct gw_reply *rep)
 	    (p_cert = sg_bytea(ar.cert, ar.cert_len)) == NULL ||
 	    (p_chain = sg_bytea(ar.chain, ar.chain_len)) == NULL ||
 	    (p_pub = sg_bytea(ar.pub, ar.pub_len)) == NULL ||
-	    (cert_b64 = sg_b64(ar.cert, ar.cert_len)) == NULL) {
+	    (cert_b64 = rssp_b64(ar.cert, ar.cert_len)) == NULL) {
 		r = RSSP_E_NOMEM;
 		goto out;
 	}

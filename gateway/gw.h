@@ -48,6 +48,8 @@ const char *gw_role_name(unsigned role);
 unsigned gw_role_parse(const char *name);
 
 #define GW_UUID_LEN 36 /* text form of a uuid, without the NUL */
+/* 1 when s is a uuid in text form (8-4-4-4-12 hex digits, either case), else 0. */
+int gw_is_uuid(const char *s);
 
 /* The authenticated caller (filled by the framework from the bearer token). */
 struct gw_principal {

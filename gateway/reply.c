@@ -1,11 +1,11 @@
 /* reply.c - replies, error replies and the JSON field getters of gw.h. */
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-
+#include "buf.h"
 #include "gw.h"
 
 static void
@@ -197,48 +197,15 @@ gw_get_bool(struct gw_request *req, struct gw_reply *rep, const char *field,
 	return 0;
 }
 
-/* Strict standard base64 with padding. Returns the decoded length or -1. */
-static long
-b64_decode(const char *s, size_t len, uint8_t *out)
-{
-	int n;
-	size_t pad = 0, i;
-
-	if (len == 0 || len % 4 != 0)
-		return -1;
-	for (i = 0; i < len; i++) {
-		char c = s[i];
-		if (c == '=') {
-			if (i < len - 2)
-				return -1;
-			continue;
-		}
-		if (pad || !((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-		    (c >= '0' && c <= '9') || c == '+' || c == '/'))
-			return -1;
-	}
-	if (s[len - 1] == '=')
-		pad++;
-	if (s[len - 2] == '=') {
-		if (pad == 0)
-			return -1;
-		pad++;
-	}
-	n = EVP_DecodeBlock(out, (const unsigned char *)s, (int)len);
-	if (n < 0)
-		return -1;
-	return (long)n - (long)pad;
-}
-
 int
 gw_get_b64(struct gw_request *req, struct gw_reply *rep, const char *field,
     size_t maxlen, bool required, uint8_t **bufp, size_t *lenp)
 {
 	json_t *v = member(req, field);
 	const char *s;
-	size_t len;
-	uint8_t *buf;
-	long n;
+	size_t len, n = 0;
+	uint8_t *buf = NULL;
+	int r;
 
 	if (v == NULL) {
 		if (required)
@@ -254,21 +221,20 @@ gw_get_b64(struct gw_request *req, struct gw_reply *rep, const char *field,
 	if (len > (maxlen + 2) / 3 * 4 || len > 0x7fffffff)
 		return gw_error(rep, 400, "invalid_request",
 		    "field '%s' must decode to at most %zu bytes", field, maxlen);
-	buf = malloc(len / 4 * 3 + 3);
-	if (buf == NULL)
-		return RSSP_E_NOMEM;
-	n = b64_decode(s, len, buf);
-	if (n <= 0) {
+	/* a NUL inside the string is not base64 either */
+	if (strlen(s) != len || (r = rssp_unb64(s, &buf, &n)) == RSSP_E_INVAL || (r == 0 && n == 0)) {
 		free(buf);
 		return gw_error(rep, 400, "invalid_request", "field '%s' must be valid base64", field);
 	}
-	if ((size_t)n > maxlen) {
+	if (r != 0)
+		return r;
+	if (n > maxlen) {
 		free(buf);
 		return gw_error(rep, 400, "invalid_request",
 		    "field '%s' must decode to at most %zu bytes", field, maxlen);
 	}
 	*bufp = buf;
-	*lenp = (size_t)n;
+	*lenp = n;
 	return 0;
 }
 
@@ -333,4 +299,22 @@ gw_role_parse(const char *name)
 	if (strcmp(name, "company_admin") == 0) return GW_ROLE_COMPANY_ADMIN;
 	if (strcmp(name, "signer") == 0) return GW_ROLE_SIGNER;
 	return 0;
+}
+
+int
+gw_is_uuid(const char *s)
+{
+	size_t i;
+
+	if (s == NULL || strlen(s) != GW_UUID_LEN)
+		return 0;
+	for (i = 0; i < GW_UUID_LEN; i++) {
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (s[i] != '-')
+				return 0;
+		} else if (!isxdigit((unsigned char)s[i])) {
+			return 0;
+		}
+	}
+	return 1;
 }

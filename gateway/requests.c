@@ -201,7 +201,7 @@ check_reply(struct gw_request *req, struct gw_reply *rep, const char *request_id
 		}
 		if ((r = sg_unbytea(PQgetvalue(res, 0, 3), &sad, &sadlen)) != 0)
 			goto out;
-		if ((sad_b64 = sg_b64(sad, sadlen)) == NULL) {
+		if ((sad_b64 = rssp_b64(sad, sadlen)) == NULL) {
 			r = RSSP_E_NOMEM;
 			goto out;
 		}
@@ -284,11 +284,12 @@ req_authorize(struct gw_request *req, struct gw_reply *rep)
 		goto out;
 	if (desc == NULL || desc[0] == '\0')
 		desc = "Signature request"; /* a CSC v2 client need not describe it */
-	if ((hash_algo = sg_hash_algo_from_oid(hoid)) == 0) {
+	if (rssp_hash_alg_by_oid(hoid) == NULL) {
 		r = gw_error(rep, 400, "invalid_request",
 		    "field 'hashAlgorithmOID' must be the OID of SHA-256, SHA-384 or SHA-512");
 		goto out;
 	}
+	hash_algo = rssp_hash_alg_by_oid(hoid)->algo;
 	hlen = rssp_hash_algo_len(hash_algo);
 	if ((hashes = calloc(n, sizeof(*hashes))) == NULL ||
 	    (sorted = calloc(n, sizeof(*sorted))) == NULL ||
@@ -298,7 +299,7 @@ req_authorize(struct gw_request *req, struct gw_reply *rep)
 	}
 	for (i = 0; i < n; i++) {
 		size_t l = 0;
-		if (sg_unb64(hashes_b64[i], &hashes[i], &l) != 0 || l != hlen) {
+		if (rssp_unb64(hashes_b64[i], &hashes[i], &l) != 0 || l != hlen) {
 			r = gw_error(rep, 400, "invalid_request",
 			    "field 'hashes[%zu]' must be base64 of a %zu-byte digest", i, hlen);
 			goto out;
@@ -521,7 +522,7 @@ req_info(struct gw_request *req, struct gw_reply *rep)
 		goto out;
 	}
 	for (i = 0; i + hlen <= hlen_all; i += hlen) {
-		if ((s = sg_b64(hashes + i, hlen)) == NULL ||
+		if ((s = rssp_b64(hashes + i, hlen)) == NULL ||
 		    json_array_append_new(arr, json_string(s)) != 0) {
 			r = RSSP_E_NOMEM;
 			goto out;
@@ -531,8 +532,8 @@ req_info(struct gw_request *req, struct gw_reply *rep)
 	}
 	json_object_set_new(o, "hashes", arr);
 	arr = NULL;
-	json_object_set_new(o, "hashAlgorithmOID", json_string(sg_hash_algo_oid(ha)));
-	if ((s = sg_b64(ad, adlen)) == NULL) {
+	json_object_set_new(o, "hashAlgorithmOID", json_string(rssp_hash_alg(ha) != NULL ? rssp_hash_alg(ha)->oid : ""));
+	if ((s = rssp_b64(ad, adlen)) == NULL) {
 		r = RSSP_E_NOMEM;
 		goto out;
 	}

@@ -180,7 +180,7 @@ sic_activate_initialize(struct gw_request *req, struct gw_reply *rep)
 	}
 	gw_random_bytes(challenge, sizeof(challenge));
 	if ((chal_bytea = sg_bytea(challenge, sizeof(challenge))) == NULL ||
-	    (chal_b64 = sg_b64(challenge, sizeof(challenge))) == NULL) {
+	    (chal_b64 = rssp_b64(challenge, sizeof(challenge))) == NULL) {
 		r = RSSP_E_NOMEM;
 		goto out;
 	}

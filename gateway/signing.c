@@ -19,124 +19,42 @@
 #include "signing.h"
 #include "tenant.h"
 
+#include "algo.h"
+#include "buf.h"
 #include "engine_client.h"
 
-/* ---- encodings ------------------------------------------------------------------- */
-
-char *
-sg_b64(const uint8_t *data, size_t len)
-{
-	char *out;
-
-	if (len > (size_t)1 << 28 || (out = malloc(4 * ((len + 2) / 3) + 1)) == NULL)
-		return NULL;
-	EVP_EncodeBlock((unsigned char *)out, data, (int)len);
-	return out;
-}
-
-int
-sg_unb64(const char *s, uint8_t **outp, size_t *lenp)
-{
-	size_t n = strlen(s), i, pad = 0;
-	uint8_t *out = NULL;
-	int r = RSSP_E_INVAL, dl;
-
-	if (n == 0 || n % 4 != 0 || n > (size_t)1 << 24)
-		goto out;
-	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c == '=') {
-			if (i < n - 2)
-				goto out;
-			pad++;
-		} else if (pad || !(isalnum(c) || c == '+' || c == '/'))
-			goto out;
-	}
-	if ((out = malloc(n / 4 * 3 + 1)) == NULL) {
-		r = RSSP_E_NOMEM;
-		goto out;
-	}
-	if ((dl = EVP_DecodeBlock(out, (const unsigned char *)s, (int)n)) < 0 ||
-	    (size_t)dl < pad)
-		goto out;
-	*lenp = (size_t)dl - pad;
-	*outp = out;
-	out = NULL;
-	r = 0;
-out:
-	free(out);
-	return r;
-}
+/* ---- encodings (base64 and hex are rssp_b64/rssp_unb64/rssp_hex of buf.h) ---------- */
 
 char *
 sg_bytea(const uint8_t *data, size_t len)
 {
-	static const char hx[] = "0123456789abcdef";
 	char *out;
-	size_t i;
 
-	if ((out = malloc(2 * len + 3)) == NULL)
+	if (len > (size_t)1 << 28 || (out = malloc(2 * len + 3)) == NULL)
 		return NULL;
 	out[0] = '\\';
 	out[1] = 'x';
-	for (i = 0; i < len; i++) {
-		out[2 + 2 * i] = hx[data[i] >> 4];
-		out[3 + 2 * i] = hx[data[i] & 15];
-	}
-	out[2 + 2 * len] = '\0';
+	rssp_hex(out + 2, data, len);
 	return out;
-}
-
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 int
 sg_unbytea(const char *s, uint8_t **outp, size_t *lenp)
 {
-	size_t n, i;
+	size_t n;
 	uint8_t *out;
 
 	if (s == NULL || s[0] != '\\' || s[1] != 'x' || (n = strlen(s + 2)) % 2 != 0)
 		return RSSP_E_INVAL;
 	if ((out = malloc(n / 2 + 1)) == NULL)
 		return RSSP_E_NOMEM;
-	for (i = 0; i < n / 2; i++) {
-		int hi = hexval((unsigned char)s[2 + 2 * i]), lo = hexval((unsigned char)s[3 + 2 * i]);
-		if (hi < 0 || lo < 0) {
-			free(out);
-			return RSSP_E_INVAL;
-		}
-		out[i] = (uint8_t)(hi << 4 | lo);
+	if (rssp_unhex(out, n / 2, s + 2, n) != 0) {
+		free(out);
+		return RSSP_E_INVAL;
 	}
 	*outp = out;
 	*lenp = n / 2;
 	return 0;
-}
-
-int
-sg_is_uuid(const char *s)
-{
-	size_t i;
-
-	if (s == NULL || strlen(s) != GW_UUID_LEN)
-		return 0;
-	for (i = 0; i < GW_UUID_LEN; i++) {
-		if (i == 8 || i == 13 || i == 18 || i == 23) {
-			if (s[i] != '-')
-				return 0;
-		} else if (!isxdigit((unsigned char)s[i]))
-			return 0;
-	}
-	return 1;
 }
 
 int
@@ -148,7 +66,7 @@ sg_get_uuid(struct gw_request *req, struct gw_reply *rep, const char *field,
 
 	if ((r = gw_get_str(req, rep, field, GW_UUID_LEN, required, &v)) != 0)
 		return r;
-	if (v != NULL && !sg_is_uuid(v))
+	if (v != NULL && !gw_is_uuid(v))
 		return gw_error(rep, 400, "invalid_request", "field '%s' must be a uuid", field);
 	*vp = v;
 	return 0;
@@ -167,49 +85,6 @@ sg_get_device_uuid(struct gw_request *req, struct gw_reply *rep, const char **vp
 			return gw_error(rep, 400, "invalid_request",
 			    "field 'deviceUUID' must be printable ASCII without spaces");
 	*vp = v;
-	return 0;
-}
-
-static const struct {
-	const char *oid;
-	int algo;
-} hash_oids[] = {
-	{ "2.16.840.1.101.3.4.2.1", SG_HASH_SHA256 },
-	{ "2.16.840.1.101.3.4.2.2", SG_HASH_SHA384 },
-	{ "2.16.840.1.101.3.4.2.3", SG_HASH_SHA512 },
-};
-
-int
-sg_hash_algo_from_oid(const char *oid)
-{
-	size_t i;
-
-	for (i = 0; oid != NULL && i < sizeof(hash_oids) / sizeof(hash_oids[0]); i++)
-		if (strcmp(oid, hash_oids[i].oid) == 0)
-			return hash_oids[i].algo;
-	return 0;
-}
-
-const char *
-sg_hash_algo_oid(int hash_algo)
-{
-	size_t i;
-
-	for (i = 0; i < sizeof(hash_oids) / sizeof(hash_oids[0]); i++)
-		if (hash_oids[i].algo == hash_algo)
-			return hash_oids[i].oid;
-	return "";
-}
-
-int
-sg_key_algo_parse(const char *name)
-{
-	static const char *const names[] = { "rsa2048", "rsa3072", "ecp256", "ecp384" };
-	size_t i;
-
-	for (i = 0; name != NULL && i < 4; i++)
-		if (strcmp(name, names[i]) == 0)
-			return (int)i + 1;
 	return 0;
 }
 
@@ -299,34 +174,6 @@ sg_engine_error(struct gw_reply *rep, const struct engine_result *er, const char
 
 /* ---- signatures/signHash ------------------------------------------------------------ */
 
-static const struct {
-	const char *oid;
-	int sign_algo;
-	int hash_algo; /* 0: from hashAlgorithmOID or signAlgoParams */
-} sign_oids[] = {
-	{ "1.2.840.113549.1.1.11", SG_SIGN_RSA_PKCS1, SG_HASH_SHA256 },
-	{ "1.2.840.113549.1.1.12", SG_SIGN_RSA_PKCS1, SG_HASH_SHA384 },
-	{ "1.2.840.113549.1.1.13", SG_SIGN_RSA_PKCS1, SG_HASH_SHA512 },
-	{ "1.2.840.113549.1.1.10", SG_SIGN_RSA_PSS, 0 },
-	{ "1.2.840.10045.4.3.2", SG_SIGN_ECDSA, SG_HASH_SHA256 },
-	{ "1.2.840.10045.4.3.3", SG_SIGN_ECDSA, SG_HASH_SHA384 },
-	{ "1.2.840.10045.4.3.4", SG_SIGN_ECDSA, SG_HASH_SHA512 },
-};
-
-static const char *
-metric_name(int sign_algo, int hash_algo)
-{
-	static const char *const names[3][3] = {
-		{ "rsa-pkcs1-sha256", "rsa-pkcs1-sha384", "rsa-pkcs1-sha512" },
-		{ "rsa-pss-sha256", "rsa-pss-sha384", "rsa-pss-sha512" },
-		{ "ecdsa-sha256", "ecdsa-sha384", "ecdsa-sha512" },
-	};
-
-	if (sign_algo < 1 || sign_algo > 3 || hash_algo < 1 || hash_algo > 3)
-		return "other";
-	return names[sign_algo - 1][hash_algo - 1];
-}
-
 /* HashAlgo of an X509_ALGOR naming a digest, or 0. */
 static int
 algor_hash(const X509_ALGOR *a)
@@ -339,7 +186,7 @@ algor_hash(const X509_ALGOR *a)
 	X509_ALGOR_get0(&obj, NULL, NULL, a);
 	if (obj == NULL || OBJ_obj2txt(oid, sizeof(oid), obj, 1) <= 0)
 		return 0;
-	return sg_hash_algo_from_oid(oid);
+	return rssp_hash_alg_by_oid(oid) != NULL ? rssp_hash_alg_by_oid(oid)->algo : 0;
 }
 
 /* The hash of an MGF1 AlgorithmIdentifier (its parameter), or 0. d2i_RSA_PSS_PARAMS
@@ -458,7 +305,9 @@ sg_sign_hash(struct gw_request *req, struct gw_reply *rep)
 	struct engine_result er;
 	enum engine_status est;
 	PGresult *res = NULL;
-	int r, sign_algo = 0, hash_algo = 0, h, key_algo, spent = 0;
+	const struct rssp_sign_alg *sa;
+	const struct rssp_key_alg *ka;
+	int r, sign_algo = 0, hash_algo = 0, h, spent = 0;
 	json_t *arr = NULL;
 
 	if ((r = sg_get_uuid(req, rep, "credentialID", true, &cred_id)) != 0 ||
@@ -469,20 +318,19 @@ sg_sign_hash(struct gw_request *req, struct gw_reply *rep)
 	    (r = gw_get_str(req, rep, "signAlgo", 64, true, &soid)) != 0 ||
 	    (r = gw_get_b64(req, rep, "signAlgoParams", 256, false, &params, &paramslen)) != 0)
 		goto out;
-	if (sg_unb64(sad_b64, &sad, &sadlen) != 0) {
+	if (rssp_unb64(sad_b64, &sad, &sadlen) != 0) {
 		r = gw_error(rep, 400, "invalid_request", "field 'SAD' must be base64");
 		goto out;
 	}
-	for (i = 0; i < sizeof(sign_oids) / sizeof(sign_oids[0]); i++)
-		if (strcmp(soid, sign_oids[i].oid) == 0) {
-			sign_algo = sign_oids[i].sign_algo;
-			hash_algo = sign_oids[i].hash_algo;
-		}
+	if ((sa = rssp_sign_alg_by_oid(soid)) != NULL) {
+		sign_algo = sa->sign_algo;
+		hash_algo = sa->hash_algo; /* 0: from hashAlgorithmOID or signAlgoParams */
+	}
 	if (sign_algo == 0) {
 		r = gw_error(rep, 400, "invalid_request", "field 'signAlgo' is not a supported algorithm");
 		goto out;
 	}
-	if (params != NULL && sign_algo != SG_SIGN_RSA_PSS) {
+	if (params != NULL && sign_algo != RSSP_SIGN_RSA_PSS) {
 		r = gw_error(rep, 400, "invalid_request", "field 'signAlgoParams' is only for RSASSA-PSS");
 		goto out;
 	}
@@ -495,7 +343,7 @@ sg_sign_hash(struct gw_request *req, struct gw_reply *rep)
 		hash_algo = h;
 	}
 	if (hoid != NULL) {
-		if ((h = sg_hash_algo_from_oid(hoid)) == 0) {
+		if ((h = rssp_hash_alg_by_oid(hoid) != NULL ? rssp_hash_alg_by_oid(hoid)->algo : 0) == 0) {
 			r = gw_error(rep, 400, "invalid_request", "field 'hashAlgorithmOID' is not a supported hash");
 			goto out;
 		}
@@ -517,7 +365,7 @@ sg_sign_hash(struct gw_request *req, struct gw_reply *rep)
 	}
 	for (i = 0; i < n; i++) {
 		size_t l = 0;
-		if (sg_unb64(hashes_b64[i], &hashes[i], &l) != 0 || l != hlen) {
+		if (rssp_unb64(hashes_b64[i], &hashes[i], &l) != 0 || l != hlen) {
 			r = gw_error(rep, 400, "invalid_request",
 			    "field 'hashes[%zu]' must be base64 of a %zu-byte digest", i, hlen);
 			goto out;
@@ -547,13 +395,13 @@ sg_sign_hash(struct gw_request *req, struct gw_reply *rep)
 	}
 	spent = 1;
 	snprintf(request_id, sizeof(request_id), "%s", PQgetvalue(res, 0, 0));
-	key_algo = sg_key_algo_parse(PQgetvalue(res, 0, 1));
+	ka = rssp_key_alg_by_name(PQgetvalue(res, 0, 1));
 	if (atoi(PQgetvalue(res, 0, 2)) != hash_algo) {
 		r = gw_error(rep, 400, "invalid_request",
 		    "field 'hashAlgorithmOID' is not the algorithm that was approved");
 		goto out;
 	}
-	if ((sign_algo == SG_SIGN_ECDSA) != (key_algo == SG_KEY_EC_P256 || key_algo == SG_KEY_EC_P384)) {
+	if (ka == NULL || rssp_sign_alg_key_type(sign_algo) != ka->type) {
 		r = gw_error(rep, 400, "invalid_request", "field 'signAlgo' does not fit the credential's key");
 		goto out;
 	}
@@ -572,7 +420,7 @@ sg_sign_hash(struct gw_request *req, struct gw_reply *rep)
 		goto out;
 	}
 	for (i = 0; i < n; i++) {
-		char *s = sg_b64(sigs.sig[i], sigs.len[i]);
+		char *s = rssp_b64(sigs.sig[i], sigs.len[i]);
 		if (s == NULL || json_array_append_new(arr, json_string(s)) != 0) {
 			free(s);
 			r = RSSP_E_NOMEM;
@@ -580,7 +428,8 @@ sg_sign_hash(struct gw_request *req, struct gw_reply *rep)
 		}
 		free(s);
 	}
-	gw_metrics_signatures(metric_name(sign_algo, hash_algo), (unsigned)n);
+	gw_metrics_signatures(rssp_sign_alg_name(sign_algo, hash_algo) != NULL ?
+	    rssp_sign_alg_name(sign_algo, hash_algo) : "other", (unsigned)n);
 	r = gw_reply_json(rep, 200, json_pack("{s:o}", "signatures", arr));
 	arr = NULL;
 out:

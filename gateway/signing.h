@@ -7,42 +7,27 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "algo.h"
 #include "authdata.h"
+#include "buf.h"
 #include "engine_client.h"
 #include "gw.h"
 #include "rssp_err.h"
 
-/* engine.proto KeyAlgo / HashAlgo / SignAlgo numbers. */
-enum { SG_KEY_RSA2048 = 1, SG_KEY_RSA3072, SG_KEY_EC_P256, SG_KEY_EC_P384 };
-enum { SG_HASH_SHA256 = 1, SG_HASH_SHA384, SG_HASH_SHA512 };
-enum { SG_SIGN_RSA_PKCS1 = 1, SG_SIGN_RSA_PSS, SG_SIGN_ECDSA };
-
 /* ---- encodings ---- */
 
-/* Standard padded base64 of data; malloc'd, NULL on allocation failure. */
-char *sg_b64(const uint8_t *data, size_t len);
-/* Decodes standard padded base64 (no whitespace). Returns 0 and *outp (malloc'd) /
- * *lenp, or RSSP_E_INVAL. */
-int sg_unb64(const char *s, uint8_t **outp, size_t *lenp) RSSP_WUR;
+/* Base64 and hex: rssp_b64, rssp_unb64, rssp_hex of buf.h; algorithms: algo.h. */
 /* PostgreSQL bytea text form "\x<hex>" of data; malloc'd, NULL on allocation failure. */
 char *sg_bytea(const uint8_t *data, size_t len);
 /* Decodes a bytea text value "\x<hex>". Returns 0 and *outp (malloc'd, may hold 0
  * bytes) / *lenp, or RSSP_E_INVAL. */
 int sg_unbytea(const char *s, uint8_t **outp, size_t *lenp) RSSP_WUR;
-/* 1 when s is a uuid in text form (8-4-4-4-12 hex digits). */
-int sg_is_uuid(const char *s);
 /* Reads a required (or optional) uuid field; sets 400 naming the field when it is not
  * a uuid. */
 int sg_get_uuid(struct gw_request *req, struct gw_reply *rep, const char *field,
     bool required, const char **vp) RSSP_WUR;
 /* A device uuid / name as the app sends it: 1..128 printable ASCII characters. */
 int sg_get_device_uuid(struct gw_request *req, struct gw_reply *rep, const char **vp) RSSP_WUR;
-
-/* HashAlgo of a hashAlgorithmOID, or 0. And back. */
-int sg_hash_algo_from_oid(const char *oid);
-const char *sg_hash_algo_oid(int hash_algo);
-/* KeyAlgo of "rsa2048" ... "ecp384", or 0. */
-int sg_key_algo_parse(const char *name);
 
 /* A random decimal string of ndigits digits (uniform), NUL-terminated into out. */
 void sg_random_digits(char *out, size_t ndigits);

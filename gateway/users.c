@@ -25,24 +25,6 @@
 /* ---- field checks ---- */
 
 int
-acct_is_uuid(const char *s)
-{
-	size_t i;
-
-	if (s == NULL || strlen(s) != GW_UUID_LEN)
-		return 0;
-	for (i = 0; i < GW_UUID_LEN; i++) {
-		if (i == 8 || i == 13 || i == 18 || i == 23) {
-			if (s[i] != '-')
-				return 0;
-		} else if (!isxdigit((unsigned char)s[i])) {
-			return 0;
-		}
-	}
-	return 1;
-}
-
-int
 acct_get_user_id(struct gw_request *req, struct gw_reply *rep, const char *field,
     bool required, const char **vp)
 {
@@ -51,7 +33,7 @@ acct_get_user_id(struct gw_request *req, struct gw_reply *rep, const char *field
 
 	if ((r = gw_get_str(req, rep, field, 64, required, &v)) != 0)
 		return r;
-	if (v != NULL && !acct_is_uuid(v))
+	if (v != NULL && !gw_is_uuid(v))
 		return gw_error(rep, 400, "invalid_request", "field '%s' must be a user id", field);
 	*vp = v;
 	return 0;

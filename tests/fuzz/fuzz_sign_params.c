@@ -21,7 +21,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *b64;
 	int r;
 
-	if (size < 1 || size > 256 || (b64 = sg_b64(data, size)) == NULL)
+	if (size < 1 || size > 256 || (b64 = rssp_b64(data, size)) == NULL)
 		return 0;
 	memset(&req, 0, sizeof(req));
 	memset(&rep, 0, sizeof(rep));
