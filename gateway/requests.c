@@ -27,7 +27,8 @@
  * rssp_requests; confirm and cancel NOTIFY in their transaction. Every notification
  * bumps a generation counter and wakes the waiters, which re-read their request with a
  * connection taken from the pool only for that read. While the dispatcher has no
- * connection, waiters re-read every second. */
+ * connection, waiters re-read every second. The thread starts with the first long-poll
+ * and req_waiter_stop() (gw_runtime_shutdown) ends it. */
 
 static struct {
 	pthread_mutex_t mu;
@@ -35,7 +36,23 @@ static struct {
 	unsigned long long gen;
 	int started, listening;
 	char *db_url;
-} waiter = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, NULL };
+	pthread_t thread;
+	int stop[2];       /* a byte on stop[1] ends the thread */
+} waiter = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, NULL,
+    (pthread_t)0, { -1, -1 } };
+
+/* Waits up to ms for the stop pipe (or the connection's fd >= 0 to be readable).
+ * Returns 1 when the thread must stop. */
+static int
+waiter_pause(int fd, int ms)
+{
+	struct pollfd pfd[2] = { { .fd = waiter.stop[0], .events = POLLIN },
+	    { .fd = fd, .events = POLLIN } };
+
+	if (poll(pfd, fd >= 0 ? 2 : 1, ms) < 0 && errno != EINTR)
+		sleep(1);
+	return (pfd[0].revents & POLLIN) != 0;
+}
 
 static void
 waiter_set_listening(int on)
@@ -62,7 +79,8 @@ waiter_main(void *arg)
 			}
 			c = PQconnectdb(waiter.db_url);
 			if (PQstatus(c) != CONNECTION_OK) {
-				sleep(1);
+				if (waiter_pause(-1, 1000))
+					break;
 				continue;
 			}
 			res = PQexec(c, "LISTEN " NOTIFY_CHANNEL);
@@ -70,15 +88,15 @@ waiter_main(void *arg)
 				PQclear(res);
 				PQfinish(c);
 				c = NULL;
-				sleep(1);
+				if (waiter_pause(-1, 1000))
+					break;
 				continue;
 			}
 			PQclear(res);
 			waiter_set_listening(1);
 		}
-		struct pollfd pfd = { .fd = PQsocket(c), .events = POLLIN };
-		if (poll(&pfd, 1, 5000) < 0 && errno != EINTR)
-			sleep(1);
+		if (waiter_pause(PQsocket(c), 5000))
+			break;
 		if (PQconsumeInput(c) != 1) {
 			PQfinish(c);
 			c = NULL;
@@ -97,26 +115,50 @@ waiter_main(void *arg)
 			pthread_mutex_unlock(&waiter.mu);
 		}
 	}
+	PQfinish(c);
 	return NULL;
 }
 
 static void
 waiter_start(const char *db_url)
 {
-	pthread_t t;
-	pthread_attr_t at;
-
 	pthread_mutex_lock(&waiter.mu);
-	if (!waiter.started && (waiter.db_url = strdup(db_url)) != NULL) {
-		pthread_attr_init(&at);
-		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-		if (pthread_create(&t, &at, waiter_main, NULL) == 0)
+	if (!waiter.started && waiter.stop[0] < 0 && pipe(waiter.stop) != 0)
+		waiter.stop[0] = waiter.stop[1] = -1;
+	if (!waiter.started && waiter.stop[0] >= 0 && waiter.db_url == NULL)
+		waiter.db_url = strdup(db_url);
+	if (!waiter.started && waiter.stop[0] >= 0 && waiter.db_url != NULL) {
+		if (pthread_create(&waiter.thread, NULL, waiter_main, NULL) == 0)
 			waiter.started = 1;
 		else
 			log_error("cannot start the request notification thread");
-		pthread_attr_destroy(&at);
 	}
 	pthread_mutex_unlock(&waiter.mu);
+}
+
+void
+req_waiter_stop(void)
+{
+	int started;
+
+	pthread_mutex_lock(&waiter.mu);
+	started = waiter.started;
+	waiter.started = 0;
+	pthread_mutex_unlock(&waiter.mu);
+	if (started) {
+		if (write(waiter.stop[1], "x", 1) != 1) {
+			log_error("cannot stop the request notification thread");
+			return; /* it still reads the pipe and the url */
+		}
+		pthread_join(waiter.thread, NULL);
+	}
+	if (waiter.stop[0] >= 0) {
+		close(waiter.stop[0]);
+		close(waiter.stop[1]);
+		waiter.stop[0] = waiter.stop[1] = -1;
+	}
+	free(waiter.db_url);
+	waiter.db_url = NULL;
 }
 
 static unsigned long long

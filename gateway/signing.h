@@ -84,6 +84,10 @@ int req_cancel(struct gw_request *req, struct gw_reply *rep);
 
 int sg_sign_hash(struct gw_request *req, struct gw_reply *rep);
 
+/* Ends the thread that wakes the long-polls (started by the first one), after the
+ * server stopped; gw_runtime_shutdown calls it. */
+void req_waiter_stop(void);
+
 /* Wakes the long-polls waiting on a request: call inside the transaction that changes
  * its status (pg_notify, delivered on commit). Returns 0 or RSSP_E*. */
 int req_notify(struct gw_request *req, const char *request_id) RSSP_WUR;
