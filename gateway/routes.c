@@ -71,20 +71,20 @@ const struct gw_route gw_routes[] = {
 	{ "/rssp/credentials/activate/cancel", 0, ANY, cred_activate_cancel },
 	{ "/rssp/credentials/revoke", 0, ANY, cred_revoke },
 
-	/* authorization requests (requests.c) and signing (signing.c) */
-	{ "/rssp/credentials/authorize", 0, RP | SIGNER | COMPANY_ADMIN, req_authorize },
-	{ "/rssp/credentials/authorizeCheck", 0, ANY, req_authorize_check },
-	{ "/rssp/requests/list", 0, ANY, req_list },
-	{ "/rssp/requests/info", 0, ANY, req_info },
-	{ "/rssp/requests/confirm", GW_NEEDS_ENGINE, ANY, req_confirm },
-	{ "/rssp/requests/cancel", 0, ANY, req_cancel },
+	/* authorization requests (auth_requests.c) and signing (signatures.c) */
+	{ "/rssp/credentials/authorize", 0, RP | SIGNER | COMPANY_ADMIN, areq_authorize },
+	{ "/rssp/credentials/authorizeCheck", 0, ANY, areq_authorize_check },
+	{ "/rssp/requests/list", 0, ANY, areq_list },
+	{ "/rssp/requests/info", 0, ANY, areq_info },
+	{ "/rssp/requests/confirm", GW_NEEDS_ENGINE, ANY, areq_confirm },
+	{ "/rssp/requests/cancel", 0, ANY, areq_cancel },
 	{ "/rssp/signatures/signHash", GW_NEEDS_ENGINE, ANY, sg_sign_hash },
 
 	/* The CSC v2 names of the same functions (api.md, "CSC v2 compatibility"). */
 	{ "/csc/v2/credentials/list", 0, ANY, cred_list },
 	{ "/csc/v2/credentials/info", 0, ANY, cred_info },
-	{ "/csc/v2/credentials/authorize", 0, RP | SIGNER | COMPANY_ADMIN, req_authorize },
-	{ "/csc/v2/credentials/authorizeCheck", 0, ANY, req_authorize_check },
+	{ "/csc/v2/credentials/authorize", 0, RP | SIGNER | COMPANY_ADMIN, areq_authorize },
+	{ "/csc/v2/credentials/authorizeCheck", 0, ANY, areq_authorize_check },
 	{ "/csc/v2/signatures/signHash", GW_NEEDS_ENGINE, ANY, sg_sign_hash },
 
 	{ 0 },

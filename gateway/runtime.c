@@ -1,7 +1,7 @@
 /* runtime.c - the one owner of the gateway's process-wide state (gw_internal.h): the
  * argon2 limits and the dummy hash (secrets.c), the token cache and the login rate
  * limiter (auth.c), the metrics (metrics.c), prepared statements (db.c), and the thread
- * that wakes long-polls (requests.c). main.c calls gw_runtime_init() once before
+ * that wakes long-polls (auth_requests.c). main.c calls gw_runtime_init() once before
  * anything else and gw_runtime_shutdown() after the server stopped. */
 #include <sodium.h>
 
@@ -27,6 +27,6 @@ gw_runtime_init(const struct gw_config *cfg)
 void
 gw_runtime_shutdown(void)
 {
-	req_waiter_stop();
+	areq_waiter_stop();
 	gw_auth_shutdown();
 }

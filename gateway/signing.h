@@ -1,5 +1,5 @@
 /* signing.h - shared by the signing modules of the gateway (sic.c, credentials.c,
- * requests.c, signing.c): encodings, tenant checks, the engine's refusals, and their
+ * auth_requests.c, signing.c): encodings, tenant checks, the engine's refusals, and their
  * handlers (listed in the route table, routes.c). */
 #ifndef RSSP_GW_SIGNING_H
 #define RSSP_GW_SIGNING_H
@@ -75,21 +75,21 @@ int cred_activate_response(struct gw_request *req, struct gw_reply *rep);
 int cred_activate_cancel(struct gw_request *req, struct gw_reply *rep);
 int cred_revoke(struct gw_request *req, struct gw_reply *rep);
 
-int req_authorize(struct gw_request *req, struct gw_reply *rep);
-int req_authorize_check(struct gw_request *req, struct gw_reply *rep);
-int req_list(struct gw_request *req, struct gw_reply *rep);
-int req_info(struct gw_request *req, struct gw_reply *rep);
-int req_confirm(struct gw_request *req, struct gw_reply *rep);
-int req_cancel(struct gw_request *req, struct gw_reply *rep);
+int areq_authorize(struct gw_request *req, struct gw_reply *rep);
+int areq_authorize_check(struct gw_request *req, struct gw_reply *rep);
+int areq_list(struct gw_request *req, struct gw_reply *rep);
+int areq_info(struct gw_request *req, struct gw_reply *rep);
+int areq_confirm(struct gw_request *req, struct gw_reply *rep);
+int areq_cancel(struct gw_request *req, struct gw_reply *rep);
 
 int sg_sign_hash(struct gw_request *req, struct gw_reply *rep);
 
 /* Ends the thread that wakes the long-polls (started by the first one), after the
  * server stopped; gw_runtime_shutdown calls it. */
-void req_waiter_stop(void);
+void areq_waiter_stop(void);
 
 /* Wakes the long-polls waiting on a request: call inside the transaction that changes
  * its status (pg_notify, delivered on commit). Returns 0 or RSSP_E*. */
-int req_notify(struct gw_request *req, const char *request_id) RSSP_WUR;
+int areq_notify(struct gw_request *req, const char *request_id) RSSP_WUR;
 
 #endif

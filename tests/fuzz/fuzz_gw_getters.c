@@ -1,4 +1,4 @@
-/* The gateway's JSON field getters (reply.c) and the signing modules' decoders
+/* The gateway's JSON field getters (getters.c) and the signing modules' decoders
  * (signing.h: base64, bytea, uuid) on untrusted request bodies. The first input byte
  * picks the shape: a whole JSON body as the client sends it, or the rest of the input as
  * the string value of one field. Every getter must either succeed with an out-value

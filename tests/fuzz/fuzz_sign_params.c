@@ -1,5 +1,5 @@
 /* signatures/signHash's signAlgoParams (RSASSA-PSS-params, DER) parser. It is static in
- * signing.c, so it is reached through the public handler sg_sign_hash with a body that
+ * signatures.c, so it is reached through the public handler sg_sign_hash with a body that
  * is refused right after the parameters are read (an unsupported hashAlgorithmOID):
  * the handler touches neither the database nor the engine on this path. The input is
  * the DER, sent base64-encoded as the client would. */

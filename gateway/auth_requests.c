@@ -1,4 +1,4 @@
-/* requests.c - authorization requests: credentials/authorize (+ authorizeCheck) for the
+/* auth_requests.c - authorization requests (areq_*): credentials/authorize (+ authorizeCheck) for the
  * RP, requests/list, info, confirm and cancel for the signer's app, and the long-poll
  * that waits for a confirmation without holding a pooled database connection. */
 #include <errno.h>
@@ -28,7 +28,7 @@
  * bumps a generation counter and wakes the waiters, which re-read their request with a
  * connection taken from the pool only for that read. While the dispatcher has no
  * connection, waiters re-read every second. The thread starts with the first long-poll
- * and req_waiter_stop() (gw_runtime_shutdown) ends it. */
+ * and areq_waiter_stop() (gw_runtime_shutdown) ends it. */
 
 static struct {
 	pthread_mutex_t mu;
@@ -137,7 +137,7 @@ waiter_start(const char *db_url)
 }
 
 void
-req_waiter_stop(void)
+areq_waiter_stop(void)
 {
 	int started;
 
@@ -198,7 +198,7 @@ waiter_wait(unsigned long long seen, long long deadline)
 }
 
 int
-req_notify(struct gw_request *req, const char *request_id)
+areq_notify(struct gw_request *req, const char *request_id)
 {
 	return gw_db_query(req->db, NULL, "SELECT pg_notify('" NOTIFY_CHANNEL "', $1)", 1, request_id);
 }
@@ -298,7 +298,7 @@ cmp_hash(const void *a, const void *b, void *len)
 }
 
 int
-req_authorize(struct gw_request *req, struct gw_reply *rep)
+areq_authorize(struct gw_request *req, struct gw_reply *rep)
 {
 	const struct gw_principal *p = &req->principal;
 	const char *cred_id = NULL, *hoid = NULL, *desc = NULL, *client_data = NULL;
@@ -442,7 +442,7 @@ out:
 }
 
 int
-req_authorize_check(struct gw_request *req, struct gw_reply *rep)
+areq_authorize_check(struct gw_request *req, struct gw_reply *rep)
 {
 	const char *id = NULL;
 	long long wait = 0;
@@ -473,7 +473,7 @@ req_json(PGresult *res, int i)
 }
 
 int
-req_list(struct gw_request *req, struct gw_reply *rep)
+areq_list(struct gw_request *req, struct gw_reply *rep)
 {
 	const char *device = NULL, *status = NULL;
 	PGresult *res = NULL;
@@ -539,7 +539,7 @@ own_request(struct gw_request *req, struct gw_reply *rep, const char *id, const 
 }
 
 int
-req_info(struct gw_request *req, struct gw_reply *rep)
+areq_info(struct gw_request *req, struct gw_reply *rep)
 {
 	const char *id = NULL;
 	PGresult *res = NULL;
@@ -595,7 +595,7 @@ out:
 }
 
 int
-req_confirm(struct gw_request *req, struct gw_reply *rep)
+areq_confirm(struct gw_request *req, struct gw_reply *rep)
 {
 	const char *id = NULL, *device = NULL, *st;
 	uint8_t *sig = NULL, *hashes = NULL, *spki = NULL, *nonce = NULL, *binding = NULL, *sad = NULL;
@@ -693,7 +693,7 @@ req_confirm(struct gw_request *req, struct gw_reply *rep)
 	    "UPDATE auth_requests SET status = 'CONFIRMED', sad = $2, sad_hash = $3,"
 	    " sad_expires_at = $4::bigint, confirmed_at = now() WHERE id = $1", 4,
 	    id, p_sad, p_sadhash, exp_s)) != 0 ||
-	    (r = req_notify(req, id)) != 0 ||
+	    (r = areq_notify(req, id)) != 0 ||
 	    (r = gw_tx_commit(req)) != 0)
 		goto out;
 	log_info("request %s confirmed", id);
@@ -715,7 +715,7 @@ out:
 }
 
 int
-req_cancel(struct gw_request *req, struct gw_reply *rep)
+areq_cancel(struct gw_request *req, struct gw_reply *rep)
 {
 	const char *id = NULL, *st;
 	PGresult *res = NULL;
@@ -737,7 +737,7 @@ req_cancel(struct gw_request *req, struct gw_reply *rep)
 	}
 	if ((r = gw_db_query(req->db, NULL,
 	    "UPDATE auth_requests SET status = 'CANCELLED', cancelled_at = now() WHERE id = $1",
-	    1, id)) != 0 || (r = req_notify(req, id)) != 0 || (r = gw_tx_commit(req)) != 0)
+	    1, id)) != 0 || (r = areq_notify(req, id)) != 0 || (r = gw_tx_commit(req)) != 0)
 		goto out;
 	r = gw_reply_json(rep, 200, json_pack("{s:s,s:s}", "requestID", id, "status", "CANCELLED"));
 out:
