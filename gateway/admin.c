@@ -9,8 +9,11 @@
 #include <sodium.h>
 
 #include "accounts.h"
+#include "auth.h"
+#include "db.h"
 #include "gw.h"
 #include "rssp_log.h"
+#include "secrets.h"
 
 #define TS(col) "COALESCE(to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), '')"
 #define CLIENT_NAME_MAX 200

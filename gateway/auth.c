@@ -13,9 +13,12 @@
 
 #include "accounts.h"
 #include "auth.h"
+#include "db.h"
 #include "gw.h"
 #include "gw_internal.h"
+#include "metrics.h"
 #include "rssp_log.h"
+#include "secrets.h"
 
 #define MAX_LOGIN_LEN 254
 #define MAX_PASS_LEN 1024

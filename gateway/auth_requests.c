@@ -13,8 +13,11 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
+#include "db.h"
 #include "gw.h"
+#include "metrics.h"
 #include "rssp_log.h"
+#include "secrets.h"
 #include "sic.h"
 #include "signing.h"
 #include "tenant.h"

@@ -12,8 +12,11 @@
 #include <openssl/sha.h>
 #include <openssl/x509.h>
 
+#include "db.h"
 #include "gw.h"
+#include "metrics.h"
 #include "rssp_log.h"
+#include "secrets.h"
 #include "sic.h"
 #include "signing.h"
 #include "tenant.h"

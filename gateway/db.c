@@ -14,6 +14,7 @@
 #include "gw.h"
 #include "gw_internal.h"
 #include "rssp_log.h"
+#include "secrets.h"
 
 #define GW_MAX_PARAMS 32
 

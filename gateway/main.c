@@ -9,11 +9,12 @@
 
 #include "config.h"
 #include "db.h"
+#include "engine_client.h"
 #include "gw.h"
 #include "gw_internal.h"
 #include "outbox.h"
 #include "rssp_log.h"
-#include "engine_client.h"
+#include "secrets.h"
 
 static void
 usage(void)

@@ -8,6 +8,7 @@
 #include "db.h"
 #include "gw.h"
 #include "gw_internal.h"
+#include "metrics.h"
 #include "signing.h"
 
 int

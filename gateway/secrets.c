@@ -11,6 +11,7 @@
 
 #include "gw.h"
 #include "gw_internal.h"
+#include "secrets.h"
 #include "rssp_log.h"
 
 static unsigned long long pw_ops = 2, pw_mem = 19456ull * 1024;

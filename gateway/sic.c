@@ -11,9 +11,11 @@
 #include <openssl/sha.h>
 #include <openssl/x509.h>
 
+#include "db.h"
 #include "gw.h"
 #include "outbox.h"
 #include "rssp_log.h"
+#include "secrets.h"
 #include "sic.h"
 #include "signing.h"
 

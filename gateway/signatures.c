@@ -21,6 +21,8 @@
 #include "algo.h"
 #include "buf.h"
 #include "engine_client.h"
+#include "db.h"
+#include "metrics.h"
 
 /* ---- signatures/signHash ------------------------------------------------------------ */
 

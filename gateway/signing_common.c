@@ -7,6 +7,7 @@
 
 #include "gw.h"
 #include "rssp_log.h"
+#include "secrets.h"
 #include "signing.h"
 #include "tenant.h"
 

@@ -1,6 +1,7 @@
 /* tenant.c - the one tenant rule and its loader (tenant.h). */
 #include <string.h>
 
+#include "db.h"
 #include "tenant.h"
 
 bool

@@ -8,9 +8,12 @@
 #include <openssl/crypto.h>
 
 #include "accounts.h"
+#include "auth.h"
+#include "db.h"
 #include "gw.h"
 #include "outbox.h"
 #include "rssp_log.h"
+#include "secrets.h"
 #include "tenant.h"
 
 #define CONFIRM_TTL "24 hours"
