@@ -336,19 +336,14 @@ areq_authorize(struct gw_request *req, struct gw_reply *rep)
 	}
 	hash_algo = rssp_hash_alg_by_oid(hoid)->algo;
 	hlen = rssp_hash_algo_len(hash_algo);
-	if ((hashes = calloc(n, sizeof(*hashes))) == NULL ||
-	    (sorted = calloc(n, sizeof(*sorted))) == NULL ||
+	if ((r = sg_decode_hashes(rep, hashes_b64, n, hlen, &hashes)) != 0)
+		goto out;
+	if ((sorted = calloc(n, sizeof(*sorted))) == NULL ||
 	    (concat = malloc(n * hlen)) == NULL) {
 		r = RSSP_E_NOMEM;
 		goto out;
 	}
 	for (i = 0; i < n; i++) {
-		size_t l = 0;
-		if (rssp_unb64(hashes_b64[i], &hashes[i], &l) != 0 || l != hlen) {
-			r = gw_error(rep, 400, "invalid_request",
-			    "field 'hashes[%zu]' must be base64 of a %zu-byte digest", i, hlen);
-			goto out;
-		}
 		memcpy(concat + i * hlen, hashes[i], hlen);
 		sorted[i] = hashes[i];
 	}
@@ -463,7 +458,8 @@ areq_authorize_check(struct gw_request *req, struct gw_reply *rep)
 #define REQ_COLS \
 	"r.id, r.credential_id, r.rp_name, r.description, r.num_signatures," \
 	" " TS("r.created_at") ", " TS("to_timestamp(r.expires_at)") ", " STATUS_SQL
-enum { R_ID, R_CRED, R_RP, R_DESC, R_NUM, R_CREATED, R_EXPIRES, R_STATUS, R_NEXT };
+enum { R_ID, R_CRED, R_RP, R_DESC, R_NUM, R_CREATED, R_EXPIRES, R_STATUS };
+/* The columns own_request's callers add after REQ_COLS are read by name (gw_val). */
 
 static json_t *
 req_json(PGresult *res, int i)
@@ -524,6 +520,19 @@ out:
 	return r;
 }
 
+/* 0 when the request loaded by own_request is PENDING; else 410 (expired) or 409. */
+static int
+still_pending(struct gw_reply *rep, const PGresult *res)
+{
+	const char *st = PQgetvalue(res, 0, R_STATUS);
+
+	if (strcmp(st, "EXPIRED") == 0)
+		return gw_error(rep, 410, "expired", "the request in 'requestID' has expired");
+	if (strcmp(st, "PENDING") != 0)
+		return gw_error(rep, 409, "conflict", "the request in 'requestID' is %s", st);
+	return 0;
+}
+
 /* Loads a request the caller may use in mode (the tenant rule, tenant.h): REQ_COLS,
  * its owner and requester, then extra. Sets 404/403. */
 static int
@@ -556,11 +565,11 @@ areq_info(struct gw_request *req, struct gw_reply *rep)
 	    (r = own_request(req, rep, id, "r.hashes, r.hash_algo, r.auth_data, d.kak_algo",
 	    TENANT_OWN, 0, &res)) != 0)
 		goto out;
-	ha = atoi(PQgetvalue(res, 0, R_NEXT + 3));
-	kak_algo = atoi(PQgetvalue(res, 0, R_NEXT + 5));
+	ha = atoi(gw_val(res, 0, "hash_algo"));
+	kak_algo = atoi(gw_val(res, 0, "kak_algo"));
 	hlen = rssp_hash_algo_len(ha);
-	if ((r = sg_unbytea(PQgetvalue(res, 0, R_NEXT + 2), &hashes, &hlen_all)) != 0 ||
-	    (r = sg_unbytea(PQgetvalue(res, 0, R_NEXT + 4), &ad, &adlen)) != 0)
+	if ((r = sg_unbytea(gw_val(res, 0, "hashes"), &hashes, &hlen_all)) != 0 ||
+	    (r = sg_unbytea(gw_val(res, 0, "auth_data"), &ad, &adlen)) != 0)
 		goto out;
 	if ((o = req_json(res, 0)) == NULL || (arr = json_array()) == NULL || hlen == 0) {
 		r = RSSP_E_NOMEM;
@@ -600,7 +609,7 @@ out:
 int
 areq_confirm(struct gw_request *req, struct gw_reply *rep)
 {
-	const char *id = NULL, *device = NULL, *st;
+	const char *id = NULL, *device = NULL;
 	uint8_t *sig = NULL, *hashes = NULL, *spki = NULL, *nonce = NULL, *binding = NULL, *sad = NULL;
 	const uint8_t **hp = NULL;
 	size_t siglen = 0, hlen_all = 0, spkilen = 0, noncelen = 0, bindlen = 0, sadlen = 0, hlen, i, n;
@@ -619,35 +628,29 @@ areq_confirm(struct gw_request *req, struct gw_reply *rep)
 		goto out;
 	if ((r = gw_tx_begin(req)) != 0 ||
 	    (r = own_request(req, rep, id,
-	    "d.device_uuid, d.status, d.kak_spki, d.kak_algo, r.owner_id, r.hash_algo, r.hashes,"
-	    " r.nonce, r.expires_at, c.key_label, c.binding, c.status", TENANT_OWN, 1, &res)) != 0)
+	    "d.device_uuid, d.status AS device_status, d.kak_spki, d.kak_algo, r.owner_id,"
+	    " r.hash_algo, r.hashes, r.nonce, r.expires_at, c.key_label, c.binding,"
+	    " c.status AS credential_status", TENANT_OWN, 1, &res)) != 0)
 		goto out;
-	if (strcmp(PQgetvalue(res, 0, R_NEXT + 2), device) != 0 ||
-	    strcmp(PQgetvalue(res, 0, R_NEXT + 3), "ACTIVE") != 0) {
+	if (strcmp(gw_val(res, 0, "device_uuid"), device) != 0 ||
+	    strcmp(gw_val(res, 0, "device_status"), "ACTIVE") != 0) {
 		r = gw_error(rep, 403, "access_denied",
 		    "field 'deviceUUID' is not the active device the request was made for");
 		goto out;
 	}
-	st = PQgetvalue(res, 0, R_STATUS);
-	if (strcmp(st, "EXPIRED") == 0) {
-		r = gw_error(rep, 410, "expired", "the request in 'requestID' has expired");
+	if ((r = still_pending(rep, res)) != 0)
 		goto out;
-	}
-	if (strcmp(st, "PENDING") != 0) {
-		r = gw_error(rep, 409, "conflict", "the request in 'requestID' is %s", st);
-		goto out;
-	}
-	if (strcmp(PQgetvalue(res, 0, R_NEXT + 13), "ACTIVE") != 0 || PQgetisnull(res, 0, R_NEXT + 11)) {
+	if (strcmp(gw_val(res, 0, "credential_status"), "ACTIVE") != 0 || gw_isnull(res, 0, "key_label")) {
 		r = gw_error(rep, 409, "conflict", "the credential of the request is not ACTIVE");
 		goto out;
 	}
-	ha = atoi(PQgetvalue(res, 0, R_NEXT + 7));
+	ha = atoi(gw_val(res, 0, "hash_algo"));
 	hlen = rssp_hash_algo_len(ha);
-	kak_algo = atoi(PQgetvalue(res, 0, R_NEXT + 5));
-	if ((r = sg_unbytea(PQgetvalue(res, 0, R_NEXT + 4), &spki, &spkilen)) != 0 ||
-	    (r = sg_unbytea(PQgetvalue(res, 0, R_NEXT + 8), &hashes, &hlen_all)) != 0 ||
-	    (r = sg_unbytea(PQgetvalue(res, 0, R_NEXT + 9), &nonce, &noncelen)) != 0 ||
-	    (r = sg_unbytea(PQgetvalue(res, 0, R_NEXT + 12), &binding, &bindlen)) != 0)
+	kak_algo = atoi(gw_val(res, 0, "kak_algo"));
+	if ((r = sg_unbytea(gw_val(res, 0, "kak_spki"), &spki, &spkilen)) != 0 ||
+	    (r = sg_unbytea(gw_val(res, 0, "hashes"), &hashes, &hlen_all)) != 0 ||
+	    (r = sg_unbytea(gw_val(res, 0, "nonce"), &nonce, &noncelen)) != 0 ||
+	    (r = sg_unbytea(gw_val(res, 0, "binding"), &binding, &bindlen)) != 0)
 		goto out;
 	if (hlen == 0 || hlen_all % hlen != 0 || (n = hlen_all / hlen) == 0) {
 		r = RSSP_E_INTERNAL;
@@ -663,8 +666,8 @@ areq_confirm(struct gw_request *req, struct gw_reply *rep)
 	memset(&f, 0, sizeof(f));
 	f.approval_id = PQgetvalue(res, 0, R_ID);
 	f.credential_id = PQgetvalue(res, 0, R_CRED);
-	f.owner_id = PQgetvalue(res, 0, R_NEXT + 6);
-	f.device_uuid = PQgetvalue(res, 0, R_NEXT + 2);
+	f.owner_id = gw_val(res, 0, "owner_id");
+	f.device_uuid = gw_val(res, 0, "device_uuid");
 	f.kak_spki = spki;
 	f.kak_spki_len = spkilen;
 	f.hash_algo = ha;
@@ -676,9 +679,9 @@ areq_confirm(struct gw_request *req, struct gw_reply *rep)
 	f.description = PQgetvalue(res, 0, R_DESC);
 	f.nonce = nonce;
 	f.nonce_len = noncelen;
-	f.expires_at = atoll(PQgetvalue(res, 0, R_NEXT + 10));
+	f.expires_at = atoll(gw_val(res, 0, "expires_at"));
 	est = engine_approve(req->engine, req->cfg->engine_timeout_ms, req->request_id, &f,
-	    kak_algo, PQgetvalue(res, 0, R_NEXT + 11), binding, bindlen, sig, siglen, &sad,
+	    kak_algo, gw_val(res, 0, "key_label"), binding, bindlen, sig, siglen, &sad,
 	    &sadlen, &sad_exp, &er);
 	gw_metrics_engine_call("authorize", er.grpc_status, er.seconds);
 	if (est != ENGINE_OK) {
@@ -720,7 +723,7 @@ out:
 int
 areq_cancel(struct gw_request *req, struct gw_reply *rep)
 {
-	const char *id = NULL, *st;
+	const char *id = NULL;
 	PGresult *res = NULL;
 	int r;
 
@@ -729,15 +732,8 @@ areq_cancel(struct gw_request *req, struct gw_reply *rep)
 	if ((r = gw_tx_begin(req)) != 0 ||
 	    (r = own_request(req, rep, id, NULL, TENANT_PARTY, 1, &res)) != 0)
 		goto out;
-	st = PQgetvalue(res, 0, R_STATUS);
-	if (strcmp(st, "EXPIRED") == 0) {
-		r = gw_error(rep, 410, "expired", "the request in 'requestID' has expired");
+	if ((r = still_pending(rep, res)) != 0)
 		goto out;
-	}
-	if (strcmp(st, "PENDING") != 0) {
-		r = gw_error(rep, 409, "conflict", "the request in 'requestID' is %s", st);
-		goto out;
-	}
 	if ((r = gw_db_query(req->db, NULL,
 	    "UPDATE auth_requests SET status = 'CANCELLED', cancelled_at = now() WHERE id = $1",
 	    1, id)) != 0 || (r = areq_notify(req, id)) != 0 || (r = gw_tx_commit(req)) != 0)

@@ -30,7 +30,8 @@
 	"c.id, c.owner_id AS tenant_account, c.status, c.key_algo, c.validity_days, c.description," \
 	" coalesce(a.registered_by::text, '') AS tenant_registered_by," \
 	" coalesce(a.company_id::text, '') AS tenant_company, a.full_name"
-enum { C_ID, C_OWNER, C_STATUS, C_KEYALGO, C_DAYS, C_DESC, C_REG, C_COMP, C_NAME, C_NEXT };
+enum { C_ID, C_OWNER, C_STATUS, C_KEYALGO, C_DAYS, C_DESC, C_REG, C_COMP, C_NAME };
+/* The columns a caller adds after CRED_COLS are read by name (gw_val). */
 
 /* Loads a credential (the CRED_COLS columns first, then extra) that the caller may use
  * in mode (the tenant rule, tenant.h). forupdate locks the row. Sets 404/403. */
@@ -306,9 +307,11 @@ cred_info(struct gw_request *req, struct gw_reply *rep)
 		goto out;
 	}
 	if ((r = cred_load(req, rep, cred_id, TENANT_SEE,
-	    "c.certificate, c.chain, c.public_key, coalesce(c.subject_dn, ''), coalesce(c.issuer_dn, ''),"
-	    " coalesce(c.serial_number, ''), coalesce(" TS("c.valid_from") ", ''),"
-	    " coalesce(" TS("c.valid_to") ", ''), coalesce(c.valid_to < now(), false)", 0, &res)) != 0)
+	    "c.certificate, c.chain, c.public_key, coalesce(c.subject_dn, '') AS subject_dn,"
+	    " coalesce(c.issuer_dn, '') AS issuer_dn, coalesce(c.serial_number, '') AS serial,"
+	    " coalesce(" TS("c.valid_from") ", '') AS valid_from,"
+	    " coalesce(" TS("c.valid_to") ", '') AS valid_to,"
+	    " coalesce(c.valid_to < now(), false) AS expired", 0, &res)) != 0)
 		goto out;
 	status = PQgetvalue(res, 0, C_STATUS);
 	kalgo = PQgetvalue(res, 0, C_KEYALGO);
@@ -338,12 +341,12 @@ cred_info(struct gw_request *req, struct gw_reply *rep)
 		r = RSSP_E_NOMEM;
 		goto out;
 	}
-	if (!PQgetisnull(res, 0, C_NEXT)) {
+	if (!gw_isnull(res, 0, "certificate")) {
 		const char *cst = strcmp(status, "REVOKED") == 0 ? "revoked" :
-		    strcmp(PQgetvalue(res, 0, C_NEXT + 8), "t") == 0 ? "expired" : "valid";
-		if ((r = sg_unbytea(PQgetvalue(res, 0, C_NEXT), &cert, &certlen)) != 0 ||
-		    (!PQgetisnull(res, 0, C_NEXT + 1) &&
-		    (r = sg_unbytea(PQgetvalue(res, 0, C_NEXT + 1), &chain, &chainlen)) != 0))
+		    strcmp(gw_val(res, 0, "expired"), "t") == 0 ? "expired" : "valid";
+		if ((r = sg_unbytea(gw_val(res, 0, "certificate"), &cert, &certlen)) != 0 ||
+		    (!gw_isnull(res, 0, "chain") &&
+		    (r = sg_unbytea(gw_val(res, 0, "chain"), &chain, &chainlen)) != 0))
 			goto out;
 		if ((c = json_pack("{s:s}", "status", cst)) == NULL || (arr = json_array()) == NULL) {
 			r = RSSP_E_NOMEM;
@@ -370,11 +373,11 @@ cred_info(struct gw_request *req, struct gw_reply *rep)
 		json_object_set_new(c, "certificates", arr);
 		arr = NULL;
 		if (cert_info) {
-			json_object_set_new(c, "issuerDN", json_string(PQgetvalue(res, 0, C_NEXT + 4)));
-			json_object_set_new(c, "serialNumber", json_string(PQgetvalue(res, 0, C_NEXT + 5)));
-			json_object_set_new(c, "subjectDN", json_string(PQgetvalue(res, 0, C_NEXT + 3)));
-			json_object_set_new(c, "validFrom", json_string(PQgetvalue(res, 0, C_NEXT + 6)));
-			json_object_set_new(c, "validTo", json_string(PQgetvalue(res, 0, C_NEXT + 7)));
+			json_object_set_new(c, "issuerDN", json_string(gw_val(res, 0, "issuer_dn")));
+			json_object_set_new(c, "serialNumber", json_string(gw_val(res, 0, "serial")));
+			json_object_set_new(c, "subjectDN", json_string(gw_val(res, 0, "subject_dn")));
+			json_object_set_new(c, "validFrom", json_string(gw_val(res, 0, "valid_from")));
+			json_object_set_new(c, "validTo", json_string(gw_val(res, 0, "valid_to")));
 		}
 		json_object_set_new(o, "cert", c);
 		c = NULL;
@@ -544,8 +547,8 @@ cred_activate_response(struct gw_request *req, struct gw_reply *rep)
 		goto out;
 	if ((r = gw_tx_begin(req)) != 0 ||
 	    (r = cred_load(req, rep, cred_id, TENANT_OWN,
-	    "c.act_device_id::text, c.act_subject_cn, c.act_nonce, c.act_expires_at,"
-	    " c.act_otp_hash, c.act_tries", 1, &res)) != 0 ||
+	    "c.act_device_id::text AS act_device_id, c.act_subject_cn, c.act_nonce,"
+	    " c.act_expires_at, c.act_otp_hash, c.act_tries", 1, &res)) != 0 ||
 	    (r = own_device(req, rep, device, &dev)) != 0)
 		goto out;
 	if (strcmp(PQgetvalue(res, 0, C_STATUS), "NEW") != 0) {
@@ -553,8 +556,8 @@ cred_activate_response(struct gw_request *req, struct gw_reply *rep)
 		    PQgetvalue(res, 0, C_STATUS));
 		goto out;
 	}
-	if (PQgetisnull(res, 0, C_NEXT + 2) ||
-	    strcmp(PQgetvalue(res, 0, C_NEXT), PQgetvalue(dev, 0, 0)) != 0) {
+	if (gw_isnull(res, 0, "act_nonce") ||
+	    strcmp(gw_val(res, 0, "act_device_id"), PQgetvalue(dev, 0, 0)) != 0) {
 		r = gw_error(rep, 409, "conflict",
 		    "no activation of this credential is pending for field 'deviceUUID'");
 		goto out;
@@ -570,12 +573,12 @@ cred_activate_response(struct gw_request *req, struct gw_reply *rep)
 		    sic_kak_sha_algo(kak_algo));
 		goto out;
 	}
-	if (atoll(PQgetvalue(res, 0, C_NEXT + 3)) <= gw_now()) {
+	if (atoll(gw_val(res, 0, "act_expires_at")) <= gw_now()) {
 		r = gw_error(rep, 410, "expired", "the activation request has expired; request a new one");
 		goto out;
 	}
-	if (!PQgetisnull(res, 0, C_NEXT + 4)) {
-		if (atoi(PQgetvalue(res, 0, C_NEXT + 5)) >= OTP_TRIES) {
+	if (!gw_isnull(res, 0, "act_otp_hash")) {
+		if (atoi(gw_val(res, 0, "act_tries")) >= OTP_TRIES) {
 			r = gw_error(rep, 410, "expired",
 			    "field 'otpDecrypted' was wrong too often; request a new activation");
 			goto out;
@@ -584,7 +587,7 @@ cred_activate_response(struct gw_request *req, struct gw_reply *rep)
 			r = gw_error(rep, 400, "invalid_request", "missing field 'otpDecrypted'");
 			goto out;
 		}
-		if ((r = sg_unbytea(PQgetvalue(res, 0, C_NEXT + 4), &otp_hash, &otp_hashlen)) != 0)
+		if ((r = sg_unbytea(gw_val(res, 0, "act_otp_hash"), &otp_hash, &otp_hashlen)) != 0)
 			goto out;
 		SHA256((const uint8_t *)otp, strlen(otp), digest);
 		if (otp_hashlen != sizeof(digest) ||
@@ -598,7 +601,7 @@ cred_activate_response(struct gw_request *req, struct gw_reply *rep)
 		}
 	}
 	if ((r = sg_unbytea(PQgetvalue(dev, 0, 1), &spki, &spkilen)) != 0 ||
-	    (r = sg_unbytea(PQgetvalue(res, 0, C_NEXT + 2), &nonce, &noncelen)) != 0)
+	    (r = sg_unbytea(gw_val(res, 0, "act_nonce"), &nonce, &noncelen)) != 0)
 		goto out;
 	/* Exactly the fields stored by activate/request: the engine rebuilds the authData. */
 	memset(&f, 0, sizeof(f));
@@ -610,11 +613,11 @@ cred_activate_response(struct gw_request *req, struct gw_reply *rep)
 	f.kak_algo = kak_algo;
 	f.key_algo = rssp_key_alg_by_name(PQgetvalue(res, 0, C_KEYALGO)) != NULL ?
 	    rssp_key_alg_by_name(PQgetvalue(res, 0, C_KEYALGO))->algo : 0;
-	f.subject_cn = PQgetvalue(res, 0, C_NEXT + 1);
+	f.subject_cn = gw_val(res, 0, "act_subject_cn");
 	f.validity_days = (uint32_t)atoi(PQgetvalue(res, 0, C_DAYS));
 	f.nonce = nonce;
 	f.nonce_len = noncelen;
-	f.expires_at = atoll(PQgetvalue(res, 0, C_NEXT + 3));
+	f.expires_at = atoll(gw_val(res, 0, "act_expires_at"));
 	/* the engine generates the key now: the longer keygen deadline applies */
 	est = engine_activate(req->engine, req->cfg->engine_keygen_timeout_ms, req->request_id,
 	    &f, sig, siglen, &ar, &er);

@@ -549,3 +549,19 @@ out:
 	closedir(d);
 	return r;
 }
+
+const char *
+gw_val(const PGresult *res, int i, const char *name)
+{
+	int c = PQfnumber(res, name);
+
+	return c < 0 ? "" : PQgetvalue(res, i, c);
+}
+
+int
+gw_isnull(const PGresult *res, int i, const char *name)
+{
+	int c = PQfnumber(res, name);
+
+	return c < 0 ? 1 : PQgetisnull(res, i, c);
+}

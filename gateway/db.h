@@ -22,6 +22,13 @@ int gw_db_exec(PGconn *db, PGresult **resp, const char *sql, int n, const char *
 /* The same with the n parameters as variadic const char * arguments. */
 int gw_db_query(PGconn *db, PGresult **resp, const char *sql, int n, ...) RSSP_WUR;
 
+/* Result columns are read by name (the SQL names them with AS), never by position:
+ * gw_val is the text of column name in row i ("" when the query has no such column,
+ * so a misspelt name never reads another column), gw_isnull whether it is NULL (1 for
+ * a missing column). */
+const char *gw_val(const PGresult *res, int i, const char *name);
+int gw_isnull(const PGresult *res, int i, const char *name);
+
 /* Transactions on req->db. begin: BEGIN (READ COMMITTED); commit: COMMIT (a failed
  * commit returns RSSP_E_DB, or RSSP_E_CONFLICT on a serialization/unique failure);
  * rollback never fails. Return 0 or RSSP_E*. */

@@ -211,18 +211,8 @@ sg_sign_hash(struct gw_request *req, struct gw_reply *rep)
 		goto out;
 	}
 	hlen = rssp_hash_algo_len(hash_algo);
-	if ((hashes = calloc(n, sizeof(*hashes))) == NULL) {
-		r = RSSP_E_NOMEM;
+	if ((r = sg_decode_hashes(rep, hashes_b64, n, hlen, &hashes)) != 0)
 		goto out;
-	}
-	for (i = 0; i < n; i++) {
-		size_t l = 0;
-		if (rssp_unb64(hashes_b64[i], &hashes[i], &l) != 0 || l != hlen) {
-			r = gw_error(rep, 400, "invalid_request",
-			    "field 'hashes[%zu]' must be base64 of a %zu-byte digest", i, hlen);
-			goto out;
-		}
-	}
 
 	/* Spend n signatures, exactly once: one atomic statement that also checks the
 	 * owner of the SAD, the credential and its state. */

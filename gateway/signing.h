@@ -29,6 +29,12 @@ int sg_get_uuid(struct gw_request *req, struct gw_reply *rep, const char *field,
 /* A device uuid / name as the app sends it: 1..128 printable ASCII characters. */
 int sg_get_device_uuid(struct gw_request *req, struct gw_reply *rep, const char **vp) RSSP_WUR;
 
+/* Decodes the request's field 'hashes' (n base64 strings) into n digests of hlen bytes
+ * each. Returns 0 and *hashesp (a malloc'd array of n malloc'd digests; the caller frees
+ * both), 400 naming hashes[i] (RSSP_E_INVAL), or RSSP_E_NOMEM. */
+int sg_decode_hashes(struct gw_reply *rep, const char *const *b64, size_t n, size_t hlen,
+    uint8_t ***hashesp) RSSP_WUR;
+
 /* A random decimal string of ndigits digits (uniform), NUL-terminated into out. */
 void sg_random_digits(char *out, size_t ndigits);
 

@@ -76,6 +76,34 @@ sg_get_device_uuid(struct gw_request *req, struct gw_reply *rep, const char **vp
 	return 0;
 }
 
+int
+sg_decode_hashes(struct gw_reply *rep, const char *const *b64, size_t n, size_t hlen,
+    uint8_t ***hashesp)
+{
+	uint8_t **hashes;
+	size_t i, l;
+	int r = 0;
+
+	if ((hashes = calloc(n ? n : 1, sizeof(*hashes))) == NULL)
+		return RSSP_E_NOMEM;
+	for (i = 0; i < n && r == 0; i++) {
+		l = 0;
+		if ((r = rssp_unb64(b64[i], &hashes[i], &l)) == RSSP_E_NOMEM)
+			break;
+		if (r != 0 || l != hlen)
+			r = gw_error(rep, 400, "invalid_request",
+			    "field 'hashes[%zu]' must be base64 of a %zu-byte digest", i, hlen);
+	}
+	if (r != 0) {
+		for (i = 0; i < n; i++)
+			free(hashes[i]);
+		free(hashes);
+		return r;
+	}
+	*hashesp = hashes; /* owned by the caller */
+	return 0;
+}
+
 void
 sg_random_digits(char *out, size_t ndigits)
 {

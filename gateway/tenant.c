@@ -34,20 +34,6 @@ tenant_allows(const struct gw_principal *p, enum tenant_mode mode,
 }
 
 int
-gw_col(const PGresult *res, const char *name)
-{
-	return PQfnumber(res, name);
-}
-
-const char *
-gw_val(const PGresult *res, int i, const char *name)
-{
-	int c = PQfnumber(res, name);
-
-	return c < 0 ? "" : PQgetvalue(res, i, c);
-}
-
-int
 tenant_load(struct gw_request *req, struct gw_reply *rep, enum tenant_mode mode,
     const char *sql, int n, const char *const *params, const char *not_found,
     const char *foreign, PGresult **resp)
