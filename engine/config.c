@@ -1,5 +1,6 @@
 /* config.c - the engine's option table (config.h). */
 #include "config.h"
+#include "ra_keys.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -31,8 +32,14 @@ static const struct opt opts[] = {
 	{ "RSSP_ENGINE_SOCKET", OPT_STR, S(socket_path), "/run/rssp/engine.sock", 0, 0, 0 },
 	{ "RSSP_ENGINE_ALLOWED_UIDS", OPT_STR, S(allowed_uids), "", 0, 0, 0 },
 	{ "RSSP_ENGINE_WORKERS", OPT_UINT, S(workers), "4", 1, 64, 0 },
+	{ "RSSP_ENGINE_KEYGEN_WORKERS", OPT_UINT, S(keygen_workers), "1", 1, 64, 0 },
+	{ "RSSP_ENGINE_KEYGEN_QUEUE", OPT_UINT, S(keygen_queue), "16", 1, 4096, 0 },
 	{ "RSSP_SAD_TTL", OPT_UINT, S(sad_ttl), "300", 1, 3600, 0 },
+	{ "RSSP_RA_KEYS", OPT_STR, S(ra_keys), "", 0, 0, 0 },
 	{ "RSSP_AUDIT_FILE", OPT_STR, S(audit_file), "-", 0, 0, 0 },
+	{ "RSSP_AUDIT_ROTATE_BYTES", OPT_UINT, S(audit_rotate_bytes), "0", 0, 2147483647U, 0 },
+	{ "RSSP_AUDIT_CHECKPOINT_LINES", OPT_UINT, S(audit_ckpt_lines), "1000", 1, 1000000, 0 },
+	{ "RSSP_AUDIT_CHECKPOINT_SECONDS", OPT_UINT, S(audit_ckpt_seconds), "60", 1, 86400, 0 },
 	{ "RSSP_LOG_LEVEL", OPT_STR, S(log_level), "info", 0, 0, 0 },
 };
 #undef S
@@ -236,7 +243,8 @@ engine_config_validate(const struct engine_config *c, FILE *err)
 {
 	struct stat st;
 	char dir[PATH_MAX], *slash;
-	int bad = 0;
+	struct ra_keys *ra = NULL;
+	int bad = 0, r;
 
 	if (stat(c->pkcs11_module, &st) != 0 || !S_ISREG(st.st_mode)) {
 		fprintf(err, "RSSP_PKCS11_MODULE: %s is not a file\n", c->pkcs11_module);
@@ -278,12 +286,22 @@ engine_config_validate(const struct engine_config *c, FILE *err)
 			bad = 1;
 		}
 	}
+	if (c->ra_keys[0] == '\0') {
+		fprintf(err, "warning: RSSP_RA_KEYS is not set: no registration authority is "
+		    "trusted, every credential activation is refused\n");
+	} else if ((r = ra_keys_load(c->ra_keys, &ra)) != 0) {
+		fprintf(err, "RSSP_RA_KEYS: cannot load %s: %s\n", c->ra_keys, rssp_strerror(r));
+		bad = 1;
+	}
+	ra_keys_free(ra);
 	return bad ? RSSP_E_INVAL : 0;
 }
 
 void
 engine_config_print(const struct engine_config *c, FILE *out)
 {
+	struct ra_keys *ra = NULL;
+	char hex[65];
 	size_t i;
 
 	for (i = 0; i < NOPTS; i++) {
@@ -299,4 +317,12 @@ engine_config_print(const struct engine_config *c, FILE *out)
 	for (i = 0; i < c->n_uids; i++)
 		fprintf(out, "%s%u", i ? "," : " ", (unsigned)c->uids[i]);
 	fprintf(out, "\n");
+	if (c->ra_keys[0] != '\0' && ra_keys_load(c->ra_keys, &ra) == 0) {
+		for (i = 0; i < ra_keys_count(ra); i++) {
+			ra_key_id_hex(ra_keys_id(ra, i), hex);
+			fprintf(out, "# ra key %s %s\n", hex, ra_keys_kind(ra, i));
+		}
+	}
+	fprintf(out, "# ra keys trusted: %zu\n", ra_keys_count(ra));
+	ra_keys_free(ra);
 }

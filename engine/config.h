@@ -20,8 +20,16 @@ struct engine_config {
 	char *allowed_uids;      /* RSSP_ENGINE_ALLOWED_UIDS, as given ("" = own uid) */
 	char *audit_file;        /* RSSP_AUDIT_FILE ("-" = stdout) */
 	char *log_level;         /* RSSP_LOG_LEVEL */
+	char *ra_keys;           /* RSSP_RA_KEYS: RA public keys (ra_keys.h), "" = none */
 	unsigned workers;        /* RSSP_ENGINE_WORKERS, 1..64 */
+	unsigned keygen_workers; /* RSSP_ENGINE_KEYGEN_WORKERS, 1..64 (default 1): key generation
+	                            (activations) runs on these, never on the workers above */
+	unsigned keygen_queue;   /* RSSP_ENGINE_KEYGEN_QUEUE (default 16): activations waiting for them
+	                            at most; more are refused RESOURCE_EXHAUSTED */
 	unsigned sad_ttl;        /* RSSP_SAD_TTL, seconds, 1..3600 */
+	unsigned audit_rotate_bytes;   /* RSSP_AUDIT_ROTATE_BYTES, 0 = never by size */
+	unsigned audit_ckpt_lines;     /* RSSP_AUDIT_CHECKPOINT_LINES, 1..1000000 */
+	unsigned audit_ckpt_seconds;   /* RSSP_AUDIT_CHECKPOINT_SECONDS, 1..86400 */
 	/* derived */
 	uid_t uids[ENGINE_MAX_UIDS];
 	size_t n_uids;

@@ -564,6 +564,7 @@ with_object(struct hsm *h, struct hsm_session *s, const char *label, int cls, ob
 struct sign_arg {
 	int mech;
 	size_t hash_len;
+	size_t salt_len; /* PSS */
 	const uint8_t *in;
 	size_t inlen;
 	uint8_t *out;
@@ -590,7 +591,7 @@ op_sign(struct hsm *h, CK_SESSION_HANDLE sh, CK_OBJECT_HANDLE obj, void *arg)
 		case 48: pss.hashAlg = CKM_SHA384; pss.mgf = CKG_MGF1_SHA384; break;
 		default: pss.hashAlg = CKM_SHA512; pss.mgf = CKG_MGF1_SHA512; break;
 		}
-		pss.sLen = a->hash_len;
+		pss.sLen = a->salt_len;
 		m.pParameter = &pss;
 		m.ulParameterLen = sizeof(pss);
 		break;
@@ -613,7 +614,15 @@ int
 hsm_sign(struct hsm *h, struct hsm_session *s, const char *label, int cls, int mech,
     size_t hash_len, const uint8_t *in, size_t inlen, uint8_t *out, size_t *outlenp)
 {
-	struct sign_arg a = { mech, hash_len, in, inlen, out, *outlenp };
+	return hsm_sign_salt(h, s, label, cls, mech, hash_len, hash_len, in, inlen, out, outlenp);
+}
+
+int
+hsm_sign_salt(struct hsm *h, struct hsm_session *s, const char *label, int cls, int mech,
+    size_t hash_len, size_t salt_len, const uint8_t *in, size_t inlen, uint8_t *out,
+    size_t *outlenp)
+{
+	struct sign_arg a = { mech, hash_len, salt_len, in, inlen, out, *outlenp };
 	int r;
 
 	if (mech == HSM_MECH_RSA_PSS && hash_len != 32 && hash_len != 48 && hash_len != 64)

@@ -62,6 +62,11 @@ void hsm_session_put(struct hsm *h, struct hsm_session *s);
  * Returns 0, RSSP_E_NOTFOUND (no such key), RSSP_E_HSM. */
 int hsm_sign(struct hsm *h, struct hsm_session *s, const char *label, int cls, int mech,
     size_t hash_len, const uint8_t *in, size_t inlen, uint8_t *out, size_t *outlenp) RSSP_WUR;
+/* The same with the PSS salt length given (hsm_sign uses hash_len); the token refuses a
+ * salt too long for the key (RSSP_E_HSM), so the caller checks it first. */
+int hsm_sign_salt(struct hsm *h, struct hsm_session *s, const char *label, int cls, int mech,
+    size_t hash_len, size_t salt_len, const uint8_t *in, size_t inlen, uint8_t *out,
+    size_t *outlenp) RSSP_WUR;
 
 /* 1 when an object of class cls labelled label exists, 0 when not, or RSSP_E_HSM. */
 int hsm_exists(struct hsm *h, struct hsm_session *s, const char *label, int cls) RSSP_WUR;

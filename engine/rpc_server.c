@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
@@ -77,6 +79,12 @@ struct rpc_server {
 	int q_stop;
 	pthread_t *workers;
 	unsigned n_workers;
+	/* the slow pool (key generation): its own queue and threads, same lock */
+	pthread_cond_t sq_cond;
+	struct call *sq_head, *sq_tail;
+	unsigned sq_len;
+	pthread_t *slow_workers;
+	unsigned n_slow_workers;
 	pthread_t cq_thread;
 	int grpc_inited;
 };
@@ -302,11 +310,13 @@ work(struct call *c)
 	rec.sam = &a;
 	rec.result = r == 0 ? "ok" :
 	    (code == GRPC_STATUS_UNAVAILABLE || code == GRPC_STATUS_INTERNAL) ? "error" : "refused";
-	rec.reason = r == 0 ? NULL : msg;
+	rec.reason = r == 0 ? a.reason : msg; /* on success: a note, e.g. a replayed approval */
 	/* No record, no release: a signature whose decision is not in the log is not sent. */
 	if (audit_write(s->o.audit, &rec) != 0) {
 		log_error("audit log unavailable, refusing the call");
-		code = GRPC_STATUS_INTERNAL;
+		if (r == 0 && s->o.undo != NULL)
+			s->o.undo(s->o.handler_arg, &a); /* nothing released: nothing spent */
+		code = GRPC_STATUS_UNAVAILABLE;
 		msg = "audit log unavailable";
 	}
 	if (code == GRPC_STATUS_OK) {
@@ -348,6 +358,75 @@ worker_main(void *arg)
 		c->next = NULL;
 		work(c);
 	}
+}
+
+static void *
+slow_worker_main(void *arg)
+{
+	struct rpc_server *s = arg;
+	struct call *c;
+	id_t tid = (id_t)syscall(SYS_gettid);
+	int prio = getpriority(PRIO_PROCESS, tid);
+
+	/* key generation takes whole seconds of CPU (SoftHSM computes it on these cores):
+	 * it yields to SignHash (10 more than the process's nice value; needs no privilege) */
+	(void)setpriority(PRIO_PROCESS, tid, prio + 10 > 19 ? 19 : prio + 10);
+	for (;;) {
+		pthread_mutex_lock(&s->q_lock);
+		while (s->sq_head == NULL && !s->q_stop)
+			pthread_cond_wait(&s->sq_cond, &s->q_lock);
+		if (s->sq_head == NULL) {
+			pthread_mutex_unlock(&s->q_lock);
+			return NULL;
+		}
+		c = s->sq_head;
+		s->sq_head = c->next;
+		if (s->sq_head == NULL)
+			s->sq_tail = NULL;
+		s->sq_len--;
+		pthread_mutex_unlock(&s->q_lock);
+		c->next = NULL;
+		work(c);
+	}
+}
+
+/* Queues c for the slow pool. Returns 0, or RSSP_E_EXHAUSTED when slow_queue wait. */
+static int
+enqueue_slow(struct rpc_server *s, struct call *c)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&s->q_lock);
+	if (s->sq_len >= s->o.slow_queue) {
+		r = RSSP_E_EXHAUSTED;
+	} else {
+		if (s->sq_tail != NULL)
+			s->sq_tail->next = c;
+		else
+			s->sq_head = c;
+		s->sq_tail = c;
+		s->sq_len++;
+		pthread_cond_signal(&s->sq_cond);
+	}
+	pthread_mutex_unlock(&s->q_lock);
+	return r;
+}
+
+/* Whether opts.slow calls c slow; reads the payload, keeps it. */
+static int
+is_slow(struct call *c)
+{
+	grpc_byte_buffer_reader rd;
+	grpc_slice in;
+	int slow;
+
+	if (c->s->o.slow == NULL || !grpc_byte_buffer_reader_init(&rd, c->payload))
+		return 0;
+	in = grpc_byte_buffer_reader_readall(&rd);
+	grpc_byte_buffer_reader_destroy(&rd);
+	slow = c->s->o.slow(c->m, GRPC_SLICE_START_PTR(in), GRPC_SLICE_LENGTH(in));
+	grpc_slice_unref(in);
+	return slow;
 }
 
 static void
@@ -392,6 +471,16 @@ on_registered(struct call *c)
 		rec.reason = "message too large";
 		audit_or_log(s, &rec);
 		reply(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "message too large");
+		return;
+	}
+	if (is_slow(c)) {
+		if (enqueue_slow(s, c) != 0) {
+			rec.event = c->m->event;
+			rec.result = "refused";
+			rec.reason = "too many key generations waiting";
+			audit_or_log(s, &rec);
+			reply(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "too many key generations waiting");
+		}
 		return;
 	}
 	enqueue(s, c);
@@ -629,7 +718,8 @@ rpc_server_new(const struct rpc_server_opts *o, struct rpc_server **sp)
 	size_t i;
 	int r = RSSP_E_NOMEM;
 
-	if (o->n_methods == 0 || o->workers == 0 || o->workers > 64 || o->audit == NULL) {
+	if (o->n_methods == 0 || o->workers == 0 || o->workers > 64 || o->slow_workers > 64 ||
+	    o->audit == NULL) {
 		r = RSSP_E_INVAL;
 		goto out;
 	}
@@ -638,10 +728,16 @@ rpc_server_new(const struct rpc_server_opts *o, struct rpc_server **sp)
 	s->o = *o;
 	if (s->o.drain_seconds == 0)
 		s->o.drain_seconds = 30;
+	if (s->o.slow_workers == 0)
+		s->o.slow_workers = 1;
+	if (s->o.slow_queue == 0)
+		s->o.slow_queue = 16;
+
 	s->listen_fd = -1;
 	pthread_mutex_init(&s->fd_lock, NULL);
 	pthread_mutex_init(&s->q_lock, NULL);
 	pthread_cond_init(&s->q_cond, NULL);
+	pthread_cond_init(&s->sq_cond, NULL);
 	if ((s->fd_uid = malloc(RPC_MAX_FDS * sizeof(*s->fd_uid))) == NULL ||
 	    (s->reg = calloc(o->n_methods, sizeof(*s->reg))) == NULL)
 		goto out;
@@ -706,12 +802,20 @@ rpc_server_run(struct rpc_server *s, int stop_fd)
 			goto stop;
 		s->n_workers++;
 	}
+	if ((s->slow_workers = calloc(s->o.slow_workers, sizeof(*s->slow_workers))) == NULL)
+		goto stop;
+	for (w = 0; w < s->o.slow_workers; w++) {
+		if (pthread_create(&s->slow_workers[w], NULL, slow_worker_main, s) != 0)
+			goto stop;
+		s->n_slow_workers++;
+	}
 	if (pthread_create(&s->cq_thread, NULL, cq_main, s) != 0) {
 		/* without the queue thread nothing can drain: stop hard */
 		log_error("cannot start the completion queue thread");
 		abort();
 	}
-	log_info("serving on %s with %u workers", s->socket_path, s->o.workers);
+	log_info("serving on %s with %u workers and %u for key generation", s->socket_path,
+	    s->o.workers, s->o.slow_workers);
 	r = 0;
 	for (;;) {
 		pf[0].fd = s->listen_fd;
@@ -759,10 +863,14 @@ rpc_server_free(struct rpc_server *s)
 	pthread_mutex_lock(&s->q_lock);
 	s->q_stop = 1;
 	pthread_cond_broadcast(&s->q_cond);
+	pthread_cond_broadcast(&s->sq_cond);
 	pthread_mutex_unlock(&s->q_lock);
 	for (w = 0; w < s->n_workers; w++)
 		pthread_join(s->workers[w], NULL);
 	free(s->workers);
+	for (w = 0; w < s->n_slow_workers; w++)
+		pthread_join(s->slow_workers[w], NULL);
+	free(s->slow_workers);
 	if (s->server != NULL && !atomic_load(&s->stopping)) {
 		/* never served: a shutdown must still complete before destroy */
 		grpc_event ev;
@@ -796,5 +904,94 @@ rpc_server_free(struct rpc_server *s)
 	pthread_mutex_destroy(&s->fd_lock);
 	pthread_mutex_destroy(&s->q_lock);
 	pthread_cond_destroy(&s->q_cond);
+	pthread_cond_destroy(&s->sq_cond);
 	free(s);
+}
+
+/* ---- liveness probe (a client of this very server) ---- */
+
+int
+rpc_probe(const char *socket_path, unsigned timeout_ms, int *statusp)
+{
+	grpc_channel_credentials *creds;
+	grpc_channel *ch = NULL;
+	grpc_completion_queue *cq = NULL;
+	grpc_call *call = NULL;
+	grpc_op ops[6], *op;
+	grpc_metadata_array init_md, trail_md;
+	grpc_byte_buffer *req = NULL, *resp = NULL;
+	grpc_slice method, details = grpc_empty_slice(), empty = grpc_empty_slice();
+	grpc_status_code st = GRPC_STATUS_UNKNOWN;
+	gpr_timespec deadline;
+	grpc_event ev;
+	char *target = NULL;
+	int r = RSSP_E_UNAVAILABLE;
+
+	grpc_init();
+	grpc_metadata_array_init(&init_md);
+	grpc_metadata_array_init(&trail_md);
+	if (asprintf(&target, "unix:%s", socket_path) < 0) {
+		target = NULL;
+		r = RSSP_E_NOMEM;
+		goto out;
+	}
+	creds = grpc_insecure_credentials_create();
+	ch = grpc_channel_create(target, creds, NULL);
+	grpc_channel_credentials_release(creds);
+	cq = grpc_completion_queue_create_for_pluck(NULL);
+	deadline = gpr_time_add(gpr_now(GPR_CLOCK_REALTIME),
+	    gpr_time_from_millis((int64_t)timeout_ms, GPR_TIMESPAN));
+	method = grpc_slice_from_static_string("/rssp.engine.v1.Engine/LivenessProbe");
+	call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, method, NULL,
+	    deadline, NULL);
+	if (call == NULL)
+		goto out;
+	req = grpc_raw_byte_buffer_create(&empty, 1);
+	memset(ops, 0, sizeof(ops));
+	op = ops;
+	op->op = GRPC_OP_SEND_INITIAL_METADATA;
+	op++;
+	op->op = GRPC_OP_SEND_MESSAGE;
+	op->data.send_message.send_message = req;
+	op++;
+	op->op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+	op++;
+	op->op = GRPC_OP_RECV_INITIAL_METADATA;
+	op->data.recv_initial_metadata.recv_initial_metadata = &init_md;
+	op++;
+	op->op = GRPC_OP_RECV_MESSAGE;
+	op->data.recv_message.recv_message = &resp;
+	op++;
+	op->op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+	op->data.recv_status_on_client.trailing_metadata = &trail_md;
+	op->data.recv_status_on_client.status = &st;
+	op->data.recv_status_on_client.status_details = &details;
+	op++;
+	if (grpc_call_start_batch(call, ops, (size_t)(op - ops), ops, NULL) != GRPC_CALL_OK)
+		goto out;
+	ev = grpc_completion_queue_pluck(cq, ops, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+	if (ev.type != GRPC_OP_COMPLETE)
+		goto out;
+	*statusp = (int)st;
+	r = st == GRPC_STATUS_UNIMPLEMENTED ? 0 : RSSP_E_UNAVAILABLE;
+out:
+	if (call != NULL)
+		grpc_call_unref(call);
+	if (cq != NULL) {
+		grpc_completion_queue_shutdown(cq);
+		while (grpc_completion_queue_pluck(cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME),
+		    NULL).type != GRPC_QUEUE_SHUTDOWN)
+			;
+		grpc_completion_queue_destroy(cq);
+	}
+	if (ch != NULL)
+		grpc_channel_destroy(ch);
+	grpc_byte_buffer_destroy(req);
+	grpc_byte_buffer_destroy(resp);
+	grpc_slice_unref(details);
+	grpc_metadata_array_destroy(&init_md);
+	grpc_metadata_array_destroy(&trail_md);
+	free(target);
+	grpc_shutdown();
+	return r;
 }

@@ -35,11 +35,22 @@ struct rpc_server_opts {
 	const uid_t *uids;       /* peers allowed to connect */
 	size_t n_uids;
 	unsigned workers;        /* 1..64 */
+	/* NULL, or returns 1 when a request of method m takes long (key generation). Such
+	 * calls run on workers of their own (slow_workers), so that a burst of them never
+	 * takes the workers the fast calls (SignHash) need; when slow_queue of them already
+	 * wait, another is refused at once (RESOURCE_EXHAUSTED, audited). */
+	int (*slow)(const struct rpc_method *m, const uint8_t *in, size_t inlen);
+	unsigned slow_workers;   /* workers for slow calls, 0 = 1; 1..64 */
+	unsigned slow_queue;     /* slow calls waiting for a worker at most, 0 = 16 */
 	unsigned drain_seconds;  /* after a stop, in-flight calls get this long; 0 = 30 */
 	struct audit *audit;     /* not owned */
 	const struct rpc_method *methods; /* the closed table; not copied, must outlive */
 	size_t n_methods;
 	void *handler_arg;
+	/* NULL, or called (with handler_arg) when a handler succeeded but its audit record
+	 * could not be written, so nothing is released: gives back what the call spent
+	 * (sam_undo). */
+	void (*undo)(void *arg, const struct sam_audit *a);
 };
 
 /* Binds the socket: creates its directory (0750) if missing, refuses (RSSP_E_CONFLICT)
@@ -58,6 +69,12 @@ void rpc_server_set_handler_arg(struct rpc_server *s, void *arg);
 int rpc_server_run(struct rpc_server *s, int stop_fd) RSSP_WUR;
 
 void rpc_server_free(struct rpc_server *s);
+
+/* Liveness: calls a method outside the table on the engine at socket_path with a
+ * deadline of timeout_ms; an engine that answers says UNIMPLEMENTED (and audits
+ * rpc.unimplemented). Returns 0 when it did, else RSSP_E_UNAVAILABLE (*statusp: the
+ * status seen, DEADLINE_EXCEEDED for a hung engine, UNAVAILABLE for none). */
+int rpc_probe(const char *socket_path, unsigned timeout_ms, int *statusp) RSSP_WUR;
 
 /* The gRPC status code (grpc_status_code) for an RSSP_E* code (sam.h's mapping). */
 int rpc_status_of(int err);

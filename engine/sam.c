@@ -22,6 +22,7 @@
 #include "rssp_log.h"
 #include "sad.h"
 #include "sam_decode.h"
+#include "ra_keys.h"
 #include "sam_handlers.h"
 #include "x509.h"
 
@@ -115,7 +116,7 @@ sam_replay_record(struct sam *s, const char *domain, const char *id,
 	int r;
 
 	parts_sum(s, parts, 3, keyp);
-	if ((exp = malloc(sizeof(*exp))) == NULL)
+	if ((exp = calloc(1, sizeof(struct replay_entry))) == NULL)
 		return RSSP_E_NOMEM;
 	*exp = expires_at;
 	pthread_mutex_lock(&s->lock);
@@ -177,6 +178,11 @@ sam_init_token(const struct sam_config *cfg, const struct sam_init_opts *opts)
 	ss = hsm_session_get(h);
 	e1 = hsm_exists(h, ss, SAM_MAC_LABEL, 0);
 	e2 = hsm_exists(h, ss, SAM_CA_LABEL, 0);
+	e3 = hsm_exists(h, ss, SAM_AUDIT_LABEL, 0);
+	if (e3 < 0)
+		e1 = e3;
+	else if (e3 > 0 && e2 == 0)
+		e2 = e3;
 	if (e1 < 0 || e2 < 0) {
 		r = RSSP_E_HSM;
 		goto out;
@@ -189,7 +195,8 @@ sam_init_token(const struct sam_config *cfg, const struct sam_init_opts *opts)
 		}
 		log_warn("replacing the mac key and the ca of token %.100s", cfg->token_label);
 		if ((r = hsm_destroy_label(h, ss, SAM_MAC_LABEL)) != 0 ||
-		    (r = hsm_destroy_label(h, ss, SAM_CA_LABEL)) != 0)
+		    (r = hsm_destroy_label(h, ss, SAM_CA_LABEL)) != 0 ||
+		    (r = hsm_destroy_label(h, ss, SAM_AUDIT_LABEL)) != 0)
 			goto out;
 	}
 	if (RAND_bytes(id, sizeof(id)) != 1) {
@@ -212,6 +219,8 @@ sam_init_token(const struct sam_config *cfg, const struct sam_init_opts *opts)
 		r = RSSP_E_HSM;
 		goto out;
 	}
+	if ((r = sam_make_audit_key(h, ss, ca)) != 0)
+		goto out;
 	log_info("token %.100s initialised: mac key %s, ca %s (ec p-384)", cfg->token_label,
 	    SAM_MAC_LABEL, SAM_CA_LABEL);
 	made = 0;
@@ -219,7 +228,8 @@ sam_init_token(const struct sam_config *cfg, const struct sam_init_opts *opts)
 out:
 	/* Half an initialisation is removed: a later init needs no force. */
 	if (made && (hsm_destroy_label(h, ss, SAM_MAC_LABEL) != 0 ||
-	    hsm_destroy_label(h, ss, SAM_CA_LABEL) != 0))
+	    hsm_destroy_label(h, ss, SAM_CA_LABEL) != 0 ||
+	    hsm_destroy_label(h, ss, SAM_AUDIT_LABEL) != 0))
 		log_error("cannot remove a half-made initialisation");
 	OPENSSL_free(der);
 	X509_free(ca);
@@ -247,9 +257,14 @@ sam_open(const struct sam_config *cfg, struct sam **samp)
 	r = RSSP_E_NOMEM;
 	if ((s->kaks = kak_cache_new()) == NULL || (s->sads = kvmap_new()) == NULL ||
 	    (s->replay = kvmap_new()) == NULL || (s->pubs = kvmap_new()) == NULL ||
+	    (s->restored = kvmap_new()) == NULL ||
 	    (s->vctxs = kvmap_new()) == NULL)
 		goto out;
 	s->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL); /* NULL: parts_sum falls back */
+	if (cfg->ra_keys != NULL && (r = ra_keys_load(cfg->ra_keys, &s->ra)) != 0) {
+		log_error("cannot load the ra keys from %.200s: %s", cfg->ra_keys, rssp_strerror(r));
+		goto out;
+	}
 	if ((r = hsm_open(cfg->module_path, cfg->token_label, cfg->pin_file,
 	    cfg->sessions != 0 ? cfg->sessions : 1, &s->hsm)) != 0)
 		goto out;
@@ -268,6 +283,21 @@ sam_open(const struct sam_config *cfg, struct sam **samp)
 	if ((s->ca = d2i_X509(NULL, &p, (long)s->ca_derlen)) == NULL) {
 		log_error("the ca certificate in the token does not parse");
 		r = RSSP_E_CRYPTO;
+		goto out;
+	}
+	if (hsm_exists(s->hsm, ss, SAM_AUDIT_LABEL, HSM_PRIVATE_KEY) != 1 ||
+	    hsm_exists(s->hsm, ss, SAM_AUDIT_LABEL, HSM_CERTIFICATE) != 1) {
+		log_warn("token %.100s has no audit key (initialised by an older engine): "
+		    "generating it", cfg->token_label);
+		if ((r = hsm_destroy_label(s->hsm, ss, SAM_AUDIT_LABEL)) != 0 ||
+		    (r = sam_make_audit_key(s->hsm, ss, s->ca)) != 0) {
+			log_error("cannot make the audit key");
+			goto out;
+		}
+	}
+	if ((r = hsm_read_certificate(s->hsm, ss, SAM_AUDIT_LABEL, &s->audit_cert,
+	    &s->audit_certlen)) != 0) {
+		log_error("cannot read the audit key's certificate");
 		goto out;
 	}
 	hsm_session_put(s->hsm, ss);
@@ -289,12 +319,15 @@ sam_free(struct sam *s)
 		return;
 	kvmap_free(s->sads, sam_sad_entry_free);
 	kvmap_free(s->replay, free);
+	kvmap_free(s->restored, free);
 	kvmap_free(s->pubs, sam_pub_entry_free);
 	kvmap_free(s->vctxs, sam_vctx_entry_free);
 	EVP_MD_free(s->sha256);
 	kak_cache_free(s->kaks);
+	ra_keys_free(s->ra);
 	X509_free(s->ca);
 	free(s->ca_der);
+	free(s->audit_cert);
 	hsm_free(s->hsm);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
@@ -319,6 +352,21 @@ sam_authorize(struct sam *s, const uint8_t *in, size_t inlen,
 out:
 	if (r != 0 && a->reason == NULL)
 		a->reason = rssp_strerror(r);
+	sam_authorize_req_free(req);
+	return r;
+}
+
+int
+sam_authorize_generates_key(const uint8_t *in, size_t inlen)
+{
+	struct sam_authorize_req *req = NULL;
+	struct sam_audit a;
+	int r;
+
+	memset(&a, 0, sizeof(a));
+	if (sam_decode_authorize(in, inlen, &req, &a) != 0)
+		return 0; /* refused by sam_authorize on the ordinary workers */
+	r = req->purpose == SAM_PURPOSE_ACTIVATION;
 	sam_authorize_req_free(req);
 	return r;
 }

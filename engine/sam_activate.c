@@ -1,5 +1,6 @@
-/* sam_activate.c - the activation handler (sam_handlers.h): checks the KAK's signature
- * over the activation authData, generates the credential's key pair under a new label,
+/* sam_activate.c - the activation handler (sam_handlers.h): checks the enrolment
+ * voucher (a trusted RA key's signature, its window, the same user, device and KAK) and
+ * the KAK's signature over the activation authData, generates the credential's key pair under a new label,
  * issues its certificate, stores it next to the key, and returns the binding that ties
  * credential, owner, key and KAK together. */
 #include <stdio.h>
@@ -16,9 +17,12 @@
 #include "buf.h"
 #include "hsm.h"
 #include "kak.h"
+#include "ra_keys.h"
 #include "rssp_log.h"
 #include "sam_handlers.h"
 #include "x509.h"
+
+#define VOUCHER_CLOCK_SLACK 300 /* an RA's clock may run this far ahead of the engine's */
 
 /* "<credential id cut to 119 bytes on a UTF-8 boundary>#<8 random hex>" */
 static int
@@ -45,6 +49,7 @@ sam_activate(struct sam *s, const struct sam_authorize_req *req,
 {
 	const struct sam_activation *act = &req->activation;
 	const struct sam_kak *kak = &req->kak;
+	const struct sam_voucher *vo = &act->voucher;
 	struct rssp_activation_fields f;
 	Rssp__Engine__V1__AuthorizeResponse resp = RSSP__ENGINE__V1__AUTHORIZE_RESPONSE__INIT;
 	Rssp__Engine__V1__ActivationResult res = RSSP__ENGINE__V1__ACTIVATION_RESULT__INIT;
@@ -61,14 +66,42 @@ sam_activate(struct sam *s, const struct sam_authorize_req *req,
 	uint8_t rkey[32];
 	int64_t now;
 
-	if (x509_cn_name(act->subject_cn, &subject) != 0)
-		return sam_refuse(a, RSSP_E_INVAL, "subject cn invalid");
+	/* The RA's word is what makes this person the key's owner: checked before anything
+	 * else about identity, and the certificate subject is taken from it alone. */
+	switch (ra_keys_verify(s->ra, vo->v.ra_key_id, vo->tbs, vo->tbs_len, vo->sig,
+	    vo->sig_len)) {
+	case 0:
+		break;
+	case RSSP_E_NOTFOUND:
+		return sam_refuse(a, RSSP_E_DENIED, "voucher key unknown");
+	case RSSP_E_NOMEM:
+		return sam_refuse(a, RSSP_E_NOMEM, "activation failed");
+	default:
+		return sam_refuse(a, RSSP_E_DENIED, "voucher signature invalid");
+	}
+	now = sam_now(s);
+	if (!rssp_voucher_window_ok(&vo->v))
+		return sam_refuse(a, RSSP_E_INVAL, "voucher validity too long");
+	if (vo->v.not_after <= now)
+		return sam_refuse(a, RSSP_E_EXPIRED, "voucher expired");
+	if (vo->v.issued_at > now + VOUCHER_CLOCK_SLACK)
+		return sam_refuse(a, RSSP_E_EXPIRED, "voucher not yet valid");
+	if (strcmp(vo->v.user_id, act->owner_id) != 0)
+		return sam_refuse(a, RSSP_E_DENIED, "voucher for another user");
+	if (strcmp(vo->v.device_uuid, act->device_uuid) != 0)
+		return sam_refuse(a, RSSP_E_DENIED, "voucher for another device");
+	if (x509_signer_name(vo->v.common_name, vo->v.user_id, &subject) != 0)
+		return sam_refuse(a, RSSP_E_INVAL, "voucher subject invalid");
 	if ((r = kak_parse(s->kaks, kak->spki, kak->spki_len, kak->algo,
 	    &kpk, kak_sha)) != 0) {
 		r = sam_refuse(a, r, r == RSSP_E_UNSUPPORTED ? "unknown kak algorithm" : "kak invalid");
 		goto out;
 	}
 	rssp_hex(a->kak_sha256, kak_sha, sizeof(kak_sha));
+	if (CRYPTO_memcmp(vo->v.kak_sha256, kak_sha, sizeof(kak_sha)) != 0) {
+		r = sam_refuse(a, RSSP_E_DENIED, "voucher for another kak");
+		goto out;
+	}
 
 	memset(&f, 0, sizeof(f));
 	f.credential_id = act->credential_id;
@@ -78,12 +111,11 @@ sam_activate(struct sam *s, const struct sam_authorize_req *req,
 	f.kak_spki_len = kak->spki_len;
 	f.kak_algo = kak->algo;
 	f.key_algo = act->key_algo;
-	f.subject_cn = act->subject_cn;
+	f.subject_cn = vo->v.common_name;
 	f.validity_days = act->validity_days;
 	f.nonce = act->nonce;
 	f.nonce_len = act->nonce_len;
 	f.expires_at = act->expires_at;
-	now = sam_now(s);
 	if (act->expires_at <= now) {
 		r = sam_refuse(a, RSSP_E_EXPIRED, "activation expired");
 		goto out;
@@ -106,6 +138,7 @@ sam_activate(struct sam *s, const struct sam_authorize_req *req,
 		goto out;
 	}
 	replay_recorded = 1;
+	memcpy(a->undo_key, rkey, sizeof(a->undo_key));
 
 	ss = hsm_session_get(s->hsm);
 	/* A new label every time: an existing key is never bound to another KAK. */
@@ -161,7 +194,8 @@ sam_activate(struct sam *s, const struct sam_authorize_req *req,
 	out = NULL;
 	key_made = 0;
 	replay_recorded = 0;
-	log_info("credential %.100s activated with key %s", act->credential_id, label);
+	log_info("credential %.100s activated with key %s, vouched by ra key %s",
+	    act->credential_id, label, a->ra_key_id);
 	r = 0;
 	goto out;
 fail:

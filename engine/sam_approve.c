@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include <rssp/engine/v1/engine.pb-c.h>
@@ -49,7 +50,7 @@ sam_approve(struct sam *s, const struct sam_authorize_req *req,
 	uint8_t kak_sha[32], rkey[32], *ad = NULL, *body = NULL, *out = NULL;
 	size_t hlen, i, adlen = 0, bodylen = 0, maclen, outlen;
 	int64_t now;
-	int r, replay_recorded = 0;
+	int r, replay_recorded = 0, replayed = 0;
 
 	hlen = ap->hash_len;
 	if ((r = kak_parse(s->kaks, kak->spki, kak->spki_len, kak->algo,
@@ -122,21 +123,69 @@ sam_approve(struct sam *s, const struct sam_authorize_req *req,
 	sad->expires_at = now + (int64_t)s->sad_ttl;
 	if (sad->expires_at > ap->expires_at)
 		sad->expires_at = ap->expires_at;
+	/* sad_encode_body sorts the hashes: count them first (the check needs them sorted) */
 	if ((r = sad_encode_body(sad, &body, &bodylen)) != 0)
 		goto out;
 	if (count_distinct(sad->hashes, sad->n_hashes, hlen) > ap->num_signatures) {
 		r = sam_refuse(a, RSSP_E_INVAL, "num signatures below distinct hashes");
 		goto out;
 	}
-	rssp_hex(a->sad_id, sad->id, SAD_ID_LEN);
+	free(body);
+	body = NULL;
+	/* Remember the approval until it expires. The same approval (same authData, same
+	 * key label) presented again while its SAD is valid gets that SAD again: same id,
+	 * same expiry, hence the same bytes and the same count; later it is a replay.
+	 * PROTOCOL.md 3.2. */
+	{
+		uint8_t kbuf[sizeof("rssp-approval-v2")];
+		struct replay_entry *re, *ne;
+		EVP_MD_CTX *mc;
+		unsigned mdlen = 0;
 
-	/* Remember the approval until it expires: a second presentation is a replay. */
-	if ((r = sam_replay_record(s, "rssp-approval-v1", ap->approval_id,
-	    ap->nonce, ap->nonce_len, ap->expires_at, now, rkey)) != 0) {
-		r = r == RSSP_E_REPLAY ? sam_refuse(a, r, "approval replayed") : r;
-		goto out;
+		memcpy(kbuf, "rssp-approval-v2", sizeof(kbuf));
+		if ((mc = EVP_MD_CTX_new()) == NULL ||
+		    EVP_DigestInit_ex(mc, s->sha256 != NULL ? s->sha256 : EVP_sha256(), NULL) != 1 ||
+		    EVP_DigestUpdate(mc, kbuf, sizeof(kbuf)) != 1 ||
+		    EVP_DigestUpdate(mc, ad, adlen) != 1 ||
+		    EVP_DigestUpdate(mc, ap->key_label, strlen(ap->key_label) + 1) != 1 ||
+		    EVP_DigestFinal_ex(mc, rkey, &mdlen) != 1 || mdlen != sizeof(rkey)) {
+			EVP_MD_CTX_free(mc);
+			r = RSSP_E_CRYPTO;
+			goto out;
+		}
+		EVP_MD_CTX_free(mc);
+		rssp_hex(a->approval_key, rkey, sizeof(rkey));
+		if ((ne = calloc(1, sizeof(*ne))) == NULL) {
+			r = RSSP_E_NOMEM;
+			goto out;
+		}
+		ne->expires = ap->expires_at;
+		ne->sad_expires_at = sad->expires_at;
+		memcpy(ne->sad_id, sad->id, SAD_ID_LEN);
+		pthread_mutex_lock(&s->lock);
+		sam_purge_locked(s, now);
+		if ((re = kvmap_get(s->replay, rkey, sizeof(rkey))) != NULL) {
+			if (re->sad_expires_at > now) {
+				memcpy(sad->id, re->sad_id, SAD_ID_LEN);
+				sad->expires_at = re->sad_expires_at;
+				replayed = 1;
+			} else
+				r = RSSP_E_REPLAY;
+		} else if ((r = kvmap_put(s->replay, rkey, sizeof(rkey), ne)) == 0) {
+			ne = NULL;
+			replay_recorded = 1;
+		}
+		pthread_mutex_unlock(&s->lock);
+		free(ne);
+		if (r != 0) {
+			r = r == RSSP_E_REPLAY ? sam_refuse(a, r, "approval replayed") : r;
+			goto out;
+		}
 	}
-	replay_recorded = 1;
+	rssp_hex(a->sad_id, sad->id, SAD_ID_LEN);
+	a->sad_expires_at = sad->expires_at;
+	if ((r = sad_encode_body(sad, &body, &bodylen)) != 0)
+		goto out;
 
 	maclen = SAD_MAC_LEN;
 	if ((r = hsm_sign(s->hsm, ss, SAM_MAC_LABEL, HSM_SECRET_KEY, HSM_MECH_HMAC_SHA256, 0,
@@ -162,6 +211,7 @@ sam_approve(struct sam *s, const struct sam_authorize_req *req,
 		ent->wirelen = bodylen + SAD_MAC_LEN;
 		ent->sad = sad;
 		pthread_mutex_lock(&s->lock);
+		ent->used = sam_restored_used(s, sad->id);
 		if (kvmap_put(s->sads, sad->id, SAD_ID_LEN, ent) == 0) {
 			body = NULL; /* owned by the cache */
 			sad = NULL;
@@ -177,6 +227,8 @@ sam_approve(struct sam *s, const struct sam_authorize_req *req,
 	*outlenp = outlen;
 	out = NULL;
 	replay_recorded = 0;
+	if (replayed)
+		a->reason = "approval replayed: same sad";
 	r = 0;
 out:
 	if (replay_recorded)

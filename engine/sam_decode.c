@@ -159,6 +159,31 @@ decode_kak_sig(const Rssp__Engine__V1__AuthorizeRequest *w, struct sam_authorize
 	return 0;
 }
 
+/* The enrolment voucher: its bytes parsed (the RA key's signature and the time are the
+ * handler's part), the key id it names the one sent beside it. */
+static int
+decode_voucher(const Rssp__Engine__V1__Voucher *vo, struct sam_voucher *d, struct sam_audit *a)
+{
+	if (vo == NULL)
+		return sam_refuse(a, RSSP_E_INVAL, "voucher missing");
+	if (vo->base.n_unknown_fields != 0)
+		return sam_refuse(a, RSSP_E_INVAL, "unknown field");
+	if (vo->to_be_signed.len > RSSP_VOUCHER_MAX_LEN ||
+	    rssp_voucher_parse(vo->to_be_signed.data, vo->to_be_signed.len, &d->v) != 0)
+		return sam_refuse(a, RSSP_E_INVAL, "voucher malformed");
+	if (vo->ra_key_id.len != sizeof(d->v.ra_key_id) ||
+	    CRYPTO_memcmp(vo->ra_key_id.data, d->v.ra_key_id, sizeof(d->v.ra_key_id)) != 0)
+		return sam_refuse(a, RSSP_E_INVAL, "voucher key id mismatch");
+	rssp_hex(a->ra_key_id, d->v.ra_key_id, sizeof(d->v.ra_key_id));
+	if (vo->signature.len == 0 || vo->signature.len > KAK_MAX_SIG)
+		return sam_refuse(a, RSSP_E_INVAL, "voucher signature length out of range");
+	memcpy(d->tbs, vo->to_be_signed.data, vo->to_be_signed.len);
+	d->tbs_len = vo->to_be_signed.len;
+	memcpy(d->sig, vo->signature.data, vo->signature.len);
+	d->sig_len = vo->signature.len;
+	return 0;
+}
+
 static int
 decode_activation(const Rssp__Engine__V1__AuthorizeRequest *w, struct sam_authorize_req *r,
     struct sam_audit *a)
@@ -172,8 +197,6 @@ decode_activation(const Rssp__Engine__V1__AuthorizeRequest *w, struct sam_author
 	a->algo = kak_name(w->kak);
 	if (!id_ok(act->credential_id) || !id_ok(act->owner_id) || !id_ok(act->device_uuid))
 		return sam_refuse(a, RSSP_E_INVAL, "id length out of range");
-	if (!text_ok(act->subject_cn))
-		return sam_refuse(a, RSSP_E_INVAL, "subject cn invalid");
 	if (rssp_key_alg(act->key_algo) == NULL)
 		return sam_refuse(a, RSSP_E_UNSUPPORTED, "unknown key algorithm");
 	if (act->validity_days < 1 || act->validity_days > X509_MAX_DAYS)
@@ -182,12 +205,13 @@ decode_activation(const Rssp__Engine__V1__AuthorizeRequest *w, struct sam_author
 		return sam_refuse(a, RSSP_E_INVAL, "nonce length out of range");
 	if ((rc = decode_kak_sig(w, r, a)) != 0)
 		return rc;
+	if ((rc = decode_voucher(act->voucher, &d->voucher, a)) != 0)
+		return rc;
 	r->purpose = SAM_PURPOSE_ACTIVATION;
 	copy_str(d->credential_id, sizeof(d->credential_id), act->credential_id);
 	copy_str(d->owner_id, sizeof(d->owner_id), act->owner_id);
 	copy_str(d->device_uuid, sizeof(d->device_uuid), act->device_uuid);
 	d->key_algo = act->key_algo;
-	copy_str(d->subject_cn, sizeof(d->subject_cn), act->subject_cn);
 	d->validity_days = act->validity_days;
 	memcpy(d->nonce, act->nonce.data, act->nonce.len);
 	d->nonce_len = act->nonce.len;
@@ -267,6 +291,8 @@ sam_decode_authorize(const uint8_t *in, size_t inlen, struct sam_authorize_req *
 		return sam_refuse(a, RSSP_E_EXHAUSTED, "message too large");
 	if ((w = rssp__engine__v1__authorize_request__unpack(NULL, inlen, in)) == NULL)
 		return sam_refuse(a, RSSP_E_INVAL, "malformed request");
+	if (w->purpose_case == RSSP__ENGINE__V1__AUTHORIZE_REQUEST__PURPOSE_ACTIVATION)
+		a->event = "authorize.activation";
 	if (w->base.n_unknown_fields != 0 ||
 	    (w->purpose_case == RSSP__ENGINE__V1__AUTHORIZE_REQUEST__PURPOSE_ACTIVATION &&
 	    w->activation->base.n_unknown_fields != 0) ||
@@ -359,6 +385,11 @@ sam_decode_sign_hash(const uint8_t *in, size_t inlen, struct sam_sign_req **reqp
 			goto out;
 		}
 	}
+	if (w->pss != NULL && ((int)w->sign_algo != RSSP_SIGN_RSA_PSS ||
+	    w->pss->base.n_unknown_fields != 0)) {
+		rc = sam_refuse(a, RSSP_E_INVAL, "pss parameters out of place");
+		goto out;
+	}
 	audit_hashes(a, w->hashes, n);
 	rc = RSSP_E_NOMEM;
 	if ((r = calloc(1, sizeof(*r))) == NULL ||
@@ -374,6 +405,7 @@ sam_decode_sign_hash(const uint8_t *in, size_t inlen, struct sam_sign_req **reqp
 	copy_str(r->credential_id, sizeof(r->credential_id), w->credential_id);
 	r->hash_algo = w->hash_algo;
 	r->sign_algo = w->sign_algo;
+	r->pss_salt = w->pss != NULL ? (long)w->pss->salt_length : -1;
 	r->hash_len = hlen;
 	r->n_hashes = n;
 	*reqp = r;

@@ -15,8 +15,9 @@
  * record, in the same order as the checks (so a refused request is audited alike
  * whichever step refused it). Checks run in this order, first failure wins:
  *   both: message size (RSSP_E_EXHAUSTED), protobuf framing, unknown fields, request id;
- *   activation: ids, subject CN, key algorithm (RSSP_E_UNSUPPORTED), validity days,
- *     nonce, KAK present, signature length;
+ *   activation: ids, key algorithm (RSSP_E_UNSUPPORTED), validity days, nonce, KAK
+ *     present, signature length, voucher present, its bytes well-formed, the key id
+ *     beside them the one they name, its signature length;
  *   approval: ids, hash algorithm (RSSP_E_UNSUPPORTED), hash count, digest lengths,
  *     num_signatures, texts, nonce, binding length (RSSP_E_DENIED), KAK present,
  *     signature length;
@@ -34,6 +35,7 @@
 #include "kak_verify.h"
 #include "rssp_err.h"
 #include "sam.h"
+#include "voucher.h"
 
 #define SAM_ID_SIZE (RSSP_MAX_ID_LEN + 1)
 #define SAM_TEXT_SIZE (RSSP_MAX_TEXT_LEN + 1)
@@ -47,16 +49,26 @@ struct sam_kak {
 	uint8_t spki[KAK_MAX_SPKI];
 };
 
+/* The enrolment voucher as sent: its bytes parsed (not yet verified), and the RA's
+ * signature over them. */
+struct sam_voucher {
+	struct rssp_voucher v;                  /* tbs, decoded */
+	size_t tbs_len;                         /* 1..RSSP_VOUCHER_MAX_LEN */
+	uint8_t tbs[RSSP_VOUCHER_MAX_LEN];
+	size_t sig_len;                         /* 1..KAK_MAX_SIG */
+	uint8_t sig[KAK_MAX_SIG];
+};
+
 struct sam_activation {
 	char credential_id[SAM_ID_SIZE];
 	char owner_id[SAM_ID_SIZE];
 	char device_uuid[SAM_ID_SIZE];
 	int key_algo;                           /* a known KeyAlgo */
-	char subject_cn[SAM_TEXT_SIZE];         /* UTF-8, may be empty (x509 refuses it later) */
 	uint32_t validity_days;                 /* 1..X509_MAX_DAYS */
 	size_t nonce_len;                       /* RSSP_MIN_NONCE_LEN..RSSP_MAX_NONCE_LEN */
 	uint8_t nonce[RSSP_MAX_NONCE_LEN];
 	int64_t expires_at;                     /* not checked against a clock here */
+	struct sam_voucher voucher;             /* the certificate subject comes from here */
 };
 
 struct sam_approval {
@@ -95,6 +107,9 @@ struct sam_sign_req {
 	char credential_id[SAM_ID_SIZE];
 	int hash_algo;                          /* a known HashAlgo */
 	int sign_algo;                          /* a known SignAlgo (key fit: checked later) */
+	long pss_salt;                          /* RSSP_SIGN_RSA_PSS: the salt length asked for
+	                                           (0..UINT32_MAX; the key's maximum: checked
+	                                           later); -1 when none was (hash length) */
 	size_t hash_len;
 	size_t n_hashes;                        /* 1..RSSP_MAX_HASHES */
 	uint8_t *hashes;                        /* n_hashes * hash_len, in request order */

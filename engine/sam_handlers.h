@@ -47,16 +47,41 @@ struct sam {
 	X509 *ca;
 	uint8_t *ca_der;
 	size_t ca_derlen;
+	uint8_t *audit_cert;       /* DER certificate of the audit key (SAM_AUDIT_LABEL) */
+	size_t audit_certlen;
 	struct kak_cache *kaks;
+	struct ra_keys *ra;        /* trusted RA keys (RSSP_RA_KEYS); NULL: none */
 
 	pthread_mutex_t lock;      /* sads, replay, pubs, vctxs, next_purge */
 	struct kvmap *sads;        /* SAD id -> struct sad_entry */
-	struct kvmap *replay;      /* SHA-256(domain, id, nonce) -> int64_t expiry */
+	struct kvmap *replay;      /* replay key -> struct replay_entry */
+	struct kvmap *restored;    /* SAD id -> uint32_t used, read back from the audit log */
 	struct kvmap *pubs;        /* key label -> struct pub_entry (sam_sign.c) */
 	struct kvmap *vctxs;       /* key label, sign algo, hash algo -> struct vctx_entry (sam_sign.c) */
 	EVP_MD *sha256;            /* fetched once: no implicit fetch per digest */
 	int64_t next_purge;
 };
+
+/* What the engine remembers of an activation or approval it accepted. For an approval:
+ * the SAD it minted (id and expiry), answered again to a replay of the same approval
+ * (sam_approve.c); rebuilt from the audit log at start (sam_restart.c). */
+struct replay_entry {
+	int64_t expires;           /* first: the purge reads it as an int64_t */
+	int64_t sad_expires_at;    /* 0: no SAD (activations) */
+	uint8_t sad_id[SAD_ID_LEN];
+};
+
+/* The count a SAD had spent before the engine restarted (0 when none). Called with
+ * s->lock held, when a SAD enters the cache. (sam_restart.c) */
+uint32_t sam_restored_used(struct sam *s, const uint8_t id[SAD_ID_LEN]);
+
+/* Makes the audit key pair (EC P-256, SAM_AUDIT_LABEL) and its certificate issued by ca,
+ * in the token. Returns 0 or RSSP_E*; removes a half-made key. (sam_restart.c) */
+int sam_make_audit_key(struct hsm *h, struct hsm_session *ss, X509 *ca) RSSP_WUR;
+
+/* ECDSA r || s (two halves) to a DER ECDSA-Sig-Value; *derp malloc'd by OpenSSL
+ * (OPENSSL_free). (sam_sign.c) */
+int sam_rs_to_der(const uint8_t *rs, size_t len, uint8_t **derp, size_t *derlenp) RSSP_WUR;
 
 /* The engine's clock: now plus the test skew. */
 int64_t sam_now(const struct sam *s);

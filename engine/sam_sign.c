@@ -230,8 +230,8 @@ vctx_put(struct sam *s, const char *label, EVP_PKEY *pkey, int sign_algo, int ha
 }
 
 /* ECDSA r || s (two halves) to a DER ECDSA-Sig-Value; *derp malloc'd by OpenSSL. */
-static int
-rs_to_der(const uint8_t *rs, size_t len, uint8_t **derp, size_t *derlenp)
+int
+sam_rs_to_der(const uint8_t *rs, size_t len, uint8_t **derp, size_t *derlenp)
 {
 	ECDSA_SIG *es = NULL;
 	BIGNUM *br = NULL, *bs = NULL;
@@ -301,6 +301,7 @@ sad_lookup(struct sam *s, struct hsm_session *ss, const uint8_t *wire, size_t le
 	ne->wirelen = len;
 	ne->sad = sad;
 	pthread_mutex_lock(&s->lock);
+	ne->used = sam_restored_used(s, sad->id);
 	/* Present already: a concurrent first use inserted the same SAD (same id, same
 	 * MAC key: same bytes), keep that entry and its count. */
 	if (kvmap_put(s->sads, sad->id, SAD_ID_LEN, ne) == 0) {
@@ -329,8 +330,8 @@ sam_sign(struct sam *s, const struct sam_sign_req *req,
 	EVP_PKEY_CTX *vctx = NULL;
 	uint8_t sad_id[SAD_ID_LEN], buf[MAX_SIG_LEN], di[128], *out = NULL;
 	char label[RSSP_MAX_ID_LEN + 1];
-	size_t hlen, i, n = 0, buflen, outlen;
-	int r, keytype, reserved = 0, mech;
+	size_t hlen, i, n = 0, buflen, outlen, salt;
+	int r, keytype, reserved = 0, mech, own_vctx = 0;
 	int64_t now;
 
 	n = req->n_hashes;
@@ -376,7 +377,26 @@ sam_sign(struct sam *s, const struct sam_sign_req *req,
 		r = sam_refuse(a, RSSP_E_UNSUPPORTED, "sign algorithm does not fit key");
 		goto out;
 	}
-	if ((vctx = vctx_get(s, label, pkey, req->sign_algo, req->hash_algo)) == NULL) {
+	if (req->pss_salt < 0 || (size_t)req->pss_salt == hlen) {
+		salt = hlen;
+		vctx = vctx_get(s, label, pkey, req->sign_algo, req->hash_algo);
+	} else {
+		/* another salt length: RFC 8017 9.1.1 bounds it by emLen - hLen - 2,
+		 * emLen = ceil((modBits - 1) / 8) */
+		size_t emlen = ((size_t)EVP_PKEY_get_bits(pkey) - 1 + 7) / 8;
+		salt = (size_t)req->pss_salt;
+		if (emlen < hlen + 2 || salt > emlen - hlen - 2) {
+			r = sam_refuse(a, RSSP_E_INVAL, "pss salt too long for the key");
+			goto out;
+		}
+		own_vctx = 1; /* not cached: the cache holds contexts for the default salt */
+		if ((vctx = verify_ctx(pkey, req->sign_algo, req->hash_algo)) != NULL &&
+		    EVP_PKEY_CTX_set_rsa_pss_saltlen(vctx, (int)salt) != 1) {
+			EVP_PKEY_CTX_free(vctx);
+			vctx = NULL;
+		}
+	}
+	if (vctx == NULL) {
 		r = sam_refuse(a, RSSP_E_CRYPTO, "verifier setup failed");
 		goto out;
 	}
@@ -412,13 +432,13 @@ sam_sign(struct sam *s, const struct sam_sign_req *req,
 			tbs = di;
 		}
 		buflen = sizeof(buf);
-		if ((r = hsm_sign(s->hsm, ss, label, HSM_PRIVATE_KEY, mech, hlen, tbs, tbslen,
-		    buf, &buflen)) != 0) {
+		if ((r = hsm_sign_salt(s->hsm, ss, label, HSM_PRIVATE_KEY, mech, hlen, salt, tbs,
+		    tbslen, buf, &buflen)) != 0) {
 			r = sam_refuse(a, r == RSSP_E_NOTFOUND ? r : RSSP_E_HSM, "hsm failure");
 			goto out;
 		}
 		if (mech == HSM_MECH_ECDSA) {
-			if ((r = rs_to_der(buf, buflen, &sigs[i].data, &sigs[i].len)) != 0) {
+			if ((r = sam_rs_to_der(buf, buflen, &sigs[i].data, &sigs[i].len)) != 0) {
 				r = sam_refuse(a, r, "hsm failure");
 				goto out;
 			}
@@ -467,7 +487,7 @@ out:
 	}
 	hsm_session_put(s->hsm, ss);
 	free(out);
-	if (r == 0) /* a context that served a clean call serves the next one */
+	if (r == 0 && !own_vctx) /* a context that served a clean call serves the next one */
 		vctx_put(s, label, pkey, req->sign_algo, req->hash_algo, vctx);
 	else
 		EVP_PKEY_CTX_free(vctx);

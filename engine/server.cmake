@@ -12,7 +12,5 @@ target_include_directories(rssp_engine_server PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}
 target_link_libraries(rssp_engine_server PUBLIC rssp_common PkgConfig::GRPC PkgConfig::CRYPTO
   Threads::Threads)
 
-if(TARGET rssp_engine_core)
-  add_executable(rssp-engine main.c)
-  target_link_libraries(rssp-engine PRIVATE rssp_engine_server rssp_engine_core)
-endif()
+add_executable(rssp-engine main.c)
+target_link_libraries(rssp-engine PRIVATE rssp_engine_server rssp_engine_core)

@@ -72,6 +72,27 @@ out:
 	return r;
 }
 
+int
+x509_signer_name(const char *cn, const char *serial, X509_NAME **namep)
+{
+	X509_NAME *name = NULL;
+	int r;
+
+	if (serial == NULL || serial[0] == '\0')
+		return RSSP_E_INVAL;
+	if ((r = x509_cn_name(cn, &name)) != 0)
+		return r;
+	/* the string table allows serialNumber only as a PrintableString of 1..64 */
+	if (!X509_NAME_add_entry_by_NID(name, NID_serialNumber, MBSTRING_ASC,
+	    (const unsigned char *)serial, -1, -1, 0)) {
+		ERR_clear_error();
+		X509_NAME_free(name);
+		return RSSP_E_INVAL;
+	}
+	*namep = name;
+	return 0;
+}
+
 static int
 add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value)
 {
@@ -181,25 +202,47 @@ set_validity(X509 *x, unsigned days)
 	    X509_time_adj_ex(X509_getm_notAfter(x), (int)days, 0, NULL) != NULL;
 }
 
+/* A v3 certificate with a random serial, subject, issuer, validity from now and the
+ * public key, not yet signed, with the n extensions nids[i] = values[i]; ext_issuer is
+ * the issuer's certificate for the extension context (NULL: self-issued). NULL on
+ * failure. */
+static X509 *
+cert_new(const X509_NAME *subject, const X509_NAME *issuer, X509 *ext_issuer, unsigned days,
+    EVP_PKEY *pub, const int *nids, const char *const *values, size_t n)
+{
+	X509 *x;
+	X509V3_CTX ctx;
+	size_t i;
+
+	if ((x = X509_new()) == NULL ||
+	    !X509_set_version(x, X509_VERSION_3) || !set_serial(x) ||
+	    !X509_set_subject_name(x, subject) || !X509_set_issuer_name(x, issuer) ||
+	    !set_validity(x, days) || !X509_set_pubkey(x, pub))
+		goto fail;
+	X509V3_set_ctx(&ctx, ext_issuer != NULL ? ext_issuer : x, x, NULL, NULL, 0);
+	for (i = 0; i < n; i++)
+		if (!add_ext(x, &ctx, nids[i], values[i]))
+			goto fail;
+	return x;
+fail:
+	X509_free(x);
+	return NULL;
+}
+
 int
 x509_make_ca(struct hsm *h, struct hsm_session *s, const char *ca_label, EVP_PKEY *pub,
     const X509_NAME *subject, unsigned days, X509 **certp)
 {
+	static const int nids[] = { NID_basic_constraints, NID_key_usage,
+		NID_subject_key_identifier };
+	static const char *const values[] = { "critical,CA:TRUE", "critical,keyCertSign,cRLSign",
+		"hash" };
 	X509 *x = NULL;
-	X509V3_CTX ctx;
 	int r = RSSP_E_CRYPTO;
 
 	if (days == 0 || days > 36500)
 		return RSSP_E_INVAL;
-	if ((x = X509_new()) == NULL ||
-	    !X509_set_version(x, X509_VERSION_3) || !set_serial(x) ||
-	    !X509_set_subject_name(x, subject) || !X509_set_issuer_name(x, subject) ||
-	    !set_validity(x, days) || !X509_set_pubkey(x, pub))
-		goto out;
-	X509V3_set_ctx(&ctx, x, x, NULL, NULL, 0);
-	if (!add_ext(x, &ctx, NID_basic_constraints, "critical,CA:TRUE") ||
-	    !add_ext(x, &ctx, NID_key_usage, "critical,keyCertSign,cRLSign") ||
-	    !add_ext(x, &ctx, NID_subject_key_identifier, "hash"))
+	if ((x = cert_new(subject, subject, NULL, days, pub, nids, values, 3)) == NULL)
 		goto out;
 	if ((r = hsm_sign_cert(h, s, ca_label, pub, &x)) != 0)
 		goto out;
@@ -216,8 +259,11 @@ int
 x509_issue(struct hsm *h, struct hsm_session *s, const char *ca_label, X509 *ca,
     EVP_PKEY *pub, const X509_NAME *subject, unsigned days, X509 **certp)
 {
+	static const int nids[] = { NID_basic_constraints, NID_key_usage,
+		NID_subject_key_identifier, NID_authority_key_identifier };
+	static const char *const values[] = { "critical,CA:FALSE",
+		"critical,digitalSignature,nonRepudiation", "hash", "keyid:always" };
 	X509 *x = NULL;
-	X509V3_CTX ctx;
 	EVP_PKEY *capub;
 	int r = RSSP_E_CRYPTO;
 
@@ -225,17 +271,7 @@ x509_issue(struct hsm *h, struct hsm_session *s, const char *ca_label, X509 *ca,
 		return RSSP_E_INVAL;
 	if ((capub = X509_get0_pubkey(ca)) == NULL)
 		return RSSP_E_CRYPTO;
-	if ((x = X509_new()) == NULL ||
-	    !X509_set_version(x, X509_VERSION_3) || !set_serial(x) ||
-	    !X509_set_subject_name(x, subject) ||
-	    !X509_set_issuer_name(x, X509_get_subject_name(ca)) ||
-	    !set_validity(x, days) || !X509_set_pubkey(x, pub))
-		goto out;
-	X509V3_set_ctx(&ctx, ca, x, NULL, NULL, 0);
-	if (!add_ext(x, &ctx, NID_basic_constraints, "critical,CA:FALSE") ||
-	    !add_ext(x, &ctx, NID_key_usage, "critical,digitalSignature,nonRepudiation") ||
-	    !add_ext(x, &ctx, NID_subject_key_identifier, "hash") ||
-	    !add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always"))
+	if ((x = cert_new(subject, X509_get_subject_name(ca), ca, days, pub, nids, values, 4)) == NULL)
 		goto out;
 	if ((r = hsm_sign_cert(h, s, ca_label, capub, &x)) != 0)
 		goto out;

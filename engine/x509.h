@@ -20,6 +20,10 @@ int x509_parse_subject(const char *subject, X509_NAME **namep) RSSP_WUR;
 /* A name holding only commonName = cn (UTF-8, 1..64 characters). Same contract. */
 int x509_cn_name(const char *cn, X509_NAME **namep) RSSP_WUR;
 
+/* A signer's name: commonName = cn (UTF-8, 1..64 characters), serialNumber = serial
+ * (PrintableString, 1..64 characters). Same contract. */
+int x509_signer_name(const char *cn, const char *serial, X509_NAME **namep) RSSP_WUR;
+
 /* Self-signed CA certificate for the key pair labelled ca_label whose public key is
  * pub: basicConstraints CA:TRUE, keyUsage keyCertSign+cRLSign (both critical), SKI.
  * Returns 0 or RSSP_E*; on success *certp is owned by the caller (X509_free). */

@@ -29,11 +29,38 @@ acct_status_change(PGconn *db, const struct gw_config *cfg, enum acct_transition
 		    " WHERE id = $1::uuid", 3, key, thr, secs);
 		break;
 	case ACCT_LOCK_EXPIRED:
-		/* a lock whose time is up ends here, with its failure count */
+		/* a lock whose time is up ends here, with its failure count (also the lock of a
+		 * DISABLED account, and the one a login attempt set when it took the last place) */
 		r = gw_db_query(db, NULL,
-		    "UPDATE accounts SET status = 'ACTIVE', failed_logins = 0, locked_until = NULL, updated_at = now()"
-		    " WHERE id = (SELECT id FROM account_by_login($1)) AND status = 'LOCKED'"
+		    "UPDATE accounts SET status = CASE WHEN status = 'LOCKED' THEN 'ACTIVE' ELSE status END,"
+		    " failed_logins = 0, locked_until = NULL, updated_at = now()"
+		    " WHERE id = (SELECT id FROM account_by_login($1)) AND status <> 'PENDING_CONFIRMATION'"
 		    " AND locked_until IS NOT NULL AND locked_until <= now()", 1, key);
+		break;
+	case ACCT_LOGIN_ATTEMPT:
+		/* one place for one evaluation, taken before it runs (auth.c): never more than
+		 * the threshold, however many attempts run at once */
+		snprintf(thr, sizeof(thr), "%u", cfg->lockout_threshold);
+		snprintf(secs, sizeof(secs), "%u", cfg->lockout_seconds);
+		r = gw_db_query(db, &res,
+		    "UPDATE accounts SET failed_logins = failed_logins + 1,"
+		    " locked_until = CASE WHEN failed_logins + 1 >= $2::int"
+		    "   THEN now() + make_interval(secs => $3::int) ELSE locked_until END,"
+		    " updated_at = now()"
+		    " WHERE id = $1::uuid AND status IN ('ACTIVE', 'DISABLED') AND failed_logins < $2::int"
+		    " RETURNING failed_logins::text", 3, key, thr, secs);
+		break;
+	case ACCT_LOGIN_FAILED:
+		/* the place stays counted; at the threshold ACTIVE -> LOCKED */
+		snprintf(thr, sizeof(thr), "%u", cfg->lockout_threshold);
+		snprintf(secs, sizeof(secs), "%u", cfg->lockout_seconds);
+		r = gw_db_query(db, NULL,
+		    "UPDATE accounts SET"
+		    " status = CASE WHEN status = 'ACTIVE' AND failed_logins >= $2::int THEN 'LOCKED' ELSE status END,"
+		    " locked_until = CASE WHEN failed_logins >= $2::int"
+		    "   THEN coalesce(locked_until, now() + make_interval(secs => $3::int)) ELSE locked_until END,"
+		    " updated_at = now()"
+		    " WHERE id = $1::uuid", 3, key, thr, secs);
 		break;
 	case ACCT_DISABLE:
 		r = gw_db_query(db, &res,

@@ -13,7 +13,7 @@ int acct_get_user_id(struct gw_request *req, struct gw_reply *rep, const char *f
     bool required, const char **vp) RSSP_WUR;
 
 /* The account `id` as the caller may see it. Sets 404 not_found when it does not exist
- * and 403 access_denied when it belongs to another tenant (an rp sees the accounts it
+ * and the same 404 when it belongs to another tenant, whose users are not revealed (an rp sees the accounts it
  * registered, a company_admin those of its company, a signer only itself, an admin
  * all). On success *resp (free with PQclear) holds one row: id, email, role, status
  * (LOCKED past locked_until reads ACTIVE), company_id, registered_by, created_at,
@@ -25,7 +25,14 @@ int acct_load_visible(struct gw_request *req, struct gw_reply *rep, const char *
 enum acct_transition {
 	ACCT_FAILED_PASSPHRASE, /* key: account id. failed_logins + 1; ACTIVE -> LOCKED for
 	                           RSSP_LOCKOUT_SECONDS at RSSP_LOCKOUT_THRESHOLD failures */
-	ACCT_LOCK_EXPIRED,      /* key: a login name. LOCKED past locked_until -> ACTIVE, count 0 */
+	ACCT_LOCK_EXPIRED,      /* key: a login name. LOCKED past locked_until -> ACTIVE, count 0
+	                           (other states: the count to 0, the status stays) */
+	ACCT_LOGIN_ATTEMPT,     /* key: account id. An ACTIVE or DISABLED account below the
+	                           threshold: failed_logins + 1 before the evaluation (a place;
+	                           the last one also sets locked_until); status receives the
+	                           count as text, "" when no place is left */
+	ACCT_LOGIN_FAILED,      /* key: account id. After a place's evaluation failed: ACTIVE ->
+	                           LOCKED once failed_logins reaches the threshold */
 	ACCT_DISABLE,           /* key: account id. -> DISABLED (the caller revokes its tokens) */
 	ACCT_ENABLE,            /* key: account id. DISABLED -> ACTIVE, or PENDING_CONFIRMATION
 	                           when never confirmed; any other state stays */
@@ -33,7 +40,8 @@ enum acct_transition {
 };
 /* Applies transition t to the account named by key, on db (inside the caller's
  * transaction, if any). When status is not NULL it receives the status afterwards
- * (disable, enable, unlock; "" when no row changed or for the other transitions).
+ * (disable, enable, unlock; the count for ACCT_LOGIN_ATTEMPT; "" when no row changed or
+ * for the other transitions).
  * Returns 0 or RSSP_E*. */
 int acct_status_change(PGconn *db, const struct gw_config *cfg, enum acct_transition t,
     const char *key, char status[32]) RSSP_WUR;

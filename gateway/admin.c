@@ -12,6 +12,7 @@
 #include "auth.h"
 #include "db.h"
 #include "gw.h"
+#include "oauth.h"
 #include "rssp_log.h"
 #include "secrets.h"
 
@@ -83,6 +84,7 @@ admin_clients_create(struct gw_request *req, struct gw_reply *rep)
 	    "INSERT INTO rp_clients (client_id, account_id, name, digest_ha1) "
 	    "VALUES ($1, $2::uuid, $3, decode($4, 'hex'))",
 	    4, client_id, PQgetvalue(res, 0, 0), name, ha1)) != 0 ||
+	    (r = oauth_redirects_store(req, rep, client_id, false)) != 0 /* oauth.c */ ||
 	    (r = gw_tx_commit(req)) != 0)
 		goto out;
 	log_info("rp client %s created (account %s)", client_id, PQgetvalue(res, 0, 0));

@@ -16,11 +16,14 @@
 #include "db.h"
 #include "gw.h"
 #include "gw_internal.h"
+#include "loadcap.h"
+#include "login_name.h"
 #include "metrics.h"
+#include "ratelimit.h"
 #include "rssp_log.h"
 #include "secrets.h"
 
-#define MAX_LOGIN_LEN 254
+#define MAX_LOGIN_LEN GW_LOGIN_MAX
 #define MAX_PASS_LEN 1024
 
 static double
@@ -163,93 +166,51 @@ gw_tokens_revoke(PGconn *db, enum gw_token_scope scope, const char *id,
 	return RSSP_E_INVAL;
 }
 
-/* ---- login rate limit: token buckets per client address and per login name ------------ */
+/* ---- login rate limit: exact token buckets per client address and per login ----------
+ * (ratelimit.h), keyed on the normal form of the login (login_name.h). */
 
-#define BUCKET_SLOTS 4096
-
-struct bucket {
-	uint64_t key;
-	double tokens;
-	double last;
-	int used;
-};
-
-static struct bucket *buckets;
-static pthread_mutex_t bucket_mu = PTHREAD_MUTEX_INITIALIZER;
-static unsigned char bucket_key[crypto_shorthash_KEYBYTES];
-static double bucket_rate, bucket_burst; /* tokens per second, size */
-
-/* Takes one token from the bucket of (kind, name). Returns 0, or the seconds to wait. */
-static unsigned
-bucket_take(const char *kind, const char *name)
-{
-	unsigned char h[crypto_shorthash_BYTES];
-	crypto_generichash_state st;
-	uint64_t key;
-	struct bucket *b;
-	double now = mono_now();
-	unsigned wait = 0;
-
-	crypto_generichash_init(&st, bucket_key, sizeof(bucket_key), sizeof(h));
-	crypto_generichash_update(&st, (const unsigned char *)kind, strlen(kind) + 1);
-	crypto_generichash_update(&st, (const unsigned char *)name, strlen(name));
-	crypto_generichash_final(&st, h, sizeof(h));
-	memcpy(&key, h, sizeof(key));
-	pthread_mutex_lock(&bucket_mu);
-	b = &buckets[key % BUCKET_SLOTS];
-	if (!b->used || b->key != key) {
-		b->used = 1;
-		b->key = key;
-		b->tokens = bucket_burst;
-		b->last = now;
-	}
-	b->tokens += (now - b->last) * bucket_rate;
-	if (b->tokens > bucket_burst)
-		b->tokens = bucket_burst;
-	b->last = now;
-	if (b->tokens >= 1.0)
-		b->tokens -= 1.0;
-	else
-		wait = (unsigned)ceil((1.0 - b->tokens) / bucket_rate);
-	pthread_mutex_unlock(&bucket_mu);
-	return wait;
-}
+static struct gw_ratelimit *limiter;
 
 static int
-rate_limited(struct gw_request *req, struct gw_reply *rep, const char *login)
+rate_limited(struct gw_request *req, struct gw_reply *rep, const char *norm_login)
 {
-	char lower[MAX_LOGIN_LEN + 1];
+	char key[GW_RATELIMIT_KEY_MAX], ak[80];
+	unsigned w1 = 0, w2 = 0;
+	int r1, r2 = 0;
 	char ra[16];
-	unsigned w1, w2 = 0;
-	size_t i;
+	double now = mono_now();
 
-	w1 = bucket_take("addr", req->client_addr);
-	if (login != NULL) {
-		for (i = 0; login[i] && i < MAX_LOGIN_LEN; i++)
-			lower[i] = (login[i] >= 'A' && login[i] <= 'Z') ? (char)(login[i] + 32) : login[i];
-		lower[i] = '\0';
-		w2 = bucket_take("login", lower);
+	gw_login_addr_key(req->client_addr, ak, sizeof(ak));
+	snprintf(key, sizeof(key), "addr\n%s", ak);
+	r1 = gw_ratelimit_take(limiter, key, now, &w1);
+	if (norm_login != NULL) {
+		snprintf(key, sizeof(key), "login\n%s", norm_login);
+		r2 = gw_ratelimit_take(limiter, key, now, &w2);
 	}
-	if (w1 == 0 && w2 == 0)
+	if (r1 == 0 && r2 == 0)
 		return 0;
 	snprintf(ra, sizeof(ra), "%u", w1 > w2 ? w1 : w2);
 	if (gw_reply_header(rep, "Retry-After", ra) < 0)
 		return RSSP_E_NOMEM;
-	log_info("login rate limit reached for %.100s", w1 ? req->client_addr : "an account");
+	if (r1 == RSSP_E_TOOBIG || r2 == RSSP_E_TOOBIG)
+		log_warn("login rate-limit table full (RSSP_LOGIN_KEYS): new keys refused");
+	else
+		log_info("login rate limit reached for %.100s", r1 ? req->client_addr : "an account");
 	return gw_error(rep, 429, "too_many_requests", "too many login attempts, retry later");
 }
 
 int
 gw_auth_init(const struct gw_config *cfg)
 {
+	int r;
+
 	cache_ttl = cfg->token_cache_ttl;
 	if ((cache = calloc(CACHE_SLOTS, sizeof(*cache))) == NULL)
 		return RSSP_E_NOMEM;
-	if ((buckets = calloc(BUCKET_SLOTS, sizeof(*buckets))) == NULL)
-		return RSSP_E_NOMEM;
-	randombytes_buf(bucket_key, sizeof(bucket_key));
-	bucket_rate = (double)cfg->login_rate / 60.0;
-	bucket_burst = (double)cfg->login_burst;
+	if ((r = gw_ratelimit_new((double)cfg->login_rate / 60.0, (double)cfg->login_burst,
+	    cfg->login_keys, &limiter)) < 0)
+		return r;
+	gw_loadcap_init(cfg);
 	return 0;
 }
 
@@ -258,8 +219,8 @@ gw_auth_shutdown(void)
 {
 	free(cache);
 	cache = NULL;
-	free(buckets);
-	buckets = NULL;
+	gw_ratelimit_free(limiter);
+	limiter = NULL;
 }
 
 /* ---- tokens ----------------------------------------------------------------------- */
@@ -385,7 +346,17 @@ out:
 	return r;
 }
 
-/* ---- login ---------------------------------------------------------------------------- */
+/* ---- login ----------------------------------------------------------------------------
+ * Lockout holds however many attempts run at once: before a passphrase (or a Digest
+ * response) is evaluated, the attempt takes one of the account's RSSP_LOCKOUT_THRESHOLD
+ * places with one atomic UPDATE (failed_logins + 1, only while below the threshold), so
+ * at most `threshold` evaluations can fail before the account locks; an attempt that
+ * finds no place left gets 423 without any evaluation, the right passphrase too. The
+ * attempt that takes the last place also sets locked_until, so a gateway that dies in
+ * the middle leaves a lock that ends by itself. A success gives its place back (and
+ * those of the failures before it: the count is of consecutive failures). A DISABLED
+ * account is answered exactly as a wrong passphrase (401) and counts the same way. No
+ * database connection is held while argon2id waits or runs. */
 
 struct acct {
 	char id[GW_UUID_LEN + 1];
@@ -394,6 +365,7 @@ struct acct {
 	int locked;            /* LOCKED and still within locked_until (or with no end) */
 	long long lock_left;   /* seconds */
 	int found;
+	int place;             /* failed_logins after this attempt took its place; 0 = none */
 };
 
 static void
@@ -437,12 +409,39 @@ acct_load(struct gw_request *req, const char *login, struct acct *a)
 	return 0;
 }
 
+/* Takes a place for one evaluation (see above). Returns 0 with a->place set, or
+ * RSSP_E_DENIED when none is left (a->lock_left updated). Accounts that cannot log in
+ * at all (PENDING_CONFIRMATION) take no place. */
+static int
+take_place(struct gw_request *req, struct acct *a)
+{
+	char place[32];
+	PGresult *res = NULL;
+	int r;
+
+	if ((r = acct_status_change(req->db, req->cfg, ACCT_LOGIN_ATTEMPT, a->id, place)) < 0)
+		return r;
+	if (place[0] != '\0') {
+		a->place = atoi(place);
+		return 0;
+	}
+	r = gw_db_query(req->db, &res, "SELECT coalesce(ceil(extract(epoch FROM locked_until - now()))::bigint, 0)"
+	    " FROM accounts WHERE id = $1", 1, a->id);
+	if (r < 0)
+		return r;
+	if (PQntuples(res) == 1)
+		a->lock_left = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	return RSSP_E_DENIED;
+}
+
+/* The evaluation failed: its place stays counted; at the threshold the account locks. */
 static int
 record_failure(struct gw_request *req, const struct acct *a)
 {
-	if (!a->found)
+	if (!a->found || a->place == 0)
 		return 0;
-	return acct_status_change(req->db, req->cfg, ACCT_FAILED_PASSPHRASE, a->id, NULL);
+	return acct_status_change(req->db, req->cfg, ACCT_LOGIN_FAILED, a->id, NULL);
 }
 
 static int
@@ -458,56 +457,110 @@ locked_reply(struct gw_reply *rep, const struct acct *a)
 	return gw_error(rep, 423, "account_locked", "the account is locked after repeated failed logins");
 }
 
+static int
+incorrect(struct gw_reply *rep)
+{
+	return gw_error(rep, 401, "incorrect_credentials", "incorrect username or passphrase");
+}
+
 /* After the credentials were checked: account state decides. */
 static int
-login_success(struct gw_request *req, struct gw_reply *rep, const struct acct *a)
+login_success(struct gw_request *req, struct gw_reply *rep, struct acct *a)
 {
-	int r;
+	char place[16];
+	PGresult *res = NULL;
+	int r, n;
 
-	if (strcmp(a->status, "DISABLED") == 0)
-		return gw_error(rep, 403, "access_denied", "the account is disabled");
-	if (strcmp(a->status, "ACTIVE") != 0)
-		return gw_error(rep, 401, "incorrect_credentials", "incorrect username or passphrase");
-	r = gw_db_query(req->db, NULL, "UPDATE accounts SET failed_logins = 0, updated_at = now()"
-	    " WHERE id = $1 AND failed_logins <> 0", 1, a->id);
+	if (strcmp(a->status, "ACTIVE") != 0) {
+		/* DISABLED (or anything but ACTIVE): the same answer as a wrong passphrase */
+		if ((r = record_failure(req, a)) < 0)
+			return r;
+		return incorrect(rep);
+	}
+	/* give the places back, unless a failure running at the same time locked it */
+	snprintf(place, sizeof(place), "%d", a->place);
+	r = gw_db_query(req->db, &res, "UPDATE accounts SET failed_logins = greatest(failed_logins - $2::int, 0),"
+	    " locked_until = NULL, updated_at = now()"
+	    " WHERE id = $1 AND status = 'ACTIVE' RETURNING id", 2, a->id, place);
 	if (r < 0)
 		return r;
+	n = PQntuples(res);
+	PQclear(res);
+	if (n != 1)
+		return gw_error(rep, 423, "account_locked", "the account is locked after repeated failed logins");
 	log_info("login of account %s", a->id);
 	return issue_tokens(req, rep, a->id, NULL);
+}
+
+/* The name check and the limits every login passes before its account is looked up:
+ * the normal form (login_name.h), the rate limits, and a place among the logins in
+ * progress (RSSP_LOGIN_QUEUE; *admittedp = 1, give it back with gw_login_leave()). Then
+ * a database connection. Returns 0, or the value of the reply set. */
+static int
+login_gate(struct gw_request *req, struct gw_reply *rep, const char *user, const char *field,
+    int *admittedp)
+{
+	char norm[GW_LOGIN_MAX + 1];
+	int r;
+
+	*admittedp = 0;
+	if (gw_login_normalise(user, norm) < 0) {
+		if ((r = rate_limited(req, rep, NULL)) < 0)
+			return r;
+		return gw_error(rep, 400, "invalid_request", "field '%s' must be an email address or a client id:"
+		    " 1 to %d printable ASCII characters", field, GW_LOGIN_MAX);
+	}
+	if ((r = rate_limited(req, rep, norm)) < 0)
+		return r;
+	if (gw_login_admit() < 0) {
+		log_warn("too many logins in progress (RSSP_LOGIN_QUEUE)");
+		return gw_error(rep, 503, "temporarily_unavailable", "too many logins in progress, retry later");
+	}
+	*admittedp = 1;
+	return gw_db_reacquire(req);
 }
 
 static int
 login_password(struct gw_request *req, struct gw_reply *rep, const char *user, const char *pass)
 {
 	struct acct a;
-	int r;
+	int r, admitted = 0, ok;
 
-	if (strlen(user) == 0 || strlen(user) > MAX_LOGIN_LEN)
-		return gw_error(rep, 400, "invalid_request", "field 'username' must be 1 to %d characters", MAX_LOGIN_LEN);
+	memset(&a, 0, sizeof(a));
 	if (strlen(pass) > MAX_PASS_LEN)
 		return gw_error(rep, 400, "invalid_request", "field 'password' must be at most %d characters", MAX_PASS_LEN);
-	if ((r = rate_limited(req, rep, user)) < 0)
-		return r;
+	if ((r = login_gate(req, rep, user, "username", &admitted)) < 0)
+		goto out;
 	if ((r = acct_load(req, user, &a)) < 0)
-		return r;
+		goto out;
 	if (a.found && a.locked) {
 		r = locked_reply(rep, &a);
 		goto out;
 	}
-	if (!a.found || a.hash == NULL) {
-		gw_password_dummy_verify(pass); /* the same cost as a wrong passphrase */
-		r = gw_error(rep, 401, "incorrect_credentials", "incorrect username or passphrase");
+	if (a.found && a.hash != NULL && (r = take_place(req, &a)) < 0) {
+		r = r == RSSP_E_DENIED ? locked_reply(rep, &a) : r;
 		goto out;
 	}
-	if (gw_password_verify(a.hash, pass) < 0) {
+	gw_db_release(req); /* argon2id may wait: hold no connection meanwhile */
+	if (!a.found || a.hash == NULL || a.place == 0) {
+		gw_password_dummy_verify(pass); /* the same cost as a wrong passphrase */
+		r = incorrect(rep);
+		goto out;
+	}
+	ok = gw_password_verify(a.hash, pass) == 0;
+	if ((r = gw_db_reacquire(req)) < 0)
+		goto out; /* the place stays counted as a failure */
+	if (!ok) {
 		if ((r = record_failure(req, &a)) < 0)
 			goto out;
 		log_info("failed login for account %s", a.id);
-		r = gw_error(rep, 401, "incorrect_credentials", "incorrect username or passphrase");
+		r = incorrect(rep);
 		goto out;
 	}
 	r = login_success(req, rep, &a);
 out:
+	if (admitted)
+		gw_login_leave();
 	acct_release(&a);
 	return r;
 }
@@ -529,17 +582,13 @@ login_digest(struct gw_request *req, struct gw_reply *rep)
 	uint8_t ha1[32];
 	struct acct a;
 	PGresult *res = NULL;
-	int r, ok;
+	int r, ok, admitted = 0;
 
 	memset(&a, 0, sizeof(a));
 	user = MHD_digest_auth_get_username(conn);
 	if (user == NULL)
 		return digest_challenge(rep, 0, "malformed Digest credentials");
-	if (strlen(user) > MAX_LOGIN_LEN) {
-		r = digest_challenge(rep, 0, "incorrect username or secret");
-		goto out;
-	}
-	if ((r = rate_limited(req, rep, user)) < 0)
+	if ((r = login_gate(req, rep, user, "username", &admitted)) < 0)
 		goto out;
 	if ((r = acct_load(req, user, &a)) < 0)
 		goto out;
@@ -547,9 +596,13 @@ login_digest(struct gw_request *req, struct gw_reply *rep)
 		r = locked_reply(rep, &a);
 		goto out;
 	}
+	if (a.found && (r = take_place(req, &a)) < 0) {
+		r = r == RSSP_E_DENIED ? locked_reply(rep, &a) : r;
+		goto out;
+	}
 	/* an unknown client gets a random HA1: the check fails the same way */
 	randombytes_buf(ha1, sizeof(ha1));
-	if (a.found) {
+	if (a.found && a.place != 0) {
 		r = gw_db_query(req->db, &res, "SELECT encode(digest_ha1, 'hex') FROM rp_clients"
 		    " WHERE account_id = $1", 1, a.id);
 		if (r < 0)
@@ -562,6 +615,10 @@ login_digest(struct gw_request *req, struct gw_reply *rep)
 	    req->cfg->digest_nonce_ttl, MHD_DIGEST_ALG_SHA256);
 	sodium_memzero(ha1, sizeof(ha1));
 	if (ok == MHD_INVALID_NONCE) {
+		/* no evaluation happened: give the place back */
+		if (a.place != 0 && (r = gw_db_query(req->db, NULL, "UPDATE accounts SET"
+		    " failed_logins = greatest(failed_logins - 1, 0) WHERE id = $1", 1, a.id)) < 0)
+			goto out;
 		r = digest_challenge(rep, 1, "stale or invalid nonce");
 		goto out;
 	}
@@ -571,8 +628,16 @@ login_digest(struct gw_request *req, struct gw_reply *rep)
 		r = digest_challenge(rep, 0, "incorrect username or secret");
 		goto out;
 	}
+	if (strcmp(a.status, "ACTIVE") != 0) {
+		if ((r = record_failure(req, &a)) < 0)
+			goto out;
+		r = digest_challenge(rep, 0, "incorrect username or secret");
+		goto out;
+	}
 	r = login_success(req, rep, &a);
 out:
+	if (admitted)
+		gw_login_leave();
 	acct_release(&a);
 	MHD_free(user);
 	return r;
@@ -589,7 +654,7 @@ login_refresh(struct gw_request *req, struct gw_reply *rep, const char *tok)
 	if (!token_shape_ok(tok))
 		return gw_error(rep, 400, "invalid_grant", "the refresh token is invalid, spent or revoked");
 	token_hash(tok, bin, hex);
-	if ((r = gw_tx_begin(req)) < 0)
+	if ((r = gw_db_reacquire(req)) < 0 || (r = gw_tx_begin(req)) < 0)
 		return r;
 	r = gw_db_query(req->db, &res,
 	    "SELECT t.account_id, t.family_id, t.used_at IS NOT NULL,"

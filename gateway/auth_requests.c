@@ -14,6 +14,7 @@
 #include <openssl/sha.h>
 
 #include "db.h"
+#include "engine_health.h"
 #include "gw.h"
 #include "metrics.h"
 #include "rssp_log.h"
@@ -315,7 +316,7 @@ areq_authorize(struct gw_request *req, struct gw_reply *rep)
 	PGresult *res = NULL;
 	struct rssp_approval_fields f;
 	int r, hash_algo;
-	bool csc = strncmp(req->path, "/csc/v2/", 8) == 0;
+	bool csc = strncmp(req->path, "/csc/", 5) == 0; /* CSC clients need not describe it */
 	long long exp;
 
 	if ((r = sg_get_uuid(req, rep, "credentialID", true, &cred_id)) != 0 ||
@@ -329,12 +330,11 @@ areq_authorize(struct gw_request *req, struct gw_reply *rep)
 		goto out;
 	if (desc == NULL || desc[0] == '\0')
 		desc = "Signature request"; /* a CSC v2 client need not describe it */
-	if (rssp_hash_alg_by_oid(hoid) == NULL) {
+	if ((hash_algo = sg_hash_algo_from_oid(hoid)) == 0) {
 		r = gw_error(rep, 400, "invalid_request",
 		    "field 'hashAlgorithmOID' must be the OID of SHA-256, SHA-384 or SHA-512");
 		goto out;
 	}
-	hash_algo = rssp_hash_alg_by_oid(hoid)->algo;
 	hlen = rssp_hash_algo_len(hash_algo);
 	if ((r = sg_decode_hashes(rep, hashes_b64, n, hlen, &hashes)) != 0)
 		goto out;
@@ -586,7 +586,7 @@ areq_info(struct gw_request *req, struct gw_reply *rep)
 	}
 	json_object_set_new(o, "hashes", arr);
 	arr = NULL;
-	json_object_set_new(o, "hashAlgorithmOID", json_string(rssp_hash_alg(ha) != NULL ? rssp_hash_alg(ha)->oid : ""));
+	json_object_set_new(o, "hashAlgorithmOID", json_string(sg_hash_algo_oid(ha)));
 	if ((s = rssp_b64(ad, adlen)) == NULL) {
 		r = RSSP_E_NOMEM;
 		goto out;
@@ -626,11 +626,15 @@ areq_confirm(struct gw_request *req, struct gw_reply *rep)
 	    (r = sg_get_device_uuid(req, rep, &device)) != 0 ||
 	    (r = gw_get_b64(req, rep, "authorizeSignature", 2048, true, &sig, &siglen)) != 0)
 		goto out;
-	if ((r = gw_tx_begin(req)) != 0 ||
-	    (r = own_request(req, rep, id,
+	/* No transaction across the engine call: read, call, then one conditional UPDATE.
+	 * A confirm retried after a lost answer (engine, database or gateway failed after the
+	 * engine minted) presents the same approval again and the engine answers it with the
+	 * SAD it minted already (PROTOCOL.md, "Replayed approval"); two confirms racing both
+	 * get that SAD, and the second finds the request CONFIRMED. */
+	if ((r = own_request(req, rep, id,
 	    "d.device_uuid, d.status AS device_status, d.kak_spki, d.kak_algo, r.owner_id,"
 	    " r.hash_algo, r.hashes, r.nonce, r.expires_at, c.key_label, c.binding,"
-	    " c.status AS credential_status", TENANT_OWN, 1, &res)) != 0)
+	    " c.status AS credential_status", TENANT_OWN, 0, &res)) != 0)
 		goto out;
 	if (strcmp(gw_val(res, 0, "device_uuid"), device) != 0 ||
 	    strcmp(gw_val(res, 0, "device_status"), "ACTIVE") != 0) {
@@ -684,6 +688,7 @@ areq_confirm(struct gw_request *req, struct gw_reply *rep)
 	    kak_algo, gw_val(res, 0, "key_label"), binding, bindlen, sig, siglen, &sad,
 	    &sadlen, &sad_exp, &er);
 	gw_metrics_engine_call("authorize", er.grpc_status, er.seconds);
+	engine_health_note(&er);
 	if (est != ENGINE_OK) {
 		r = sg_engine_error(rep, &er, "approval");
 		goto out;
@@ -695,13 +700,31 @@ areq_confirm(struct gw_request *req, struct gw_reply *rep)
 		goto out;
 	}
 	snprintf(exp_s, sizeof(exp_s), "%lld", (long long)sad_exp);
-	if ((r = gw_db_query(req->db, NULL,
+	PQclear(res);
+	res = NULL;
+	if ((r = gw_tx_begin(req)) != 0 ||
+	    (r = gw_db_query(req->db, &res,
 	    "UPDATE auth_requests SET status = 'CONFIRMED', sad = $2, sad_hash = $3,"
-	    " sad_expires_at = $4::bigint, confirmed_at = now() WHERE id = $1", 4,
-	    id, p_sad, p_sadhash, exp_s)) != 0 ||
-	    (r = areq_notify(req, id)) != 0 ||
-	    (r = gw_tx_commit(req)) != 0)
+	    " sad_expires_at = $4::bigint, confirmed_at = now() WHERE id = $1 AND status = 'PENDING'"
+	    " RETURNING id", 4, id, p_sad, p_sadhash, exp_s)) != 0)
 		goto out;
+	if (PQntuples(res) != 1) {
+		/* cancelled meanwhile, or confirmed by a racing call with the same SAD */
+		gw_tx_rollback(req);
+		PQclear(res);
+		res = NULL;
+		if ((r = gw_db_query(req->db, &res, "SELECT status, sad_hash = $2 FROM auth_requests"
+		    " WHERE id = $1", 2, id, p_sadhash)) != 0)
+			goto out;
+		if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "CONFIRMED") != 0 ||
+		    strcmp(PQgetvalue(res, 0, 1), "t") != 0) {
+			r = gw_error(rep, 409, "conflict", "the request in 'requestID' is %s",
+			    PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "gone");
+			goto out;
+		}
+	} else if ((r = areq_notify(req, id)) != 0 || (r = gw_tx_commit(req)) != 0) {
+		goto out;
+	}
 	log_info("request %s confirmed", id);
 	r = gw_reply_json(rep, 200, json_pack("{s:s,s:s}", "requestID", id, "status", "CONFIRMED"));
 out:

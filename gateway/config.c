@@ -28,6 +28,7 @@ static const struct opt opts[] = {
 	{"RSSP_TLS_KEY", T_STR, OFF(tls_key), NULL, 0, 0, 0},
 	{"RSSP_ENGINE_SOCKET", T_STR, OFF(engine_socket), "/run/rssp/engine.sock", 0, 0, 0},
 	{"RSSP_ENGINE_TIMEOUT_MS", T_UINT, OFF(engine_timeout_ms), "5000", 1, 600000, 0},
+	{"RSSP_ENGINE_PROBE_MS", T_UINT, OFF(engine_probe_ms), "500", 50, 60000, 0},
 	{"RSSP_ENGINE_KEYGEN_TIMEOUT_MS", T_UINT, OFF(engine_keygen_timeout_ms), "60000", 1, 600000, 0},
 	{"RSSP_TOKEN_TTL", T_UINT, OFF(token_ttl), "3600", 1, 86400 * 7, 0},
 	{"RSSP_REFRESH_TTL", T_UINT, OFF(refresh_ttl), "86400", 1, 86400 * 365, 0},
@@ -43,6 +44,7 @@ static const struct opt opts[] = {
 	{"RSSP_HTTP_THREADS", T_UINT, OFF(http_threads), "4", 1, 256, 0},
 	{"RSSP_LONG_THREADS", T_UINT, OFF(long_threads), "64", 1, 4096, 0},
 	{"RSSP_SERVICE_NAME", T_STR, OFF(service_name), "rssp", 0, 0, 0},
+	{"RSSP_RA_KEYS", T_STR, OFF(ra_keys), "", 0, 0, 0},
 	{"RSSP_SCHEMA_DIR", T_STR, OFF(schema_dir), NULL, 0, 0, 0},
 	{"RSSP_LOGIN_RATE", T_UINT, OFF(login_rate), "30", 1, 1000000, 0},
 	{"RSSP_LOGIN_BURST", T_UINT, OFF(login_burst), "10", 1, 1000000, 0},
@@ -51,6 +53,15 @@ static const struct opt opts[] = {
 	{"RSSP_TOKEN_CACHE_TTL", T_UINT, OFF(token_cache_ttl), "2", 0, 60, 0},
 	{"RSSP_DIGEST_NONCE_TTL", T_UINT, OFF(digest_nonce_ttl), "300", 1, 86400, 0},
 	{"RSSP_TRUST_FORWARDED", T_UINT, OFF(trust_forwarded), "0", 0, 1, 0},
+	/* hostile load (README "Limits") */
+	{"RSSP_LOGIN_KEYS", T_UINT, OFF(login_keys), "100000", 16, 10000000, 0},
+	{"RSSP_LOGIN_QUEUE", T_UINT, OFF(login_queue), "16", 1, 4096, 0},
+	{"RSSP_WAITS_PER_CLIENT", T_UINT, OFF(waits_per_client), "8", 1, 4096, 0},
+	{"RSSP_WAITS_TOTAL", T_UINT, OFF(waits_total), "0", 0, 4096, 0},
+	{"RSSP_CONN_PER_ADDRESS", T_UINT, OFF(conn_per_address), "64", 0, 100000, 0},
+	{"RSSP_REQUEST_DEADLINE", T_UINT, OFF(request_deadline), "30", 1, 3600, 0},
+	{"RSSP_CSC_REGION", T_STR, OFF(csc_region), "FR", 0, 0, 0},
+	{"RSSP_CSC_V1_AUTHORIZE_WAIT", T_UINT, OFF(csc_v1_wait), "120", 1, 600, 0},
 };
 
 static const char *const levels[] = {"error", "warn", "info", "debug"};

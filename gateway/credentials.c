@@ -13,6 +13,7 @@
 #include <openssl/x509.h>
 
 #include "db.h"
+#include "engine_health.h"
 #include "gw.h"
 #include "metrics.h"
 #include "rssp_log.h"
@@ -20,6 +21,7 @@
 #include "sic.h"
 #include "signing.h"
 #include "tenant.h"
+#include "enrollments.h"
 
 #define ACT_TTL 300
 #define ACT_NONCE_LEN 32
@@ -431,6 +433,7 @@ cred_activate_request(struct gw_request *req, struct gw_reply *rep)
 	    *otp_b64 = NULL, exp_s[24];
 	uint8_t digest[SHA256_DIGEST_LENGTH];
 	struct rssp_activation_fields f;
+	struct enr_voucher vo = { 0 };
 	EVP_PKEY *pk = NULL;
 	int r, kak_algo;
 	long long exp;
@@ -448,6 +451,10 @@ cred_activate_request(struct gw_request *req, struct gw_reply *rep)
 		    PQgetvalue(res, 0, C_STATUS));
 		goto out;
 	}
+	/* Only a device a registration authority vouched for activates a key; the
+	 * certificate subject is the voucher's (the engine takes it from there alone). */
+	if ((r = enr_device_voucher(req, rep, PQgetvalue(dev, 0, 0), ACT_TTL, &vo)) != 0)
+		goto out;
 	if ((r = sg_unbytea(PQgetvalue(dev, 0, 1), &spki, &spkilen)) != 0)
 		goto out;
 	kak_algo = atoi(PQgetvalue(dev, 0, 2));
@@ -460,17 +467,12 @@ cred_activate_request(struct gw_request *req, struct gw_reply *rep)
 	f.kak_spki = spki;
 	f.kak_spki_len = spkilen;
 	f.kak_algo = kak_algo;
-	f.key_algo = rssp_key_alg_by_name(PQgetvalue(res, 0, C_KEYALGO)) != NULL ?
-	    rssp_key_alg_by_name(PQgetvalue(res, 0, C_KEYALGO))->algo : 0;
-	f.subject_cn = PQgetvalue(res, 0, C_NAME);
+	f.key_algo = sg_key_algo_parse(PQgetvalue(res, 0, C_KEYALGO));
+	f.subject_cn = vo.v.common_name;
 	f.validity_days = (uint32_t)atoi(PQgetvalue(res, 0, C_DAYS));
 	f.nonce = nonce;
 	f.nonce_len = sizeof(nonce);
 	f.expires_at = exp;
-	if (f.subject_cn[0] == '\0') {
-		r = gw_error(rep, 409, "conflict", "the credential's owner has no full name");
-		goto out;
-	}
 	if ((r = rssp_authdata_activation(&f, &ad, &adlen)) != 0)
 		goto out;
 	if (kak_algo != 3) { /* an RSA KAK also proves it can decrypt: the OTP */
@@ -507,6 +509,7 @@ cred_activate_request(struct gw_request *req, struct gw_reply *rep)
 	r = gw_reply_json(rep, 200, o);
 out:
 	OPENSSL_cleanse(otp, sizeof(otp));
+	enr_voucher_release(&vo);
 	EVP_PKEY_free(pk);
 	free(spki);
 	free(ad);
@@ -533,6 +536,8 @@ cred_activate_response(struct gw_request *req, struct gw_reply *rep)
 	struct engine_activation ar = { 0 };
 	struct engine_result er;
 	enum engine_status est;
+	struct enr_voucher vo = { 0 };
+	struct engine_voucher evo;
 	struct cert_fields cf = { 0 };
 	char *p_label = NULL, *p_bind = NULL, *p_cert = NULL, *p_chain = NULL,
 	    *p_pub = NULL, *cert_b64 = NULL;
@@ -545,10 +550,11 @@ cred_activate_response(struct gw_request *req, struct gw_reply *rep)
 	    (r = gw_get_b64(req, rep, "authorizeSignature", 2048, true, &sig, &siglen)) != 0 ||
 	    (r = gw_get_str(req, rep, "otpDecrypted", 16, false, &otp)) != 0)
 		goto out;
-	if ((r = gw_tx_begin(req)) != 0 ||
-	    (r = cred_load(req, rep, cred_id, TENANT_OWN,
+	/* No transaction across the engine call (key generation takes seconds): read, call,
+	 * then one UPDATE that applies only while the credential is still NEW. */
+	if ((r = cred_load(req, rep, cred_id, TENANT_OWN,
 	    "c.act_device_id::text AS act_device_id, c.act_subject_cn, c.act_nonce,"
-	    " c.act_expires_at, c.act_otp_hash, c.act_tries", 1, &res)) != 0 ||
+	    " c.act_expires_at, c.act_otp_hash, c.act_tries", 0, &res)) != 0 ||
 	    (r = own_device(req, rep, device, &dev)) != 0)
 		goto out;
 	if (strcmp(PQgetvalue(res, 0, C_STATUS), "NEW") != 0) {
@@ -593,13 +599,14 @@ cred_activate_response(struct gw_request *req, struct gw_reply *rep)
 		if (otp_hashlen != sizeof(digest) ||
 		    CRYPTO_memcmp(digest, otp_hash, sizeof(digest)) != 0) {
 			if ((r = gw_db_query(req->db, NULL,
-			    "UPDATE credentials SET act_tries = act_tries + 1 WHERE id = $1", 1, cred_id)) != 0 ||
-			    (r = gw_tx_commit(req)) != 0)
+			    "UPDATE credentials SET act_tries = act_tries + 1 WHERE id = $1", 1, cred_id)) != 0)
 				goto out;
 			r = gw_error(rep, 400, "invalid_request", "field 'otpDecrypted' is wrong");
 			goto out;
 		}
 	}
+	if ((r = enr_device_voucher(req, rep, PQgetvalue(dev, 0, 0), 0, &vo)) != 0)
+		goto out;
 	if ((r = sg_unbytea(PQgetvalue(dev, 0, 1), &spki, &spkilen)) != 0 ||
 	    (r = sg_unbytea(gw_val(res, 0, "act_nonce"), &nonce, &noncelen)) != 0)
 		goto out;
@@ -611,17 +618,22 @@ cred_activate_response(struct gw_request *req, struct gw_reply *rep)
 	f.kak_spki = spki;
 	f.kak_spki_len = spkilen;
 	f.kak_algo = kak_algo;
-	f.key_algo = rssp_key_alg_by_name(PQgetvalue(res, 0, C_KEYALGO)) != NULL ?
-	    rssp_key_alg_by_name(PQgetvalue(res, 0, C_KEYALGO))->algo : 0;
+	f.key_algo = sg_key_algo_parse(PQgetvalue(res, 0, C_KEYALGO));
 	f.subject_cn = gw_val(res, 0, "act_subject_cn");
 	f.validity_days = (uint32_t)atoi(PQgetvalue(res, 0, C_DAYS));
 	f.nonce = nonce;
 	f.nonce_len = noncelen;
 	f.expires_at = atoll(gw_val(res, 0, "act_expires_at"));
 	/* the engine generates the key now: the longer keygen deadline applies */
+	evo.tbs = vo.tbs;
+	evo.tbs_len = vo.tbs_len;
+	evo.sig = vo.sig;
+	evo.sig_len = vo.sig_len;
+	evo.ra_key_id = vo.key_id;
 	est = engine_activate(req->engine, req->cfg->engine_keygen_timeout_ms, req->request_id,
-	    &f, sig, siglen, &ar, &er);
+	    &f, sig, siglen, &evo, &ar, &er);
 	gw_metrics_engine_call("authorize", er.grpc_status, er.seconds);
+	engine_health_note(&er);
 	if (est != ENGINE_OK) {
 		r = sg_engine_error(rep, &er, "activation");
 		goto out;
@@ -644,20 +656,29 @@ cred_activate_response(struct gw_request *req, struct gw_reply *rep)
 		const char *params[] = { cred_id, PQgetvalue(dev, 0, 0), p_label, p_bind, p_cert,
 		    p_chain, cf.subject_dn, cf.issuer_dn, cf.serial_hex,
 		    cf.valid_from[0] ? cf.valid_from : NULL, cf.valid_to[0] ? cf.valid_to : NULL, p_pub };
-		if ((r = gw_db_exec(req->db, NULL,
+		PGresult *upd = NULL;
+		if ((r = gw_db_exec(req->db, &upd,
 		    "UPDATE credentials SET status = 'ACTIVE', device_id = $2, key_label = $3,"
 		    " binding = $4, certificate = $5, chain = $6, subject_dn = $7, issuer_dn = $8,"
 		    " serial_number = $9, valid_from = $10::timestamptz, valid_to = $11::timestamptz,"
 		    " activated_at = now(), act_device_id = NULL, act_nonce = NULL, act_otp_hash = NULL,"
-		    " act_expires_at = NULL, public_key = $12 WHERE id = $1", 12, params)) != 0 ||
-		    (r = gw_tx_commit(req)) != 0)
+		    " act_expires_at = NULL, public_key = $12 WHERE id = $1 AND status = 'NEW'"
+		    " AND act_device_id = $2::uuid RETURNING id", 12, params)) != 0)
 			goto out;
+		r = PQntuples(upd) == 1 ? 0 : RSSP_E_CONFLICT;
+		PQclear(upd);
+		if (r != 0) {
+			/* another activation of it won meanwhile: this key stays unused */
+			r = gw_error(rep, 409, "conflict", "the credential was activated or cancelled meanwhile");
+			goto out;
+		}
 	}
 	log_info("credential %s activated with key %.100s", cred_id, p_label);
 	r = gw_reply_json(rep, 200, json_pack("{s:s,s:s,s:s}", "credentialID", cred_id,
 	    "status", "ACTIVE", "certificate", cert_b64));
 out:
 	engine_activation_release(&ar);
+	enr_voucher_release(&vo);
 	cert_fields_release(&cf);
 	free(sig);
 	free(spki);

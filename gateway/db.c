@@ -1,6 +1,7 @@
 /* db.c - libpq helpers, the connection pool, transactions, migrations. */
 #include <dirent.h>
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -290,6 +291,26 @@ gw_db_pool_free(struct gw_db_pool *p)
 	free(p);
 }
 
+/* An idle connection has nothing to read. If its socket is readable, the server said
+ * something on its own - after a PostgreSQL restart, "terminating connection" and EOF -
+ * and the connection is reset before use instead of failing the request that borrows
+ * it. One poll(2), no round trip. */
+static int
+idle_conn_dead(PGconn *c)
+{
+	struct pollfd pfd;
+
+	pfd.fd = PQsocket(c);
+	pfd.events = POLLIN;
+	pfd.revents = 0;
+	if (pfd.fd < 0)
+		return 1;
+	/* readable: EOF, or the server's "terminating connection" before it (the EOF may
+	 * not be read yet); any other unsolicited message on an idle connection is rare
+	 * enough that a reconnect costs nothing */
+	return poll(&pfd, 1, 0) > 0;
+}
+
 int
 gw_db_pool_get(struct gw_db_pool *p, unsigned timeout_ms, PGconn **cp)
 {
@@ -318,7 +339,7 @@ gw_db_pool_get(struct gw_db_pool *p, unsigned timeout_ms, PGconn **cp)
 	p->in_use++;
 	pthread_mutex_unlock(&p->mu);
 
-	if (c != NULL && PQstatus(c) != CONNECTION_OK) {
+	if (c != NULL && (PQstatus(c) != CONNECTION_OK || idle_conn_dead(c))) {
 		PQreset(c);
 		if (PQstatus(c) != CONNECTION_OK) {
 			PQfinish(c);

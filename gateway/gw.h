@@ -18,7 +18,9 @@
  *   already set the error reply. Whenever rep holds a status, that reply is sent,
  *   whatever the return value.
  * - Return a negative RSSP_E* code without setting a reply for an internal failure:
- *   RSSP_E_UNAVAILABLE -> 503 engine_unavailable (Retry-After: 1), anything else ->
+ *   RSSP_E_UNAVAILABLE -> 503 database_unavailable when the request's database
+ *   connection is broken (or none could be had), else 503 engine_unavailable
+ *   (Retry-After: 1); anything else ->
  *   500 internal_error. The details go to the log, never to the client.
  * - A transaction still open when the handler returns is rolled back.
  */
@@ -50,7 +52,8 @@ const char *gw_role_name(unsigned role);
 unsigned gw_role_parse(const char *name);
 
 #define GW_UUID_LEN 36 /* text form of a uuid, without the NUL */
-/* 1 when s is a uuid in text form (8-4-4-4-12 hex digits, either case), else 0. */
+/* 1 when s is a uuid in the text form PostgreSQL writes (8-4-4-4-12 lowercase hex
+ * digits), else 0. */
 int gw_is_uuid(const char *s);
 
 /* The authenticated caller (filled by the framework from the bearer token). */
@@ -71,6 +74,11 @@ struct gw_principal {
                                  separate pool of RSSP_LONG_THREADS threads with its connection
                                  suspended, never on an HTTP thread. A request whose body has
                                  an integer "wait" > 0 is treated so on any route. */
+#define GW_GET          0x20u /* the route also answers GET (a browser page): the query parameters
+                                 become req->body, an object of strings; req->method says which */
+#define GW_WAITS        0x40u /* with GW_LONG: the handler waits for someone else (the signer),
+                                 like a request with "wait": it counts against the long-poll
+                                 caps (RSSP_WAITS_PER_CLIENT, RSSP_WAITS_TOTAL) */
 
 struct gw_request;
 struct gw_reply;
@@ -112,6 +120,7 @@ struct gw_reply {
 	char *headers[GW_MAX_REPLY_HEADERS][2]; /* extra headers, owned (name, value) */
 	unsigned n_headers;
 	unsigned flags_;                 /* the framework's own (Digest challenge); do not touch */
+	char *text_, *ctype_;            /* a non-JSON reply (gw_reply_text); do not touch */
 };
 
 /* Sets the reply: status and body. Steals the reference to body (may be NULL for no
@@ -120,6 +129,9 @@ struct gw_reply {
 int gw_reply_json(struct gw_reply *rep, int status, json_t *body);
 /* Sets an empty reply (204 No Content usually). Returns 0. */
 int gw_reply_empty(struct gw_reply *rep, int status);
+/* Sets a reply that is not JSON (an HTML page, a stylesheet): status, Content-Type and
+ * text are copied. Returns 0 or RSSP_E_NOMEM (the reply is then unset). */
+int gw_reply_text(struct gw_reply *rep, int status, const char *ctype, const char *text) RSSP_WUR;
 /* Adds a response header (copied). Returns 0, RSSP_E_TOOBIG past GW_MAX_REPLY_HEADERS,
  * RSSP_E_NOMEM. */
 int gw_reply_header(struct gw_reply *rep, const char *name, const char *value) RSSP_WUR;

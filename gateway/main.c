@@ -14,6 +14,8 @@
 #include "gw_internal.h"
 #include "outbox.h"
 #include "rssp_log.h"
+#include "engine_client.h"
+#include "engine_health.h"
 #include "secrets.h"
 
 static void
@@ -84,6 +86,11 @@ cmd_serve(struct gw_config *cfg, int check)
 		log_error("cannot create the engine client: %s", rssp_strerror(r));
 		goto out;
 	}
+	if ((r = engine_health_start(cfg->engine_socket, cfg->engine_probe_ms,
+	    2 * cfg->engine_probe_ms, engine, NULL)) < 0) {
+		log_error("cannot start the engine probe: %s", rssp_strerror(r));
+		goto out;
+	}
 	if (strcmp(cfg->delivery, "deliver") == 0) {
 		struct outbox_delivery_conf oc = { .db_url = cfg->db_url, .smtp_url = cfg->smtp_url,
 		    .smtp_from = cfg->smtp_from, .sms_webhook = cfg->sms_webhook };
@@ -100,6 +107,7 @@ cmd_serve(struct gw_config *cfg, int check)
 out:
 	gw_server_stop(srv);
 	outbox_delivery_free(delivery);
+	engine_health_stop(); /* before the client whose calls it cuts short */
 	engine_client_free(engine);
 	gw_db_pool_free(pool);
 	return r;

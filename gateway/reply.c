@@ -14,6 +14,9 @@ reply_clear(struct gw_reply *rep)
 
 	json_decref(rep->body);
 	rep->body = NULL;
+	free(rep->text_);
+	free(rep->ctype_);
+	rep->text_ = rep->ctype_ = NULL;
 	for (i = 0; i < rep->n_headers; i++) {
 		free(rep->headers[i][0]);
 		free(rep->headers[i][1]);
@@ -28,9 +31,31 @@ gw_reply_json(struct gw_reply *rep, int status, json_t *body)
 {
 	json_decref(rep->body);
 	rep->body = body; /* owned by the reply now */
+	free(rep->text_);
+	rep->text_ = NULL;
 	rep->status = status;
 	if (body == NULL && status != 204) {
 		rep->status = 0; /* the framework answers 500 */
+		return RSSP_E_NOMEM;
+	}
+	return 0;
+}
+
+int
+gw_reply_text(struct gw_reply *rep, int status, const char *ctype, const char *text)
+{
+	json_decref(rep->body);
+	rep->body = NULL;
+	free(rep->text_);
+	free(rep->ctype_);
+	rep->text_ = strdup(text);
+	rep->ctype_ = strdup(ctype);
+	rep->status = status;
+	if (rep->text_ == NULL || rep->ctype_ == NULL) {
+		free(rep->text_);
+		free(rep->ctype_);
+		rep->text_ = rep->ctype_ = NULL;
+		rep->status = 0;
 		return RSSP_E_NOMEM;
 	}
 	return 0;
@@ -90,6 +115,8 @@ gw_error(struct gw_reply *rep, int http_status, const char *code, const char *fm
 	/* keep headers set on purpose (Retry-After), drop any earlier body */
 	json_decref(rep->body);
 	rep->body = NULL;
+	free(rep->text_);
+	rep->text_ = NULL;
 	o = json_pack("{s:s, s:s}", "error", code, "error_description", desc);
 	if (o == NULL) /* a description that is not valid UTF-8: never echo it */
 		o = json_pack("{s:s, s:s}", "error", code, "error_description", "invalid request");

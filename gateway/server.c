@@ -7,17 +7,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <microhttpd.h>
 #include <openssl/crypto.h>
 
+#include "conn_guard.h"
 #include "db.h"
 #include "engine_client.h"
+#include "engine_health.h"
+#include "framing.h"
 #include "gw.h"
 #include "gw_internal.h"
+#include "loadcap.h"
 #include "metrics.h"
 #include "routes.h"
 #include "rssp_log.h"
@@ -44,6 +50,7 @@ struct gw_server {
 	unsigned lqueued;   /* waiting for a thread */
 	unsigned lpending;  /* submitted and not yet answered */
 	int lstop;
+	struct gw_conn_guard *guard; /* the whole-request deadline */
 };
 
 /* Per request (MHD's con_cls). */
@@ -57,6 +64,8 @@ struct rq {
 	size_t discarded;
 	int replied; /* a response was queued early (413) */
 	struct job *job; /* a POST being handled (on the long pool while suspended) */
+	int begun; /* the access handler saw this request */
+	const char *bad_target; /* framing.h: why the raw request target is refused, or NULL */
 };
 
 static double
@@ -176,7 +185,9 @@ send_reply(struct MHD_Connection *conn, const struct gw_server *s, struct rq *q,
 	unsigned i;
 	int status = rep->status ? rep->status : 500;
 
-	if (rep->body != NULL)
+	if (rep->text_ != NULL)
+		text = strdup(rep->text_);
+	else if (rep->body != NULL)
 		text = json_dumps(rep->body, JSON_COMPACT);
 	if (rep->body != NULL && text == NULL) {
 		status = 500;
@@ -189,7 +200,8 @@ send_reply(struct MHD_Connection *conn, const struct gw_server *s, struct rq *q,
 		return MHD_NO;
 	}
 	if (text != NULL)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+		    rep->text_ != NULL && rep->ctype_ != NULL ? rep->ctype_ : "application/json");
 	MHD_add_response_header(resp, "X-Request-ID", q->rid);
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
@@ -311,6 +323,40 @@ reply_error(struct MHD_Connection *conn, const struct gw_server *s, struct rq *q
 	return ret;
 }
 
+/* A request whose framing or target is refused (framing.h): 400, and the connection is
+ * closed after the answer, since what follows on it cannot be trusted. */
+static enum MHD_Result
+reply_close(struct MHD_Connection *conn, const struct gw_server *s, struct rq *q,
+    const char *method, const char *url, const char *why)
+{
+	struct gw_reply rep = {0};
+	enum MHD_Result ret;
+
+	log_info("malformed request refused: %s", why);
+	(void)gw_error(&rep, 400, "invalid_request", "%s", why);
+	if (gw_reply_header(&rep, MHD_HTTP_HEADER_CONNECTION, "close") < 0) {
+		gw_reply_release(&rep);
+		return MHD_NO;
+	}
+	ret = send_reply(conn, s, q, method, url, "other", &rep);
+	gw_reply_release(&rep);
+	return ret;
+}
+
+/* MHD_OPTION_URI_LOG_CALLBACK: the request target as sent, before MHD unescapes it.
+ * The per-request state starts here (MHD hands it to on_request as *con_cls). */
+static void *
+on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	struct rq *q = calloc(1, sizeof(*q));
+
+	(void)cls;
+	(void)conn;
+	if (q != NULL)
+		q->bad_target = gw_framing_check_target(uri);
+	return q;
+}
+
 static enum MHD_Result
 reply_text(struct MHD_Connection *conn, const struct gw_server *s, struct rq *q,
     const char *method, const char *url, const char *label, int status, const char *ctype,
@@ -358,16 +404,19 @@ serve_get(struct MHD_Connection *conn, struct gw_server *s, struct rq *q, const 
 		    text ? strlen(text) : 0);
 	}
 	if (strcmp(url, "/readyz") == 0) {
-		const char *why = NULL;
-		if (db_ping(s) < 0)
+		const char *why = NULL, *code = "engine_unavailable";
+		if (db_ping(s) < 0) {
 			why = "database unreachable";
-		else if (s->cfg->engine_socket_set &&
-		    (s->engine == NULL || engine_client_ready(s->engine, 1000) < 0))
+			code = "database_unavailable";
+		} else if (s->cfg->engine_socket_set && s->engine == NULL) {
 			why = "engine unreachable";
+		} else if (s->cfg->engine_socket_set && engine_health_ready(&code, &why) < 0) {
+			/* the probe's verdict: no call here waits for a hung engine */
+		}
 		if (why != NULL) {
 			struct gw_reply rep = {0};
 			enum MHD_Result ret;
-			(void)gw_error(&rep, 503, "engine_unavailable", "%s", why);
+			(void)gw_error(&rep, 503, code, "%s", why);
 			ret = send_reply(conn, s, q, "GET", url, "/readyz", &rep);
 			gw_reply_release(&rep);
 			return ret;
@@ -414,6 +463,7 @@ struct job {
 	struct rq *q;
 	struct job *next;
 	int done;
+	int waiting; /* holds a long-poll place of its account (loadcap.h) */
 };
 
 /* Passphrases, secret keys and tokens arrive as top-level strings: wipe them before
@@ -440,7 +490,7 @@ job_run(struct gw_server *s, struct job *j)
 
 	(void)s;
 	if (!(rt->flags & GW_NO_DB) && (r = ensure_db(&j->req)) < 0) {
-		(void)gw_error(&j->rep, 503, "engine_unavailable", "service unavailable");
+		(void)gw_error(&j->rep, 503, "database_unavailable", "the database is not available; retry later");
 		goto out;
 	}
 	r = rt->handler(&j->req, &j->rep);
@@ -448,7 +498,11 @@ job_run(struct gw_server *s, struct job *j)
 		if (r == 0)
 			r = RSSP_E_INTERNAL; /* a handler that returns 0 without a reply */
 		log_error("%s failed: %s", rt->path, rssp_strerror(r));
-		if (r == RSSP_E_UNAVAILABLE || r == RSSP_E_TIMEOUT)
+		if ((r == RSSP_E_UNAVAILABLE || r == RSSP_E_TIMEOUT || r == RSSP_E_DB) &&
+		    (j->req.db == NULL || PQstatus(j->req.db) != CONNECTION_OK))
+			(void)gw_error(&j->rep, 503, "database_unavailable",
+			    "the database is not available; retry later");
+		else if (r == RSSP_E_UNAVAILABLE || r == RSSP_E_TIMEOUT)
 			(void)gw_error(&j->rep, 503, "engine_unavailable", "service unavailable, retry later");
 		else
 			(void)gw_error(&j->rep, 500, "internal_error", "internal error");
@@ -469,7 +523,9 @@ job_finish(struct gw_server *s, struct job *j, const char *url)
 		gw_tx_rollback(&j->req);
 		gw_db_release(&j->req);
 	}
-	ret = send_reply(j->conn, s, j->q, "POST", url, j->rt->path, &j->rep);
+	if (j->waiting)
+		gw_wait_leave(j->req.principal.account_id);
+	ret = send_reply(j->conn, s, j->q, j->req.method, url, j->rt->path, &j->rep);
 	gw_reply_release(&j->rep);
 	body_wipe(j->req.body);
 	json_decref(j->req.body);
@@ -496,6 +552,16 @@ long_main(void *arg)
 	struct job *j;
 
 	gw_thread_is_long = 1;
+	/* what runs here (argon2id for logins, long-polls, waits for key generation) must
+	 * never take the CPU from signing: on a busy machine the HTTP threads go first
+	 * (10 more than the process's nice value: raising it needs no privilege, and a
+	 * failure changes nothing else) */
+	{
+		id_t tid = (id_t)syscall(SYS_gettid);
+		int prio = getpriority(PRIO_PROCESS, tid);
+
+		(void)setpriority(PRIO_PROCESS, tid, prio + 10 > 19 ? 19 : prio + 10);
+	}
 	for (;;) {
 		pthread_mutex_lock(&s->lmu);
 		while (s->lhead == NULL && !s->lstop)
@@ -547,8 +613,46 @@ long_submit(struct gw_server *s, struct job *j)
 	return r;
 }
 
+/* GET routes (GW_GET): the query parameters as an object of strings; a repeated name,
+ * a name without a value or a value that is not UTF-8 makes it fail. */
+struct qargs {
+	json_t *o;
+	int bad;
+};
+
 static enum MHD_Result
-serve_post(struct MHD_Connection *conn, struct gw_server *s, struct rq *q, const char *url)
+qarg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	struct qargs *a = cls;
+	json_t *v;
+
+	(void)kind;
+	if (value == NULL || *key == '\0' || json_object_get(a->o, key) != NULL ||
+	    (v = json_string(value)) == NULL) {
+		a->bad = 1;
+		return MHD_NO;
+	}
+	json_object_set_new(a->o, key, v);
+	return MHD_YES;
+}
+
+static json_t *
+query_parse(struct MHD_Connection *conn)
+{
+	struct qargs a = { json_object(), 0 };
+
+	if (a.o != NULL)
+		MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, qarg, &a);
+	if (a.bad) {
+		json_decref(a.o);
+		return NULL;
+	}
+	return a.o;
+}
+
+static enum MHD_Result
+serve_post(struct MHD_Connection *conn, struct gw_server *s, struct rq *q, const char *url,
+    const char *method)
 {
 	const struct gw_route *rt = route_find(url);
 	struct job *j;
@@ -556,7 +660,7 @@ serve_post(struct MHD_Connection *conn, struct gw_server *s, struct rq *q, const
 	int r;
 
 	if (rt == NULL)
-		return reply_error(conn, s, q, "POST", url, "other", 404, "not_found", "no such function");
+		return reply_error(conn, s, q, method, url, "other", 404, "not_found", "no such function");
 	if ((j = calloc(1, sizeof(*j))) == NULL)
 		return MHD_NO;
 	j->rt = rt;
@@ -569,7 +673,7 @@ serve_post(struct MHD_Connection *conn, struct gw_server *s, struct rq *q, const
 	j->req.priv_ = &j->pv;
 	j->req.request_id = q->rid;
 	j->req.client_addr = q->client;
-	j->req.method = "POST";
+	j->req.method = method;
 	j->req.path = rt->path;
 	j->req.raw_body = q->body ? q->body : "";
 	j->req.raw_body_len = q->len;
@@ -579,7 +683,12 @@ serve_post(struct MHD_Connection *conn, struct gw_server *s, struct rq *q, const
 
 	/* the body: JSON (or, for GW_RAW_BODY routes, a form or nothing) */
 	ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-	if (q->len == 0 && (ct == NULL || ctype_is(ct, "application/json") ||
+	if (strcmp(method, "GET") == 0) {
+		if ((j->req.body = query_parse(conn)) == NULL) {
+			(void)gw_error(&j->rep, 400, "invalid_request", "malformed query string");
+			goto send;
+		}
+	} else if (q->len == 0 && (ct == NULL || ctype_is(ct, "application/json") ||
 	    ctype_is(ct, "application/x-www-form-urlencoded"))) {
 		j->req.body = json_object();
 	} else if (ctype_is(ct, "application/json")) {
@@ -617,8 +726,9 @@ serve_post(struct MHD_Connection *conn, struct gw_server *s, struct rq *q, const
 		} else if (r < 0) {
 			if (j->rep.status == 0)
 				(void)gw_error(&j->rep, r == RSSP_E_UNAVAILABLE ? 503 : 500,
-				    r == RSSP_E_UNAVAILABLE ? "engine_unavailable" : "internal_error",
-				    "%s", r == RSSP_E_UNAVAILABLE ? "service unavailable" : "internal error");
+				    r == RSSP_E_UNAVAILABLE ? "database_unavailable" : "internal_error",
+				    "%s", r == RSSP_E_UNAVAILABLE ? "the database is not available; retry later" :
+				    "internal error");
 			goto send;
 		}
 		if (!(rt->flags & GW_PUBLIC) && !(rt->roles & j->req.principal.role)) {
@@ -627,11 +737,29 @@ serve_post(struct MHD_Connection *conn, struct gw_server *s, struct rq *q, const
 			goto send;
 		}
 	}
-	if ((rt->flags & GW_NEEDS_ENGINE) && s->engine == NULL) {
+	if ((rt->flags & GW_NEEDS_ENGINE) && (s->engine == NULL || engine_health_admit() < 0)) {
 		(void)gw_error(&j->rep, 503, "engine_unavailable", "the signing engine is not available");
 		goto send;
 	}
 	if (job_is_long(j)) {
+		/* a long-poll ("wait") holds a thread of the long pool for its whole wait: each
+		 * account may hold only a few, and all of them together only part of the pool,
+		 * so that logins and other tenants keep capacity of their own */
+		if ((!(rt->flags & GW_LONG) || (rt->flags & GW_WAITS)) && j->req.authenticated) {
+			r = gw_wait_admit(j->req.principal.account_id);
+			if (r == RSSP_E_EXHAUSTED) {
+				(void)gw_error(&j->rep, 429, "too_many_requests",
+				    "at most %u requests of this client may wait at once; retry later or without 'wait'",
+				    gw_loadcap_waits_per_client());
+				goto send;
+			}
+			if (r < 0) {
+				(void)gw_error(&j->rep, 503, "temporarily_unavailable",
+				    "too many waiting requests, retry later or without 'wait'");
+				goto send;
+			}
+			j->waiting = 1;
+		}
 		if (j->req.db != NULL)
 			gw_db_release(&j->req);
 		if (long_submit(s, j) == 0)
@@ -654,10 +782,13 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 	enum MHD_Result ret;
 
 	(void)version;
-	if (q == NULL) {
-		if ((q = calloc(1, sizeof(*q))) == NULL)
+	if (q == NULL || !q->begun) {
+		const char *why;
+
+		if (q == NULL && (q = calloc(1, sizeof(*q))) == NULL)
 			return MHD_NO;
 		*con_cls = q;
+		q->begun = 1;
 		clock_gettime(CLOCK_MONOTONIC, &q->t0);
 		v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-ID");
 		if (rid_ok(v))
@@ -667,6 +798,15 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 		client_addr(conn, q->client, sizeof(q->client));
 		if (s->cfg->trust_forwarded)
 			forwarded_addr(conn, q->client, sizeof(q->client));
+		/* strict framing (framing.h): refused and closed before anything is read */
+		if ((why = q->bad_target) != NULL || (why = gw_framing_check_headers(conn)) != NULL) {
+			q->too_big = 1;
+			q->replied = 1;
+			rssp_log_set_request_id(q->rid);
+			ret = reply_close(conn, s, q, method, url, why);
+			rssp_log_set_request_id(NULL);
+			return ret;
+		}
 		v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (v != NULL && (strlen(v) > 9 || strtoull(v, NULL, 10) > GW_MAX_BODY)) {
 			q->too_big = 1;
@@ -728,13 +868,17 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 		return ret;
 	}
 	rssp_log_set_request_id(q->rid);
+	gw_conn_guard_busy(s->guard, conn, 1); /* the whole request is in: the deadline stops */
 	if (q->too_big)
 		ret = reply_error(conn, s, q, method, url, "other", 413, "payload_too_large",
 		    "the request body exceeds 1 MiB");
 	else if (strcmp(method, "GET") == 0 && is_operational(url))
 		ret = serve_get(conn, s, q, url);
 	else if (strcmp(method, "POST") == 0)
-		ret = serve_post(conn, s, q, url);
+		ret = serve_post(conn, s, q, url, "POST");
+	else if (strcmp(method, "GET") == 0 && route_find(url) != NULL &&
+	    (route_find(url)->flags & GW_GET))
+		ret = serve_post(conn, s, q, url, "GET");
 	else if (is_operational(url) || route_find(url) != NULL)
 		ret = reply_error(conn, s, q, method, url, "other", 405, "invalid_request",
 		    is_operational(url) ? "use GET" : "use POST");
@@ -748,9 +892,10 @@ static void
 on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
 	struct rq *q = *con_cls;
+	struct gw_server *gs = cls;
 
-	(void)conn;
 	(void)toe;
+	gw_conn_guard_busy(gs->guard, conn, 0); /* the next request's deadline starts now */
 	if (q == NULL)
 		return;
 	if (q->job != NULL) {
@@ -762,6 +907,8 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_Re
 			gw_tx_rollback(&j->req);
 			gw_db_release(&j->req);
 		}
+		if (j->waiting)
+			gw_wait_leave(j->req.principal.account_id);
 		gw_reply_release(&j->rep);
 		body_wipe(j->req.body);
 		json_decref(j->req.body);
@@ -881,9 +1028,12 @@ gw_server_start(const struct gw_config *cfg, struct gw_db_pool *pool,
 		}
 		flags |= MHD_USE_TLS;
 	}
+	if ((r = gw_conn_guard_start(cfg->request_deadline, &s->guard)) < 0)
+		goto out;
+	r = RSSP_E_INVAL;
 	gw_random_bytes(rnd, sizeof(rnd));
 	{
-		struct MHD_OptionItem o[16];
+		struct MHD_OptionItem o[24];
 		unsigned n = 0;
 
 #define OPT(a, b, c) o[n].option = (a), o[n].value = (intptr_t)(b), o[n].ptr_value = (void *)(c), n++
@@ -892,6 +1042,11 @@ gw_server_start(const struct gw_config *cfg, struct gw_db_pool *pool,
 		OPT(MHD_OPTION_NOTIFY_COMPLETED, on_completed, s);
 		OPT(MHD_OPTION_CONNECTION_TIMEOUT, 60, NULL);
 		OPT(MHD_OPTION_CONNECTION_LIMIT, 1000, NULL);
+		OPT(MHD_OPTION_URI_LOG_CALLBACK, on_uri, s);
+		OPT(MHD_OPTION_NOTIFY_CONNECTION, gw_conn_guard_notify, s->guard);
+		/* behind a proxy every connection comes from the proxy: no per-address cap */
+		if (cfg->conn_per_address > 0 && !cfg->trust_forwarded)
+			OPT(MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->conn_per_address, NULL);
 		OPT(MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s);
 		OPT(MHD_OPTION_DIGEST_AUTH_RANDOM, sizeof(rnd), rnd);
 		OPT(MHD_OPTION_NONCE_NC_SIZE, 4096, NULL);
@@ -942,6 +1097,7 @@ gw_server_stop(struct gw_server *s)
 		if (ls != MHD_INVALID_SOCKET)
 			close(ls);
 	}
+	gw_conn_guard_stop(s->guard);
 	pthread_mutex_lock(&s->lmu);
 	s->lstop = 1;
 	pthread_cond_broadcast(&s->lcv);

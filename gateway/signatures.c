@@ -21,6 +21,7 @@
 #include "algo.h"
 #include "buf.h"
 #include "engine_client.h"
+#include "engine_health.h"
 #include "db.h"
 #include "metrics.h"
 
@@ -38,7 +39,7 @@ algor_hash(const X509_ALGOR *a)
 	X509_ALGOR_get0(&obj, NULL, NULL, a);
 	if (obj == NULL || OBJ_obj2txt(oid, sizeof(oid), obj, 1) <= 0)
 		return 0;
-	return rssp_hash_alg_by_oid(oid) != NULL ? rssp_hash_alg_by_oid(oid)->algo : 0;
+	return sg_hash_algo_from_oid(oid);
 }
 
 /* The hash of an MGF1 AlgorithmIdentifier (its parameter), or 0. d2i_RSA_PSS_PARAMS
@@ -61,10 +62,12 @@ mgf1_hash(const X509_ALGOR *mgf)
 	return h;
 }
 
-/* Reads RSASSA-PSS-params (DER): the hash, MGF1 with the same hash, salt = hash length,
- * trailer 1. Returns the HashAlgo or 0 when the parameters are not those. */
+/* Reads RSASSA-PSS-params (DER): the hash, MGF1 with the same hash, a salt length of
+ * 0..SG_PSS_SALT_MAX (the engine checks it against the key), trailer 1. Returns the
+ * HashAlgo and sets *saltp, or returns 0 when the parameters are not those. */
+#define SG_PSS_SALT_MAX 1024
 static int
-pss_params_hash(const uint8_t *der, size_t len)
+pss_params_hash(const uint8_t *der, size_t len, long *saltp)
 {
 	const unsigned char *p = der;
 	RSA_PSS_PARAMS *pss = NULL;
@@ -84,10 +87,11 @@ pss_params_hash(const uint8_t *der, size_t len)
 	if ((mh = mgf1_hash(pss->maskGenAlgorithm)) != h)
 		goto fail;
 	salt = pss->saltLength ? ASN1_INTEGER_get(pss->saltLength) : 20;
-	if (salt != (long)rssp_hash_algo_len(h))
+	if (salt < 0 || salt > SG_PSS_SALT_MAX)
 		goto fail;
 	if (pss->trailerField != NULL && ASN1_INTEGER_get(pss->trailerField) != 1)
 		goto fail;
+	*saltp = salt;
 	goto out;
 fail:
 	h = 0;
@@ -160,6 +164,7 @@ sg_sign_hash(struct gw_request *req, struct gw_reply *rep)
 	const struct rssp_sign_alg *sa;
 	const struct rssp_key_alg *ka;
 	int r, sign_algo = 0, hash_algo = 0, h, spent = 0;
+	long salt = -1;
 	json_t *arr = NULL;
 
 	if ((r = sg_get_uuid(req, rep, "credentialID", true, &cred_id)) != 0 ||
@@ -177,6 +182,10 @@ sg_sign_hash(struct gw_request *req, struct gw_reply *rep)
 	if ((sa = rssp_sign_alg_by_oid(soid)) != NULL) {
 		sign_algo = sa->sign_algo;
 		hash_algo = sa->hash_algo; /* 0: from hashAlgorithmOID or signAlgoParams */
+	} else if (strcmp(soid, "1.2.840.113549.1.1.1") == 0) {
+		/* rsaEncryption (CSC v2): PKCS#1 v1.5 with the hash of hashAlgorithmOID */
+		sign_algo = RSSP_SIGN_RSA_PKCS1;
+		hash_algo = 0;
 	}
 	if (sign_algo == 0) {
 		r = gw_error(rep, 400, "invalid_request", "field 'signAlgo' is not a supported algorithm");
@@ -187,15 +196,17 @@ sg_sign_hash(struct gw_request *req, struct gw_reply *rep)
 		goto out;
 	}
 	if (params != NULL) {
-		if ((h = pss_params_hash(params, paramslen)) == 0) {
+		if ((h = pss_params_hash(params, paramslen, &salt)) == 0) {
 			r = gw_error(rep, 400, "invalid_request", "field 'signAlgoParams' must be "
-			    "RSASSA-PSS-params with MGF1 of the same hash and salt = hash length");
+			    "RSASSA-PSS-params with a SHA-2 hash, MGF1 of the same hash and a salt length");
 			goto out;
 		}
 		hash_algo = h;
+		if (salt == (long)rssp_hash_algo_len(h))
+			salt = -1; /* the default */
 	}
 	if (hoid != NULL) {
-		if ((h = rssp_hash_alg_by_oid(hoid) != NULL ? rssp_hash_alg_by_oid(hoid)->algo : 0) == 0) {
+		if ((h = sg_hash_algo_from_oid(hoid)) == 0) {
 			r = gw_error(rep, 400, "invalid_request", "field 'hashAlgorithmOID' is not a supported hash");
 			goto out;
 		}
@@ -247,10 +258,20 @@ sg_sign_hash(struct gw_request *req, struct gw_reply *rep)
 		r = gw_error(rep, 400, "invalid_request", "field 'signAlgo' does not fit the credential's key");
 		goto out;
 	}
-	est = engine_sign_hash(req->engine, req->cfg->engine_timeout_ms, req->request_id,
-	    cred_id, sad, sadlen, hash_algo, sign_algo, (const uint8_t *const *)hashes, n, hlen,
-	    &sigs, &er);
+	if (salt >= 0) {
+		/* RFC 8017 9.1.1: salt <= emLen - hLen - 2, emLen = ceil((modBits - 1) / 8) */
+		long emlen = ka->algo == RSSP_KEY_RSA3072 ? 384 : 256;
+		if (salt > emlen - (long)hlen - 2) {
+			r = gw_error(rep, 400, "invalid_request", "field 'signAlgoParams' has a salt "
+			    "length over the key's maximum (%ld)", emlen - (long)hlen - 2);
+			goto out;
+		}
+	}
+	est = engine_sign_hash_pss(req->engine, req->cfg->engine_timeout_ms, req->request_id,
+	    cred_id, sad, sadlen, hash_algo, sign_algo, salt, (const uint8_t *const *)hashes, n,
+	    hlen, &sigs, &er);
 	gw_metrics_engine_call("signhash", er.grpc_status, er.seconds);
+	engine_health_note(&er);
 	if (engine_may_have_acted(&er))
 		spent = 0; /* the engine may have signed: the count stays spent */
 	if (est != ENGINE_OK) {

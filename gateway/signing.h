@@ -17,6 +17,13 @@
 /* ---- encodings ---- */
 
 /* Base64 and hex: rssp_b64, rssp_unb64, rssp_hex of buf.h; algorithms: algo.h. */
+
+/* Lookups in algo.h's table, as the handlers need them: the HashAlgo of a
+ * hashAlgorithmOID (0 when unknown) and back ("" when unknown), the KeyAlgo of an api.md
+ * keyAlgo name ("rsa2048", ...; 0 when unknown). */
+int sg_hash_algo_from_oid(const char *oid);
+const char *sg_hash_algo_oid(int hash_algo);
+int sg_key_algo_parse(const char *name);
 /* PostgreSQL bytea text form "\x<hex>" of data; malloc'd, NULL on allocation failure. */
 char *sg_bytea(const uint8_t *data, size_t len);
 /* Decodes a bytea text value "\x<hex>". Returns 0 and *outp (malloc'd, may hold 0

@@ -5,11 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine_health.h"
 #include "gw.h"
 #include "rssp_log.h"
 #include "secrets.h"
 #include "signing.h"
 #include "tenant.h"
+#include "db.h"
 
 /* ---- encodings (base64 and hex are rssp_b64/rssp_unb64/rssp_hex of buf.h) ---------- */
 
@@ -55,7 +57,7 @@ sg_get_uuid(struct gw_request *req, struct gw_reply *rep, const char *field,
 	if ((r = gw_get_str(req, rep, field, GW_UUID_LEN, required, &v)) != 0)
 		return r;
 	if (v != NULL && !gw_is_uuid(v))
-		return gw_error(rep, 400, "invalid_request", "field '%s' must be a uuid", field);
+		return gw_error(rep, 400, "invalid_request", "field '%s' must be a lowercase uuid", field);
 	*vp = v;
 	return 0;
 }
@@ -74,6 +76,30 @@ sg_get_device_uuid(struct gw_request *req, struct gw_reply *rep, const char **vp
 			    "field 'deviceUUID' must be printable ASCII without spaces");
 	*vp = v;
 	return 0;
+}
+
+int
+sg_hash_algo_from_oid(const char *oid)
+{
+	const struct rssp_hash_alg *h = rssp_hash_alg_by_oid(oid);
+
+	return h != NULL ? h->algo : 0;
+}
+
+const char *
+sg_hash_algo_oid(int hash_algo)
+{
+	const struct rssp_hash_alg *h = rssp_hash_alg(hash_algo);
+
+	return h != NULL ? h->oid : "";
+}
+
+int
+sg_key_algo_parse(const char *name)
+{
+	const struct rssp_key_alg *k = rssp_key_alg_by_name(name);
+
+	return k != NULL ? k->algo : 0;
 }
 
 int
@@ -160,6 +186,9 @@ sg_engine_error(struct gw_reply *rep, const struct engine_result *er, const char
 {
 	const char *m = er->message[0] != '\0' ? er->message : "refused";
 
+	if (er->answered && strcmp(er->message, ENGINE_HEALTH_AUDIT_MSG) == 0)
+		return gw_error(rep, 503, "audit_unavailable",
+		    "the signing engine cannot write its audit log; retry later");
 	switch (er->status) {
 	case ENGINE_UNAVAILABLE:
 	case ENGINE_TIMEOUT:
@@ -172,8 +201,13 @@ sg_engine_error(struct gw_reply *rep, const struct engine_result *er, const char
 		switch (er->refusal) {
 		case ENGINE_REFUSAL_INVALID:
 			return gw_error(rep, 400, "invalid_request", "%s refused by the engine: %.100s", what, m);
-		case ENGINE_REFUSAL_DENIED:
 		case ENGINE_REFUSAL_EXHAUSTED:
+			/* the engine's key-generation workers are all taken (PROTOCOL.md): retry */
+			if (strcmp(m, "too many key generations waiting") == 0)
+				return gw_error(rep, 503, "engine_unavailable",
+				    "the signing engine is busy generating keys; retry later");
+			return gw_error(rep, 403, "access_denied", "%s refused by the engine: %.100s", what, m);
+		case ENGINE_REFUSAL_DENIED:
 			return gw_error(rep, 403, "access_denied", "%s refused by the engine: %.100s", what, m);
 		case ENGINE_REFUSAL_EXPIRED:
 			return gw_error(rep, 410, "expired", "%s refused by the engine: %.100s", what, m);

@@ -53,7 +53,9 @@ tenant_load(struct gw_request *req, struct gw_reply *rep, enum tenant_mode mode,
 	o.registered_by = gw_val(res, 0, "tenant_registered_by");
 	o.requester_id = gw_val(res, 0, "tenant_requester");
 	if (!tenant_allows(&req->principal, mode, &o)) {
-		r = gw_error(rep, 403, "access_denied", "%s", foreign);
+		/* foreign NULL: answered exactly as an absent row (existence not revealed) */
+		r = foreign == NULL ? gw_error(rep, 404, "not_found", "%s", not_found) :
+		    gw_error(rep, 403, "access_denied", "%s", foreign);
 		goto out;
 	}
 	*resp = res; /* owned by the caller */

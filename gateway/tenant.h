@@ -56,7 +56,8 @@ bool tenant_allows(const struct gw_principal *p, enum tenant_mode mode,
 /* The loader. Runs sql with n params; the query returns at most one row, with the
  * owner's columns named tenant_account, tenant_company, tenant_registered_by and, for
  * requests, tenant_requester (text, "" when NULL; a column left out reads ""). No row: 404 not_found with the text not_found. A row the caller may
- * not use in mode: 403 access_denied with the text foreign. Both return RSSP_E_INVAL
+ * not use in mode: 403 access_denied with the text foreign, or, when foreign is NULL,
+ * the same 404 as no row (another tenant's accounts are not revealed). Both return RSSP_E_INVAL
  * with the reply set; a database failure returns RSSP_E_DB etc. without a reply. On
  * success *resp holds the row (free with PQclear). */
 int tenant_load(struct gw_request *req, struct gw_reply *rep, enum tenant_mode mode,

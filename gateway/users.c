@@ -19,6 +19,7 @@
 #define CONFIRM_TTL "24 hours"
 #define EMAIL_MAX 254
 #define NAME_MAX_CHARS 200
+#define FULL_NAME_MAX_CHARS 64
 #define PASS_MIN_CHARS 10
 #define PASS_MAX_CHARS 256
 
@@ -37,7 +38,7 @@ acct_get_user_id(struct gw_request *req, struct gw_reply *rep, const char *field
 	if ((r = gw_get_str(req, rep, field, 64, required, &v)) != 0)
 		return r;
 	if (v != NULL && !gw_is_uuid(v))
-		return gw_error(rep, 400, "invalid_request", "field '%s' must be a user id", field);
+		return gw_error(rep, 400, "invalid_request", "field '%s' must be a user id (a lowercase uuid)", field);
 	*vp = v;
 	return 0;
 }
@@ -128,18 +129,18 @@ get_email(struct gw_request *req, struct gw_reply *rep, const char *field, bool 
 	return 0;
 }
 
-/* A display name: 1..200 characters, no control characters. */
+/* A display name: 1..max characters, no control characters. */
 static int
-get_name(struct gw_request *req, struct gw_reply *rep, const char *field, const char **vp)
+get_name(struct gw_request *req, struct gw_reply *rep, const char *field, int max, const char **vp)
 {
 	const char *v;
 	int r;
 
-	if ((r = gw_get_str(req, rep, field, NAME_MAX_CHARS * 4, true, &v)) != 0)
+	if ((r = gw_get_str(req, rep, field, (size_t)max * 4, true, &v)) != 0)
 		return r;
-	if (utf8_chars(v) > NAME_MAX_CHARS)
+	if (utf8_chars(v) > (size_t)max)
 		return gw_error(rep, 400, "invalid_request",
-		    "field '%s' must be at most %d characters", field, NAME_MAX_CHARS);
+		    "field '%s' must be at most %d characters", field, max);
 	if (has_control(v))
 		return gw_error(rep, 400, "invalid_request",
 		    "field '%s' must not contain control characters", field);
@@ -177,7 +178,9 @@ get_person(struct gw_request *req, struct gw_reply *rep, const char **emailp,
 	if (!valid_mobile(*mobilep))
 		return gw_error(rep, 400, "invalid_request",
 		    "field 'mobile' must be an E.164 number (+ and 8 to 15 digits)");
-	return get_name(req, rep, "fullName", namep);
+	/* it becomes the certificate's commonName, at most 64 characters (RFC 5280
+	 * ub-common-name): refused here rather than at every credential activation */
+	return get_name(req, rep, "fullName", FULL_NAME_MAX_CHARS, namep);
 }
 
 /* ---- visibility: the tenant rule (tenant.h) ---- */
@@ -207,7 +210,7 @@ acct_load_visible_sql(struct gw_request *req, struct gw_reply *rep, const char *
 	const char *param = id != NULL ? id : email;
 
 	return tenant_load(req, rep, TENANT_SEE, id != NULL ? sql_id : sql_email, 1, &param,
-	    "no such user", "the user belongs to another tenant", resp);
+	    "no such user", NULL /* another tenant's user: the same 404 */, resp);
 }
 
 int
@@ -327,7 +330,7 @@ users_register_company_user(struct gw_request *req, struct gw_reply *rep)
 	int r;
 
 	if ((r = get_person(req, rep, &email, &mobile, &name)) != 0 ||
-	    (r = get_name(req, rep, "companyName", &company)) != 0 ||
+	    (r = get_name(req, rep, "companyName", NAME_MAX_CHARS, &company)) != 0 ||
 	    (r = gw_get_str(req, rep, "role", 16, true, &role)) != 0)
 		goto out;
 	if (strcmp(role, "admin") != 0 && strcmp(role, "signer") != 0) {

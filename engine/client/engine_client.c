@@ -1,6 +1,7 @@
 /* engine_client.c - gRPC C core client of the engine (engine_client.h). */
 #include "engine_client.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@ struct engine_client {
 	grpc_channel *ch;
 	void *reg[2];            /* registered calls: Authorize, SignHash */
 	unsigned timeout_ms;
+	atomic_uint cancel_gen;  /* engine_client_cancel_all() bumps it */
 };
 
 static const char *const method_paths[2] = {
@@ -54,9 +56,11 @@ engine_client_new(const char *socket_path, unsigned timeout_ms, struct engine_cl
 	a[0].type = GRPC_ARG_INTEGER;
 	a[0].key = (char *)GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS;
 	a[0].value.integer = 100;
+	/* gRPC also takes this as the connect timeout (time to the peer's SETTINGS frame):
+	 * at 100 ms a restarted engine under load was never reached */
 	a[1].type = GRPC_ARG_INTEGER;
 	a[1].key = (char *)GRPC_ARG_MIN_RECONNECT_BACKOFF_MS;
-	a[1].value.integer = 100;
+	a[1].value.integer = 1000;
 	a[2].type = GRPC_ARG_INTEGER;
 	a[2].key = (char *)GRPC_ARG_MAX_RECONNECT_BACKOFF_MS;
 	a[2].value.integer = 1000;
@@ -112,6 +116,18 @@ engine_answered(const grpc_metadata_array *md)
 	return 0;
 }
 
+/* gRPC's own status text when no connection could be made, so the call was never
+ * sent ("failed to connect to all addresses; last error: ..." in 1.51). Anything else
+ * without the engine's metadata (a connection reset mid-call, ...) may have reached it. */
+static int
+not_sent(grpc_slice details)
+{
+	static const char pfx[] = "failed to connect to all addresses";
+
+	return GRPC_SLICE_LENGTH(details) >= sizeof(pfx) - 1 &&
+	    memcmp(GRPC_SLICE_START_PTR(details), pfx, sizeof(pfx) - 1) == 0;
+}
+
 static int
 do_call(struct engine_client *c, void *reg, const char *path, unsigned deadline_ms,
     const char *request_id, const uint8_t *req, size_t reqlen, uint8_t **respp, size_t *resplenp,
@@ -131,7 +147,8 @@ do_call(struct engine_client *c, void *reg, const char *path, unsigned deadline_
 	uint8_t *resp = NULL;
 	size_t resplen = 0, i, n;
 	char *msg = NULL;
-	int r = RSSP_E_NOMEM;
+	unsigned gen = atomic_load(&c->cancel_gen);
+	int r = RSSP_E_NOMEM, cancelled = 0;
 
 	grpc_metadata_array_init(&init_md);
 	grpc_metadata_array_init(&trail_md);
@@ -193,17 +210,33 @@ do_call(struct engine_client *c, void *reg, const char *path, unsigned deadline_
 		r = RSSP_E_INTERNAL;
 		goto out;
 	}
-	ev = grpc_completion_queue_pluck(cq, call, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+	/* wait in slices so that engine_client_cancel_all() can cut the call short */
+	for (;;) {
+		ev = grpc_completion_queue_pluck(cq, call, deadline_in(100), NULL);
+		if (ev.type != GRPC_QUEUE_TIMEOUT)
+			break;
+		if (!cancelled && atomic_load(&c->cancel_gen) != gen) {
+			grpc_call_cancel_with_status(call, GRPC_STATUS_CANCELLED,
+			    "the engine stopped answering", NULL);
+			cancelled = 1;
+		}
+	}
 	if (ev.type != GRPC_OP_COMPLETE) {
 		r = RSSP_E_INTERNAL;
 		goto out;
 	}
-	if (status == GRPC_STATUS_DEADLINE_EXCEEDED) {
+	if (status == GRPC_STATUS_DEADLINE_EXCEEDED || (cancelled && !engine_answered(&init_md))) {
 		r = RSSP_E_TIMEOUT;
 		goto out;
 	}
 	if (status == GRPC_STATUS_UNAVAILABLE && !engine_answered(&init_md)) {
-		r = RSSP_E_UNAVAILABLE;
+		/* Not the engine's answer: the transport's. The request reached the engine (which
+		 * may have acted: a connection cut mid-call) unless gRPC never had a connection
+		 * to send it on. Other statuses without the engine's metadata (a message over
+		 * the channel's cap, ...) are gRPC's own refusals and returned as answers. */
+		r = not_sent(details) ? RSSP_E_UNAVAILABLE : RSSP_E_TIMEOUT;
+		log_debug("engine call failed (%d): %.*s", (int)status, (int)GRPC_SLICE_LENGTH(details),
+		    (const char *)GRPC_SLICE_START_PTR(details));
 		goto out;
 	}
 	r = RSSP_E_NOMEM;
@@ -279,6 +312,20 @@ engine_call_path(struct engine_client *c, const char *method_path, const char *r
 		return RSSP_E_INVAL;
 	return do_call(c, NULL, method_path, 0, request_id, req, reqlen, respp, resplenp,
 	    statusp, msgp);
+}
+
+void
+engine_client_cancel_all(struct engine_client *c)
+{
+	if (c != NULL)
+		atomic_fetch_add(&c->cancel_gen, 1);
+}
+
+void
+engine_client_reconnect(struct engine_client *c)
+{
+	if (c != NULL)
+		grpc_channel_reset_connect_backoff(c->ch);
 }
 
 int
@@ -476,11 +523,12 @@ engine_activation_release(struct engine_activation *a)
 enum engine_status
 engine_activate(struct engine_client *c, unsigned deadline_ms, const char *request_id,
     const struct rssp_activation_fields *f, const uint8_t *sig, size_t siglen,
-    struct engine_activation *out, struct engine_result *res)
+    const struct engine_voucher *vo, struct engine_activation *out, struct engine_result *res)
 {
 	Rssp__Engine__V1__AuthorizeRequest ar = RSSP__ENGINE__V1__AUTHORIZE_REQUEST__INIT;
 	Rssp__Engine__V1__Kak kak = RSSP__ENGINE__V1__KAK__INIT;
 	Rssp__Engine__V1__Activation act = RSSP__ENGINE__V1__ACTIVATION__INIT;
+	Rssp__Engine__V1__Voucher v = RSSP__ENGINE__V1__VOUCHER__INIT;
 	Rssp__Engine__V1__AuthorizeResponse *ans = NULL;
 	const Rssp__Engine__V1__ActivationResult *a;
 	struct engine_activation t;
@@ -503,7 +551,15 @@ engine_activate(struct engine_client *c, unsigned deadline_ms, const char *reque
 	act.owner_id = (char *)f->owner_id;
 	act.device_uuid = (char *)f->device_uuid;
 	act.key_algo = f->key_algo;
-	act.subject_cn = (char *)f->subject_cn;
+	if (vo != NULL) {
+		v.to_be_signed.data = (uint8_t *)vo->tbs;
+		v.to_be_signed.len = vo->tbs_len;
+		v.signature.data = (uint8_t *)vo->sig;
+		v.signature.len = vo->sig_len;
+		v.ra_key_id.data = (uint8_t *)vo->ra_key_id;
+		v.ra_key_id.len = vo->ra_key_id != NULL ? 32 : 0;
+		act.voucher = &v;
+	}
 	act.validity_days = f->validity_days;
 	act.nonce.data = (uint8_t *)f->nonce;
 	act.nonce.len = f->nonce_len;
@@ -637,7 +693,18 @@ engine_sign_hash(struct engine_client *c, unsigned deadline_ms, const char *requ
     int sign_algo, const uint8_t *const *hashes, size_t n, size_t hash_len,
     struct engine_signatures *out, struct engine_result *res)
 {
+	return engine_sign_hash_pss(c, deadline_ms, request_id, credential_id, sad, sadlen,
+	    hash_algo, sign_algo, -1, hashes, n, hash_len, out, res);
+}
+
+enum engine_status
+engine_sign_hash_pss(struct engine_client *c, unsigned deadline_ms, const char *request_id,
+    const char *credential_id, const uint8_t *sad, size_t sadlen, int hash_algo,
+    int sign_algo, long pss_salt, const uint8_t *const *hashes, size_t n, size_t hash_len,
+    struct engine_signatures *out, struct engine_result *res)
+{
 	Rssp__Engine__V1__SignHashRequest sr = RSSP__ENGINE__V1__SIGN_HASH_REQUEST__INIT;
+	Rssp__Engine__V1__PssParams pss = RSSP__ENGINE__V1__PSS_PARAMS__INIT;
 	Rssp__Engine__V1__SignHashResponse *ans = NULL;
 	ProtobufCBinaryData *hb = NULL;
 	struct engine_signatures t;
@@ -662,6 +729,10 @@ engine_sign_hash(struct engine_client *c, unsigned deadline_ms, const char *requ
 	sr.sad.len = sadlen;
 	sr.hash_algo = hash_algo;
 	sr.sign_algo = sign_algo;
+	if (pss_salt >= 0) { /* a salt other than the hash length */
+		pss.salt_length = (uint32_t)pss_salt;
+		sr.pss = &pss;
+	}
 	sr.n_hashes = n;
 	sr.hashes = hb;
 	len = rssp__engine__v1__sign_hash_request__get_packed_size(&sr);

@@ -33,8 +33,12 @@ void engine_client_free(struct engine_client *c);
  * "x-request-id". Returns 0 when the engine answered, whatever the status: *statusp is
  * the grpc_status_code, *msgp a malloc'd status message or NULL, and when the status is
  * OK *respp (malloc'd, free with free()) / *resplenp the serialized response (else NULL/0).
- * Returns RSSP_E_UNAVAILABLE when the engine could not be reached, RSSP_E_TIMEOUT when it
- * did not answer before the deadline, RSSP_E_INVAL for a bad method, RSSP_E_NOMEM. */
+ * Returns RSSP_E_UNAVAILABLE when no connection to the engine could be made, so the
+ * request was certainly not delivered; RSSP_E_TIMEOUT when it was (or may have been)
+ * delivered but no answer of the engine's came back (deadline passed, connection cut,
+ * cancelled by engine_client_cancel_all): the engine may have acted on it;
+ * RSSP_E_INVAL for a bad method, RSSP_E_NOMEM. With 0 returned, a status other than OK
+ * is the engine's own refusal, or gRPC's (a message over the channel's cap). */
 int engine_call(struct engine_client *c, int method, const char *request_id,
     const uint8_t *req, size_t reqlen, uint8_t **respp, size_t *resplenp,
     int *statusp, char **msgp) RSSP_WUR;
@@ -104,12 +108,21 @@ void engine_signatures_release(struct engine_signatures *s);
  * only when ENGINE_OK. A wrong argument (NULL, a count that does not fit) is
  * ENGINE_INTERNAL without a call. */
 
+/* The device's enrolment voucher as a registration authority signed it
+ * (engine/common/voucher.h): the canonical bytes, the RA's signature, the RA key id. */
+struct engine_voucher {
+	const uint8_t *tbs; size_t tbs_len;
+	const uint8_t *sig; size_t sig_len;
+	const uint8_t *ra_key_id;               /* 32 bytes */
+};
+
 /* Authorize(activation) with the fields the KAK signed (f->kak_algo is the KAK's
- * algorithm) and the signature. On ENGINE_OK, *out is owned by the caller. */
+ * algorithm; f->subject_cn is not sent: the engine takes the voucher's common name),
+ * the signature and the voucher. On ENGINE_OK, *out is owned by the caller. */
 enum engine_status engine_activate(struct engine_client *c, unsigned deadline_ms,
     const char *request_id, const struct rssp_activation_fields *f,
-    const uint8_t *sig, size_t siglen, struct engine_activation *out,
-    struct engine_result *res) RSSP_WUR;
+    const uint8_t *sig, size_t siglen, const struct engine_voucher *vo,
+    struct engine_activation *out, struct engine_result *res) RSSP_WUR;
 
 /* Authorize(approval) with the fields the KAK signed, the KAK's algorithm (approval
  * authData does not carry it), the credential's key label and binding, and the
@@ -127,11 +140,27 @@ enum engine_status engine_sign_hash(struct engine_client *c, unsigned deadline_m
     const char *request_id, const char *credential_id, const uint8_t *sad, size_t sadlen,
     int hash_algo, int sign_algo, const uint8_t *const *hashes, size_t n, size_t hash_len,
     struct engine_signatures *out, struct engine_result *res) RSSP_WUR;
+/* The same with RSASSA-PSS parameters: pss_salt >= 0 asks for that salt length
+ * (SignHashRequest.pss; the engine refuses one over the key's maximum), -1 for the
+ * default (the hash length). */
+enum engine_status engine_sign_hash_pss(struct engine_client *c, unsigned deadline_ms,
+    const char *request_id, const char *credential_id, const uint8_t *sad, size_t sadlen,
+    int hash_algo, int sign_algo, long pss_salt, const uint8_t *const *hashes, size_t n,
+    size_t hash_len, struct engine_signatures *out, struct engine_result *res) RSSP_WUR;
 
 /* 1 when the engine may have carried the call out although it did not say so
  * (ENGINE_OK, ENGINE_TIMEOUT, ENGINE_INTERNAL): a caller that spent something before
  * the call (a SAD's count) must not give it back. 0 when it certainly did nothing. */
 int engine_may_have_acted(const struct engine_result *res);
+
+/* Cuts every call in flight on c short (they return RSSP_E_TIMEOUT within ~100 ms):
+ * for a caller that learnt the engine stopped answering. Thread-safe. */
+void engine_client_cancel_all(struct engine_client *c);
+
+/* Forgets the reconnection backoff (up to a second after failures) so that the next
+ * call or engine_client_ready() connects at once: for a caller that learnt the engine is
+ * back. Thread-safe. */
+void engine_client_reconnect(struct engine_client *c);
 
 /* 0 if the engine is reachable within timeout_ms, else RSSP_E_UNAVAILABLE. */
 int engine_client_ready(struct engine_client *c, unsigned timeout_ms) RSSP_WUR;

@@ -20,10 +20,12 @@ static const uint8_t oid_p256[] = { 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x
 static const uint8_t oid_p384[] = { 0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22 };
 
 static const struct rssp_key_alg keys[] = {
-	{ RSSP_KEY_RSA2048, "rsa2048", "rsa-2048", RSSP_KEYTYPE_RSA, 2048, NULL, NULL, 0 },
-	{ RSSP_KEY_RSA3072, "rsa3072", "rsa-3072", RSSP_KEYTYPE_RSA, 3072, NULL, NULL, 0 },
-	{ RSSP_KEY_EC_P256, "ecp256", "ec-p256", RSSP_KEYTYPE_EC, 256, "P-256", oid_p256, sizeof(oid_p256) },
-	{ RSSP_KEY_EC_P384, "ecp384", "ec-p384", RSSP_KEYTYPE_EC, 384, "P-384", oid_p384, sizeof(oid_p384) },
+	{ RSSP_KEY_RSA2048, "rsa2048", "rsa-2048", RSSP_KEYTYPE_RSA, 2048, NULL, NULL, NULL, 0 },
+	{ RSSP_KEY_RSA3072, "rsa3072", "rsa-3072", RSSP_KEYTYPE_RSA, 3072, NULL, NULL, NULL, 0 },
+	{ RSSP_KEY_EC_P256, "ecp256", "ec-p256", RSSP_KEYTYPE_EC, 256, "P-256",
+	  "1.2.840.10045.3.1.7", oid_p256, sizeof(oid_p256) },
+	{ RSSP_KEY_EC_P384, "ecp384", "ec-p384", RSSP_KEYTYPE_EC, 384, "P-384",
+	  "1.3.132.0.34", oid_p384, sizeof(oid_p384) },
 };
 
 /* api.md's order */

@@ -52,6 +52,7 @@ struct rssp_key_alg {
 	enum rssp_key_type type;
 	unsigned bits;              /* 2048, 3072, 256, 384 */
 	const char *group;          /* EC: "P-256", "P-384" (OpenSSL group name); RSA: NULL */
+	const char *curve_oid;      /* EC: the curve's OID, dotted ("1.2.840.10045.3.1.7") */
 	const uint8_t *curve_der;   /* EC: the curve's DER OBJECT IDENTIFIER (CKA_EC_PARAMS) */
 	size_t curve_der_len;
 };

@@ -32,6 +32,10 @@ PIN="bench-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 softhsm2-util --init-token --free --label bench --pin "$PIN" --so-pin "so-$PIN" >/dev/null
 
 export RSSP_PKCS11_MODULE="$MODULE" RSSP_TOKEN_LABEL=bench RSSP_PIN_FILE="$WORK/pin"
+# the registration authority whose vouchers the benchmark presents
+(umask 077; openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$WORK/ra.key" 2>/dev/null)
+openssl pkey -in "$WORK/ra.key" -pubout -out "$WORK/ra.pem"
+export RSSP_RA_KEYS="$WORK/ra.pem"
 export RSSP_ENGINE_SOCKET="$WORK/run/engine.sock" RSSP_AUDIT_FILE="$WORK/audit.log"
 export RSSP_ENGINE_WORKERS=${RSSP_ENGINE_WORKERS:-4} RSSP_LOG_LEVEL=warn
 "$ENGINE" init >/dev/null
@@ -41,7 +45,7 @@ for _ in $(seq 100); do [ -S "$RSSP_ENGINE_SOCKET" ] && break; sleep 0.1; done
 
 # BENCH_ARGS: more options for rssp-bench-engine, e.g. "--keys rsa"
 # shellcheck disable=SC2086
-${BENCH_WRAPPER:-} "$BENCH" --socket "$RSSP_ENGINE_SOCKET" --module "$MODULE" --token bench --pin-file "$WORK/pin" ${BENCH_ARGS:-} \
+${BENCH_WRAPPER:-} "$BENCH" --socket "$RSSP_ENGINE_SOCKET" --module "$MODULE" --token bench --pin-file "$WORK/pin" --ra-key "$WORK/ra.key" ${BENCH_ARGS:-} \
   --engine-pid "$ENGINE_PID" --seconds "$SECONDS_PER"
 
 kill -TERM "$ENGINE_PID"

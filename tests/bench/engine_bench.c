@@ -2,6 +2,7 @@
  * rate of the same keys on the same token, and where the time goes.
  *
  * usage: rssp-bench-engine --socket PATH --module PATH --token LABEL --pin-file FILE
+ *        [--ra-key FILE] (the RA private key, PEM, whose public key the engine trusts)
  *            [--engine-pid PID] [--seconds S]
  * tests/bench/engine.sh sets up a token and an engine and runs it. Prints only what it
  * measured: signatures/s for raw C_Sign (1 and 4 threads, a session each) and for
@@ -440,7 +441,7 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: rssp-bench-engine --socket PATH --module PATH --token LABEL "
-	    "--pin-file FILE [--engine-pid PID] [--seconds S] [--rounds N] [--timeout-ms MS] [--keys rsa|ec|both|none]\n");
+	    "--pin-file FILE [--ra-key FILE] [--engine-pid PID] [--seconds S] [--rounds N] [--timeout-ms MS] [--keys rsa|ec|both|none]\n");
 	exit(2);
 }
 
@@ -480,7 +481,12 @@ main(int argc, char **argv)
 			rounds = atoi(argv[++i]);
 		else if (strcmp(argv[i], "--timeout-ms") == 0)
 			timeout_ms = (unsigned)strtoul(argv[++i], NULL, 10);
-		else if (strcmp(argv[i], "--keys") == 0) {
+		else if (strcmp(argv[i], "--ra-key") == 0) {
+			if (eh_ra_init(argv[++i], NULL) != 0) {
+				fprintf(stderr, "cannot read the ra key %s\n", argv[i]);
+				return 1;
+			}
+		} else if (strcmp(argv[i], "--keys") == 0) {
 			i++;
 			want_keys = strcmp(argv[i], "rsa") == 0 ? 1 : strcmp(argv[i], "ec") == 0 ? 2 :
 			    strcmp(argv[i], "none") == 0 ? 0 : 3;

@@ -24,7 +24,7 @@ while [ $# -gt 0 ]; do
     *) echo "usage: $0 [--seconds N] [--connections N] [--threads N]" >&2; exit 2 ;;
   esac
 done
-rssp_install_packages
+rssp_install_packages "${RSSP_TEST_PACKAGES[@]}"
 BUILD=${RSSP_BENCH_BUILD:-$ROOT/build}
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$BUILD" -j"$(nproc)" --target rssp-gateway >/dev/null

@@ -11,7 +11,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 # shellcheck source=../../deploy/local/lib.sh
 . "$ROOT/deploy/local/lib.sh"
-rssp_install_packages
+rssp_install_packages "${RSSP_TEST_PACKAGES[@]}"
 BUILD=${RSSP_BENCH_BUILD:-$ROOT/build}
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$BUILD" -j"$(nproc)" --target rssp-engine rssp-gateway rest_raw rest_engine >/dev/null

@@ -46,6 +46,9 @@ START_TEST(test_key_sign_kak_tables)
 	ck_assert_str_eq(k->group, "P-384");
 	ck_assert_uint_eq(k->curve_der[0], 0x06);
 	ck_assert_uint_eq(k->curve_der_len, 7);
+	ck_assert_str_eq(k->curve_oid, "1.3.132.0.34");
+	ck_assert_str_eq(rssp_key_alg(RSSP_KEY_EC_P256)->curve_oid, "1.2.840.10045.3.1.7");
+	ck_assert_ptr_null(rssp_key_alg(RSSP_KEY_RSA2048)->curve_oid);
 	ck_assert_uint_eq(rssp_key_alg(RSSP_KEY_RSA3072)->bits, 3072);
 	ck_assert_ptr_null(rssp_key_alg_by_name("RSA2048"));
 	ck_assert_ptr_null(rssp_key_alg(0));

@@ -5,12 +5,18 @@
 #
 #   deploy/local/up          # once: starts SoftHSM2, PostgreSQL, rssp-engine, rssp-gateway
 #   tests/e2e/demo.sh        # this script; RSSP_LOCAL_DIR=... if not .local
+# The registration officer's step (rssp-ra vouch) uses the local RA key of deploy/local/up.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 # RSSP_URL, RSSP_ADMIN_USER, RSSP_ADMIN_PASSWORD_FILE, ... written by deploy/local/up
-. "${RSSP_LOCAL_DIR:-$ROOT/.local}/env"
+L=${RSSP_LOCAL_DIR:-$ROOT/.local}
+. "$L/env"
 SIC="$ROOT/tests/sic/rssp-sic"
-DEMO=$(mktemp -d "${TMPDIR:-/tmp}/rssp-demo.XXXXXX")
+RA="$ROOT/tests/sic/rssp-ra"          # signs with $RSSP_RA_KEY_FILE (written by deploy/local/up)
+# The demo's files (the signer's passphrase, the app's KAK, ...) stay in the local state
+# directory: deploy/local/down --purge deletes them with it; nothing is left in /tmp.
+mkdir -p "$L/demo"
+DEMO=$(mktemp -d "$L/demo/run.XXXXXX")
 KEY_ALGO=${DEMO_KEY_ALGO:-ecp256}     # rsa2048 | rsa3072 | ecp256 | ecp384
 KAK_ALGO=${DEMO_KAK_ALGO:-ec-p256}    # ec-p256 | rsa-pss
 step() { printf '\n== %s\n' "$*"; }
@@ -63,6 +69,17 @@ CODE=$(outbox "$EMAIL" sic_activation_code code)
 "$SIC" --state "$DEMO/app" keygen --algo "$KAK_ALGO"
 "$SIC" --state "$DEMO/app" activate --code "$CODE" --name "Alice's phone"
 
+step "the registration officer checks Alice's identity, then vouches for her phone (rssp-ra)"
+# The engine activates keys only for a device a registration authority it trusts vouched
+# for, and takes the certificate's subject from the voucher alone.
+DEVICE=$(jq -r .deviceUUID "$DEMO/app/config.json")
+ra() { "$RA" --state "$DEMO/ra" --key "${RSSP_RA_KEY_FILE:?run deploy/local/up first}" "$@"; }
+ra login --url "$RSSP_URL" --user "$RSSP_ADMIN_USER" \
+  --password-file "$RSSP_ADMIN_PASSWORD_FILE"
+ra list
+ra show "$DEVICE"
+ra vouch "$DEVICE" --yes
+
 step "the RP creates a $KEY_ALGO credential; the app activates it (the engine makes the key in the HSM)"
 CRED=$(api credentials/create "$RP" "$(jq -nc --arg u "$USER_ID" --arg k "$KEY_ALGO" \
   '{userID:$u, keyAlgo:$k, description:"Demo signing key"}')" | jq -r .credentialID)
@@ -98,5 +115,5 @@ openssl x509 -in "$DEMO/cert0.pem" -noout -subject -issuer
 cat "$DEMO"/cert[1-9]*.pem > "$DEMO/ca.pem"
 openssl verify -CAfile "$DEMO/ca.pem" "$DEMO/cert0.pem"
 openssl x509 -in "$DEMO/cert0.pem" -noout -pubkey > "$DEMO/pub.pem"
-openssl dgst -sha256 -verify "$DEMO/pub.pem" -signature "$DEMO/contract.sig" "$DEMO/contract.txt"
 echo "files in $DEMO"
+openssl dgst -sha256 -verify "$DEMO/pub.pem" -signature "$DEMO/contract.sig" "$DEMO/contract.txt"   # the last line: Verified OK

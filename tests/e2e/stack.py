@@ -22,6 +22,7 @@ import requests
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.environ.get("RSSP_TEST_ROOT") or os.path.dirname(os.path.dirname(HERE))
 SIC = os.path.join(ROOT, "tests", "sic", "rssp-sic")
+RA = os.path.join(ROOT, "tests", "sic", "rssp-ra")
 
 
 def b64e(b):
@@ -130,7 +131,18 @@ class Stack:
         self._run(["softhsm2-util", "--init-token", "--free", "--label", "rssp-" + self.name,
                    "--pin", self.pin, "--so-pin", "so-" + self.pin], env)
 
+    def ra_keygen(self):
+        """The local registration authority: its key (0600) and its public key, which
+        the engine trusts (RSSP_RA_KEYS). The gateway is not given it: the engine alone
+        decides, as in the Kubernetes deployment."""
+        self.ra_key = os.path.join(self.work, "ra.key")
+        self.ra_pub = os.path.join(self.work, "ra.pem")
+        self.ra_state = os.path.join(self.work, "ra-state")
+        if not os.path.exists(self.ra_key):
+            self.ra("keygen", "--pub", self.ra_pub)
+
     def engine_env(self):
+        self.ra_keygen()
         run = os.path.join(self.work, "run")
         os.makedirs(run, mode=0o750, exist_ok=True)
         os.chmod(run, 0o750)
@@ -139,7 +151,8 @@ class Stack:
         return dict(os.environ, SOFTHSM2_CONF=self.softhsm_conf, RSSP_PKCS11_MODULE=self.module,
                     RSSP_TOKEN_LABEL="rssp-" + self.name, RSSP_PIN_FILE=self.pin_file,
                     RSSP_ENGINE_SOCKET=self.socket, RSSP_AUDIT_FILE=self.audit_file,
-                    RSSP_ENGINE_WORKERS=str(self.workers), RSSP_LOG_LEVEL="warn")
+                    RSSP_ENGINE_WORKERS=str(self.workers), RSSP_LOG_LEVEL="warn",
+                    RSSP_RA_KEYS=self.ra_pub)
 
     def start_engine(self):
         env = self.engine_env()
@@ -235,6 +248,29 @@ class Stack:
             return r
         return json.loads(r.stdout) if r.stdout.strip() else {}
 
+    def ra(self, *args, check=True):
+        """Runs rssp-ra --json with the stack's RA key and state; returns its parsed output."""
+        r = subprocess.run(["/usr/bin/python3", RA, "--state", self.ra_state, "--key", self.ra_key,
+                            "--json", *args], capture_output=True, text=True, timeout=120)
+        if check and r.returncode != 0:
+            raise AssertionError("rssp-ra %s failed (%d): %s" % (args[0], r.returncode, r.stderr))
+        if not check:
+            return r
+        return json.loads(r.stdout) if r.stdout.strip() else {}
+
+    def vouch(self, sic_state):
+        """The registration officer (the admin here) vouches for the device of an
+        rssp-sic state directory, after rssp-ra checked the bytes against the display."""
+        if not getattr(self, "ra_logged_in", False):
+            self.ra("login", "--url", self.url, "--user", self.admin_email,
+                    "--password-file", self.admin_password_file)
+            self.ra_logged_in = True
+        with open(os.path.join(sic_state, "config.json")) as f:
+            device = json.load(f)["deviceUUID"]
+        res = self.ra("vouch", device, "--yes")
+        assert res.get("status") == "VOUCHED", res
+        return device
+
     def stop(self, sig_timeout=30):
         """SIGTERM to the gateway then the engine; returns {name: exit status}."""
         codes = {}
@@ -270,7 +306,7 @@ def build_dir_from_argv():
 
 def enrol_signer(st, rp, admin, tag, kak_algo="ec-p256", sha="sha256"):
     """register -> confirm (token from the outbox) -> SIC activation code from the outbox ->
-    rssp-sic login, keygen, activate. Returns (userID, fullName, rssp-sic state dir)."""
+    rssp-sic login, keygen, activate -> rssp-ra vouch. Returns (userID, fullName, rssp-sic state dir)."""
     email = "signer-%s-%d@%s.test" % (tag, os.getpid(), st.name)
     full_name = "Signer %s" % tag.upper()
     u = rp.post("users/register", {"email": email, "mobile": "+336%08d" % (os.getpid() % 10**8),
@@ -287,6 +323,7 @@ def enrol_signer(st, rp, admin, tag, kak_algo="ec-p256", sha="sha256"):
     st.sic(state, "login", "--url", st.url, "--user", email, "--password-file", pw)
     st.sic(state, "keygen", "--algo", kak_algo, "--sha", sha)
     st.sic(state, "activate", "--code", code, "--name", "device " + tag)
+    st.vouch(state)
     return u["userID"], full_name, state
 
 

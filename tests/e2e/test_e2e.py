@@ -8,6 +8,7 @@ engine's audit log of the run must verify and hold no SAD.
 usage: test_e2e.py [BUILD_DIR]   (default $RSSP_TEST_BUILD)
 """
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -119,6 +120,14 @@ class EndToEnd(unittest.TestCase):
         self.st.sic(state, "keygen", "--algo", kak_algo, "--sha", sha)
         self.st.sic(state, "activate", "--code", code, "--name", "e2e " + tag)
         self.assertEqual(self.st.sic(state, "status")["status"], "ACTIVE")
+        # No credential is activated before a registration authority vouched for the
+        # device; rssp-ra shows the decoded voucher, then signs it.
+        with open(os.path.join(state, "config.json")) as f:
+            device = json.load(f)["deviceUUID"]
+        shown = self.st.ra("show", device) if getattr(self.st, "ra_logged_in", False) else None
+        self.st.vouch(state)
+        if shown is not None:
+            self.assertEqual((shown["userID"], shown["commonName"]), (u["userID"], full_name))
         type(self).user_of_state = getattr(type(self), "user_of_state", {})
         self.user_of_state[state] = u["userID"]
         return u["userID"], full_name, state
@@ -150,6 +159,8 @@ class EndToEnd(unittest.TestCase):
         # The certificate names the signer and is for signing only.
         text = openssl("x509", "-in", leaf, "-noout", "-subject", "-ext", "keyUsage").stdout.decode()
         self.assertIn("CN = " + full_name, text)
+        # ... exactly as vouched: the name and the user id, nothing from the gateway
+        self.assertIn("serialNumber = " + user_id, text)
         self.assertIn("Digital Signature", text)
         self.assertIn("Non Repudiation", text)
         pub = self.path(cred + ".pub")
@@ -359,13 +370,17 @@ class EndToEnd(unittest.TestCase):
         with open(os.path.join(local, "env"), "w") as f:
             f.write("RSSP_URL=%s\nRSSP_ENGINE_SOCKET=%s\nRSSP_ADMIN_USER=%s\n"
                     "RSSP_ADMIN_PASSWORD_FILE=%s\nRSSP_DB_URL='%s'\nSOFTHSM2_CONF=%s\n"
+                    "RSSP_RA_KEY_FILE=%s\n"
                     % (self.st.url, self.st.socket, self.st.admin_email,
-                       self.st.admin_password_file, self.st.db_url, self.st.softhsm_conf))
+                       self.st.admin_password_file, self.st.db_url, self.st.softhsm_conf,
+                       self.st.ra_key))
         r = subprocess.run([os.path.join(stack.HERE, "demo.sh")], capture_output=True, text=True,
                            env=dict(os.environ, RSSP_LOCAL_DIR=local, TMPDIR=local), timeout=300)
         self.assertEqual(r.returncode, 0, r.stdout[-3000:] + r.stderr[-3000:])
         self.assertIn("Verified OK", r.stdout)
         self.assertIn("cert0.pem: OK", r.stdout)
+        self.assertIn("voucher verified", r.stdout)
+        self.assertIn("is VOUCHED", r.stdout)
 
     def test_6_engine_audit_log_verifies_and_holds_no_sad(self):
         codes = self.st.stop()
@@ -384,6 +399,15 @@ class EndToEnd(unittest.TestCase):
                          __import__("base64").urlsafe_b64encode(raw).decode().rstrip("=")):
                 self.assertNotIn(form[:40], audit, "a SAD appears in the audit log")
         self.assertNotIn(self.st.pin, audit)
+        # Every activation names the RA key whose voucher it used.
+        der = subprocess.run(["openssl", "pkey", "-pubin", "-in", self.st.ra_pub, "-outform", "DER"],
+                             capture_output=True, check=True).stdout
+        ra_id = hashlib.sha256(der).hexdigest()
+        acts = [json.loads(line) for line in audit.splitlines() if '"authorize.activation"' in line]
+        self.assertTrue([a for a in acts if a["result"] == "ok"])
+        for a in acts:
+            if a["result"] == "ok":
+                self.assertEqual(a["ra_key_id"], ra_id)
         # The RP's X-Request-ID reaches the engine's audit record of the signature.
         for rid in self.request_ids:
             self.assertIn('"%s"' % rid, audit)

@@ -2,17 +2,21 @@
  * typed client (engine_client.h); errors are -1 or a negative RSSP_E_* code. */
 #include "engine_helper.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
+#include <openssl/sha.h>
 #include <openssl/x509.h>
 
 #include "authdata.h"
 #include "rssp_err.h"
+#include "voucher.h"
 
 int
 eh_kak_new(int algo, struct eh_kak **kp)
@@ -97,6 +101,81 @@ answered(const struct engine_result *res, int *statusp)
 	}
 }
 
+static EVP_PKEY *ra_key;
+
+int
+eh_ra_init(const char *priv_path, const char *pub_path)
+{
+	FILE *f;
+	int fd;
+
+	eh_ra_release();
+	if ((f = fopen(priv_path, "r")) != NULL) {
+		ra_key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+		fclose(f);
+	} else {
+		if ((ra_key = EVP_EC_gen("P-256")) == NULL ||
+		    (fd = open(priv_path, O_WRONLY | O_CREAT | O_EXCL, 0600)) < 0 ||
+		    (f = fdopen(fd, "w")) == NULL)
+			return -1;
+		if (PEM_write_PrivateKey(f, ra_key, NULL, NULL, 0, NULL, NULL) != 1) {
+			fclose(f);
+			return -1;
+		}
+		fclose(f);
+	}
+	if (ra_key == NULL)
+		return -1;
+	if (pub_path != NULL) {
+		if ((f = fopen(pub_path, "w")) == NULL)
+			return -1;
+		if (PEM_write_PUBKEY(f, ra_key) != 1) {
+			fclose(f);
+			return -1;
+		}
+		fclose(f);
+	}
+	return 0;
+}
+
+void
+eh_ra_release(void)
+{
+	EVP_PKEY_free(ra_key);
+	ra_key = NULL;
+}
+
+/* The voucher for (owner, device, "Test Signer", kak) by the eh_ra_init key. */
+static int
+make_voucher(const struct rssp_activation_fields *f, uint8_t **tbsp, size_t *tbslenp,
+    uint8_t **sigp, size_t *siglenp, uint8_t key_id[32])
+{
+	struct rssp_voucher v;
+	struct eh_kak ra = { ra_key, NULL, 0, RSSP__ENGINE__V1__KAK_ALGO__KAK_ECDSA_P256_SHA256 };
+	uint8_t *der = NULL;
+	int n;
+
+	memset(&v, 0, sizeof(v));
+	snprintf(v.user_id, sizeof(v.user_id), "%s", f->owner_id);
+	snprintf(v.common_name, sizeof(v.common_name), "%s", f->subject_cn);
+	snprintf(v.device_uuid, sizeof(v.device_uuid), "%s", f->device_uuid);
+	SHA256(f->kak_spki, f->kak_spki_len, v.kak_sha256);
+	v.issued_at = (int64_t)time(NULL) - 60;
+	v.not_after = v.issued_at + 86400;
+	if ((n = i2d_PUBKEY(ra_key, &der)) <= 0)
+		return -1;
+	SHA256(der, (size_t)n, v.ra_key_id);
+	OPENSSL_free(der);
+	memcpy(key_id, v.ra_key_id, 32);
+	if (rssp_voucher_build(&v, tbsp, tbslenp) != 0)
+		return -1;
+	if (eh_kak_sign(&ra, *tbsp, *tbslenp, sigp, siglenp) != 0) {
+		free(*tbsp);
+		return -1;
+	}
+	return 0;
+}
+
 int
 eh_activate(struct engine_client *c, const struct eh_kak *kak, int key_algo,
     const char *credential_id, const char *request_id, int tamper, struct eh_cred *cred,
@@ -104,8 +183,10 @@ eh_activate(struct engine_client *c, const struct eh_kak *kak, int key_algo,
 {
 	struct engine_activation act = { 0 };
 	struct engine_result res;
+	struct engine_voucher vo;
 	struct rssp_activation_fields f;
-	uint8_t nonce[16], *ad = NULL, *sig = NULL;
+	uint8_t nonce[16], *ad = NULL, *sig = NULL, *vtbs = NULL, *vsig = NULL, vid[32];
+	size_t vtbslen = 0, vsiglen = 0;
 	const unsigned char *p;
 	size_t adlen, siglen;
 	X509 *x = NULL;
@@ -132,7 +213,17 @@ eh_activate(struct engine_client *c, const struct eh_kak *kak, int key_algo,
 		goto out;
 	if (tamper)
 		sig[siglen / 2] ^= 1;
-	if (engine_activate(c, 0, request_id, &f, sig, siglen, &act, &res) != ENGINE_OK) {
+	if (ra_key != NULL) {
+		if (make_voucher(&f, &vtbs, &vtbslen, &vsig, &vsiglen, vid) != 0)
+			goto out;
+		vo.tbs = vtbs;
+		vo.tbs_len = vtbslen;
+		vo.sig = vsig;
+		vo.sig_len = vsiglen;
+		vo.ra_key_id = vid;
+	}
+	if (engine_activate(c, 0, request_id, &f, sig, siglen, ra_key != NULL ? &vo : NULL, &act,
+	    &res) != ENGINE_OK) {
 		r = answered(&res, statusp);
 		goto out;
 	}
@@ -156,6 +247,8 @@ out:
 	engine_activation_release(&act);
 	free(ad);
 	free(sig);
+	free(vtbs);
+	free(vsig);
 	return r;
 }
 
@@ -172,6 +265,16 @@ eh_approve(struct engine_client *c, const struct eh_kak *kak, const struct eh_cr
     uint32_t num_sigs, const char *request_id, uint8_t **sadp, size_t *sadlenp,
     int *statusp)
 {
+	return eh_approve_at(c, kak, cred, approval_id, hash_algo, hashes, n, num_sigs,
+	    request_id, NULL, 0, sadp, sadlenp, statusp);
+}
+
+int
+eh_approve_at(struct engine_client *c, const struct eh_kak *kak, const struct eh_cred *cred,
+    const char *approval_id, int hash_algo, const uint8_t *const *hashes, size_t n,
+    uint32_t num_sigs, const char *request_id, const uint8_t *fixed_nonce, int64_t expires_at,
+    uint8_t **sadp, size_t *sadlenp, int *statusp)
+{
 	struct engine_result res;
 	struct rssp_approval_fields f;
 	uint8_t nonce[16], *ad = NULL, *sig = NULL;
@@ -179,7 +282,9 @@ eh_approve(struct engine_client *c, const struct eh_kak *kak, const struct eh_cr
 	int64_t sad_exp;
 	int r = -1;
 
-	if (RAND_bytes(nonce, sizeof(nonce)) != 1)
+	if (fixed_nonce != NULL)
+		memcpy(nonce, fixed_nonce, sizeof(nonce));
+	else if (RAND_bytes(nonce, sizeof(nonce)) != 1)
 		goto out;
 	memset(&f, 0, sizeof(f));
 	f.approval_id = approval_id;
@@ -197,7 +302,7 @@ eh_approve(struct engine_client *c, const struct eh_kak *kak, const struct eh_cr
 	f.description = "Test document";
 	f.nonce = nonce;
 	f.nonce_len = sizeof(nonce);
-	f.expires_at = (int64_t)time(NULL) + 300;
+	f.expires_at = expires_at != 0 ? expires_at : (int64_t)time(NULL) + 300;
 	if (rssp_authdata_approval(&f, &ad, &adlen) != 0 ||
 	    eh_kak_sign(kak, ad, adlen, &sig, &siglen) != 0)
 		goto out;

@@ -37,7 +37,15 @@ void eh_kak_free(struct eh_kak *k);
 int eh_kak_sign(const struct eh_kak *k, const uint8_t *msg, size_t len, uint8_t **sigp,
     size_t *siglenp);
 
-/* Activates credential_id for owner "owner-1" on device "device-1" with key_algo.
+/* The registration authority whose vouchers eh_activate presents: an EC P-256 key read
+ * from the PEM private key file priv_path, or, when that file does not exist, made here
+ * and written there (0600) with its public key in pub_path (PEM, for RSSP_RA_KEYS; may
+ * be NULL). Returns 0 or -1. Without it, eh_activate sends no voucher. */
+int eh_ra_init(const char *priv_path, const char *pub_path);
+void eh_ra_release(void);
+
+/* Activates credential_id for owner "owner-1" on device "device-1" with key_algo, with
+ * a voucher (subject "Test Signer") signed by the eh_ra_init key.
  * Returns 0 when the engine answered, *statusp the gRPC status it answered (tests
  * assert the wire status; the gateway sees only engine_result); on OK fills cred.
  * tamper: 0, or 1 to corrupt the KAK signature. */
@@ -52,6 +60,13 @@ int eh_approve(struct engine_client *c, const struct eh_kak *kak, const struct e
     const char *approval_id, int hash_algo, const uint8_t *const *hashes, size_t n,
     uint32_t num_sigs, const char *request_id, uint8_t **sadp, size_t *sadlenp,
     int *statusp);
+
+/* The same with a given 16-byte nonce and expiry (to present one approval twice);
+ * fixed_nonce NULL / expires_at 0: random / now + 300. */
+int eh_approve_at(struct engine_client *c, const struct eh_kak *kak, const struct eh_cred *cred,
+    const char *approval_id, int hash_algo, const uint8_t *const *hashes, size_t n,
+    uint32_t num_sigs, const char *request_id, const uint8_t *fixed_nonce, int64_t expires_at,
+    uint8_t **sadp, size_t *sadlenp, int *statusp);
 
 /* SignHash. On OK *sigsp (when not NULL) holds the signatures (release with
  * engine_signatures_release); otherwise it is left empty. *msgp: the engine's status

@@ -9,27 +9,21 @@
 
 #include "audit.h"
 #include "config.h"
+#include "fixture.h"
 
 static char dir[256], logpath[300];
 
 static void
 setup(void)
 {
-	const char *base = getenv("RSSP_TEST_WORK");
-
-	snprintf(dir, sizeof(dir), "%s/auditXXXXXX", base ? base : "/tmp");
-	ck_assert_ptr_nonnull(mkdtemp(dir));
+	ef_tempdir(dir, sizeof(dir), "audit");
 	snprintf(logpath, sizeof(logpath), "%s/audit.log", dir);
 }
 
 static void
 teardown(void)
 {
-	char cmd[400];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cannot remove %s\n", dir);
+	ef_rmtree(dir);
 }
 
 static void

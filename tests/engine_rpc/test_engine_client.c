@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <rssp/engine/v1/engine.pb-c.h>
@@ -106,7 +107,9 @@ h_authorize(void *arg, const uint8_t *in, size_t inlen, uint8_t **outp, size_t *
 		const Rssp__Engine__V1__Activation *x = rq->activation;
 		if (rq->kak->algo != 3 || strcmp(x->credential_id, "cred-1") != 0 ||
 		    strcmp(x->owner_id, "owner-1") != 0 || strcmp(x->device_uuid, "dev-1") != 0 ||
-		    x->key_algo != 2 || strcmp(x->subject_cn, "Jane") != 0 ||
+		    x->key_algo != 2 || x->voucher == NULL ||
+		    x->voucher->to_be_signed.len != 3 || x->voucher->signature.len != 4 ||
+		    x->voucher->ra_key_id.len != 32 ||
 		    x->validity_days != 30 || x->nonce.len != 16 || x->expires_at != 1234)
 			goto out;
 		act.key_label = "label-1";
@@ -351,6 +354,44 @@ START_TEST(test_the_deadline_is_the_calls_own)
 }
 END_TEST
 
+static void *
+cancel_soon(void *arg)
+{
+	usleep(150 * 1000);
+	engine_client_cancel_all(arg);
+	return NULL;
+}
+
+START_TEST(test_a_call_cut_short_by_cancel_all_may_have_acted)
+{
+	struct running r;
+	struct engine_client *c;
+	struct engine_signatures sigs = { 0 };
+	struct engine_result res;
+	struct timespec t0, t1;
+	pthread_t th;
+	double dt;
+
+	start(&r, 2);
+	ck_assert_int_eq(engine_client_new(sock, 5000, &c), 0);
+	ck_assert_int_eq(pthread_create(&th, NULL, cancel_soon, c), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	/* the handler takes 500 ms; the call is cut after ~150 ms, long before its deadline */
+	ck_assert_int_eq(sign(c, "slow", 0, &sigs, &res), ENGINE_TIMEOUT);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	pthread_join(th, NULL);
+	dt = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	ck_assert_msg(dt < 0.45, "the cut call took %.3f s", dt);
+	ck_assert(!res.answered);
+	ck_assert_int_eq(engine_may_have_acted(&res), 1); /* it reached the engine */
+	/* later calls are not affected */
+	ck_assert_int_eq(sign(c, "ok", 0, &sigs, &res), ENGINE_OK);
+	engine_signatures_release(&sigs);
+	engine_client_free(c);
+	stop(&r);
+}
+END_TEST
+
 START_TEST(test_no_engine_is_unavailable_without_an_answer)
 {
 	struct engine_client *c;
@@ -377,6 +418,8 @@ START_TEST(test_activation_and_approval_carry_their_fields_both_ways)
 	struct engine_result res;
 	struct rssp_activation_fields f;
 	struct rssp_approval_fields p;
+	struct engine_voucher vo;
+	static const uint8_t rakey[32] = { 9 };
 	uint8_t nonce[16] = { 1 }, *sad = NULL;
 	size_t sadlen = 0;
 	int64_t exp = 0;
@@ -393,10 +436,15 @@ START_TEST(test_activation_and_approval_carry_their_fields_both_ways)
 	f.key_algo = 2;
 	f.subject_cn = "Jane";
 	f.validity_days = 30;
+	vo.tbs = (const uint8_t *)"tbs";
+	vo.tbs_len = 3;
+	vo.sig = (const uint8_t *)"rsig";
+	vo.sig_len = 4;
+	vo.ra_key_id = rakey;
 	f.nonce = nonce;
 	f.nonce_len = sizeof(nonce);
 	f.expires_at = 1234;
-	ck_assert_int_eq(engine_activate(c, 0, "rid-a", &f, (const uint8_t *)"sig-1", 5, &act,
+	ck_assert_int_eq(engine_activate(c, 0, "rid-a", &f, (const uint8_t *)"sig-1", 5, &vo, &act,
 	    &res), ENGINE_OK);
 	ck_assert_str_eq(act.key_label, "label-1");
 	ck_assert_uint_eq(act.binding_len, 4);
@@ -439,7 +487,7 @@ START_TEST(test_activation_and_approval_carry_their_fields_both_ways)
 	ck_assert_ptr_null(sad);
 	/* a refusal: the handler refuses a field it does not expect */
 	f.key_algo = 1;
-	ck_assert_int_eq(engine_activate(c, 0, "rid-d", &f, (const uint8_t *)"sig-1", 5, &act,
+	ck_assert_int_eq(engine_activate(c, 0, "rid-d", &f, (const uint8_t *)"sig-1", 5, &vo, &act,
 	    &res), ENGINE_REFUSED);
 	ck_assert_int_eq(res.refusal, ENGINE_REFUSAL_INVALID);
 	ck_assert_ptr_null(act.key_label);
@@ -466,6 +514,7 @@ main(void)
 	tcase_add_test(tc, test_a_method_outside_the_engine_table_is_a_protocol_refusal);
 	tcase_add_test(tc, test_the_deadline_is_the_calls_own);
 	tcase_add_test(tc, test_no_engine_is_unavailable_without_an_answer);
+	tcase_add_test(tc, test_a_call_cut_short_by_cancel_all_may_have_acted);
 	tcase_add_test(tc, test_activation_and_approval_carry_their_fields_both_ways);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);

@@ -18,6 +18,7 @@
 #include <openssl/rand.h>
 
 #include "engine_helper.h"
+#include "fixture.h"
 #include "rssp_err.h"
 
 #define PIN "rpc-e2e-pin-7Q3Z"
@@ -27,67 +28,46 @@ static char base[200], sock[400], auditpath[400], pinpath[400];
 static const char *engine_bin;
 static int test_no;
 
-static void
-run_or_die(const char *cmd)
-{
-	int rc = system(cmd);
-	if (rc != 0) {
-		fprintf(stderr, "command failed (%d): %s\n", rc, cmd);
-		exit(1);
-	}
-}
-
 /* Once per suite, in the parent: a SoftHSM2 configuration, a token, rssp-engine init. */
 static void
 suite_setup(void)
 {
-	const char *w = getenv("RSSP_TEST_WORK");
 	const char *b = getenv("RSSP_TEST_BUILD");
-	char path[400], cmd[1200];
+	char cmd[1200];
 	static char binbuf[400];
-	FILE *f;
 
-	snprintf(base, sizeof(base), "%s/rpce2eXXXXXX", w ? w : "/tmp");
-	if (mkdtemp(base) == NULL)
-		exit(1);
+	ef_tempdir(base, sizeof(base), "rpce2e");
 	engine_bin = RSSP_ENGINE_BIN;
 	if (b != NULL && access(RSSP_ENGINE_BIN, X_OK) != 0) {
 		snprintf(binbuf, sizeof(binbuf), "%s/engine/rssp-engine", b);
 		engine_bin = binbuf;
 	}
-	snprintf(path, sizeof(path), "%s/tokens", base);
-	mkdir(path, 0700);
-	snprintf(path, sizeof(path), "%s/softhsm2.conf", base);
-	f = fopen(path, "w");
-	fprintf(f, "directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n"
-	    "slots.removable = false\n", base);
-	fclose(f);
-	setenv("SOFTHSM2_CONF", path, 1);
+	ef_softhsm_token(base, TOKEN, PIN);
 	snprintf(pinpath, sizeof(pinpath), "%s/pin", base);
-	f = fopen(pinpath, "w");
-	fprintf(f, "%s\n", PIN);
-	fclose(f);
-	chmod(pinpath, 0600);
-	snprintf(cmd, sizeof(cmd), "softhsm2-util --init-token --free --label %s --pin %s "
-	    "--so-pin rpc-e2e-so >/dev/null", TOKEN, PIN);
-	run_or_die(cmd);
+	ef_write_pin(pinpath, PIN, 0600);
 	setenv("RSSP_PIN_FILE", pinpath, 1);
+	/* the registration authority the engine trusts and eh_activate vouches with */
+	{
+		char rakey[600], rapub[600];
+
+		snprintf(rakey, sizeof(rakey), "%s/ra.key", base);
+		snprintf(rapub, sizeof(rapub), "%s/ra.pem", base);
+		if (eh_ra_init(rakey, rapub) != 0)
+			ef_run("false # ra key");
+		setenv("RSSP_RA_KEYS", rapub, 1);
+	}
 	setenv("RSSP_TOKEN_LABEL", TOKEN, 1);
 	setenv("RSSP_LOG_LEVEL", "warn", 1);
-	if (getenv("RSSP_TEST_PKCS11_MODULE") != NULL)
-		setenv("RSSP_PKCS11_MODULE", getenv("RSSP_TEST_PKCS11_MODULE"), 1);
+	setenv("RSSP_PKCS11_MODULE", ef_pkcs11_module(), 1);
 	snprintf(cmd, sizeof(cmd), "'%s' init --ca-subject 'CN=rpc e2e CA' >/dev/null", engine_bin);
-	run_or_die(cmd);
+	ef_run(cmd);
 }
 
 static void
 suite_teardown(void)
 {
-	char cmd[400];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", base);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cannot remove %s\n", base);
+	eh_ra_release();
+	ef_rmtree(base);
 }
 
 static void
@@ -516,7 +496,8 @@ START_TEST(test_audit_verify_accepts_the_engines_log_and_catches_an_edit_a_delet
 	f = popen(cmd, "r");
 	ck_assert_ptr_nonnull(fgets(out, sizeof(out), f));
 	ck_assert_int_eq(pclose(f), 0);
-	ck_assert_str_eq(out, "ok 6 lines\n");
+	/* per run: start, the unknown method, stop, the shutdown checkpoint */
+	ck_assert_str_eq(out, "ok 8 lines, 2 checkpoints, last seq 8, last sealed seq 8\n");
 	/* edit the second line's event */
 	log = slurp(auditpath);
 	orig = strdup(log);
@@ -533,20 +514,20 @@ START_TEST(test_audit_verify_accepts_the_engines_log_and_catches_an_edit_a_delet
 	ck_assert_str_eq(out, "line 2: edited (line 3's prev does not match it)\n");
 	/* delete the third line, then swap the second and third */
 	{
-		char *lines[8], *save = NULL, *t;
+		char *lines[16], *save = NULL, *t;
 		int n = 0;
-		const int del[] = { 0, 1, 3, 4, 5 }, swp[] = { 0, 2, 1, 3, 4, 5 };
+		const int del[] = { 0, 1, 3, 4, 5, 6, 7 }, swp[] = { 0, 2, 1, 3, 4, 5, 6, 7 };
 		const int *orders[2] = { del, swp };
-		const int counts[2] = { 5, 6 };
+		const int counts[2] = { 7, 8 };
 		const char *want[2] = {
 			"line 3: seq 4, expected 3: line(s) deleted before it\n",
 			"line 2: seq 3 comes before seq 2 (line 3): lines reordered\n",
 		};
 		int k, j;
 
-		for (t = strtok_r(orig, "\n", &save); t != NULL && n < 8; t = strtok_r(NULL, "\n", &save))
+		for (t = strtok_r(orig, "\n", &save); t != NULL && n < 16; t = strtok_r(NULL, "\n", &save))
 			lines[n++] = t;
-		ck_assert_int_eq(n, 6);
+		ck_assert_int_eq(n, 8);
 		for (k = 0; k < 2; k++) {
 			f = fopen(auditpath, "w");
 			for (j = 0; j < counts[k]; j++)
@@ -610,6 +591,10 @@ START_TEST(test_check_prints_the_configuration_without_the_pin)
 	ck_assert_ptr_nonnull(strstr(out, "RSSP_TOKEN_LABEL=" TOKEN "\n"));
 	ck_assert_ptr_nonnull(strstr(out, "configuration ok"));
 	ck_assert_ptr_null(strstr(out, PIN));
+	/* the trusted RA key, by its id */
+	ck_assert_ptr_nonnull(strstr(out, "# ra key "));
+	ck_assert_ptr_nonnull(strstr(out, " ec-p256\n"));
+	ck_assert_ptr_nonnull(strstr(out, "# ra keys trusted: 1\n"));
 }
 END_TEST
 

@@ -59,6 +59,23 @@ def authdata(purpose, fields):
     return b"rssp-authdata-v1" + bytes([purpose]) + b"".join(fields)
 
 
+# ---- the enrolment voucher, as PROTOCOL.md describes it; an RSA (PSS) RA key here ----
+RA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+RA_SPKI = RA_KEY.public_key().public_bytes(serialization.Encoding.DER,
+                                           serialization.PublicFormat.SubjectPublicKeyInfo)
+RA_KEY_ID = hashlib.sha256(RA_SPKI).digest()
+
+
+def voucher(pb, user_id, name, kak_sha, device):
+    now = int(time.time())
+    tbs = (b"rssp-voucher-v1" + f_str(1, user_id) + f_str(2, name) + f_bytes(3, kak_sha) +
+           f_str(4, device) + f_int(5, now - 60) + f_int(6, now + 7 * 86400) +
+           f_bytes(7, RA_KEY_ID))
+    sig = RA_KEY.sign(tbs, padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32),
+                      hashes.SHA256())
+    return pb.Voucher(to_be_signed=tbs, signature=sig, ra_key_id=RA_KEY_ID)
+
+
 def main():
     pb = gen_stubs()
     os.makedirs(os.path.join(WORK, "tokens"), mode=0o700)
@@ -72,8 +89,13 @@ def main():
     os.close(fd)
     sock = os.path.join(WORK, "run", "engine.sock")
     audit = os.path.join(WORK, "audit.log")
+    ra_pem = os.path.join(WORK, "ra.pem")
+    with open(ra_pem, "wb") as f:
+        f.write(RA_KEY.public_key().public_bytes(serialization.Encoding.PEM,
+                                                 serialization.PublicFormat.SubjectPublicKeyInfo))
     env = dict(os.environ, SOFTHSM2_CONF=conf, RSSP_TOKEN_LABEL="py", RSSP_PIN_FILE=pin_file,
-               RSSP_ENGINE_SOCKET=sock, RSSP_AUDIT_FILE=audit, RSSP_LOG_LEVEL="warn")
+               RSSP_ENGINE_SOCKET=sock, RSSP_AUDIT_FILE=audit, RSSP_LOG_LEVEL="warn",
+               RSSP_RA_KEYS=ra_pem)
     if os.environ.get("RSSP_TEST_PKCS11_MODULE"):
         env["RSSP_PKCS11_MODULE"] = os.environ["RSSP_TEST_PKCS11_MODULE"]
     subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", "py", "--pin", PIN,
@@ -92,6 +114,7 @@ def main():
     with open(audit) as f:
         log = f.read()
     assert '"request_id":"py-activate-ec"' in log, "request id missing from the audit"
+    assert '"ra_key_id":"%s"' % RA_KEY_ID.hex() in log, "ra key id missing from the audit"
     assert '"event":"rpc.unimplemented","request_id":"py-unknown"' in log
     assert PIN not in log
     rc = subprocess.run([ENGINE, "audit-verify", audit], stdout=subprocess.PIPE,
@@ -152,14 +175,17 @@ def run_checks(pb, channel):
             signature=kak_sign(ad),
             activation=pb.Activation(credential_id=cid, owner_id="py-owner",
                                      device_uuid="py-device", key_algo=key_algo,
-                                     subject_cn="Py Signer", validity_days=30, nonce=nonce,
-                                     expires_at=exp))
+                                     validity_days=30, nonce=nonce, expires_at=exp,
+                                     voucher=voucher(pb, "py-owner", "Py Signer", kak_sha,
+                                                     "py-device")))
         rid = "py-activate-" + cid.split("-")[1]
         resp = pb.AuthorizeResponse.FromString(
             authorize(req.SerializeToString(), timeout=60, metadata=(("x-request-id", rid),)))
         act = resp.activation
         cert = x509.load_der_x509_certificate(act.certificate)
-        assert "Py Signer" in cert.subject.rfc4514_string()
+        subject = [(a.oid, a.value) for a in cert.subject]
+        assert subject == [(x509.NameOID.COMMON_NAME, "Py Signer"),
+                           (x509.NameOID.SERIAL_NUMBER, "py-owner")], subject
 
         digests = [os.urandom(32), os.urandom(32)]
         nonce = os.urandom(16)

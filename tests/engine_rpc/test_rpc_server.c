@@ -9,12 +9,14 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <grpc/status.h>
 
 #include "audit.h"
 #include "engine_client.h"
+#include "fixture.h"
 #include "rpc_server.h"
 
 static char dir[256], sock[300], auditpath[300];
@@ -43,6 +45,8 @@ h_echo(void *arg, const uint8_t *in, size_t inlen, uint8_t **outp, size_t *outle
 		a->reason = "hsm failure";
 		return RSSP_E_HSM;
 	}
+	if (inlen >= 6 && memcmp(in, "keygen", 6) == 0)
+		usleep(1000 * 1000); /* a key generation */
 	if (inlen >= 4 && memcmp(in, "slow", 4) == 0) {
 		pthread_mutex_lock(&mu);
 		slow_entered++;
@@ -63,6 +67,14 @@ static const struct rpc_method methods[] = {
 	{ "/rssp.engine.v1.Engine/Authorize", 1024, h_echo, AUDIT_AUTHORIZE_APPROVAL },
 	{ "/rssp.engine.v1.Engine/SignHash", 4096, h_echo, AUDIT_SIGNHASH },
 };
+
+/* Authorize requests that start with "keygen" are slow (key generation). */
+static int
+is_keygen(const struct rpc_method *m, const uint8_t *in, size_t inlen)
+{
+	return strcmp(m->path, "/rssp.engine.v1.Engine/Authorize") == 0 && inlen >= 6 &&
+	    memcmp(in, "keygen", 6) == 0;
+}
 
 struct running {
 	struct rpc_server *s;
@@ -85,10 +97,7 @@ run_thread(void *arg)
 static void
 setup(void)
 {
-	const char *base = getenv("RSSP_TEST_WORK");
-
-	snprintf(dir, sizeof(dir), "%s/rpcXXXXXX", base ? base : "/tmp");
-	ck_assert_ptr_nonnull(mkdtemp(dir));
+	ef_tempdir(dir, sizeof(dir), "rpc");
 	snprintf(sock, sizeof(sock), "%s/run/engine.sock", dir);
 	snprintf(auditpath, sizeof(auditpath), "%s/audit.log", dir);
 	calls_seen = 0;
@@ -98,11 +107,7 @@ setup(void)
 static void
 teardown(void)
 {
-	char cmd[400];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cannot remove %s\n", dir);
+	ef_rmtree(dir);
 }
 
 static void
@@ -135,6 +140,31 @@ stop(struct running *r)
 	audit_free(r->audit);
 	close(r->stop[0]);
 	close(r->stop[1]);
+}
+
+/* start() with 2 workers, 1 key-generation worker and room for 2 waiting. */
+static void
+start_keygen(struct running *r)
+{
+	struct rpc_server_opts o;
+
+	memset(r, 0, sizeof(*r));
+	r->uid = getuid();
+	ck_assert_int_eq(audit_open(auditpath, &r->audit), 0);
+	memset(&o, 0, sizeof(o));
+	o.socket_path = sock;
+	o.uids = &r->uid;
+	o.n_uids = 1;
+	o.workers = 2;
+	o.slow = is_keygen;
+	o.slow_workers = 1;
+	o.slow_queue = 2;
+	o.audit = r->audit;
+	o.methods = methods;
+	o.n_methods = 2;
+	ck_assert_int_eq(rpc_server_new(&o, &r->s), 0);
+	ck_assert_int_eq(pipe(r->stop), 0);
+	ck_assert_int_eq(pthread_create(&r->th, NULL, run_thread, r), 0);
 }
 
 static char *
@@ -486,6 +516,81 @@ START_TEST(test_a_client_without_an_engine_gets_unavailable)
 }
 END_TEST
 
+struct kg_job {
+	struct engine_client *c;
+	int status;
+};
+
+static void *
+kg_thread(void *arg)
+{
+	struct kg_job *j = arg;
+	uint8_t *resp = NULL;
+	size_t resplen;
+	char *msg = NULL;
+
+	if (engine_call(j->c, ENGINE_METHOD_AUTHORIZE, "rid-kg", (const uint8_t *)"keygen rsa3072", 14,
+	    &resp, &resplen, &j->status, &msg) != 0)
+		j->status = -1;
+	free(resp);
+	free(msg);
+	return NULL;
+}
+
+START_TEST(test_key_generation_never_takes_the_workers_signing_needs)
+{
+	struct running r;
+	struct engine_client *c;
+	struct kg_job jobs[6];
+	pthread_t th[6];
+	uint8_t *resp;
+	size_t resplen;
+	int status, i, ok = 0, busy = 0;
+	char *msg, *log;
+	struct timespec t0, t1;
+	double worst = 0;
+
+	start_keygen(&r);
+	ck_assert_int_eq(engine_client_new(sock, 20000, &c), 0);
+	ck_assert_int_eq(engine_client_ready(c, 5000), 0);
+	/* six activations at once (one second each) on a server with two workers */
+	for (i = 0; i < 6; i++) {
+		jobs[i].c = c;
+		jobs[i].status = -2;
+		ck_assert_int_eq(pthread_create(&th[i], NULL, kg_thread, &jobs[i]), 0);
+	}
+	usleep(200 * 1000);
+	/* SignHash and ordinary Authorize calls are answered at once meanwhile */
+	for (i = 0; i < 10; i++) {
+		double d;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		ck_assert_int_eq(engine_call(c, i % 2 ? ENGINE_METHOD_SIGNHASH : ENGINE_METHOD_AUTHORIZE,
+		    "rid-fast", (const uint8_t *)"x", 1, &resp, &resplen, &status, &msg), 0);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		ck_assert_int_eq(status, GRPC_STATUS_OK);
+		free(resp);
+		free(msg);
+		d = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+		if (d > worst)
+			worst = d;
+	}
+	ck_assert_msg(worst < 0.5, "a fast call waited %.3f s behind key generation", worst);
+	for (i = 0; i < 6; i++) {
+		pthread_join(th[i], NULL);
+		ok += jobs[i].status == GRPC_STATUS_OK;
+		busy += jobs[i].status == GRPC_STATUS_RESOURCE_EXHAUSTED;
+	}
+	/* one running, two waiting; the other three refused at once */
+	ck_assert_int_eq(ok, 3);
+	ck_assert_int_eq(busy, 3);
+	engine_client_free(c);
+	stop(&r);
+	log = slurp(auditpath);
+	ck_assert_ptr_nonnull(strstr(log, "too many key generations waiting"));
+	free(log);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -498,6 +603,7 @@ main(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_a_known_method_is_answered_and_audited_with_the_request_id);
+	tcase_add_test(tc, test_key_generation_never_takes_the_workers_signing_needs);
 	tcase_add_test(tc, test_an_unknown_method_is_unimplemented_at_once_and_audited);
 	tcase_add_test(tc, test_an_oversize_message_is_refused_before_the_handler_and_audited);
 	tcase_add_test(tc, test_a_refusal_carries_its_status_and_reason);

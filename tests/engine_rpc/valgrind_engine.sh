@@ -25,6 +25,10 @@ PIN="vg-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 (umask 077; printf '%s\n' "$PIN" > "$WORK/pin")
 softhsm2-util --init-token --free --label vg --pin "$PIN" --so-pin "so-$PIN" >/dev/null
 export RSSP_PKCS11_MODULE="$MODULE" RSSP_TOKEN_LABEL=vg RSSP_PIN_FILE="$WORK/pin"
+# the registration authority whose vouchers the benchmark presents
+(umask 077; openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$WORK/ra.key" 2>/dev/null)
+openssl pkey -in "$WORK/ra.key" -pubout -out "$WORK/ra.pem"
+export RSSP_RA_KEYS="$WORK/ra.pem"
 export RSSP_ENGINE_SOCKET="$WORK/run/engine.sock" RSSP_AUDIT_FILE="$WORK/audit.log"
 export RSSP_ENGINE_WORKERS=2 RSSP_LOG_LEVEL=warn
 "$ENGINE" init >/dev/null
@@ -33,7 +37,7 @@ valgrind --quiet --leak-check=full --error-exitcode=1 --errors-for-leak-kinds=de
   --suppressions="$HERE/valgrind.supp" --log-file="$WORK/valgrind.log" \
   "$ENGINE" serve &
 VG_PID=$!
-"$BENCH" --socket "$RSSP_ENGINE_SOCKET" --module "$MODULE" --token vg --pin-file "$WORK/pin" \
+"$BENCH" --socket "$RSSP_ENGINE_SOCKET" --module "$MODULE" --token vg --pin-file "$WORK/pin" --ra-key "$WORK/ra.key" \
   --seconds 0.02 --keys ec --timeout-ms 120000 >/dev/null
 kill -TERM "$VG_PID"
 rc=0

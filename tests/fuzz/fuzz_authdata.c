@@ -3,6 +3,7 @@
 #include <stddef.h>
 
 #include "authdata.h"
+#include "fuzz.h"
 
 static int
 field(void *arg, int tag, const uint8_t *v, size_t n)

@@ -4,6 +4,7 @@
  * symbols instead of rssp_gateway_lib's server.o). What parses is an object of strings
  * with non-empty, distinct keys. */
 #include "../../gateway/server.c"
+#include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

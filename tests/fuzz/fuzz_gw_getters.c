@@ -12,6 +12,7 @@
 #include "gw.h"
 #include "gw_internal.h"
 #include "signing.h"
+#include "fuzz.h"
 
 static void
 check_reply(const struct gw_reply *rep, int r)

@@ -8,6 +8,7 @@
 #include <openssl/evp.h>
 
 #include "sic.h"
+#include "fuzz.h"
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -7,6 +7,7 @@
 
 #include "accounts.h"
 #include "signing.h"
+#include "fuzz.h"
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

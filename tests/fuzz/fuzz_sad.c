@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "sad.h"
+#include "fuzz.h"
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -9,6 +9,7 @@
 
 #include "algo.h"
 #include "sam_decode.h"
+#include "fuzz.h"
 
 static void
 check_id(const char *s, size_t size, int may_be_empty)
@@ -34,7 +35,13 @@ check_authorize(const struct sam_authorize_req *r)
 		check_id(act->credential_id, sizeof(act->credential_id), 0);
 		check_id(act->owner_id, sizeof(act->owner_id), 0);
 		check_id(act->device_uuid, sizeof(act->device_uuid), 0);
-		check_id(act->subject_cn, sizeof(act->subject_cn), 1);
+		check_id(act->voucher.v.user_id, sizeof(act->voucher.v.user_id), 0);
+		check_id(act->voucher.v.common_name, sizeof(act->voucher.v.common_name), 0);
+		check_id(act->voucher.v.device_uuid, sizeof(act->voucher.v.device_uuid), 0);
+		if (act->voucher.tbs_len < RSSP_VOUCHER_MAGIC_LEN ||
+		    act->voucher.tbs_len > RSSP_VOUCHER_MAX_LEN || act->voucher.sig_len < 1 ||
+		    act->voucher.sig_len > KAK_MAX_SIG)
+			__builtin_trap();
 		if (rssp_key_alg(act->key_algo) == NULL || act->validity_days < 1 ||
 		    act->nonce_len < RSSP_MIN_NONCE_LEN || act->nonce_len > RSSP_MAX_NONCE_LEN)
 			__builtin_trap();

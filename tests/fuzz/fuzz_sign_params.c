@@ -12,6 +12,7 @@
 #include "gw.h"
 #include "gw_internal.h"
 #include "signing.h"
+#include "fuzz.h"
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

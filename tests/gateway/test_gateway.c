@@ -118,6 +118,61 @@ START_TEST(test_info_lists_the_functions_and_echoes_the_request_id)
 }
 END_TEST
 
+START_TEST(test_csc_faces_and_the_oauth_page_answer_without_a_signer)
+{
+	struct gwt *g = gwt_start(&fast);
+	struct gwt_resp *r;
+	char *h;
+
+	r = gwt_post(g, "/csc/v1/info", NULL, "{}");
+	gwt_expect(r, 200, NULL);
+	ck_assert_str_eq(gwt_str(r, "specs"), "1.0.4.0");
+	gwt_resp_free(r);
+	r = gwt_post(g, "/csc/v2/info", NULL, "{}");
+	gwt_expect(r, 200, NULL);
+	ck_assert_str_eq(gwt_str(r, "specs"), "2.0.0.2");
+	ck_assert(json_is_object(json_object_get(r->json, "signAlgorithms")));
+	gwt_resp_free(r);
+	/* a method of the specification that is not implemented */
+	r = gwt_post(g, "/csc/v2/signatures/signDoc", NULL, "{}");
+	gwt_expect(r, 501, "not_implemented");
+	gwt_resp_free(r);
+	/* the signer's page: its stylesheet, an error page (never a redirect) under CSP */
+	r = gwt_get(g, "/csc/v2/oauth2/page.css");
+	ck_assert_int_eq(r->status, 200);
+	h = gwt_resp_header(r, "Content-Type");
+	ck_assert_ptr_nonnull(h);
+	ck_assert_ptr_nonnull(strstr(h, "text/css"));
+	free(h);
+	gwt_resp_free(r);
+	r = gwt_get(g, "/csc/v2/oauth2/authorize?client_id=rp-nobody&redirect_uri=https%3A%2F%2Fx.example%2Fcb");
+	ck_assert_int_eq(r->status, 400);
+	ck_assert_ptr_null(gwt_resp_header(r, "Location"));
+	h = gwt_resp_header(r, "Content-Security-Policy");
+	ck_assert_ptr_nonnull(h);
+	ck_assert_ptr_nonnull(strstr(h, "default-src 'self'"));
+	free(h);
+	ck_assert_ptr_nonnull(strstr(r->body, "Unknown client_id"));
+	gwt_resp_free(r);
+	r = gwt_get(g, "/csc/v2/oauth2/authorize?page=%3Cscript%3E");
+	ck_assert_int_eq(r->status, 404);
+	ck_assert_ptr_null(strstr(r->body, "<script>"));
+	gwt_resp_free(r);
+	/* a repeated query parameter is refused; GET on a POST-only function is not served */
+	r = gwt_get(g, "/csc/v2/oauth2/authorize?client_id=a&client_id=b");
+	gwt_expect(r, 400, "invalid_request");
+	gwt_resp_free(r);
+	r = gwt_get(g, "/csc/v2/credentials/info");
+	ck_assert_int_eq(r->status, 405);
+	gwt_resp_free(r);
+	/* token: client authentication first */
+	r = gwt_post(g, "/csc/v2/oauth2/token", NULL, "{\"grant_type\": \"authorization_code\"}");
+	gwt_expect(r, 401, "invalid_client");
+	gwt_resp_free(r);
+	gwt_stop(g);
+}
+END_TEST
+
 START_TEST(test_operational_endpoints_answer)
 {
 	struct gwt *g = gwt_start(&fast);
@@ -1148,6 +1203,7 @@ suite(void)
 	tcase_set_timeout(t, 120);
 	tcase_add_test(t, test_info_lists_the_functions_and_echoes_the_request_id);
 	tcase_add_test(t, test_operational_endpoints_answer);
+	tcase_add_test(t, test_csc_faces_and_the_oauth_page_answer_without_a_signer);
 	tcase_add_test(t, test_login_works_four_ways_and_tokens_authenticate);
 	tcase_add_test(t, test_malformed_requests_are_refused_naming_the_problem);
 	tcase_add_test(t, test_a_body_over_one_mebibyte_is_refused_with_413);

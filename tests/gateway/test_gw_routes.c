@@ -76,8 +76,8 @@ START_TEST(test_the_route_table_is_one_flat_list_of_distinct_functions)
 	size_t n = 0;
 
 	for (r = gw_routes; r->path != NULL; r++, n++) {
-		ck_assert_msg(strncmp(r->path, "/rssp/", 6) == 0 || strncmp(r->path, "/csc/v2/", 8) == 0,
-		    "%s: outside /rssp/ and /csc/v2/", r->path);
+		ck_assert_msg(strncmp(r->path, "/rssp/", 6) == 0 || strncmp(r->path, "/csc/v1/", 8) == 0 ||
+		    strncmp(r->path, "/csc/v2/", 8) == 0, "%s: outside /rssp/, /csc/v1/ and /csc/v2/", r->path);
 		ck_assert_msg(r->handler != NULL, "%s: no handler", r->path);
 		/* a route needs a token (and names who may call) or is public (and names nobody) */
 		if (r->flags & GW_PUBLIC)
@@ -100,7 +100,7 @@ START_TEST(test_the_route_table_keeps_the_access_rules)
 		unsigned roles;
 	} want[] = {
 		{ "/rssp/info", GW_PUBLIC | GW_NO_DB, 0 },
-		{ "/rssp/auth/login", GW_PUBLIC | GW_RAW_BODY | GW_LONG, 0 },
+		{ "/rssp/auth/login", GW_PUBLIC | GW_RAW_BODY | GW_LONG | GW_NO_DB, 0 },
 		{ "/rssp/users/register", 0, GW_ROLE_RP | GW_ROLE_ADMIN },
 		{ "/rssp/users/confirm", GW_PUBLIC | GW_LONG, 0 },
 		{ "/rssp/admin/users/disable", 0, GW_ROLE_ADMIN },
@@ -110,7 +110,15 @@ START_TEST(test_the_route_table_keeps_the_access_rules)
 		{ "/rssp/credentials/authorize", 0, GW_ROLE_RP | GW_ROLE_SIGNER | GW_ROLE_COMPANY_ADMIN },
 		{ "/rssp/requests/confirm", GW_NEEDS_ENGINE, GW_ROLES_ALL },
 		{ "/rssp/signatures/signHash", GW_NEEDS_ENGINE, GW_ROLES_ALL },
-		{ "/csc/v2/signatures/signHash", GW_NEEDS_ENGINE, GW_ROLES_ALL },
+		/* public: it takes an OAuth credential token in place of a session bearer and a
+		 * SAD; the handler authenticates one or the other (csc_v2.c, oauth.c) */
+		{ "/csc/v2/signatures/signHash", GW_PUBLIC | GW_NEEDS_ENGINE, 0 },
+		{ "/csc/v1/signatures/signHash", GW_NEEDS_ENGINE, GW_ROLES_ALL },
+		{ "/csc/v1/credentials/authorize", GW_LONG, GW_ROLE_RP | GW_ROLE_SIGNER | GW_ROLE_COMPANY_ADMIN },
+		{ "/csc/v2/credentials/authorize", 0, GW_ROLE_RP | GW_ROLE_SIGNER | GW_ROLE_COMPANY_ADMIN },
+		{ "/csc/v2/oauth2/authorize", GW_PUBLIC | GW_GET, 0 },
+		{ "/csc/v2/oauth2/token", GW_PUBLIC | GW_RAW_BODY | GW_LONG, 0 },
+		{ "/rssp/admin/clients/update", 0, GW_ROLE_ADMIN },
 	};
 	const struct gw_route *r;
 	size_t i;

@@ -42,7 +42,8 @@ if (dep) {
   need(gw?.livenessProbe?.httpGet?.path === '/healthz', 'gateway liveness probe /healthz');
   const eng = s.containers.find((c) => c.name === 'engine');
   need(eng && !eng.ports, 'the engine opens no port');
-  need(eng?.livenessProbe, 'engine liveness probe');
+  need(eng?.livenessProbe?.exec?.command?.[1] === 'probe',
+    'engine liveness probe: rssp-engine probe (an answer, not only a socket file)');
   need((s.initContainers || []).some((c) => (c.args || []).includes('migrate')), 'a migrate step');
 }
 need(one('PodDisruptionBudget').length === 1, 'a PodDisruptionBudget');
