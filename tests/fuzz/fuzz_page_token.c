@@ -1,5 +1,5 @@
 /* The pageToken decoders: admin/users/list (acct_page_token_parse, base64url of
- * "<micros>.<uuid>") and credentials/list (a uuid, sg_is_uuid). A client sends the token
+ * "<micros>.<uuid>") and credentials/list (a uuid, gw_is_uuid). A client sends the token
  * back, so every byte is untrusted. What decodes must be within the documented shape. */
 #include <stdint.h>
 #include <stdlib.h>
