@@ -728,6 +728,10 @@ login_dispatch(struct gw_request *req, struct gw_reply *rep, const char **method
 	}
 	if ((r = gw_get_str(req, rep, "grant_type", 32, false, &grant)) < 0)
 		return r;
+	/* CSC auth/login refreshes with a bare refresh_token member (no grant_type) */
+	if (grant == NULL && strncmp(req->path, "/csc/", 5) == 0 &&
+	    json_object_get(req->body, "refresh_token") != NULL)
+		grant = "refresh_token";
 	if (grant == NULL) {
 		/* no credentials at all: offer Digest (rp accounts) and Basic */
 		char basic[200];

@@ -257,6 +257,21 @@ class Csc(unittest.TestCase):
         self.assertIsInstance(info["conformance_levels"], list)
         self.assertIs(info.get("asynchronousOperationMode", False), False)
 
+    def test_v2_01b_login_refresh_and_revoke_as_csc_clients_do(self):
+        for ver in ("v1", "v2"):
+            c = CscClient(self.st.url, ver)
+            tok = c.call("auth/login", {"rememberMe": True}, auth=(self.rp_id, self.rp_secret))
+            self.assertIsInstance(tok["refresh_token"], str)
+            # CSC refreshes with a bare refresh_token member and no credentials
+            new = c.call("auth/login", {"refresh_token": tok["refresh_token"], "rememberMe": True})
+            self.assertIsInstance(new["access_token"], str)
+            self.assertNotEqual(new["access_token"], tok["access_token"])
+            c.token = new["access_token"]
+            c.call("credentials/list", {})
+            c.call("auth/revoke", {"token": new["access_token"], "token_type_hint": "access_token"},
+                   expect=204)
+            self.assertEqual(c.raw("credentials/list", {}).status_code, 401)
+
     def test_v2_02_unimplemented_methods_answer_501(self):
         c = CscClient(self.st.url, "v2")
         for m in ("signatures/signDoc", "credentials/extendTransaction", "credentials/sendOTP"):

@@ -106,6 +106,8 @@ START_TEST(test_the_route_table_keeps_the_access_rules)
 		{ "/rssp/admin/users/disable", 0, GW_ROLE_ADMIN },
 		{ "/rssp/admin/devices/revoke", 0, GW_ROLE_ADMIN },
 		{ "/rssp/credentials/create", 0, GW_ROLE_ADMIN | GW_ROLE_RP | GW_ROLE_COMPANY_ADMIN },
+		{ "/rssp/enrollments/list", 0, GW_ROLE_ADMIN | GW_ROLE_RP },
+		{ "/rssp/enrollments/vouch", 0, GW_ROLE_ADMIN | GW_ROLE_RP },
 		{ "/rssp/credentials/activate/response", GW_NEEDS_ENGINE | GW_LONG, GW_ROLES_ALL },
 		{ "/rssp/credentials/authorize", 0, GW_ROLE_RP | GW_ROLE_SIGNER | GW_ROLE_COMPANY_ADMIN },
 		{ "/rssp/requests/confirm", GW_NEEDS_ENGINE, GW_ROLES_ALL },
@@ -114,7 +116,7 @@ START_TEST(test_the_route_table_keeps_the_access_rules)
 		 * SAD; the handler authenticates one or the other (csc_v2.c, oauth.c) */
 		{ "/csc/v2/signatures/signHash", GW_PUBLIC | GW_NEEDS_ENGINE, 0 },
 		{ "/csc/v1/signatures/signHash", GW_NEEDS_ENGINE, GW_ROLES_ALL },
-		{ "/csc/v1/credentials/authorize", GW_LONG, GW_ROLE_RP | GW_ROLE_SIGNER | GW_ROLE_COMPANY_ADMIN },
+		{ "/csc/v1/credentials/authorize", GW_LONG | GW_WAITS, GW_ROLE_RP | GW_ROLE_SIGNER | GW_ROLE_COMPANY_ADMIN },
 		{ "/csc/v2/credentials/authorize", 0, GW_ROLE_RP | GW_ROLE_SIGNER | GW_ROLE_COMPANY_ADMIN },
 		{ "/csc/v2/oauth2/authorize", GW_PUBLIC | GW_GET, 0 },
 		{ "/csc/v2/oauth2/token", GW_PUBLIC | GW_RAW_BODY | GW_LONG, 0 },
