@@ -35,6 +35,7 @@ struct audit {
 	char prev[65];           /* hex SHA-256 of the last line written */
 	off_t size;              /* bytes of whole lines in the file */
 	int torn;                /* a failed write may have left bytes after size */
+	int reopen_failed;       /* fd < 0: the path could not be opened after a rotation */
 	unsigned long long rotate_bytes;
 	/* checkpoints */
 	audit_seal_fn seal;
@@ -278,56 +279,65 @@ load_tail_ro(int fd, uint64_t *seqp, char prev[65], off_t *sizep)
 
 /* Opens and locks path for appending. Returns the fd or a negative RSSP_E*. */
 static int
-open_locked(const char *path)
+open_locked(const char *path, int quiet)
 {
-	int fd;
+	int fd, e;
 
 	fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		log_error("cannot open audit log %s: %s", path, strerror(errno));
+		if (!quiet)
+			log_error("cannot open audit log %s: %s", path, strerror(errno));
 		return RSSP_E_IO;
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-		if (errno == EWOULDBLOCK)
+		e = errno;
+		if (quiet)
+			;
+		else if (e == EWOULDBLOCK)
 			log_error("audit log %s is in use by another engine", path);
 		else
-			log_error("cannot lock audit log %s: %s", path, strerror(errno));
+			log_error("cannot lock audit log %s: %s", path, strerror(e));
 		close(fd);
-		return errno == EWOULDBLOCK ? RSSP_E_CONFLICT : RSSP_E_IO;
+		return e == EWOULDBLOCK ? RSSP_E_CONFLICT : RSSP_E_IO;
 	}
 	return fd;
 }
 
-static int rotated_files(const char *path, char ***listp, size_t *np);
+static int rotated_files(const char *path, char ***listp, size_t *np, time_t **mtimes_out);
 
-/* The last line of the newest rotated file of path, if there is one. */
+/* The chain's last line among the rotated files of path (the highest seq), if any. */
 static int
 continue_rotated(const char *path, uint64_t *seqp, char prev[65])
 {
-	char **list = NULL;
-	size_t n = 0, i;
+	char **list = NULL, p[65];
+	size_t n = 0, i, best = 0;
+	uint64_t seq, top = 0;
 	off_t size;
-	int fd, r;
+	int fd, r, found = 0;
 
-	if ((r = rotated_files(path, &list, &n)) != 0)
+	if ((r = rotated_files(path, &list, &n, NULL)) != 0)
 		return r;
-	if (n > 0) {
-		if ((fd = open(list[0], O_RDONLY | O_CLOEXEC)) < 0) {
-			log_error("cannot open %s: %s", list[0], strerror(errno));
-			r = RSSP_E_IO;
-		} else {
-			/* read-only: a torn fragment there is reported, not cut */
-			r = load_tail_ro(fd, seqp, prev, &size);
-			close(fd);
-			if (r == 0)
-				log_info("audit log %s is empty: the chain continues from %s at seq %"
-				    PRIu64, path, list[0], *seqp + 1);
+	for (i = 0; i < n; i++) {
+		if ((fd = open(list[i], O_RDONLY | O_CLOEXEC)) < 0)
+			continue;
+		/* read-only: a torn fragment there is not cut (and that file is skipped) */
+		r = load_tail_ro(fd, &seq, p, &size);
+		close(fd);
+		if (r == 0 && size > 0 && seq > top) {
+			top = seq;
+			best = i;
+			*seqp = seq;
+			memcpy(prev, p, 65);
+			found = 1;
 		}
 	}
+	if (found)
+		log_info("audit log %s is empty: the chain continues from %s at seq %" PRIu64,
+		    path, list[best], top + 1);
 	for (i = 0; i < n; i++)
 		free(list[i]);
 	free(list);
-	return r;
+	return 0;
 }
 
 int
@@ -352,7 +362,7 @@ audit_open(const char *path, struct audit **ap)
 		if ((a->path = strdup(path)) == NULL)
 			goto out;
 		a->own_fd = 1;
-		if ((a->fd = open_locked(path)) < 0) {
+		if ((a->fd = open_locked(path, 0)) < 0) {
 			r = a->fd;
 			goto out;
 		}
@@ -426,9 +436,13 @@ write_all(int fd, const char *p, size_t len)
 
 /* Appends line (len bytes and the newline at line[len]) as a whole or not at all, and
  * moves the chain on. Called with the lock held. */
+static int reopen_locked(struct audit *a);
+
 static int
 emit_locked(struct audit *a, const char *line, size_t len)
 {
+	if (a->own_fd && a->fd < 0 && reopen_locked(a) != 0)
+		return RSSP_E_IO;
 	if (a->own_fd && a->torn) {
 		if (ftruncate(a->fd, a->size) != 0) {
 			log_error("cannot cut the audit log back to its last whole line: %s",
@@ -513,10 +527,9 @@ line_head(char *head, size_t cap, uint64_t seq)
 static int
 checkpoint_locked(struct audit *a)
 {
-	static const char hx[] = "0123456789abcdef";
 	uint8_t msg[CKPT_MSG_LEN], sig[AUDIT_MAX_SIG];
 	char line[1024];
-	size_t siglen = sizeof(sig), len, i;
+	size_t siglen = sizeof(sig), len;
 	int r, n;
 
 	if (a->seal == NULL)
@@ -536,10 +549,8 @@ checkpoint_locked(struct audit *a)
 	len += (size_t)n;
 	if (len + 2 * siglen + 80 > sizeof(line))
 		return RSSP_E_INTERNAL;
-	for (i = 0; i < siglen; i++) {
-		line[len++] = hx[sig[i] >> 4];
-		line[len++] = hx[sig[i] & 15];
-	}
+	rssp_hex(line + len, sig, siglen);
+	len += 2 * siglen;
 	memcpy(line + len, "\",\"prev\":\"", 10);
 	len += 10;
 	memcpy(line + len, a->prev, 64);
@@ -555,16 +566,54 @@ checkpoint_locked(struct audit *a)
 	return 0;
 }
 
+/* Opens the log's path again (after a rotation, or to recover from a failed one). The
+ * file must be empty or end with the chain's last line (e.g. the old file moved back).
+ * Called with the lock held, a->fd < 0. */
+static int
+reopen_locked(struct audit *a)
+{
+	uint64_t seq;
+	char prev[65];
+	off_t size;
+	int fd, r;
+
+	if ((fd = open_locked(a->path, a->reopen_failed)) < 0)
+		goto fail;
+	if ((r = load_tail(fd, &seq, prev, &size)) != 0 ||
+	    (size > 0 && (seq != a->seq || strcmp(prev, a->prev) != 0))) {
+		if (!a->reopen_failed)
+			log_error("audit log %s holds lines of another chain: not appending", a->path);
+		close(fd);
+		goto fail;
+	}
+	a->fd = fd;
+	a->size = size;
+	a->torn = 0;
+	if (a->reopen_failed)
+		log_info("audit log %s writable again, chain continues at seq %" PRIu64, a->path,
+		    a->seq + 1);
+	a->reopen_failed = 0;
+	return 0;
+fail:
+	if (!a->reopen_failed)
+		log_error("audit log %s cannot be opened: refusing every call until it can",
+		    a->path);
+	a->reopen_failed = 1;
+	return RSSP_E_IO;
+}
+
 static int
 rotate_locked(struct audit *a)
 {
 	struct stat st_fd, st_path;
 	char *to = NULL;
 	size_t tolen;
-	int fd = -1, r = RSSP_E_IO, moved;
+	int r = RSSP_E_IO, moved;
 
 	if (!a->own_fd)
 		return 0;
+	if (a->fd < 0)
+		return reopen_locked(a);
 	if (a->seal != NULL && a->since_ckpt > 0 && (r = checkpoint_locked(a)) != 0)
 		return r;
 	r = RSSP_E_IO;
@@ -579,32 +628,25 @@ rotate_locked(struct audit *a)
 			goto out;
 		}
 		snprintf(to, tolen, "%s.%020" PRIu64, a->path, a->seq);
+		errno = 0;
 		if (access(to, F_OK) == 0 || rename(a->path, to) != 0) {
+			/* the file stays where it is: keep writing it */
 			log_error("cannot rotate the audit log to %s: %s", to,
-			    errno != 0 ? strerror(errno) : "exists");
+			    errno != 0 && errno != ENOENT ? strerror(errno) : "exists");
 			goto out;
 		}
 	}
-	if ((fd = open_locked(a->path)) < 0) {
-		r = fd;
-		fd = -1;
-		goto out;
-	}
-	if (lseek(fd, 0, SEEK_END) != 0) {
-		log_error("cannot rotate: a new %s is not empty", a->path);
-		goto out;
-	}
+	/* The old file is sealed and out of the way: from now on only the path is written.
+	 * If it cannot be opened, calls are refused until it can (each call and each SIGHUP
+	 * try again). */
 	close(a->fd);
-	a->fd = fd;
-	fd = -1;
-	a->size = 0;
-	a->torn = 0;
+	a->fd = -1;
+	if ((r = reopen_locked(a)) != 0)
+		goto out;
 	log_info("audit log rotated%s%s, chain continues at seq %" PRIu64,
 	    to != NULL ? " to " : " (moved by the operator)", to != NULL ? to : "", a->seq + 1);
 	r = 0;
 out:
-	if (fd >= 0)
-		close(fd);
 	free(to);
 	return r;
 }
@@ -769,16 +811,23 @@ line_time(const char *line)
 	return (long long)timegm(&tm);
 }
 
-/* Rotated files of path, newest (largest seq) first. */
+/* Rotated files of path: regular files named PATH.<anything> in its directory that begin
+ * like an audit line (the engine's PATH.<20 digits>, logrotate's PATH.1, an operator's
+ * PATH.moved; not compressed ones), each inode once and not path's own, most recently
+ * modified first. *mtimesp (may be NULL) gets their modification times. */
 static int
-rotated_files(const char *path, char ***listp, size_t *np)
+rotated_files(const char *path, char ***listp, size_t *np, time_t **mtimes_out)
 {
-	char *dcopy = NULL, *bcopy = NULL, *dir, *base, **list = NULL, **nl;
+	char *dcopy = NULL, *bcopy = NULL, *dir, *base, **list = NULL, **nl, head[9];
 	DIR *d = NULL;
 	struct dirent *de;
+	struct stat st, self;
+	time_t *mt = NULL, *nm;
+	ino_t *ino = NULL, *ni;
 	size_t n = 0, cap = 0, blen, i, j;
-	int r = RSSP_E_NOMEM;
+	int r = RSSP_E_NOMEM, fd, have_self;
 
+	have_self = stat(path, &self) == 0;
 	if ((dcopy = strdup(path)) == NULL || (bcopy = strdup(path)) == NULL)
 		goto out;
 	dir = dirname(dcopy);
@@ -789,30 +838,70 @@ rotated_files(const char *path, char ***listp, size_t *np)
 		goto out;
 	}
 	while ((de = readdir(d)) != NULL) {
-		const char *nm = de->d_name;
-		if (strncmp(nm, base, blen) != 0 || nm[blen] != '.' || strlen(nm + blen + 1) != 20 ||
-		    strspn(nm + blen + 1, "0123456789") != 20)
+		const char *nmn = de->d_name;
+		char *full;
+
+		if (strncmp(nmn, base, blen) != 0 || nmn[blen] != '.' || nmn[blen + 1] == '\0')
 			continue;
+		if ((full = malloc(strlen(dir) + strlen(nmn) + 2)) == NULL)
+			goto out;
+		sprintf(full, "%s/%s", dir, nmn);
+		fd = open(full, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+		if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+		    (have_self && st.st_ino == self.st_ino && st.st_dev == self.st_dev) ||
+		    pread(fd, head, sizeof(head), 0) != (ssize_t)sizeof(head) ||
+		    memcmp(head, "{\"time\":\"", sizeof(head)) != 0) {
+			if (fd >= 0)
+				close(fd);
+			free(full);
+			continue;
+		}
+		close(fd);
+		for (j = 0; j < n && ino[j] != st.st_ino; j++)
+			;
+		if (j < n) { /* a second name of a file already listed */
+			free(full);
+			continue;
+		}
 		if (n == cap) {
 			cap = cap ? cap * 2 : 16;
-			if ((nl = realloc(list, cap * sizeof(*list))) == NULL)
+			if ((nl = realloc(list, cap * sizeof(*list))) == NULL) {
+				free(full);
 				goto out;
+			}
 			list = nl;
+			if ((nm = realloc(mt, cap * sizeof(*mt))) == NULL) {
+				free(full);
+				goto out;
+			}
+			mt = nm;
+			if ((ni = realloc(ino, cap * sizeof(*ino))) == NULL) {
+				free(full);
+				goto out;
+			}
+			ino = ni;
 		}
-		if ((list[n] = malloc(strlen(dir) + strlen(nm) + 2)) == NULL)
-			goto out;
-		sprintf(list[n], "%s/%s", dir, nm);
+		list[n] = full;
+		mt[n] = st.st_mtime;
+		ino[n] = st.st_ino;
 		n++;
 	}
-	/* the names end in fixed-width numbers: descending by name is newest first */
+	/* most recently modified first */
 	for (i = 1; i < n; i++)
-		for (j = i; j > 0 && strcmp(list[j - 1], list[j]) < 0; j--) {
+		for (j = i; j > 0 && mt[j - 1] < mt[j]; j--) {
 			char *t = list[j];
+			time_t tm = mt[j];
 			list[j] = list[j - 1];
 			list[j - 1] = t;
+			mt[j] = mt[j - 1];
+			mt[j - 1] = tm;
 		}
 	*listp = list;
 	*np = n;
+	if (mtimes_out != NULL) {
+		*mtimes_out = mt;
+		mt = NULL;
+	}
 	list = NULL;
 	n = 0;
 	r = 0;
@@ -820,6 +909,8 @@ out:
 	for (i = 0; i < n; i++)
 		free(list[i]);
 	free(list);
+	free(mt);
+	free(ino);
 	if (d != NULL)
 		closedir(d);
 	free(dcopy);
@@ -873,24 +964,22 @@ audit_scan(const char *path, long long since, void (*fn)(void *arg, const struct
     void *arg)
 {
 	char **list = NULL;
+	time_t *mt = NULL;
 	size_t n = 0, i;
 	long long oldest;
 	int r;
 
 	if ((r = scan_file(path, since, fn, arg, &oldest)) != 0)
 		return r;
-	if (oldest != LLONG_MAX && oldest < since)
-		return 0;
-	if ((r = rotated_files(path, &list, &n)) != 0)
+	if ((r = rotated_files(path, &list, &n, &mt)) != 0)
 		return r;
-	for (i = 0; i < n && r == 0; i++) {
+	/* a file last written before since holds no line after it */
+	for (i = 0; i < n && r == 0 && (long long)mt[i] >= since; i++)
 		r = scan_file(list[i], since, fn, arg, &oldest);
-		if (oldest != LLONG_MAX && oldest < since)
-			break;
-	}
 	for (i = 0; i < n; i++)
 		free(list[i]);
 	free(list);
+	free(mt);
 	return r;
 }
 

@@ -20,6 +20,7 @@
 #include <openssl/x509.h>
 
 #include "audit.h"
+#include "buf.h"
 #include "config.h"
 #include "rpc_server.h"
 #include "rssp_log.h"
@@ -102,9 +103,8 @@ sam_cfg(const struct engine_config *c, struct sam_config *sc)
 static int
 export_audit_key(struct sam *sam, const char *audit_file, char key_sha256[65])
 {
-	static const char hx[] = "0123456789abcdef";
 	const uint8_t *der, *p;
-	size_t derlen, i;
+	size_t derlen;
 	X509 *cert = NULL;
 	EVP_PKEY *pub;
 	unsigned char *spki = NULL, md[SHA256_DIGEST_LENGTH];
@@ -119,11 +119,7 @@ export_audit_key(struct sam *sam, const char *audit_file, char key_sha256[65])
 	    (pub = X509_get0_pubkey(cert)) == NULL || (n = i2d_PUBKEY(pub, &spki)) <= 0)
 		goto out;
 	SHA256(spki, (size_t)n, md);
-	for (i = 0; i < sizeof(md); i++) {
-		key_sha256[2 * i] = hx[md[i] >> 4];
-		key_sha256[2 * i + 1] = hx[md[i] & 15];
-	}
-	key_sha256[64] = '\0';
+	rssp_hex(key_sha256, md, sizeof(md));
 	if (audit_file == NULL) {
 		rc = 0; /* the fingerprint only */
 		goto out;

@@ -28,38 +28,11 @@ sam_audit_str(char *dst, const char *src)
 	snprintf(dst, RSSP_MAX_ID_LEN + 1, "%s", src != NULL ? src : "");
 }
 
-/* Well-formed UTF-8 (no overlongs, no surrogates, at most U+10FFFF): ids end up in
- * PKCS#11 labels and certificate names. */
+/* Well-formed UTF-8 (buf.h): ids end up in PKCS#11 labels and certificate names. */
 static int
 utf8_ok(const char *str)
 {
-	const unsigned char *p = (const unsigned char *)str;
-	unsigned c, n, i;
-
-	while (*p != '\0') {
-		if (*p < 0x80) {
-			p++;
-			continue;
-		}
-		if ((*p & 0xe0) == 0xc0 && *p >= 0xc2)
-			n = 1, c = *p & 0x1f;
-		else if ((*p & 0xf0) == 0xe0)
-			n = 2, c = *p & 0x0f;
-		else if ((*p & 0xf8) == 0xf0 && *p <= 0xf4)
-			n = 3, c = *p & 0x07;
-		else
-			return 0;
-		for (i = 1; i <= n; i++) {
-			if ((p[i] & 0xc0) != 0x80)
-				return 0;
-			c = (c << 6) | (p[i] & 0x3f);
-		}
-		if ((n == 2 && (c < 0x800 || (c >= 0xd800 && c <= 0xdfff))) ||
-		    (n == 3 && (c < 0x10000 || c > 0x10ffff)))
-			return 0;
-		p += n + 1;
-	}
-	return 1;
+	return rssp_utf8_ok((const uint8_t *)str, strlen(str), 0);
 }
 
 static int

@@ -17,7 +17,7 @@ struct gw_config {
 	int engine_socket_set;    /* 1 when RSSP_ENGINE_SOCKET was given explicitly */
 	unsigned engine_timeout_ms; /* RSSP_ENGINE_TIMEOUT_MS, default 5000 */
 	unsigned engine_probe_ms; /* RSSP_ENGINE_PROBE_MS: the engine is probed when it has not answered
-	                             for this long (idle or down), deadline 2x; default 500 */
+	                             for this long (idle or down), deadline 1.5x; default 500 */
 	unsigned engine_keygen_timeout_ms; /* RSSP_ENGINE_KEYGEN_TIMEOUT_MS: deadline of the engine calls that
 	                                      generate a key (credential activation), default 60000 */
 	unsigned token_ttl;       /* RSSP_TOKEN_TTL seconds, default 3600 */

@@ -177,7 +177,7 @@ probe_main(void *arg)
 	for (;;) {
 		pthread_mutex_lock(&h->mu);
 		if (!h->stop && !h->wake) {
-			unsigned tick = h->probe_ms / 2; /* a hung engine is seen within 2.5 periods */
+			unsigned tick = h->probe_ms / 4; /* a hung engine is seen within 2.75 periods */
 			clock_gettime(CLOCK_REALTIME, &ts);
 			ts.tv_sec += tick / 1000;
 			ts.tv_nsec += (long)(tick % 1000) * 1000000L;

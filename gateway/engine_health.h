@@ -12,10 +12,10 @@
  * its deadline, or a call found no connection) - calls that need the engine are refused
  * at once with 503 engine_unavailable, every call in flight is cut short (they end as
  * "the engine may have acted": no refund), /readyz says 503; the probe then runs every
- * period until the engine answers again. AUDIT DOWN - the engine answered a call
+ * quarter period, on a fresh channel each time, until the engine answers again (and the
+ * call channel is connected). AUDIT DOWN - the engine answered a call
  * "audit log unavailable" (nothing released, nothing spent): /readyz says 503
- * audit_unavailable until a call succeeds or AUDIT_HOLD_MS pass without another such
- * answer; calls still go through (the engine refuses them cheaply, and the first that
+ * audit_unavailable until a call succeeds or 3 s pass without another such answer; calls still go through (the engine refuses them cheaply, and the first that
  * succeeds proves the log writable again).
  *
  * One instance per process (engine_health_start); every function is thread-safe and a

@@ -85,7 +85,7 @@ cmd_serve(struct gw_config *cfg, int check)
 		goto out;
 	}
 	if ((r = engine_health_start(cfg->engine_socket, cfg->engine_probe_ms,
-	    2 * cfg->engine_probe_ms, engine, NULL)) < 0) {
+	    cfg->engine_probe_ms * 3 / 2, engine, NULL)) < 0) {
 		log_error("cannot start the engine probe: %s", rssp_strerror(r));
 		goto out;
 	}

@@ -8,21 +8,6 @@
 #include "algo.h"
 #include "buf.h"
 
-/* The builder: a growable buffer (buf.h) with TLV helpers. */
-static void
-ab_hdr(struct rssp_buf *b, int tag, size_t len)
-{
-	rssp_buf_putc(b, (uint8_t)tag);
-	rssp_buf_put_be(b, len, 4);
-}
-
-static void
-ab_bytes(struct rssp_buf *b, int tag, const uint8_t *v, size_t n)
-{
-	ab_hdr(b, tag, n);
-	rssp_buf_put(b, v, n);
-}
-
 static void
 ab_str(struct rssp_buf *b, int tag, const char *s, size_t maxlen)
 {
@@ -32,13 +17,13 @@ ab_str(struct rssp_buf *b, int tag, const char *s, size_t maxlen)
 		b->err = RSSP_E_INVAL;
 		return;
 	}
-	ab_bytes(b, tag, (const uint8_t *)s, n);
+	rssp_buf_put_tlv(b, tag, s, n);
 }
 
 static void
 ab_int(struct rssp_buf *b, int tag, int64_t v)
 {
-	ab_hdr(b, tag, 8);
+	rssp_buf_put_tlv_hdr(b, tag, 8);
 	rssp_buf_put_be(b, (uint64_t)v, 8);
 }
 
@@ -52,7 +37,7 @@ ab_kak(struct rssp_buf *b, int tag, const uint8_t *spki, size_t len)
 		return;
 	}
 	SHA256(spki, len, md);
-	ab_bytes(b, tag, md, sizeof(md));
+	rssp_buf_put_tlv(b, tag, md, sizeof(md));
 }
 
 static void
@@ -62,7 +47,7 @@ ab_nonce(struct rssp_buf *b, int tag, const uint8_t *nonce, size_t len)
 		b->err = RSSP_E_INVAL;
 		return;
 	}
-	ab_bytes(b, tag, nonce, len);
+	rssp_buf_put_tlv(b, tag, nonce, len);
 }
 
 static void
@@ -124,7 +109,7 @@ rssp_authdata_approval(const struct rssp_approval_fields *f, uint8_t **outp,
 	ab_str(&b, AD_APP_DEVICE_UUID, f->device_uuid, RSSP_MAX_ID_LEN);
 	ab_kak(&b, AD_APP_KAK_SHA256, f->kak_spki, f->kak_spki_len);
 	ab_int(&b, AD_APP_HASH_ALGO, f->hash_algo);
-	ab_hdr(&b, AD_APP_HASHES, 4 + f->n_hashes * hl);
+	rssp_buf_put_tlv_hdr(&b, AD_APP_HASHES, 4 + f->n_hashes * hl);
 	rssp_buf_put_be(&b, f->n_hashes, 4);
 	for (i = 0; i < f->n_hashes; i++)
 		rssp_buf_put(&b, f->hashes[i], hl);
@@ -151,21 +136,15 @@ rssp_authdata_walk(const uint8_t *buf, size_t len, int *purposep,
 		return RSSP_E_INVAL;
 	*purposep = buf[RSSP_AUTHDATA_MAGIC_LEN];
 	for (off = RSSP_AUTHDATA_MAGIC_LEN + 1; off < len;) {
+		const uint8_t *val;
 		size_t flen;
 		int tag;
 
-		if (len - off < 5)
-			return RSSP_E_INVAL;
-		tag = buf[off];
-		flen = ((size_t)buf[off + 1] << 24) | ((size_t)buf[off + 2] << 16) |
-		    ((size_t)buf[off + 3] << 8) | buf[off + 4];
-		off += 5;
-		if (tag <= last || flen > len - off)
+		if (rssp_tlv_next(buf, len, &off, &tag, &val, &flen) != 0 || tag <= last)
 			return RSSP_E_INVAL;
 		last = tag;
-		if (cb != NULL && (r = cb(arg, tag, buf + off, flen)) != 0)
+		if (cb != NULL && (r = cb(arg, tag, val, flen)) != 0)
 			return r;
-		off += flen;
 	}
 	return RSSP_OK;
 }

@@ -104,6 +104,61 @@ out:
 	return r;
 }
 
+int
+rssp_utf8_ok(const uint8_t *p, size_t len, int no_controls)
+{
+	size_t i = 0, k, n;
+	unsigned c;
+
+	while (i < len) {
+		if (p[i] < 0x80) {
+			if (p[i] == 0 || (no_controls && (p[i] < 0x20 || p[i] == 0x7f)))
+				return 0;
+			i++;
+			continue;
+		}
+		if ((p[i] & 0xe0) == 0xc0 && p[i] >= 0xc2)
+			n = 1, c = p[i] & 0x1f;
+		else if ((p[i] & 0xf0) == 0xe0)
+			n = 2, c = p[i] & 0x0f;
+		else if ((p[i] & 0xf8) == 0xf0 && p[i] <= 0xf4)
+			n = 3, c = p[i] & 0x07;
+		else
+			return 0;
+		if (len - i <= n)
+			return 0;
+		for (k = 1; k <= n; k++) {
+			if ((p[i + k] & 0xc0) != 0x80)
+				return 0;
+			c = (c << 6) | (p[i + k] & 0x3f);
+		}
+		if ((n == 2 && (c < 0x800 || (c >= 0xd800 && c <= 0xdfff))) ||
+		    (n == 3 && (c < 0x10000 || c > 0x10ffff)))
+			return 0;
+		i += n + 1;
+	}
+	return 1;
+}
+
+int
+rssp_tlv_next(const uint8_t *buf, size_t len, size_t *offp, int *tagp,
+    const uint8_t **valp, size_t *vlenp)
+{
+	size_t off = *offp, flen;
+
+	if (off > len || len - off < 5)
+		return RSSP_E_INVAL;
+	flen = ((size_t)buf[off + 1] << 24) | ((size_t)buf[off + 2] << 16) |
+	    ((size_t)buf[off + 3] << 8) | buf[off + 4];
+	if (flen > len - off - 5)
+		return RSSP_E_INVAL;
+	*tagp = buf[off];
+	*valp = buf + off + 5;
+	*vlenp = flen;
+	*offp = off + 5 + flen;
+	return 0;
+}
+
 static int
 buf_grow(struct rssp_buf *b, size_t n)
 {
@@ -164,6 +219,25 @@ rssp_buf_put_be(struct rssp_buf *b, uint64_t v, size_t n)
 	for (i = 0; i < n; i++)
 		d[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
 	rssp_buf_put(b, d, n);
+}
+
+void
+rssp_buf_put_tlv_hdr(struct rssp_buf *b, int tag, size_t n)
+{
+	if (n > UINT32_MAX) {
+		if (!b->err)
+			b->err = RSSP_E_TOOBIG;
+		return;
+	}
+	rssp_buf_putc(b, (uint8_t)tag);
+	rssp_buf_put_be(b, n, 4);
+}
+
+void
+rssp_buf_put_tlv(struct rssp_buf *b, int tag, const void *v, size_t n)
+{
+	rssp_buf_put_tlv_hdr(b, tag, n);
+	rssp_buf_put(b, v, n);
 }
 
 int

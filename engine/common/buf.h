@@ -26,6 +26,18 @@ char *rssp_b64(const uint8_t *data, size_t len);
  * and *lenp. */
 int rssp_unb64(const char *s, uint8_t **outp, size_t *lenp) RSSP_WUR;
 
+/* Well-formed UTF-8 of len bytes (no overlongs, surrogates or code points above
+ * U+10FFFF) and no NUL; with no_controls also no C0 control character or DEL.
+ * Returns 1 or 0. The one check of ids, labels, names and texts. */
+int rssp_utf8_ok(const uint8_t *p, size_t len, int no_controls);
+
+/* TLV framing of authData and vouchers: tag (1 byte) || length (4 bytes, big endian)
+ * || value. Reads the field at *offp of buf/len: returns 0 with *tagp, *valp, *vlenp
+ * set and *offp past the field, or RSSP_E_INVAL when the header or the value does not
+ * fit in len. */
+int rssp_tlv_next(const uint8_t *buf, size_t len, size_t *offp, int *tagp,
+    const uint8_t **valp, size_t *vlenp) RSSP_WUR;
+
 /* A growable buffer. Zero-initialise it (or RSSP_BUF_INIT); appends after a failure do
  * nothing, so a builder checks err once at the end. */
 struct rssp_buf {
@@ -39,6 +51,9 @@ void rssp_buf_put(struct rssp_buf *b, const void *data, size_t n);
 void rssp_buf_putc(struct rssp_buf *b, uint8_t c);
 /* Big-endian n-byte integer (n = 1..8). */
 void rssp_buf_put_be(struct rssp_buf *b, uint64_t v, size_t n);
+/* A TLV header (tag, 4-byte length) / a whole TLV field. */
+void rssp_buf_put_tlv_hdr(struct rssp_buf *b, int tag, size_t n);
+void rssp_buf_put_tlv(struct rssp_buf *b, int tag, const void *v, size_t n);
 /* Hands the bytes over: returns b->err, or 0 with *outp / *lenp set (*outp may be
  * NULL for an empty buffer); the buffer is empty afterwards either way. */
 int rssp_buf_take(struct rssp_buf *b, uint8_t **outp, size_t *lenp) RSSP_WUR;

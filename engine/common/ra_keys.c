@@ -12,6 +12,7 @@
 #include <openssl/sha.h>
 #include <openssl/x509.h>
 
+#include "buf.h"
 #include "kak_verify.h"
 
 struct ra_key {
@@ -29,14 +30,7 @@ struct ra_keys {
 void
 ra_key_id_hex(const uint8_t id[32], char out[65])
 {
-	static const char d[] = "0123456789abcdef";
-	size_t i;
-
-	for (i = 0; i < 32; i++) {
-		out[2 * i] = d[id[i] >> 4];
-		out[2 * i + 1] = d[id[i] & 15];
-	}
-	out[64] = '\0';
+	rssp_hex(out, id, 32);
 }
 
 /* Takes pkey (owned) into the set if it is an accepted kind. */

@@ -498,7 +498,7 @@ main(int argc, char **argv)
 	    seconds <= 0 || rounds < 1 || rounds > 15)
 		usage();
 	if (engine_client_new(sock_path, timeout_ms, &client) != 0 ||
-	    engine_client_ready(client, 10000) != 0) {
+	    engine_client_ready(client, 60000) != 0) {	/* valgrind starts slowly on a busy machine */
 		fprintf(stderr, "engine not reachable on %s\n", sock_path);
 		return 1;
 	}

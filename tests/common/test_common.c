@@ -142,6 +142,52 @@ START_TEST(test_buffer_grows_and_is_sticky)
 }
 END_TEST
 
+START_TEST(test_utf8_and_tlv)
+{
+	struct rssp_buf b = RSSP_BUF_INIT;
+	const uint8_t *val;
+	uint8_t *out = NULL;
+	size_t n = 0, off = 0, vlen;
+	int tag;
+
+	ck_assert_int_eq(rssp_utf8_ok((const uint8_t *)"Jos\xc3\xa9", 5, 1), 1);
+	ck_assert_int_eq(rssp_utf8_ok((const uint8_t *)"\xf0\x9f\x98\x80", 4, 0), 1);
+	ck_assert_int_eq(rssp_utf8_ok((const uint8_t *)"\xc0\xaf", 2, 0), 0);    /* overlong */
+	ck_assert_int_eq(rssp_utf8_ok((const uint8_t *)"\xed\xa0\x80", 3, 0), 0); /* surrogate */
+	ck_assert_int_eq(rssp_utf8_ok((const uint8_t *)"\xf4\x90\x80\x80", 4, 0), 0); /* > U+10FFFF */
+	ck_assert_int_eq(rssp_utf8_ok((const uint8_t *)"\xc3", 1, 0), 0);         /* cut */
+	ck_assert_int_eq(rssp_utf8_ok((const uint8_t *)"a\0b", 3, 0), 0);          /* NUL */
+	ck_assert_int_eq(rssp_utf8_ok((const uint8_t *)"a\tb", 3, 0), 1);
+	ck_assert_int_eq(rssp_utf8_ok((const uint8_t *)"a\tb", 3, 1), 0);          /* control */
+	ck_assert_int_eq(rssp_utf8_ok((const uint8_t *)"a\x7f", 2, 1), 0);         /* DEL */
+
+	rssp_buf_put_tlv(&b, 1, "abc", 3);
+	rssp_buf_put_tlv(&b, 7, "", 0);
+	rssp_buf_put_tlv_hdr(&b, 9, 2);
+	rssp_buf_put(&b, "xy", 2);
+	ck_assert_int_eq(rssp_buf_take(&b, &out, &n), 0);
+	ck_assert_uint_eq(n, 8 + 5 + 7);
+	ck_assert_mem_eq(out, "\x01\x00\x00\x00\x03" "abc", 8);
+	ck_assert_int_eq(rssp_tlv_next(out, n, &off, &tag, &val, &vlen), 0);
+	ck_assert_int_eq(tag, 1);
+	ck_assert_uint_eq(vlen, 3);
+	ck_assert_mem_eq(val, "abc", 3);
+	ck_assert_int_eq(rssp_tlv_next(out, n, &off, &tag, &val, &vlen), 0);
+	ck_assert_int_eq(tag, 7);
+	ck_assert_uint_eq(vlen, 0);
+	ck_assert_int_eq(rssp_tlv_next(out, n, &off, &tag, &val, &vlen), 0);
+	ck_assert_int_eq(tag, 9);
+	ck_assert_mem_eq(val, "xy", 2);
+	ck_assert_uint_eq(off, n);
+	ck_assert_int_eq(rssp_tlv_next(out, n, &off, &tag, &val, &vlen), RSSP_E_INVAL); /* at the end */
+	off = 0;
+	ck_assert_int_eq(rssp_tlv_next(out, 4, &off, &tag, &val, &vlen), RSSP_E_INVAL); /* short header */
+	ck_assert_int_eq(rssp_tlv_next(out, 7, &off, &tag, &val, &vlen), RSSP_E_INVAL); /* value overruns */
+	ck_assert_uint_eq(off, 0);
+	free(out);
+}
+END_TEST
+
 static uint8_t *
 spki(EVP_PKEY *k, size_t *len)
 {
@@ -206,6 +252,7 @@ main(void)
 	tcase_add_test(tc, test_key_sign_kak_tables);
 	tcase_add_test(tc, test_hex_and_base64);
 	tcase_add_test(tc, test_buffer_grows_and_is_sticky);
+	tcase_add_test(tc, test_utf8_and_tlv);
 	tcase_add_test(tc, test_kak_policy_is_one);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);

@@ -123,6 +123,13 @@ kind: Secret
 metadata: {name: rssp-postgres}
 data: {password: $DBPW}
 EOF
+# The registration authority of this test: its private key stays here (rssp-ra signs with
+# it), its public key is the rssp-ra-keys ConfigMap the engine container mounts.
+( umask 077; openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$WORK/ra.key" 2>/dev/null )
+{
+  printf -- '---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: rssp-ra-keys}\ndata:\n  local-ra.pem: |\n'
+  openssl pkey -in "$WORK/ra.key" -pubout | sed 's/^/    /'
+} > "$WORK/ra-keys.yaml"
 check "the test's Secrets validate" node "$VALIDATOR/validate.mjs" "$WORK/secrets.yaml"
 podman network create "$NET" >/dev/null
 podman kube play "$WORK/secrets.yaml" >/dev/null
@@ -159,6 +166,7 @@ patches:
         value: $PORT
 EOF
 kubectl kustomize "$WORK/overlay" > "$WORK/play.yaml"
+cat "$WORK/ra-keys.yaml" >> "$WORK/play.yaml"   # podman takes a pod's ConfigMaps from its YAML
 URL=http://127.0.0.1:$PORT
 ready() { [ "$(curl -s -o /dev/null -m 3 -w '%{http_code}' "$URL/readyz")" = 200 ]; }
 wait_ready() { local i; for i in $(seq 1 240); do ready && return 0; sleep 0.5; done; return 1; }
@@ -193,6 +201,9 @@ check "the gateway cannot see the PIN or the token" \
   podman exec "$POD-gateway" /usr/bin/test ! -e /run/rssp-pin/pin -a ! -e /var/lib/rssp/tokens -a ! -e /etc/rssp-pin-secret
 check "the engine's PIN file is readable by its owner only" \
   [ "$(podman exec "$POD-engine" /usr/bin/stat -c %a /run/rssp-pin/pin)" = 400 ]
+check "the gateway cannot see the RA keys" podman exec "$POD-gateway" /usr/bin/test ! -e /etc/rssp/ra-keys
+check "the engine trusts the test's RA key" \
+  podman exec "$POD-engine" /usr/bin/test -s /etc/rssp/ra-keys/local-ra.pem
 check "the engine has no database URL" bash -c '! podman exec "$1" /usr/bin/env | grep -q RSSP_DB_URL' _ "$POD-engine"
 
 step "the signing flow from the host"
@@ -204,6 +215,7 @@ cat > "$WORK/local/env" <<EOF
 RSSP_URL=$URL
 RSSP_ADMIN_USER=admin@rssp.test
 RSSP_ADMIN_PASSWORD_FILE=$WORK/admin-password
+RSSP_RA_KEY_FILE=$WORK/ra.key
 EOF
 demo=$(RSSP_LOCAL_DIR=$WORK/local "$ROOT/tests/e2e/demo.sh" 2>&1); rc=$?
 check "the README demo (register ... signHash) signs in the containers and openssl verifies" \

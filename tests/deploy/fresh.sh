@@ -69,8 +69,10 @@ new_container() {
   git -C "$ROOT" archive --prefix=rssp/ HEAD | podman exec -i "$C" tar -x -C /root
   if [ "${2:-}" = services ]; then
     # A machine whose init starts services when a package is installed (as systemd does):
-    # invoke-rc.d asks /sbin/runlevel, which a container without init cannot answer.
-    in_c root / sh -c 'rm -f /sbin/runlevel; printf "#!/bin/sh\necho N 2\n" > /sbin/runlevel; chmod 0755 /sbin/runlevel'
+    # invoke-rc.d asks /sbin/runlevel, which a container without init cannot answer, and
+    # blocks every start without a policy-rc.d that allows it.
+    in_c root / sh -c 'rm -f /sbin/runlevel; printf "#!/bin/sh\necho N 2\n" > /sbin/runlevel; chmod 0755 /sbin/runlevel
+      printf "#!/bin/sh\nexit 0\n" > /usr/sbin/policy-rc.d; chmod 0755 /usr/sbin/policy-rc.d'
   fi
   check "the clones are in a 0700 home and in /root" \
     in_c root / sh -c '[ "$(stat -c %a /home/alice)" = 700 ] && [ "$(stat -c %a /root)" = 700 ] &&

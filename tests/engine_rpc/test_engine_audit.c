@@ -799,6 +799,49 @@ START_TEST(test_counts_are_read_back_from_rotated_files)
 }
 END_TEST
 
+/* logrotate's way: the file moved away, SIGHUP. When the path cannot be opened (here a
+ * directory took its place) every call is refused, nothing spent, until it can. */
+START_TEST(test_a_log_path_that_cannot_be_reopened_refuses_calls_until_it_can)
+{
+	struct flow f;
+	uint8_t h[32], *sad = NULL;
+	const uint8_t *hp[1] = { h };
+	char moved[600], out[1024], args[1500], *msg;
+	size_t sadlen;
+	int status, i;
+	pid_t pid;
+
+	RAND_bytes(h, sizeof(h));
+	pid = start_engine();
+	flow_new(&f, "cred-reopen");
+	ck_assert_int_eq(eh_approve(f.c, f.kak, &f.cred, "approval-reopen", 1, hp, 1, 1, "rid-o",
+	    &sad, &sadlen, &status), 0);
+	snprintf(moved, sizeof(moved), "%s.moved", auditpath);
+	ck_assert_int_eq(rename(auditpath, moved), 0);
+	ck_assert_int_eq(mkdir(auditpath, 0700), 0);
+	kill(pid, SIGHUP);
+	usleep(300 * 1000);
+	for (i = 0; i < 3; i++) {
+		ck_assert_int_eq(sign1(&f, sad, sadlen, h, &msg), GRPC_STATUS_UNAVAILABLE);
+		ck_assert_str_eq(msg, "audit log unavailable");
+		free(msg);
+	}
+	/* the path can be opened again: the next call goes through, no SIGHUP needed, and
+	 * the refused calls spent nothing of the one signature */
+	ck_assert_int_eq(rmdir(auditpath), 0);
+	ck_assert_int_eq(sign1(&f, sad, sadlen, h, &msg), GRPC_STATUS_OK);
+	free(msg);
+	ck_assert_int_eq(sign1(&f, sad, sadlen, h, &msg), GRPC_STATUS_RESOURCE_EXHAUSTED);
+	free(msg);
+	ck_assert_int_eq(stop_engine(pid), 0);
+	/* the moved file, sealed at the SIGHUP, and the new one: one chain */
+	snprintf(args, sizeof(args), "'%s' '%s'", moved, auditpath);
+	ck_assert_int_eq(verify(args, out, sizeof(out)), 0);
+	free(sad);
+	flow_free(&f);
+}
+END_TEST
+
 /* Fills the filesystem of path's directory: returns the filler's path. */
 static void
 fill(const char *filler)
@@ -905,6 +948,7 @@ main(void)
 	tcase_add_test(tc, test_the_probe_tells_a_live_engine_from_a_hung_or_absent_one);
 	tcase_add_test(tc, test_counts_and_replayed_approvals_survive_a_restart_and_a_kill);
 	tcase_add_test(tc, test_counts_are_read_back_from_rotated_files);
+	tcase_add_test(tc, test_a_log_path_that_cannot_be_reopened_refuses_calls_until_it_can);
 	tcase_add_test(tc, test_a_full_disk_refuses_with_unavailable_spends_nothing_and_leaves_whole_lines);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);

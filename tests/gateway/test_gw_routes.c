@@ -106,6 +106,8 @@ START_TEST(test_the_route_table_keeps_the_access_rules)
 		{ "/rssp/admin/users/disable", 0, GW_ROLE_ADMIN },
 		{ "/rssp/admin/devices/revoke", 0, GW_ROLE_ADMIN },
 		{ "/rssp/credentials/create", 0, GW_ROLE_ADMIN | GW_ROLE_RP | GW_ROLE_COMPANY_ADMIN },
+		{ "/rssp/enrollments/list", 0, GW_ROLE_ADMIN | GW_ROLE_RP },
+		{ "/rssp/enrollments/vouch", 0, GW_ROLE_ADMIN | GW_ROLE_RP },
 		{ "/rssp/credentials/activate/response", GW_NEEDS_ENGINE | GW_LONG, GW_ROLES_ALL },
 		{ "/rssp/credentials/authorize", 0, GW_ROLE_RP | GW_ROLE_SIGNER | GW_ROLE_COMPANY_ADMIN },
 		{ "/rssp/requests/confirm", GW_NEEDS_ENGINE, GW_ROLES_ALL },

@@ -28,7 +28,7 @@ if (dep) {
     const mounts = new Set((c.volumeMounts || []).map((m) => m.name));
     const gateway = c.image.includes('gateway');
     if (gateway) {
-      for (const v of ['hsm-pin', 'hsm-pin-secret', 'hsm-tokens']) need(!mounts.has(v), `${c.name}: must not mount ${v}`);
+      for (const v of ['hsm-pin', 'hsm-pin-secret', 'hsm-tokens', 'ra-keys']) need(!mounts.has(v), `${c.name}: must not mount ${v}`);
     } else {
       need(!JSON.stringify(c).includes('RSSP_DB_URL') && !JSON.stringify(c).includes('rssp-db'), `${c.name}: must not see the database URL`);
     }
@@ -37,6 +37,7 @@ if (dep) {
   need(vol('engine-socket').emptyDir, 'the engine socket on an emptyDir');
   need(vol('hsm-pin-secret').secret?.secretName === 'rssp-hsm-pin', 'the PIN from the Secret rssp-hsm-pin');
   need(vol('hsm-tokens').persistentVolumeClaim, 'the token directory on a PVC');
+  need(vol('ra-keys').configMap?.name === 'rssp-ra-keys', 'the RA public keys from the ConfigMap rssp-ra-keys');
   const gw = s.containers.find((c) => c.name === 'gateway');
   need(gw?.readinessProbe?.httpGet?.path === '/readyz', 'gateway readiness probe /readyz');
   need(gw?.livenessProbe?.httpGet?.path === '/healthz', 'gateway liveness probe /healthz');
