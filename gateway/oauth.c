@@ -715,12 +715,19 @@ client_auth(struct gw_request *req, struct gw_reply *rep, char account[GW_UUID_L
 			r = gw_error(rep, 401, "invalid_client", "malformed Basic client credentials");
 			goto out;
 		}
-		dec = realloc(dec, declen + 1);
-		if (dec == NULL) {
-			r = RSSP_E_NOMEM;
-			goto out;
+		{
+			uint8_t *nd = malloc(declen + 1);
+			if (nd == NULL) {
+				r = RSSP_E_NOMEM;
+				goto out;
+			}
+			memcpy(nd, dec, declen);
+			nd[declen] = '\0';
+			OPENSSL_cleanse(dec, declen);
+			free(dec);
+			dec = nd;
+			declen++; /* the NUL is wiped too */
 		}
-		dec[declen] = '\0';
 		colon = strchr((char *)dec, ':');
 		*colon = '\0';
 		id = (const char *)dec;
