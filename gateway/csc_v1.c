@@ -218,9 +218,9 @@ csc_v1_sign_hash(struct gw_request *req, struct gw_reply *rep)
 		/* a signAlgo that names its hash must fit the digests (else the rssp function
 		 * would name a field this client did not send) */
 		static const struct { const char *oid; int hash; } implied[] = {
-			{ "1.2.840.113549.1.1.11", SG_HASH_SHA256 }, { "1.2.840.113549.1.1.12", SG_HASH_SHA384 },
-			{ "1.2.840.113549.1.1.13", SG_HASH_SHA512 }, { "1.2.840.10045.4.3.2", SG_HASH_SHA256 },
-			{ "1.2.840.10045.4.3.3", SG_HASH_SHA384 }, { "1.2.840.10045.4.3.4", SG_HASH_SHA512 },
+			{ "1.2.840.113549.1.1.11", RSSP_HASH_SHA256 }, { "1.2.840.113549.1.1.12", RSSP_HASH_SHA384 },
+			{ "1.2.840.113549.1.1.13", RSSP_HASH_SHA512 }, { "1.2.840.10045.4.3.2", RSSP_HASH_SHA256 },
+			{ "1.2.840.10045.4.3.3", RSSP_HASH_SHA384 }, { "1.2.840.10045.4.3.4", RSSP_HASH_SHA512 },
 		};
 		const char *so = json_string_value(json_object_get(req->body, "signAlgo"));
 		size_t i;
