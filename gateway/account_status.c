@@ -4,6 +4,7 @@
 #include <stdio.h>
 
 #include "accounts.h"
+#include "db.h"
 
 int
 acct_status_change(PGconn *db, const struct gw_config *cfg, enum acct_transition t,

@@ -7,9 +7,6 @@
 
 #include "gw.h"
 
-/* 1 when s is an account id in uuid text form (36 chars, hex and dashes). */
-int acct_is_uuid(const char *s);
-
 /* Reads the optional-or-required field `field` as a user id (uuid text form): absent ->
  * *vp = NULL (when !required); not a uuid -> 400 naming the field. */
 int acct_get_user_id(struct gw_request *req, struct gw_reply *rep, const char *field,

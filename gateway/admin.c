@@ -9,9 +9,12 @@
 #include <sodium.h>
 
 #include "accounts.h"
+#include "auth.h"
+#include "db.h"
 #include "gw.h"
 #include "oauth.h"
 #include "rssp_log.h"
+#include "secrets.h"
 
 #define TS(col) "COALESCE(to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), '')"
 #define CLIENT_NAME_MAX 200
@@ -158,7 +161,7 @@ acct_page_token_parse(const char *tok, char micros[24], char id[GW_UUID_LEN + 1]
 		return RSSP_E_INVAL;
 	size_t mlen = (size_t)(dot - (char *)raw);
 	if (mlen == 0 || mlen > 20 || strspn((char *)raw, "0123456789") != mlen ||
-	    !acct_is_uuid(dot + 1))
+	    !gw_is_uuid(dot + 1))
 		return RSSP_E_INVAL;
 	memcpy(micros, raw, mlen);
 	micros[mlen] = '\0';

@@ -13,12 +13,15 @@
 
 #include "accounts.h"
 #include "auth.h"
+#include "db.h"
 #include "gw.h"
 #include "gw_internal.h"
 #include "loadcap.h"
 #include "login_name.h"
+#include "metrics.h"
 #include "ratelimit.h"
 #include "rssp_log.h"
+#include "secrets.h"
 
 #define MAX_LOGIN_LEN GW_LOGIN_MAX
 #define MAX_PASS_LEN 1024

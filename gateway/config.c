@@ -10,8 +10,6 @@
 #include "gw_internal.h"
 #include "rssp_log.h"
 
-const struct gw_config *gw_cfg;
-
 enum opt_type { T_STR, T_UINT, T_ULL };
 
 struct opt {

@@ -1,7 +1,9 @@
 /* context.c - the framework's accessors on a request's context (gw.h, gw_internal.h):
  * its headers, its HTTP connection, the database pool it borrows from, the thread it
- * runs on, and whether the gateway is stopping. Only this file and server.c (which
+ * runs on, whether the gateway is stopping, and the clock. Only this file and server.c (which
  * fills it) read struct gw_req_priv. */
+#include <time.h>
+
 #include <microhttpd.h>
 
 #include "gw.h"
@@ -46,4 +48,13 @@ gw_request_pool(const struct gw_request *req)
 	const struct gw_req_priv *pv = req->priv_;
 
 	return pv != NULL ? pv->pool : NULL;
+}
+
+long long
+gw_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (long long)ts.tv_sec;
 }

@@ -12,9 +12,12 @@
 #include <openssl/sha.h>
 #include <openssl/x509.h>
 
+#include "db.h"
 #include "engine_health.h"
 #include "gw.h"
+#include "metrics.h"
 #include "rssp_log.h"
+#include "secrets.h"
 #include "sic.h"
 #include "signing.h"
 #include "tenant.h"
@@ -29,7 +32,8 @@
 	"c.id, c.owner_id AS tenant_account, c.status, c.key_algo, c.validity_days, c.description," \
 	" coalesce(a.registered_by::text, '') AS tenant_registered_by," \
 	" coalesce(a.company_id::text, '') AS tenant_company, a.full_name"
-enum { C_ID, C_OWNER, C_STATUS, C_KEYALGO, C_DAYS, C_DESC, C_REG, C_COMP, C_NAME, C_NEXT };
+enum { C_ID, C_OWNER, C_STATUS, C_KEYALGO, C_DAYS, C_DESC, C_REG, C_COMP, C_NAME };
+/* The columns a caller adds after CRED_COLS are read by name (gw_val). */
 
 /* Loads a credential (the CRED_COLS columns first, then extra) that the caller may use
  * in mode (the tenant rule, tenant.h). forupdate locks the row. Sets 404/403. */
@@ -171,7 +175,7 @@ cred_create(struct gw_request *req, struct gw_reply *rep)
 	    (r = gw_get_int(req, rep, "validityDays", 1, 3650, false, 365, &days)) != 0 ||
 	    (r = gw_get_str(req, rep, "description", 255, false, &desc)) != 0)
 		goto out;
-	if (sg_key_algo_parse(key_algo) == 0) {
+	if (rssp_key_alg_by_name(key_algo) == NULL) {
 		r = gw_error(rep, 400, "invalid_request",
 		    "field 'keyAlgo' must be rsa2048, rsa3072, ecp256 or ecp384");
 		goto out;
@@ -270,7 +274,7 @@ out:
 static int
 b64_append(json_t *arr, const uint8_t *der, size_t len)
 {
-	char *s = sg_b64(der, len);
+	char *s = rssp_b64(der, len);
 	int r = s == NULL || json_array_append_new(arr, json_string(s)) != 0 ? RSSP_E_NOMEM : 0;
 
 	free(s);
@@ -287,7 +291,10 @@ cred_info(struct gw_request *req, struct gw_reply *rep)
 	size_t certlen = 0, chainlen = 0;
 	json_t *o = NULL, *key = NULL, *c = NULL, *arr = NULL, *algos = NULL;
 	const char *status, *kalgo;
-	int r, ka, bits;
+	const struct rssp_key_alg *ka;
+	const struct rssp_sign_alg *sa;
+	size_t i;
+	int r;
 
 	if ((r = sg_get_uuid(req, rep, "credentialID", true, &cred_id)) != 0 ||
 	    (r = gw_get_str(req, rep, "certificates", 16, false, &certs)) != 0 ||
@@ -302,25 +309,31 @@ cred_info(struct gw_request *req, struct gw_reply *rep)
 		goto out;
 	}
 	if ((r = cred_load(req, rep, cred_id, TENANT_SEE,
-	    "c.certificate, c.chain, c.public_key, coalesce(c.subject_dn, ''), coalesce(c.issuer_dn, ''),"
-	    " coalesce(c.serial_number, ''), coalesce(" TS("c.valid_from") ", ''),"
-	    " coalesce(" TS("c.valid_to") ", ''), coalesce(c.valid_to < now(), false)", 0, &res)) != 0)
+	    "c.certificate, c.chain, c.public_key, coalesce(c.subject_dn, '') AS subject_dn,"
+	    " coalesce(c.issuer_dn, '') AS issuer_dn, coalesce(c.serial_number, '') AS serial,"
+	    " coalesce(" TS("c.valid_from") ", '') AS valid_from,"
+	    " coalesce(" TS("c.valid_to") ", '') AS valid_to,"
+	    " coalesce(c.valid_to < now(), false) AS expired", 0, &res)) != 0)
 		goto out;
 	status = PQgetvalue(res, 0, C_STATUS);
 	kalgo = PQgetvalue(res, 0, C_KEYALGO);
-	ka = sg_key_algo_parse(kalgo);
-	bits = ka == SG_KEY_RSA2048 ? 2048 : ka == SG_KEY_RSA3072 ? 3072 : ka == SG_KEY_EC_P256 ? 256 : 384;
-	if (ka == SG_KEY_EC_P256 || ka == SG_KEY_EC_P384)
-		algos = json_pack("[s,s,s]", "1.2.840.10045.4.3.2", "1.2.840.10045.4.3.3",
-		    "1.2.840.10045.4.3.4");
-	else
-		algos = json_pack("[s,s,s,s]", "1.2.840.113549.1.1.11", "1.2.840.113549.1.1.12",
-		    "1.2.840.113549.1.1.13", "1.2.840.113549.1.1.10");
-	key = json_pack("{s:s,s:o,s:i}", "status", strcmp(status, "ACTIVE") == 0 ? "enabled" : "disabled",
-	    "algo", algos, "len", bits);
-	algos = NULL;
-	if (key != NULL && ka >= SG_KEY_EC_P256)
-		json_object_set_new(key, "curve", json_string(ka == SG_KEY_EC_P256 ?
+	if ((ka = rssp_key_alg_by_name(kalgo)) == NULL) {
+		log_error("credential %s has an unknown key algorithm", cred_id);
+		r = RSSP_E_INTERNAL;
+		goto out;
+	}
+	/* the signAlgo OIDs that fit the key, in api.md's order */
+	if ((algos = json_array()) == NULL) {
+		r = RSSP_E_NOMEM;
+		goto out;
+	}
+	for (i = 0; (sa = rssp_sign_alg_at(i)) != NULL; i++)
+		if (sa->type == ka->type)
+			json_array_append_new(algos, json_string(sa->oid));
+	key = json_pack("{s:s,s:O,s:i}", "status", strcmp(status, "ACTIVE") == 0 ? "enabled" : "disabled",
+	    "algo", algos, "len", (int)ka->bits);
+	if (key != NULL && ka->type == RSSP_KEYTYPE_EC)
+		json_object_set_new(key, "curve", json_string(ka->algo == RSSP_KEY_EC_P256 ?
 		    "1.2.840.10045.3.1.7" : "1.3.132.0.34"));
 	o = json_pack("{s:s,s:s,s:s,s:s,s:o,s:s,s:s,s:i}", "credentialID", PQgetvalue(res, 0, C_ID),
 	    "description", PQgetvalue(res, 0, C_DESC), "status", status, "keyAlgo", kalgo,
@@ -330,12 +343,12 @@ cred_info(struct gw_request *req, struct gw_reply *rep)
 		r = RSSP_E_NOMEM;
 		goto out;
 	}
-	if (!PQgetisnull(res, 0, C_NEXT)) {
+	if (!gw_isnull(res, 0, "certificate")) {
 		const char *cst = strcmp(status, "REVOKED") == 0 ? "revoked" :
-		    strcmp(PQgetvalue(res, 0, C_NEXT + 8), "t") == 0 ? "expired" : "valid";
-		if ((r = sg_unbytea(PQgetvalue(res, 0, C_NEXT), &cert, &certlen)) != 0 ||
-		    (!PQgetisnull(res, 0, C_NEXT + 1) &&
-		    (r = sg_unbytea(PQgetvalue(res, 0, C_NEXT + 1), &chain, &chainlen)) != 0))
+		    strcmp(gw_val(res, 0, "expired"), "t") == 0 ? "expired" : "valid";
+		if ((r = sg_unbytea(gw_val(res, 0, "certificate"), &cert, &certlen)) != 0 ||
+		    (!gw_isnull(res, 0, "chain") &&
+		    (r = sg_unbytea(gw_val(res, 0, "chain"), &chain, &chainlen)) != 0))
 			goto out;
 		if ((c = json_pack("{s:s}", "status", cst)) == NULL || (arr = json_array()) == NULL) {
 			r = RSSP_E_NOMEM;
@@ -362,11 +375,11 @@ cred_info(struct gw_request *req, struct gw_reply *rep)
 		json_object_set_new(c, "certificates", arr);
 		arr = NULL;
 		if (cert_info) {
-			json_object_set_new(c, "issuerDN", json_string(PQgetvalue(res, 0, C_NEXT + 4)));
-			json_object_set_new(c, "serialNumber", json_string(PQgetvalue(res, 0, C_NEXT + 5)));
-			json_object_set_new(c, "subjectDN", json_string(PQgetvalue(res, 0, C_NEXT + 3)));
-			json_object_set_new(c, "validFrom", json_string(PQgetvalue(res, 0, C_NEXT + 6)));
-			json_object_set_new(c, "validTo", json_string(PQgetvalue(res, 0, C_NEXT + 7)));
+			json_object_set_new(c, "issuerDN", json_string(gw_val(res, 0, "issuer_dn")));
+			json_object_set_new(c, "serialNumber", json_string(gw_val(res, 0, "serial")));
+			json_object_set_new(c, "subjectDN", json_string(gw_val(res, 0, "subject_dn")));
+			json_object_set_new(c, "validFrom", json_string(gw_val(res, 0, "valid_from")));
+			json_object_set_new(c, "validTo", json_string(gw_val(res, 0, "valid_to")));
 		}
 		json_object_set_new(o, "cert", c);
 		c = NULL;
@@ -471,13 +484,13 @@ cred_activate_request(struct gw_request *req, struct gw_reply *rep)
 		    (r = otp_encrypt(pk, otp, &otp_enc, &otp_enclen)) != 0)
 			goto out;
 		if ((otp_hash = sg_bytea(digest, sizeof(digest))) == NULL ||
-		    (otp_b64 = sg_b64(otp_enc, otp_enclen)) == NULL) {
+		    (otp_b64 = rssp_b64(otp_enc, otp_enclen)) == NULL) {
 			r = RSSP_E_NOMEM;
 			goto out;
 		}
 	}
 	if ((nonce_bytea = sg_bytea(nonce, sizeof(nonce))) == NULL ||
-	    (ad_b64 = sg_b64(ad, adlen)) == NULL) {
+	    (ad_b64 = rssp_b64(ad, adlen)) == NULL) {
 		r = RSSP_E_NOMEM;
 		goto out;
 	}
@@ -540,8 +553,8 @@ cred_activate_response(struct gw_request *req, struct gw_reply *rep)
 	/* No transaction across the engine call (key generation takes seconds): read, call,
 	 * then one UPDATE that applies only while the credential is still NEW. */
 	if ((r = cred_load(req, rep, cred_id, TENANT_OWN,
-	    "c.act_device_id::text, c.act_subject_cn, c.act_nonce, c.act_expires_at,"
-	    " c.act_otp_hash, c.act_tries", 0, &res)) != 0 ||
+	    "c.act_device_id::text AS act_device_id, c.act_subject_cn, c.act_nonce,"
+	    " c.act_expires_at, c.act_otp_hash, c.act_tries", 0, &res)) != 0 ||
 	    (r = own_device(req, rep, device, &dev)) != 0)
 		goto out;
 	if (strcmp(PQgetvalue(res, 0, C_STATUS), "NEW") != 0) {
@@ -549,8 +562,8 @@ cred_activate_response(struct gw_request *req, struct gw_reply *rep)
 		    PQgetvalue(res, 0, C_STATUS));
 		goto out;
 	}
-	if (PQgetisnull(res, 0, C_NEXT + 2) ||
-	    strcmp(PQgetvalue(res, 0, C_NEXT), PQgetvalue(dev, 0, 0)) != 0) {
+	if (gw_isnull(res, 0, "act_nonce") ||
+	    strcmp(gw_val(res, 0, "act_device_id"), PQgetvalue(dev, 0, 0)) != 0) {
 		r = gw_error(rep, 409, "conflict",
 		    "no activation of this credential is pending for field 'deviceUUID'");
 		goto out;
@@ -566,12 +579,12 @@ cred_activate_response(struct gw_request *req, struct gw_reply *rep)
 		    sic_kak_sha_algo(kak_algo));
 		goto out;
 	}
-	if (atoll(PQgetvalue(res, 0, C_NEXT + 3)) <= gw_now()) {
+	if (atoll(gw_val(res, 0, "act_expires_at")) <= gw_now()) {
 		r = gw_error(rep, 410, "expired", "the activation request has expired; request a new one");
 		goto out;
 	}
-	if (!PQgetisnull(res, 0, C_NEXT + 4)) {
-		if (atoi(PQgetvalue(res, 0, C_NEXT + 5)) >= OTP_TRIES) {
+	if (!gw_isnull(res, 0, "act_otp_hash")) {
+		if (atoi(gw_val(res, 0, "act_tries")) >= OTP_TRIES) {
 			r = gw_error(rep, 410, "expired",
 			    "field 'otpDecrypted' was wrong too often; request a new activation");
 			goto out;
@@ -580,7 +593,7 @@ cred_activate_response(struct gw_request *req, struct gw_reply *rep)
 			r = gw_error(rep, 400, "invalid_request", "missing field 'otpDecrypted'");
 			goto out;
 		}
-		if ((r = sg_unbytea(PQgetvalue(res, 0, C_NEXT + 4), &otp_hash, &otp_hashlen)) != 0)
+		if ((r = sg_unbytea(gw_val(res, 0, "act_otp_hash"), &otp_hash, &otp_hashlen)) != 0)
 			goto out;
 		SHA256((const uint8_t *)otp, strlen(otp), digest);
 		if (otp_hashlen != sizeof(digest) ||
@@ -595,7 +608,7 @@ cred_activate_response(struct gw_request *req, struct gw_reply *rep)
 	if ((r = enr_device_voucher(req, rep, PQgetvalue(dev, 0, 0), 0, &vo)) != 0)
 		goto out;
 	if ((r = sg_unbytea(PQgetvalue(dev, 0, 1), &spki, &spkilen)) != 0 ||
-	    (r = sg_unbytea(PQgetvalue(res, 0, C_NEXT + 2), &nonce, &noncelen)) != 0)
+	    (r = sg_unbytea(gw_val(res, 0, "act_nonce"), &nonce, &noncelen)) != 0)
 		goto out;
 	/* Exactly the fields stored by activate/request: the engine rebuilds the authData. */
 	memset(&f, 0, sizeof(f));
@@ -606,11 +619,11 @@ cred_activate_response(struct gw_request *req, struct gw_reply *rep)
 	f.kak_spki_len = spkilen;
 	f.kak_algo = kak_algo;
 	f.key_algo = sg_key_algo_parse(PQgetvalue(res, 0, C_KEYALGO));
-	f.subject_cn = PQgetvalue(res, 0, C_NEXT + 1);
+	f.subject_cn = gw_val(res, 0, "act_subject_cn");
 	f.validity_days = (uint32_t)atoi(PQgetvalue(res, 0, C_DAYS));
 	f.nonce = nonce;
 	f.nonce_len = noncelen;
-	f.expires_at = atoll(PQgetvalue(res, 0, C_NEXT + 3));
+	f.expires_at = atoll(gw_val(res, 0, "act_expires_at"));
 	/* the engine generates the key now: the longer keygen deadline applies */
 	evo.tbs = vo.tbs;
 	evo.tbs_len = vo.tbs_len;
@@ -634,7 +647,7 @@ cred_activate_response(struct gw_request *req, struct gw_reply *rep)
 	    (p_cert = sg_bytea(ar.cert, ar.cert_len)) == NULL ||
 	    (p_chain = sg_bytea(ar.chain, ar.chain_len)) == NULL ||
 	    (p_pub = sg_bytea(ar.pub, ar.pub_len)) == NULL ||
-	    (cert_b64 = sg_b64(ar.cert, ar.cert_len)) == NULL) {
+	    (cert_b64 = rssp_b64(ar.cert, ar.cert_len)) == NULL) {
 		r = RSSP_E_NOMEM;
 		goto out;
 	}

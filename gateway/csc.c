@@ -88,7 +88,7 @@ csc_gentime(const char *s, char out[16])
 int
 csc_hash_algo_of_len(size_t len)
 {
-	return len == 32 ? SG_HASH_SHA256 : len == 48 ? SG_HASH_SHA384 : len == 64 ? SG_HASH_SHA512 : 0;
+	return len == 32 ? RSSP_HASH_SHA256 : len == 48 ? RSSP_HASH_SHA384 : len == 64 ? RSSP_HASH_SHA512 : 0;
 }
 
 void
@@ -112,9 +112,9 @@ csc_not_implemented(struct gw_request *req, struct gw_reply *rep)
 json_t *
 csc_key_algos(const char *key_algo)
 {
-	int ka = sg_key_algo_parse(key_algo);
+	const struct rssp_key_alg *ka = rssp_key_alg_by_name(key_algo);
 
-	if (ka == SG_KEY_EC_P256 || ka == SG_KEY_EC_P384)
+	if (ka != NULL && ka->type == RSSP_KEYTYPE_EC)
 		return json_pack("[s,s,s,s]", "1.2.840.10045.2.1", "1.2.840.10045.4.3.2",
 		    "1.2.840.10045.4.3.3", "1.2.840.10045.4.3.4");
 	return json_pack("[s,s,s,s,s]", "1.2.840.113549.1.1.1", "1.2.840.113549.1.1.11",

@@ -5,7 +5,7 @@
  * The CSC handlers translate: they read the CSC request, check the CSC-specific fields
  * themselves (so that an error names the field the client sent), build the body of the
  * rssp function that means the same (api.md) and run that function's handler
- * (credentials.c, requests.c, signing.c) with csc_call(); then they reshape its answer.
+ * (credentials.c, auth_requests.c, signatures.c) with csc_call(); then they reshape its answer.
  * No signing, authorization or tenant logic lives here. */
 #ifndef RSSP_GW_CSC_H
 #define RSSP_GW_CSC_H
@@ -42,7 +42,7 @@ json_t *csc_take_reply(struct gw_reply *rep, int *statusp);
  * GeneralizedTime "20261203055905Z". Returns 0, or RSSP_E_INVAL for another shape. */
 int csc_gentime(const char *rfc3339, char out[16]) RSSP_WUR;
 
-/* HashAlgo (signing.h SG_HASH_*) of a digest length 32/48/64, else 0. */
+/* HashAlgo (algo.h RSSP_HASH_*) of a digest length 32/48/64, else 0. */
 int csc_hash_algo_of_len(size_t len);
 
 /* Copies member name of src into dst (if present), under the name as. */

@@ -109,7 +109,7 @@ v1_hashes(struct gw_request *req, struct gw_reply *rep, const char *field)
 		return r;
 	json_array_foreach(a, i, v) {
 		size_t l = 0;
-		if (!json_is_string(v) || sg_unb64(json_string_value(v), &d, &l) != 0)
+		if (!json_is_string(v) || rssp_unb64(json_string_value(v), &d, &l) != 0)
 			return gw_error(rep, 400, "invalid_request", "Invalid parameter %s", field);
 		free(d);
 		if (i > 0 && l != len)
@@ -148,7 +148,7 @@ csc_v1_authorize(struct gw_request *req, struct gw_reply *rep)
 		csc_copy(b, req->body, "clientData", NULL);
 	}
 	waited = left > 60 ? 60 : left;
-	if ((r = csc_call(req, rep, req_authorize, b)) != 0 || rep->status >= 300) {
+	if ((r = csc_call(req, rep, areq_authorize, b)) != 0 || rep->status >= 300) {
 		if (rep->status != 0)
 			(void)csc_map_error(rep, "credentialID");
 		return r ? r : RSSP_E_INVAL;
@@ -176,7 +176,7 @@ csc_v1_authorize(struct gw_request *req, struct gw_reply *rep)
 			break;
 		left -= waited;
 		waited = left > 60 ? 60 : left;
-		if ((r = csc_call(req, rep, req_authorize_check, json_pack("{s:s,s:I}", "requestID",
+		if ((r = csc_call(req, rep, areq_authorize_check, json_pack("{s:s,s:I}", "requestID",
 		    request_id, "wait", (json_int_t)waited))) != 0 || rep->status != 200) {
 			if (rep->status != 0)
 				(void)csc_map_error(rep, "credentialID");
@@ -185,7 +185,7 @@ csc_v1_authorize(struct gw_request *req, struct gw_reply *rep)
 		}
 	}
 	/* no answer in time: the app must not show it any longer */
-	if ((r = csc_call(req, rep, req_cancel, json_pack("{s:s}", "requestID", request_id))) != 0 &&
+	if ((r = csc_call(req, rep, areq_cancel, json_pack("{s:s}", "requestID", request_id))) != 0 &&
 	    rep->status == 0)
 		goto out;
 	r = gw_error(rep, 403, "access_denied", "the signer did not confirm within %u s",
@@ -214,6 +214,21 @@ csc_v1_sign_hash(struct gw_request *req, struct gw_reply *rep)
 		return gw_error(rep, 400, "invalid_request", sg_hash_algo_from_oid(halgo) == 0 ?
 		    "Invalid parameter hashAlgo" : "Invalid parameter hashAlgo: it does not match "
 		    "the length of the digests in hash");
+	if (halgo == NULL) {
+		/* a signAlgo that names its hash must fit the digests (else the rssp function
+		 * would name a field this client did not send) */
+		static const struct { const char *oid; int hash; } implied[] = {
+			{ "1.2.840.113549.1.1.11", SG_HASH_SHA256 }, { "1.2.840.113549.1.1.12", SG_HASH_SHA384 },
+			{ "1.2.840.113549.1.1.13", SG_HASH_SHA512 }, { "1.2.840.10045.4.3.2", SG_HASH_SHA256 },
+			{ "1.2.840.10045.4.3.3", SG_HASH_SHA384 }, { "1.2.840.10045.4.3.4", SG_HASH_SHA512 },
+		};
+		const char *so = json_string_value(json_object_get(req->body, "signAlgo"));
+		size_t i;
+		for (i = 0; i < sizeof(implied) / sizeof(implied[0]); i++)
+			if (strcmp(so, implied[i].oid) == 0 && implied[i].hash != ha)
+				return gw_error(rep, 400, "invalid_request", "Invalid parameter hash: "
+				    "the digests' length does not fit signAlgo");
+	}
 	b = json_pack("{s:O,s:O,s:O,s:O,s:s}", "credentialID", json_object_get(req->body, "credentialID"),
 	    "SAD", json_object_get(req->body, "SAD"), "hashes", json_object_get(req->body, "hash"),
 	    "signAlgo", json_object_get(req->body, "signAlgo"), "hashAlgorithmOID", sg_hash_algo_oid(ha));

@@ -176,7 +176,7 @@ csc_v2_authorize(struct gw_request *req, struct gw_reply *rep)
 		for (i = 0; i < sizeof(f) / sizeof(f[0]); i++)
 			csc_copy(b, req->body, f[i], NULL);
 	}
-	if ((r = csc_call(req, rep, req_authorize, b)) != 0 || rep->status >= 300) {
+	if ((r = csc_call(req, rep, areq_authorize, b)) != 0 || rep->status >= 300) {
 		if (rep->status != 0)
 			(void)csc_map_error(rep, "credentialID");
 		return r ? r : RSSP_E_INVAL;
@@ -197,9 +197,9 @@ csc_v2_authorize_check(struct gw_request *req, struct gw_reply *rep)
 	if ((r = csc_need(req, rep, "handle", JSON_STRING)) != 0)
 		return r;
 	handle = json_string_value(json_object_get(req->body, "handle"));
-	if (!sg_is_uuid(handle))
+	if (!gw_is_uuid(handle))
 		return gw_error(rep, 400, "invalid_request", "Invalid parameter handle");
-	if ((r = csc_call(req, rep, req_authorize_check, json_pack("{s:s}", "requestID", handle))) != 0 ||
+	if ((r = csc_call(req, rep, areq_authorize_check, json_pack("{s:s}", "requestID", handle))) != 0 ||
 	    rep->status != 200) {
 		if (rep->status != 0)
 			(void)csc_map_error(rep, "handle");

@@ -15,6 +15,7 @@
 #include "gw.h"
 #include "gw_internal.h"
 #include "rssp_log.h"
+#include "secrets.h"
 
 #define GW_MAX_PARAMS 32
 
@@ -568,4 +569,20 @@ out:
 	free(names);
 	closedir(d);
 	return r;
+}
+
+const char *
+gw_val(const PGresult *res, int i, const char *name)
+{
+	int c = PQfnumber(res, name);
+
+	return c < 0 ? "" : PQgetvalue(res, i, c);
+}
+
+int
+gw_isnull(const PGresult *res, int i, const char *name)
+{
+	int c = PQfnumber(res, name);
+
+	return c < 0 ? 1 : PQgetisnull(res, i, c);
 }

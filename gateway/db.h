@@ -1,4 +1,5 @@
-/* db.h - the libpq connection pool and the migration runner. */
+/* db.h - the database: parameterised queries and transactions for handlers, the libpq
+ * connection pool and the migration runner (db.c). */
 #ifndef RSSP_GW_DB_H
 #define RSSP_GW_DB_H
 
@@ -7,6 +8,39 @@
 #include "rssp_err.h"
 
 struct gw_db_pool;
+struct gw_request;
+
+/* ---- database ------------------------------------------------------------------------
+ * Parameterised queries only: parameters are text (NULL = SQL NULL), results text. */
+
+/* Runs sql with n params. Returns 0 and *resp (free with PQclear) when the result is
+ * PGRES_COMMAND_OK or PGRES_TUPLES_OK; RSSP_E_CONFLICT on a unique violation (SQLSTATE
+ * 23505); RSSP_E_UNAVAILABLE when the connection is broken; RSSP_E_DB otherwise. The
+ * server's error is logged, never sent to a client. resp may be NULL when the result
+ * is not needed. */
+int gw_db_exec(PGconn *db, PGresult **resp, const char *sql, int n, const char *const *params) RSSP_WUR;
+/* The same with the n parameters as variadic const char * arguments. */
+int gw_db_query(PGconn *db, PGresult **resp, const char *sql, int n, ...) RSSP_WUR;
+
+/* Result columns are read by name (the SQL names them with AS), never by position:
+ * gw_val is the text of column name in row i ("" when the query has no such column,
+ * so a misspelt name never reads another column), gw_isnull whether it is NULL (1 for
+ * a missing column). */
+const char *gw_val(const PGresult *res, int i, const char *name);
+int gw_isnull(const PGresult *res, int i, const char *name);
+
+/* Transactions on req->db. begin: BEGIN (READ COMMITTED); commit: COMMIT (a failed
+ * commit returns RSSP_E_DB, or RSSP_E_CONFLICT on a serialization/unique failure);
+ * rollback never fails. Return 0 or RSSP_E*. */
+int gw_tx_begin(struct gw_request *req) RSSP_WUR;
+int gw_tx_commit(struct gw_request *req) RSSP_WUR;
+void gw_tx_rollback(struct gw_request *req);
+
+/* Gives req->db back to the pool before a long wait (e.g. polling with "wait") and
+ * takes one again. gw_db_reacquire returns 0 or RSSP_E_UNAVAILABLE. No transaction may
+ * be open across a release. */
+void gw_db_release(struct gw_request *req);
+int gw_db_reacquire(struct gw_request *req) RSSP_WUR;
 
 /* 1 (default): parameterised queries are prepared once per connection (RSSP_DB_PREPARE). */
 extern int gw_db_prepare_enabled;

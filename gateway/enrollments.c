@@ -11,6 +11,7 @@
 #include "ra_keys.h"
 #include "rssp_log.h"
 #include "signing.h"
+#include "db.h"
 
 #define WINDOW (RSSP_VOUCHER_MAX_DAYS * 86400LL)
 #define RENEW_BEFORE 86400LL   /* a PENDING window this close to its end is renewed */
@@ -227,7 +228,7 @@ enr_list(struct gw_request *req, struct gw_reply *rep)
 			    "kakSHA256", kakhex, "status", PQgetvalue(res, i, L_STATUS),
 			    "createdAt", PQgetvalue(res, i, L_CREATED));
 		}
-		if (o != NULL && ok && (b64 = sg_b64(vb, vblen)) != NULL) {
+		if (o != NULL && ok && (b64 = rssp_b64(vb, vblen)) != NULL) {
 			json_object_set_new(o, "toBeSigned", json_string(b64));
 			json_object_set_new(o, "fields", fields_json(&v));
 		} else if (o != NULL) {

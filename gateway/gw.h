@@ -1,10 +1,12 @@
-/* gw.h - the gateway framework: routes, the per-request context, JSON field getters,
- * error replies, database helpers, password hashing, random ids, metrics.
+/* gw.h - the gateway framework as a handler sees it: routes, roles, the per-request
+ * context, replies and error replies, the JSON field getters. The other areas have
+ * their own headers: db.h (queries, transactions), secrets.h (passphrases, random
+ * ids), auth.h (tokens), metrics.h, tenant.h (who may see what), routes.h.
  *
  * Every function of the gateway is one line of the route table (routes.c). The
- * framework (server.c) parses the request, authenticates the
- * bearer token, checks the role mask, borrows a database connection for the request,
- * calls the handler, and sends the reply. Handlers run on the HTTP server's threads;
+ * framework (server.c) parses the request, authenticates the bearer token, checks the
+ * role mask, borrows a database connection for the request, calls the handler, and
+ * sends the reply. Handlers run on the HTTP server's threads;
  * everything here is thread-safe unless said otherwise.
  *
  * Handler contract:
@@ -50,6 +52,9 @@ const char *gw_role_name(unsigned role);
 unsigned gw_role_parse(const char *name);
 
 #define GW_UUID_LEN 36 /* text form of a uuid, without the NUL */
+/* 1 when s is a uuid in the text form PostgreSQL writes (8-4-4-4-12 lowercase hex
+ * digits), else 0. */
+int gw_is_uuid(const char *s);
 
 /* The authenticated caller (filled by the framework from the bearer token). */
 struct gw_principal {
@@ -170,95 +175,6 @@ int gw_get_b64(struct gw_request *req, struct gw_reply *rep, const char *field,
  * and *np its length; optional and absent -> NULL, 0. */
 int gw_get_str_array(struct gw_request *req, struct gw_reply *rep, const char *field,
     size_t max_items, size_t max_len, bool required, const char ***itemsp, size_t *np) RSSP_WUR;
-
-/* ---- database ------------------------------------------------------------------------
- * Parameterised queries only: parameters are text (NULL = SQL NULL), results text. */
-
-/* Runs sql with n params. Returns 0 and *resp (free with PQclear) when the result is
- * PGRES_COMMAND_OK or PGRES_TUPLES_OK; RSSP_E_CONFLICT on a unique violation (SQLSTATE
- * 23505); RSSP_E_UNAVAILABLE when the connection is broken; RSSP_E_DB otherwise. The
- * server's error is logged, never sent to a client. resp may be NULL when the result
- * is not needed. */
-int gw_db_exec(PGconn *db, PGresult **resp, const char *sql, int n, const char *const *params) RSSP_WUR;
-/* The same with the n parameters as variadic const char * arguments. */
-int gw_db_query(PGconn *db, PGresult **resp, const char *sql, int n, ...) RSSP_WUR;
-
-/* Transactions on req->db. begin: BEGIN (READ COMMITTED); commit: COMMIT (a failed
- * commit returns RSSP_E_DB, or RSSP_E_CONFLICT on a serialization/unique failure);
- * rollback never fails. Return 0 or RSSP_E*. */
-int gw_tx_begin(struct gw_request *req) RSSP_WUR;
-int gw_tx_commit(struct gw_request *req) RSSP_WUR;
-void gw_tx_rollback(struct gw_request *req);
-
-/* Gives req->db back to the pool before a long wait (e.g. polling with "wait") and
- * takes one again. gw_db_reacquire returns 0 or RSSP_E_UNAVAILABLE. No transaction may
- * be open across a release. */
-void gw_db_release(struct gw_request *req);
-int gw_db_reacquire(struct gw_request *req) RSSP_WUR;
-
-/* ---- secrets -------------------------------------------------------------------------- */
-
-#define GW_PWHASH_MAX 128 /* >= crypto_pwhash_STRBYTES */
-
-/* On the long pool (GW_LONG routes) the three functions below wait while
- * RSSP_ARGON2_CONCURRENCY computations run, so that logins cannot take every core from
- * signing; on an HTTP thread they run at once. A route that hashes should carry GW_LONG.
- * Hashes a passphrase with argon2id (libsodium crypto_pwhash_str, limits from the
- * configuration: RSSP_ARGON2_OPSLIMIT, RSSP_ARGON2_MEMLIMIT_KIB, p=1). Writes the
- * NUL-terminated encoded hash ("$argon2id$v=19$m=19456,t=2,p=1$...") into out. Returns 0
- * or RSSP_E_NOMEM. */
-int gw_password_hash(const char *passphrase, char out[GW_PWHASH_MAX]) RSSP_WUR;
-/* Returns 0 when passphrase matches the encoded hash, RSSP_E_DENIED otherwise
- * (including a NULL or malformed hash). */
-int gw_password_verify(const char *hash, const char *passphrase) RSSP_WUR;
-/* Verifies passphrase against a fixed dummy hash with the configured limits, so that an
- * unknown user costs the same as a wrong passphrase. */
-void gw_password_dummy_verify(const char *passphrase);
-
-/* Fills buf with n cryptographically secure random bytes. */
-void gw_random_bytes(void *buf, size_t n);
-/* A token of 32 random bytes as 43 base64url characters (no padding) + NUL. */
-#define GW_TOKEN_LEN 43
-void gw_random_token(char out[GW_TOKEN_LEN + 1]);
-/* A random version-4 uuid in text form. */
-void gw_random_uuid(char out[GW_UUID_LEN + 1]);
-/* Lowercase hex SHA-256 of data. */
-void gw_sha256_hex(const void *data, size_t len, char out[65]);
-/* RFC 7616 HA1 for Digest with SHA-256: SHA-256("user:realm:secret"), binary. The
- * realm is cfg->service_name (RSSP_SERVICE_NAME); store it in rp_clients.digest_ha1. */
-void gw_digest_ha1(const char *user, const char *realm, const char *secret, uint8_t out[32]);
-/* Constant-time comparison: 1 when equal, 0 otherwise. */
-int gw_ct_equal(const void *a, const void *b, size_t len);
-
-/* ---- tokens --------------------------------------------------------------------------- */
-
-/* Which tokens gw_tokens_revoke ends. */
-enum gw_token_scope {
-	GW_TOKENS_ACCOUNT,             /* every access and refresh token of account id (disable) */
-	GW_TOKENS_ACCOUNT_BUT_FAMILY,  /* the same but the login session except_family
-	                                  (changePassphrase: this session goes on) */
-	GW_TOKENS_FAMILY,              /* every token of login session (family) id */
-	GW_TOKENS_ONE,                 /* one token: id is the hex SHA-256 of the token; the
-	                                  caller drops it from the cache */
-};
-/* The one place that revokes tokens: in the database (on db) and, but for GW_TOKENS_ONE,
- * in this replica's token cache. Other replicas notice within RSSP_TOKEN_CACHE_TTL
- * seconds. Returns 0 or RSSP_E*. If the caller runs this inside its own transaction
- * and then rolls back, the cache invalidation still stands (harmless: it only forces a
- * lookup). */
-int gw_tokens_revoke(PGconn *db, enum gw_token_scope scope, const char *id,
-    const char *except_family) RSSP_WUR;
-/* Drops an account's cached tokens on this replica (after disabling it, for example). */
-void gw_token_cache_forget_account(const char *account_id);
-
-/* ---- metrics (Prometheus text at GET /metrics) ---------------------------------------- */
-
-/* Records one engine call: method "authorize" | "signhash", its gRPC status code (or
- * -1 when the engine was unreachable) and its duration. */
-void gw_metrics_engine_call(const char *method, int grpc_status, double seconds);
-/* Counts n signatures made with algo (a short static name, e.g. "rsa-pss-sha256"). At
- * most 32 distinct names are kept; more are counted as "other". */
-void gw_metrics_signatures(const char *algo, unsigned n);
 
 /* True once the gateway is stopping (SIGTERM): a handler that waits (long-poll) should
  * answer with what it has within a second or so. */

@@ -33,20 +33,11 @@ int gw_auth_bearer(struct gw_request *req, struct gw_reply *rep) RSSP_WUR;
 int gw_auth_init(const struct gw_config *cfg) RSSP_WUR;
 void gw_auth_shutdown(void);
 
-/* metrics.c */
-int gw_metrics_init(void) RSSP_WUR;
-/* Records one HTTP request: route label (a known path or "other"), status, seconds. */
-void gw_metrics_request(const char *route, int status, double seconds);
-/* Counts one login: method "basic"|"password"|"refresh"|"digest"|"none", result a
- * static word ("ok", "incorrect", "locked", ...). */
-void gw_metrics_login(const char *method, const char *result);
-/* Appends the Prometheus text to a malloc'd string; db pool figures given. */
-char *gw_metrics_render(unsigned db_in_use, unsigned db_size);
-
-/* info.c: the list of served paths (for info's methods[]) is built from the tables. */
-
-/* config.c: the configuration in force (set once by main before serving). */
-extern const struct gw_config *gw_cfg;
+/* runtime.c: the one owner of the process-wide state (token cache, rate limiter, argon2
+ * limits, metrics, the long-poll thread). init once before serving (0 or RSSP_E*);
+ * shutdown after the server stopped. */
+int gw_runtime_init(const struct gw_config *cfg) RSSP_WUR;
+void gw_runtime_shutdown(void);
 
 /* context.c: 1 on the threads of the long pool (set by server.c). */
 extern __thread int gw_thread_is_long;

@@ -9,12 +9,14 @@
 
 #include "config.h"
 #include "db.h"
+#include "engine_client.h"
 #include "gw.h"
 #include "gw_internal.h"
 #include "outbox.h"
 #include "rssp_log.h"
 #include "engine_client.h"
 #include "engine_health.h"
+#include "secrets.h"
 
 static void
 usage(void)
@@ -219,10 +221,7 @@ main(int argc, char **argv)
 	if ((r = gw_config_load(&cfg)) < 0)
 		return 1;
 	rssp_log_init("gateway", cfg->log_level);
-	gw_cfg = cfg;
-	gw_db_prepare_enabled = cfg->db_prepare != 0;
-	if (sodium_init() < 0 || gw_secrets_init(cfg) < 0 || gw_auth_init(cfg) < 0 ||
-	    gw_metrics_init() < 0) {
+	if (gw_runtime_init(cfg) < 0) {
 		log_error("cannot initialise");
 		gw_config_free(cfg);
 		return 1;
@@ -237,8 +236,7 @@ main(int argc, char **argv)
 		usage();
 		r = RSSP_E_INVAL;
 	}
-	gw_auth_shutdown();
-	gw_cfg = NULL;
+	gw_runtime_shutdown();
 	gw_config_free(cfg);
 	return r < 0 ? 1 : 0;
 }

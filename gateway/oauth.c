@@ -9,7 +9,7 @@
  *   POST /rssp/admin/clients/update the redirect URIs of an RP client
  *
  * Sole control does not move: the page shows what is asked and waits; nothing on it can
- * approve. The approval is the SIC confirm with the KAK (requests.c), checked by the
+ * approve. The approval is the SIC confirm with the KAK (auth_requests.c), checked by the
  * engine; the code is issued only once the request is CONFIRMED, and the credential
  * token only stands for the SAD the engine minted (signHash still presents that SAD,
  * and the engine checks it). */
@@ -27,6 +27,8 @@
 #include "oauth.h"
 #include "rssp_log.h"
 #include "signing.h"
+#include "db.h"
+#include "secrets.h"
 
 #define OAUTH_CODE_TTL 60        /* seconds an authorization code lives */
 #define OAUTH_MAX_REDIRECTS 10   /* redirect URIs per client */
@@ -545,7 +547,7 @@ authorize_new(struct gw_request *req, struct gw_reply *rep)
 	    PQgetvalue(res, 0, 4));
 	req->principal.role = GW_ROLE_RP;
 	req->authenticated = true;
-	r = csc_call(req, rep, req_authorize, body);
+	r = csc_call(req, rep, areq_authorize, body);
 	body = NULL;
 	if (r != 0 || rep->status >= 300) {
 		json_t *d = json_object_get(rep->body, "error_description");
@@ -708,17 +710,24 @@ client_auth(struct gw_request *req, struct gw_reply *rep, char account[GW_UUID_L
 	int r, ok;
 
 	if (auth != NULL && strncasecmp(auth, "Basic ", 6) == 0) {
-		if (sg_unb64(auth + 6, &dec, &declen) != 0 || memchr(dec, '\0', declen) != NULL ||
+		if (rssp_unb64(auth + 6, &dec, &declen) != 0 || memchr(dec, '\0', declen) != NULL ||
 		    (colon = memchr(dec, ':', declen)) == NULL) {
 			r = gw_error(rep, 401, "invalid_client", "malformed Basic client credentials");
 			goto out;
 		}
-		dec = realloc(dec, declen + 1);
-		if (dec == NULL) {
-			r = RSSP_E_NOMEM;
-			goto out;
+		{
+			uint8_t *nd = malloc(declen + 1);
+			if (nd == NULL) {
+				r = RSSP_E_NOMEM;
+				goto out;
+			}
+			memcpy(nd, dec, declen);
+			nd[declen] = '\0';
+			OPENSSL_cleanse(dec, declen);
+			free(dec);
+			dec = nd;
+			declen++; /* the NUL is wiped too */
 		}
-		dec[declen] = '\0';
 		colon = strchr((char *)dec, ':');
 		*colon = '\0';
 		id = (const char *)dec;
@@ -773,7 +782,7 @@ token_client_credentials(struct gw_request *req, struct gw_reply *rep)
 	int r, st;
 
 	if (auth != NULL && strncasecmp(auth, "Basic ", 6) == 0) {
-		if (sg_unb64(auth + 6, &dec, &declen) != 0 || memchr(dec, '\0', declen) != NULL ||
+		if (rssp_unb64(auth + 6, &dec, &declen) != 0 || memchr(dec, '\0', declen) != NULL ||
 		    (colon = memchr(dec, ':', declen)) == NULL) {
 			r = gw_error(rep, 401, "invalid_client", "malformed Basic client credentials");
 			goto out;
@@ -986,7 +995,7 @@ oauth_credential_sad(struct gw_request *req, struct gw_reply *rep, const char *c
 		goto out;
 	}
 	if ((r = sg_unbytea(PQgetvalue(res, 0, 2), &sad, &sadlen)) != 0 ||
-	    (*sadp = sg_b64(sad, sadlen)) == NULL) {
+	    (*sadp = rssp_b64(sad, sadlen)) == NULL) {
 		oauth_credential_done(req, tok_hash, false);
 		tok_hash[0] = '\0';
 		r = r ? r : RSSP_E_NOMEM;

@@ -76,13 +76,13 @@ const struct gw_route gw_routes[] = {
 	{ "/rssp/credentials/activate/cancel", 0, ANY, cred_activate_cancel },
 	{ "/rssp/credentials/revoke", 0, ANY, cred_revoke },
 
-	/* authorization requests (requests.c) and signing (signing.c) */
-	{ "/rssp/credentials/authorize", 0, RP | SIGNER | COMPANY_ADMIN, req_authorize },
-	{ "/rssp/credentials/authorizeCheck", 0, ANY, req_authorize_check },
-	{ "/rssp/requests/list", 0, ANY, req_list },
-	{ "/rssp/requests/info", 0, ANY, req_info },
-	{ "/rssp/requests/confirm", GW_NEEDS_ENGINE, ANY, req_confirm },
-	{ "/rssp/requests/cancel", 0, ANY, req_cancel },
+	/* authorization requests (auth_requests.c) and signing (signatures.c) */
+	{ "/rssp/credentials/authorize", 0, RP | SIGNER | COMPANY_ADMIN, areq_authorize },
+	{ "/rssp/credentials/authorizeCheck", 0, ANY, areq_authorize_check },
+	{ "/rssp/requests/list", 0, ANY, areq_list },
+	{ "/rssp/requests/info", 0, ANY, areq_info },
+	{ "/rssp/requests/confirm", GW_NEEDS_ENGINE, ANY, areq_confirm },
+	{ "/rssp/requests/cancel", 0, ANY, areq_cancel },
 	{ "/rssp/signatures/signHash", GW_NEEDS_ENGINE, ANY, sg_sign_hash },
 
 	/* CSC API v1.0.4.0 and v2.0.0.2 (csc_v1.c, csc_v2.c): translations onto the functions

@@ -11,6 +11,7 @@
 
 #include "gw.h"
 #include "gw_internal.h"
+#include "secrets.h"
 #include "rssp_log.h"
 
 static unsigned long long pw_ops = 2, pw_mem = 19456ull * 1024;
@@ -168,13 +169,4 @@ int
 gw_ct_equal(const void *a, const void *b, size_t len)
 {
 	return CRYPTO_memcmp(a, b, len) == 0;
-}
-
-long long
-gw_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (long long)ts.tv_sec;
 }

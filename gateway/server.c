@@ -18,14 +18,16 @@
 
 #include "conn_guard.h"
 #include "db.h"
+#include "engine_client.h"
+#include "engine_health.h"
 #include "framing.h"
 #include "gw.h"
 #include "gw_internal.h"
 #include "loadcap.h"
+#include "metrics.h"
 #include "routes.h"
 #include "rssp_log.h"
-#include "engine_client.h"
-#include "engine_health.h"
+#include "secrets.h"
 
 #define GW_MAX_BODY (1024 * 1024)
 #define GW_MAX_DISCARD (16 * 1024 * 1024)

@@ -11,9 +11,11 @@
 #include <openssl/sha.h>
 #include <openssl/x509.h>
 
+#include "db.h"
 #include "gw.h"
 #include "outbox.h"
 #include "rssp_log.h"
+#include "secrets.h"
 #include "sic.h"
 #include "signing.h"
 
@@ -180,7 +182,7 @@ sic_activate_initialize(struct gw_request *req, struct gw_reply *rep)
 	}
 	gw_random_bytes(challenge, sizeof(challenge));
 	if ((chal_bytea = sg_bytea(challenge, sizeof(challenge))) == NULL ||
-	    (chal_b64 = sg_b64(challenge, sizeof(challenge))) == NULL) {
+	    (chal_b64 = rssp_b64(challenge, sizeof(challenge))) == NULL) {
 		r = RSSP_E_NOMEM;
 		goto out;
 	}

@@ -1,6 +1,6 @@
 /* sic.h - the signer's app (SIC): device activation and its key-authorisation key (KAK).
  * Routes are listed in the route table (routes.c); this header exposes the KAK
- * checks that credentials.c and requests.c share (the verifier itself: kak_verify.h). */
+ * checks that credentials.c and auth_requests.c share (the verifier itself: kak_verify.h). */
 #ifndef RSSP_GW_SIC_H
 #define RSSP_GW_SIC_H
 

@@ -1,5 +1,5 @@
 /* signing.h - shared by the signing modules of the gateway (sic.c, credentials.c,
- * requests.c, signing.c): encodings, tenant checks, the engine's refusals, and their
+ * auth_requests.c, signing.c): encodings, tenant checks, the engine's refusals, and their
  * handlers (listed in the route table, routes.c). */
 #ifndef RSSP_GW_SIGNING_H
 #define RSSP_GW_SIGNING_H
@@ -7,30 +7,28 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "algo.h"
 #include "authdata.h"
+#include "buf.h"
 #include "engine_client.h"
 #include "gw.h"
 #include "rssp_err.h"
 
-/* engine.proto KeyAlgo / HashAlgo / SignAlgo numbers. */
-enum { SG_KEY_RSA2048 = 1, SG_KEY_RSA3072, SG_KEY_EC_P256, SG_KEY_EC_P384 };
-enum { SG_HASH_SHA256 = 1, SG_HASH_SHA384, SG_HASH_SHA512 };
-enum { SG_SIGN_RSA_PKCS1 = 1, SG_SIGN_RSA_PSS, SG_SIGN_ECDSA };
-
 /* ---- encodings ---- */
 
-/* Standard padded base64 of data; malloc'd, NULL on allocation failure. */
-char *sg_b64(const uint8_t *data, size_t len);
-/* Decodes standard padded base64 (no whitespace). Returns 0 and *outp (malloc'd) /
- * *lenp, or RSSP_E_INVAL. */
-int sg_unb64(const char *s, uint8_t **outp, size_t *lenp) RSSP_WUR;
+/* Base64 and hex: rssp_b64, rssp_unb64, rssp_hex of buf.h; algorithms: algo.h. */
+
+/* Lookups in algo.h's table, as the handlers need them: the HashAlgo of a
+ * hashAlgorithmOID (0 when unknown) and back ("" when unknown), the KeyAlgo of an api.md
+ * keyAlgo name ("rsa2048", ...; 0 when unknown). */
+int sg_hash_algo_from_oid(const char *oid);
+const char *sg_hash_algo_oid(int hash_algo);
+int sg_key_algo_parse(const char *name);
 /* PostgreSQL bytea text form "\x<hex>" of data; malloc'd, NULL on allocation failure. */
 char *sg_bytea(const uint8_t *data, size_t len);
 /* Decodes a bytea text value "\x<hex>". Returns 0 and *outp (malloc'd, may hold 0
  * bytes) / *lenp, or RSSP_E_INVAL. */
 int sg_unbytea(const char *s, uint8_t **outp, size_t *lenp) RSSP_WUR;
-/* 1 when s is a uuid in text form (8-4-4-4-12 hex digits). */
-int sg_is_uuid(const char *s);
 /* Reads a required (or optional) uuid field; sets 400 naming the field when it is not
  * a uuid. */
 int sg_get_uuid(struct gw_request *req, struct gw_reply *rep, const char *field,
@@ -38,11 +36,11 @@ int sg_get_uuid(struct gw_request *req, struct gw_reply *rep, const char *field,
 /* A device uuid / name as the app sends it: 1..128 printable ASCII characters. */
 int sg_get_device_uuid(struct gw_request *req, struct gw_reply *rep, const char **vp) RSSP_WUR;
 
-/* HashAlgo of a hashAlgorithmOID, or 0. And back. */
-int sg_hash_algo_from_oid(const char *oid);
-const char *sg_hash_algo_oid(int hash_algo);
-/* KeyAlgo of "rsa2048" ... "ecp384", or 0. */
-int sg_key_algo_parse(const char *name);
+/* Decodes the request's field 'hashes' (n base64 strings) into n digests of hlen bytes
+ * each. Returns 0 and *hashesp (a malloc'd array of n malloc'd digests; the caller frees
+ * both), 400 naming hashes[i] (RSSP_E_INVAL), or RSSP_E_NOMEM. */
+int sg_decode_hashes(struct gw_reply *rep, const char *const *b64, size_t n, size_t hlen,
+    uint8_t ***hashesp) RSSP_WUR;
 
 /* A random decimal string of ndigits digits (uniform), NUL-terminated into out. */
 void sg_random_digits(char *out, size_t ndigits);
@@ -90,17 +88,21 @@ int cred_activate_response(struct gw_request *req, struct gw_reply *rep);
 int cred_activate_cancel(struct gw_request *req, struct gw_reply *rep);
 int cred_revoke(struct gw_request *req, struct gw_reply *rep);
 
-int req_authorize(struct gw_request *req, struct gw_reply *rep);
-int req_authorize_check(struct gw_request *req, struct gw_reply *rep);
-int req_list(struct gw_request *req, struct gw_reply *rep);
-int req_info(struct gw_request *req, struct gw_reply *rep);
-int req_confirm(struct gw_request *req, struct gw_reply *rep);
-int req_cancel(struct gw_request *req, struct gw_reply *rep);
+int areq_authorize(struct gw_request *req, struct gw_reply *rep);
+int areq_authorize_check(struct gw_request *req, struct gw_reply *rep);
+int areq_list(struct gw_request *req, struct gw_reply *rep);
+int areq_info(struct gw_request *req, struct gw_reply *rep);
+int areq_confirm(struct gw_request *req, struct gw_reply *rep);
+int areq_cancel(struct gw_request *req, struct gw_reply *rep);
 
 int sg_sign_hash(struct gw_request *req, struct gw_reply *rep);
 
+/* Ends the thread that wakes the long-polls (started by the first one), after the
+ * server stopped; gw_runtime_shutdown calls it. */
+void areq_waiter_stop(void);
+
 /* Wakes the long-polls waiting on a request: call inside the transaction that changes
  * its status (pg_notify, delivered on commit). Returns 0 or RSSP_E*. */
-int req_notify(struct gw_request *req, const char *request_id) RSSP_WUR;
+int areq_notify(struct gw_request *req, const char *request_id) RSSP_WUR;
 
 #endif

@@ -1,6 +1,7 @@
 /* tenant.c - the one tenant rule and its loader (tenant.h). */
 #include <string.h>
 
+#include "db.h"
 #include "tenant.h"
 
 bool
@@ -30,20 +31,6 @@ tenant_allows(const struct gw_principal *p, enum tenant_mode mode,
 		return requester;
 	}
 	return false;
-}
-
-int
-gw_col(const PGresult *res, const char *name)
-{
-	return PQfnumber(res, name);
-}
-
-const char *
-gw_val(const PGresult *res, int i, const char *name)
-{
-	int c = PQfnumber(res, name);
-
-	return c < 0 ? "" : PQgetvalue(res, i, c);
 }
 
 int

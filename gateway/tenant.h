@@ -23,6 +23,7 @@
 
 #include <libpq-fe.h>
 
+#include "db.h"
 #include "gw.h"
 
 enum tenant_mode {
@@ -68,10 +69,5 @@ int tenant_load(struct gw_request *req, struct gw_reply *rep, enum tenant_mode m
 #define TENANT_OWNER_COLS(acct) \
 	acct ".id::text AS tenant_account, coalesce(" acct ".company_id::text, '') AS tenant_company," \
 	" coalesce(" acct ".registered_by::text, '') AS tenant_registered_by"
-
-/* Column number of name in res, or -1: for reading result columns by name. */
-int gw_col(const PGresult *res, const char *name);
-/* The value of column name in row i of res; "" when the column does not exist. */
-const char *gw_val(const PGresult *res, int i, const char *name);
 
 #endif

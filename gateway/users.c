@@ -8,9 +8,12 @@
 #include <openssl/crypto.h>
 
 #include "accounts.h"
+#include "auth.h"
+#include "db.h"
 #include "gw.h"
 #include "outbox.h"
 #include "rssp_log.h"
+#include "secrets.h"
 #include "tenant.h"
 
 #define CONFIRM_TTL "24 hours"
@@ -26,24 +29,6 @@
 /* ---- field checks ---- */
 
 int
-acct_is_uuid(const char *s)
-{
-	size_t i;
-
-	if (s == NULL || strlen(s) != GW_UUID_LEN)
-		return 0;
-	for (i = 0; i < GW_UUID_LEN; i++) {
-		if (i == 8 || i == 13 || i == 18 || i == 23) {
-			if (s[i] != '-')
-				return 0;
-		} else if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) {
-			return 0;
-		}
-	}
-	return 1;
-}
-
-int
 acct_get_user_id(struct gw_request *req, struct gw_reply *rep, const char *field,
     bool required, const char **vp)
 {
@@ -52,7 +37,7 @@ acct_get_user_id(struct gw_request *req, struct gw_reply *rep, const char *field
 
 	if ((r = gw_get_str(req, rep, field, 64, required, &v)) != 0)
 		return r;
-	if (v != NULL && !acct_is_uuid(v))
+	if (v != NULL && !gw_is_uuid(v))
 		return gw_error(rep, 400, "invalid_request", "field '%s' must be a user id (a lowercase uuid)", field);
 	*vp = v;
 	return 0;

@@ -27,6 +27,7 @@ ECDSA_SHA256 = "1.2.840.10045.4.3.2"
 OID_RE = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))+$")
 GENTIME_RE = re.compile(r"^[0-9]{14}Z$")
 V1_WAIT = 10  # RSSP_CSC_V1_AUTHORIZE_WAIT of this stack
+V1_WAITS = 3  # RSSP_WAITS_PER_CLIENT of this stack: synchronous authorizes of one RP at once
 
 
 def der_len(n):
@@ -86,7 +87,8 @@ class Csc(unittest.TestCase):
     def setUpClass(cls):
         cls.t0 = time.time()
         cls.st = stack.Stack(BUILD, name="csc",
-                             gateway_env={"RSSP_CSC_V1_AUTHORIZE_WAIT": str(V1_WAIT)})
+                             gateway_env={"RSSP_CSC_V1_AUTHORIZE_WAIT": str(V1_WAIT),
+                                          "RSSP_WAITS_PER_CLIENT": str(V1_WAITS)})
         try:
             cls.st.start()
             cls.setup_world()
@@ -503,6 +505,10 @@ class Csc(unittest.TestCase):
         r = c.raw("signatures/signHash", dict(body, hashAlgo=SHA["sha512"]))
         self.assertEqual(r.status_code, 400)
         self.assertIn("hashAlgo", r.json()["error_description"])
+        # ecdsa-with-SHA384 over 32-byte digests, no hashAlgo: named in v1 terms
+        r = c.raw("signatures/signHash", dict(body, signAlgo="1.2.840.10045.4.3.3"))
+        self.assertEqual(r.json(), {"error": "invalid_request", "error_description":
+                                    "Invalid parameter hash: the digests' length does not fit signAlgo"})
         r = c.raw("signatures/signHash", {k: v for k, v in body.items() if k != "hash"})
         self.assertEqual(r.json()["error_description"], "Missing (or invalid type) array parameter hash")
         r = c.raw("signatures/signHash", dict(body, hash=["AAAA"]))
@@ -535,6 +541,25 @@ class Csc(unittest.TestCase):
         self.st.sic(self.state, "cancel", self.pending_request())
         t.join(V1_WAIT + 30)
         self.assertEqual((out["r"].status_code, out["r"].json()["error"]), (403, "access_denied"))
+
+    def test_v1_07_synchronous_authorizes_of_one_rp_are_capped(self):
+        # each waits for the signer on the long pool: one RP may hold only
+        # RSSP_WAITS_PER_CLIENT of them, so that it cannot starve logins and other tenants
+        c = self.login("v1")
+        out = [None] * (V1_WAITS + 2)
+
+        def one(i):
+            out[i] = c.raw("credentials/authorize", {
+                "credentialID": self.creds["ecp256"], "numSignatures": 1,
+                "hash": [b64e(hashlib.sha256(b"capped v1 %d" % i).digest())]})
+        ts = [threading.Thread(target=one, args=(i,)) for i in range(len(out))]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(V1_WAIT + 30)
+        codes = sorted(r.status_code for r in out)
+        self.assertEqual(codes, [403] * V1_WAITS + [429] * 2, [r.text[:200] for r in out])
+        self.assertEqual(self.st.sic(self.state, "requests")["requests"], [])
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-/* The gateway's JSON field getters (reply.c) and the signing modules' decoders
+/* The gateway's JSON field getters (getters.c) and the signing modules' decoders
  * (signing.h: base64, bytea, uuid) on untrusted request bodies. The first input byte
  * picks the shape: a whole JSON body as the client sends it, or the rest of the input as
  * the string value of one field. Every getter must either succeed with an out-value
@@ -71,13 +71,13 @@ run_getters(json_t *body)
 	free(items);
 	items = NULL;
 	ONE(sg_get_uuid(&req, &rep, "f", false, &s));
-	if (r == 0 && s != NULL && !sg_is_uuid(s))
+	if (r == 0 && s != NULL && !gw_is_uuid(s))
 		__builtin_trap();
 	ONE(sg_get_device_uuid(&req, &rep, &s));
 #undef ONE
 }
 
-/* The decoders of signing.h on a NUL-terminated string: what decodes re-encodes to
+/* The decoders of signing.h and buf.h, and the algo.h lookups, on a NUL-terminated string: what decodes re-encodes to
  * the same bytes. */
 static void
 run_decoders(const char *s)
@@ -86,15 +86,15 @@ run_decoders(const char *s)
 	size_t len = 0;
 	char *enc;
 
-	if (sg_unb64(s, &out, &len) == 0) {
+	if (rssp_unb64(s, &out, &len) == 0) {
 		uint8_t *again = NULL;
 		size_t alen = 0;
 
 		/* not every accepted text is canonical, but its bytes survive a round trip */
 		if (len > strlen(s) / 4 * 3)
 			__builtin_trap();
-		if ((enc = sg_b64(out, len)) != NULL && len > 0) {
-			if (sg_unb64(enc, &again, &alen) != 0 || alen != len || memcmp(again, out, len) != 0)
+		if ((enc = rssp_b64(out, len)) != NULL && len > 0) {
+			if (rssp_unb64(enc, &again, &alen) != 0 || alen != len || memcmp(again, out, len) != 0)
 				__builtin_trap();
 			free(again);
 		}
@@ -108,9 +108,9 @@ run_decoders(const char *s)
 		free(enc);
 		free(out);
 	}
-	(void)sg_is_uuid(s);
-	(void)sg_hash_algo_from_oid(s);
-	(void)sg_key_algo_parse(s);
+	(void)gw_is_uuid(s);
+	(void)rssp_hash_alg_by_oid(s);
+	(void)rssp_key_alg_by_name(s);
 }
 
 int

@@ -1,5 +1,5 @@
 /* signatures/signHash's signAlgoParams (RSASSA-PSS-params, DER) parser. It is static in
- * signing.c, so it is reached through the public handler sg_sign_hash with a body that
+ * signatures.c, so it is reached through the public handler sg_sign_hash with a body that
  * is refused right after the parameters are read (an unsupported hashAlgorithmOID):
  * the handler touches neither the database nor the engine on this path. The input is
  * the DER, sent base64-encoded as the client would. */
@@ -22,7 +22,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *b64;
 	int r;
 
-	if (size < 1 || size > 256 || (b64 = sg_b64(data, size)) == NULL)
+	if (size < 1 || size > 256 || (b64 = rssp_b64(data, size)) == NULL)
 		return 0;
 	memset(&req, 0, sizeof(req));
 	memset(&rep, 0, sizeof(rep));

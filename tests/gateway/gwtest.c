@@ -590,3 +590,61 @@ gwt_outbox_secret(struct gwt *g, const char *recipient, const char *kind)
 	gwt_resp_free(r);
 	return out;
 }
+
+void
+gwt_rp_create(struct gwt *g, const char *name, char **client_idp, char **secretp,
+    char **account_idp)
+{
+	json_t *b = json_pack("{s:s}", "name", name);
+	struct gwt_resp *r;
+
+	ck_assert_ptr_nonnull(b);
+	r = gwt_post_json(g, "/rssp/admin/clients/create", gwt_admin_token(g), b);
+	gwt_expect(r, 201, NULL);
+	ck_assert_ptr_nonnull(gwt_str(r, "clientID"));
+	ck_assert_ptr_nonnull(gwt_str(r, "secretKey"));
+	if (client_idp != NULL)
+		*client_idp = strdup(gwt_str(r, "clientID"));
+	if (secretp != NULL)
+		*secretp = strdup(gwt_str(r, "secretKey"));
+	if (account_idp != NULL)
+		*account_idp = strdup(gwt_str(r, "userID"));
+	gwt_resp_free(r);
+	json_decref(b);
+}
+
+char *
+gwt_register(struct gwt *g, const char *token, const char *email, const char *mobile,
+    const char *full_name)
+{
+	json_t *b = json_pack("{s:s, s:s, s:s}", "email", email, "mobile", mobile,
+	    "fullName", full_name);
+	struct gwt_resp *r;
+	char *id;
+
+	ck_assert_ptr_nonnull(b);
+	r = gwt_post_json(g, "/rssp/users/register", token, b);
+	gwt_expect(r, 201, NULL);
+	ck_assert_str_eq(gwt_str(r, "status"), "PENDING_CONFIRMATION");
+	id = strdup(gwt_str(r, "userID"));
+	gwt_resp_free(r);
+	json_decref(b);
+	return id;
+}
+
+void
+gwt_confirm(struct gwt *g, const char *email, const char *passphrase)
+{
+	char *tok = gwt_outbox_secret(g, email, "confirmation");
+	json_t *b;
+	struct gwt_resp *r;
+
+	ck_assert_msg(tok != NULL, "no confirmation for %s in the outbox", email);
+	b = json_pack("{s:s, s:s}", "token", tok, "passphrase", passphrase);
+	r = gwt_post_json(g, "/rssp/users/confirm", NULL, b);
+	gwt_expect(r, 200, NULL);
+	ck_assert_str_eq(gwt_str(r, "status"), "ACTIVE");
+	gwt_resp_free(r);
+	json_decref(b);
+	free(tok);
+}

@@ -108,4 +108,18 @@ char *gwt_outbox_secret(struct gwt *g, const char *recipient, const char *kind);
 /* A unique name for this process ("<prefix>_<pid>_<counter>"), malloc'd. */
 char *gwt_unique(const char *prefix);
 
+/* ---- fixtures the gateway suites share ---- */
+
+/* Creates an rp client named name as admin (admin/clients/create, 201); *client_idp,
+ * *secretp, *account_idp (malloc'd) when not NULL. It is not logged in (gwt_login). */
+void gwt_rp_create(struct gwt *g, const char *name, char **client_idp, char **secretp,
+    char **account_idp);
+/* Registers a person with token (users/register, 201, PENDING_CONFIRMATION); returns
+ * its userID (malloc'd). */
+char *gwt_register(struct gwt *g, const char *token, const char *email, const char *mobile,
+    const char *full_name);
+/* Confirms email's account with the token of the outbox and passphrase (users/confirm,
+ * 200, ACTIVE). */
+void gwt_confirm(struct gwt *g, const char *email, const char *passphrase);
+
 #endif

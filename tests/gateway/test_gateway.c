@@ -63,12 +63,7 @@ login_pw(struct gwt *g, const char *user, const char *pass)
 static void
 make_rp(struct gwt *g, char **idp, char **secretp)
 {
-	struct gwt_resp *r = gwt_post(g, "/rssp/admin/clients/create", gwt_admin_token(g), "{\"name\":\"Test RP\"}");
-
-	gwt_expect(r, 201, NULL);
-	*idp = strdup(gwt_str(r, "clientID"));
-	*secretp = strdup(gwt_str(r, "secretKey"));
-	gwt_resp_free(r);
+	gwt_rp_create(g, "Test RP", idp, secretp, NULL);
 }
 
 START_TEST(test_info_lists_the_functions_and_echoes_the_request_id)

@@ -7,6 +7,7 @@
 
 #include "gw.h"
 #include "gw_internal.h"
+#include "secrets.h"
 
 static json_t *
 parse(const char *text)

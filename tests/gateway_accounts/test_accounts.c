@@ -58,34 +58,14 @@ person(const char *email, const char *name)
 static char *
 register_user(const char *token, const char *email, const char *name)
 {
-	json_t *b = person(email, name);
-	struct gwt_resp *r = gwt_post_json(g, "/rssp/users/register", token, b);
-	char *id;
-
-	gwt_expect(r, 201, NULL);
-	ck_assert_str_eq(gwt_str(r, "status"), "PENDING_CONFIRMATION");
-	id = strdup(gwt_str(r, "userID"));
-	gwt_resp_free(r);
-	json_decref(b);
-	return id;
+	return gwt_register(g, token, email, "+41791234567", name != NULL ? name : "Ada Lovelace");
 }
 
 /* Confirms email's account with the token from the outbox. */
 static void
 confirm_user(const char *email, const char *pass)
 {
-	char *tok = gwt_outbox_secret(g, email, "confirmation");
-	json_t *b;
-	struct gwt_resp *r;
-
-	ck_assert_msg(tok != NULL, "no confirmation for %s in the outbox", email);
-	b = json_pack("{s:s, s:s}", "token", tok, "passphrase", pass);
-	r = gwt_post_json(g, "/rssp/users/confirm", NULL, b);
-	gwt_expect(r, 200, NULL);
-	ck_assert_str_eq(gwt_str(r, "status"), "ACTIVE");
-	gwt_resp_free(r);
-	json_decref(b);
-	free(tok);
+	gwt_confirm(g, email, pass);
 }
 
 /* A confirmed signer registered by the admin, logged in. */
@@ -112,22 +92,19 @@ signer_new(char **emailp, char **idp)
 static char *
 rp_new(char **client_idp, char **secretp, char **account_idp)
 {
-	struct gwt_resp *r = gwt_post(g, "/rssp/admin/clients/create", gwt_admin_token(g),
-	    "{\"name\": \"Example Bank\"}");
-	char *tok;
+	char *id, *secret, *tok;
 
-	gwt_expect(r, 201, NULL);
-	ck_assert_ptr_nonnull(gwt_str(r, "clientID"));
-	ck_assert_ptr_nonnull(gwt_str(r, "secretKey"));
-	ck_assert_uint_eq(strlen(gwt_str(r, "secretKey")), 43);
-	tok = gwt_login(g, gwt_str(r, "clientID"), gwt_str(r, "secretKey"), NULL);
+	gwt_rp_create(g, "Example Bank", &id, &secret, account_idp);
+	ck_assert_uint_eq(strlen(secret), 43);
+	tok = gwt_login(g, id, secret, NULL);
 	if (client_idp != NULL)
-		*client_idp = strdup(gwt_str(r, "clientID"));
+		*client_idp = id;
+	else
+		free(id);
 	if (secretp != NULL)
-		*secretp = strdup(gwt_str(r, "secretKey"));
-	if (account_idp != NULL)
-		*account_idp = strdup(gwt_str(r, "userID"));
-	gwt_resp_free(r);
+		*secretp = secret;
+	else
+		free(secret);
 	return tok;
 }
 

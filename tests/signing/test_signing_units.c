@@ -28,10 +28,10 @@ START_TEST(test_base64_decoder_accepts_only_padded_standard_base64)
 		out = NULL;
 		n = 0;
 		if (cases[i].out == NULL) {
-			ck_assert_msg(sg_unb64(cases[i].in, &out, &n) == RSSP_E_INVAL, "accepted '%s'", cases[i].in);
+			ck_assert_msg(rssp_unb64(cases[i].in, &out, &n) == RSSP_E_INVAL, "accepted '%s'", cases[i].in);
 			ck_assert_ptr_null(out);
 		} else {
-			ck_assert_msg(sg_unb64(cases[i].in, &out, &n) == 0, "refused '%s'", cases[i].in);
+			ck_assert_msg(rssp_unb64(cases[i].in, &out, &n) == 0, "refused '%s'", cases[i].in);
 			ck_assert_uint_eq(n, strlen(cases[i].out));
 			ck_assert_mem_eq(out, cases[i].out, n);
 			free(out);
@@ -49,8 +49,8 @@ START_TEST(test_base64_and_bytea_round_trip_every_length)
 	for (len = 1; len < sizeof(in); len++) {
 		for (n = 0; n < len; n++)
 			in[n] = (uint8_t)(n * 37 + len);
-		s = sg_b64(in, len);
-		ck_assert_int_eq(sg_unb64(s, &out, &n), 0);
+		s = rssp_b64(in, len);
+		ck_assert_int_eq(rssp_unb64(s, &out, &n), 0);
 		ck_assert_uint_eq(n, len);
 		ck_assert_mem_eq(out, in, len);
 		free(out);
@@ -68,24 +68,43 @@ START_TEST(test_base64_and_bytea_round_trip_every_length)
 }
 END_TEST
 
+/* The gateway's lookups are those of the shared table (algo.h). */
+static int
+hash_algo_from_oid(const char *oid)
+{
+	return rssp_hash_alg_by_oid(oid) != NULL ? rssp_hash_alg_by_oid(oid)->algo : 0;
+}
+
+static const char *
+hash_algo_oid(int hash_algo)
+{
+	return rssp_hash_alg(hash_algo) != NULL ? rssp_hash_alg(hash_algo)->oid : "";
+}
+
+static int
+key_algo_parse(const char *name)
+{
+	return rssp_key_alg_by_name(name) != NULL ? rssp_key_alg_by_name(name)->algo : 0;
+}
+
 START_TEST(test_uuids_oids_and_key_algorithms_are_recognised_exactly)
 {
-	ck_assert(sg_is_uuid("0f9d6a4e-2b1c-4d3e-8f7a-1234567890ab"));
-	ck_assert(!sg_is_uuid("0f9d6a4e-2b1c-4d3e-8f7a-1234567890a"));
-	ck_assert(!sg_is_uuid("0f9d6a4e-2b1c-4d3e-8f7a-1234567890abc"));
-	ck_assert(!sg_is_uuid("0f9d6a4e2b1c-4d3e-8f7a-1234567890ab-"));
-	ck_assert(!sg_is_uuid("0f9d6a4e-2b1c-4d3e-8f7a-1234567890ag"));
-	ck_assert(!sg_is_uuid("'; DROP TABLE accounts; --"));
-	ck_assert_int_eq(sg_hash_algo_from_oid("2.16.840.1.101.3.4.2.1"), SG_HASH_SHA256);
-	ck_assert_int_eq(sg_hash_algo_from_oid("2.16.840.1.101.3.4.2.2"), SG_HASH_SHA384);
-	ck_assert_int_eq(sg_hash_algo_from_oid("2.16.840.1.101.3.4.2.3"), SG_HASH_SHA512);
-	ck_assert_int_eq(sg_hash_algo_from_oid("1.3.14.3.2.26"), 0); /* SHA-1 */
-	ck_assert_int_eq(sg_hash_algo_from_oid("2.16.840.1.101.3.4.2.1.0"), 0);
-	ck_assert_str_eq(sg_hash_algo_oid(SG_HASH_SHA384), "2.16.840.1.101.3.4.2.2");
-	ck_assert_int_eq(sg_key_algo_parse("rsa2048"), SG_KEY_RSA2048);
-	ck_assert_int_eq(sg_key_algo_parse("ecp384"), SG_KEY_EC_P384);
-	ck_assert_int_eq(sg_key_algo_parse("RSA2048"), 0);
-	ck_assert_int_eq(sg_key_algo_parse("rsa1024"), 0);
+	ck_assert(gw_is_uuid("0f9d6a4e-2b1c-4d3e-8f7a-1234567890ab"));
+	ck_assert(!gw_is_uuid("0f9d6a4e-2b1c-4d3e-8f7a-1234567890a"));
+	ck_assert(!gw_is_uuid("0f9d6a4e-2b1c-4d3e-8f7a-1234567890abc"));
+	ck_assert(!gw_is_uuid("0f9d6a4e2b1c-4d3e-8f7a-1234567890ab-"));
+	ck_assert(!gw_is_uuid("0f9d6a4e-2b1c-4d3e-8f7a-1234567890ag"));
+	ck_assert(!gw_is_uuid("'; DROP TABLE accounts; --"));
+	ck_assert_int_eq(hash_algo_from_oid("2.16.840.1.101.3.4.2.1"), RSSP_HASH_SHA256);
+	ck_assert_int_eq(hash_algo_from_oid("2.16.840.1.101.3.4.2.2"), RSSP_HASH_SHA384);
+	ck_assert_int_eq(hash_algo_from_oid("2.16.840.1.101.3.4.2.3"), RSSP_HASH_SHA512);
+	ck_assert_int_eq(hash_algo_from_oid("1.3.14.3.2.26"), 0); /* SHA-1 */
+	ck_assert_int_eq(hash_algo_from_oid("2.16.840.1.101.3.4.2.1.0"), 0);
+	ck_assert_str_eq(hash_algo_oid(RSSP_HASH_SHA384), "2.16.840.1.101.3.4.2.2");
+	ck_assert_int_eq(key_algo_parse("rsa2048"), RSSP_KEY_RSA2048);
+	ck_assert_int_eq(key_algo_parse("ecp384"), RSSP_KEY_EC_P384);
+	ck_assert_int_eq(key_algo_parse("RSA2048"), 0);
+	ck_assert_int_eq(key_algo_parse("rsa1024"), 0);
 }
 END_TEST
 

@@ -1,4 +1,4 @@
-/* requests.c - authorization requests: credentials/authorize (+ authorizeCheck) for the
+/* auth_requests.c - authorization requests (areq_*): credentials/authorize (+ authorizeCheck) for the
  * RP, requests/list, info, confirm and cancel for the signer's app, and the long-poll
  * that waits for a confirmation without holding a pooled database connection. */
 #include <errno.h>
@@ -13,9 +13,12 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
+#include "db.h"
 #include "engine_health.h"
 #include "gw.h"
+#include "metrics.h"
 #include "rssp_log.h"
+#include "secrets.h"
 #include "sic.h"
 #include "signing.h"
 #include "tenant.h"
@@ -28,7 +31,8 @@
  * rssp_requests; confirm and cancel NOTIFY in their transaction. Every notification
  * bumps a generation counter and wakes the waiters, which re-read their request with a
  * connection taken from the pool only for that read. While the dispatcher has no
- * connection, waiters re-read every second. */
+ * connection, waiters re-read every second. The thread starts with the first long-poll
+ * and areq_waiter_stop() (gw_runtime_shutdown) ends it. */
 
 static struct {
 	pthread_mutex_t mu;
@@ -36,7 +40,23 @@ static struct {
 	unsigned long long gen;
 	int started, listening;
 	char *db_url;
-} waiter = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, NULL };
+	pthread_t thread;
+	int stop[2];       /* a byte on stop[1] ends the thread */
+} waiter = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, NULL,
+    (pthread_t)0, { -1, -1 } };
+
+/* Waits up to ms for the stop pipe (or the connection's fd >= 0 to be readable).
+ * Returns 1 when the thread must stop. */
+static int
+waiter_pause(int fd, int ms)
+{
+	struct pollfd pfd[2] = { { .fd = waiter.stop[0], .events = POLLIN },
+	    { .fd = fd, .events = POLLIN } };
+
+	if (poll(pfd, fd >= 0 ? 2 : 1, ms) < 0 && errno != EINTR)
+		sleep(1);
+	return (pfd[0].revents & POLLIN) != 0;
+}
 
 static void
 waiter_set_listening(int on)
@@ -63,7 +83,8 @@ waiter_main(void *arg)
 			}
 			c = PQconnectdb(waiter.db_url);
 			if (PQstatus(c) != CONNECTION_OK) {
-				sleep(1);
+				if (waiter_pause(-1, 1000))
+					break;
 				continue;
 			}
 			res = PQexec(c, "LISTEN " NOTIFY_CHANNEL);
@@ -71,15 +92,15 @@ waiter_main(void *arg)
 				PQclear(res);
 				PQfinish(c);
 				c = NULL;
-				sleep(1);
+				if (waiter_pause(-1, 1000))
+					break;
 				continue;
 			}
 			PQclear(res);
 			waiter_set_listening(1);
 		}
-		struct pollfd pfd = { .fd = PQsocket(c), .events = POLLIN };
-		if (poll(&pfd, 1, 5000) < 0 && errno != EINTR)
-			sleep(1);
+		if (waiter_pause(PQsocket(c), 5000))
+			break;
 		if (PQconsumeInput(c) != 1) {
 			PQfinish(c);
 			c = NULL;
@@ -98,26 +119,50 @@ waiter_main(void *arg)
 			pthread_mutex_unlock(&waiter.mu);
 		}
 	}
+	PQfinish(c);
 	return NULL;
 }
 
 static void
 waiter_start(const char *db_url)
 {
-	pthread_t t;
-	pthread_attr_t at;
-
 	pthread_mutex_lock(&waiter.mu);
-	if (!waiter.started && (waiter.db_url = strdup(db_url)) != NULL) {
-		pthread_attr_init(&at);
-		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-		if (pthread_create(&t, &at, waiter_main, NULL) == 0)
+	if (!waiter.started && waiter.stop[0] < 0 && pipe(waiter.stop) != 0)
+		waiter.stop[0] = waiter.stop[1] = -1;
+	if (!waiter.started && waiter.stop[0] >= 0 && waiter.db_url == NULL)
+		waiter.db_url = strdup(db_url);
+	if (!waiter.started && waiter.stop[0] >= 0 && waiter.db_url != NULL) {
+		if (pthread_create(&waiter.thread, NULL, waiter_main, NULL) == 0)
 			waiter.started = 1;
 		else
 			log_error("cannot start the request notification thread");
-		pthread_attr_destroy(&at);
 	}
 	pthread_mutex_unlock(&waiter.mu);
+}
+
+void
+areq_waiter_stop(void)
+{
+	int started;
+
+	pthread_mutex_lock(&waiter.mu);
+	started = waiter.started;
+	waiter.started = 0;
+	pthread_mutex_unlock(&waiter.mu);
+	if (started) {
+		if (write(waiter.stop[1], "x", 1) != 1) {
+			log_error("cannot stop the request notification thread");
+			return; /* it still reads the pipe and the url */
+		}
+		pthread_join(waiter.thread, NULL);
+	}
+	if (waiter.stop[0] >= 0) {
+		close(waiter.stop[0]);
+		close(waiter.stop[1]);
+		waiter.stop[0] = waiter.stop[1] = -1;
+	}
+	free(waiter.db_url);
+	waiter.db_url = NULL;
 }
 
 static unsigned long long
@@ -157,7 +202,7 @@ waiter_wait(unsigned long long seen, long long deadline)
 }
 
 int
-req_notify(struct gw_request *req, const char *request_id)
+areq_notify(struct gw_request *req, const char *request_id)
 {
 	return gw_db_query(req->db, NULL, "SELECT pg_notify('" NOTIFY_CHANNEL "', $1)", 1, request_id);
 }
@@ -202,7 +247,7 @@ check_reply(struct gw_request *req, struct gw_reply *rep, const char *request_id
 		}
 		if ((r = sg_unbytea(PQgetvalue(res, 0, 3), &sad, &sadlen)) != 0)
 			goto out;
-		if ((sad_b64 = sg_b64(sad, sadlen)) == NULL) {
+		if ((sad_b64 = rssp_b64(sad, sadlen)) == NULL) {
 			r = RSSP_E_NOMEM;
 			goto out;
 		}
@@ -257,7 +302,7 @@ cmp_hash(const void *a, const void *b, void *len)
 }
 
 int
-req_authorize(struct gw_request *req, struct gw_reply *rep)
+areq_authorize(struct gw_request *req, struct gw_reply *rep)
 {
 	const struct gw_principal *p = &req->principal;
 	const char *cred_id = NULL, *hoid = NULL, *desc = NULL, *client_data = NULL;
@@ -291,19 +336,14 @@ req_authorize(struct gw_request *req, struct gw_reply *rep)
 		goto out;
 	}
 	hlen = rssp_hash_algo_len(hash_algo);
-	if ((hashes = calloc(n, sizeof(*hashes))) == NULL ||
-	    (sorted = calloc(n, sizeof(*sorted))) == NULL ||
+	if ((r = sg_decode_hashes(rep, hashes_b64, n, hlen, &hashes)) != 0)
+		goto out;
+	if ((sorted = calloc(n, sizeof(*sorted))) == NULL ||
 	    (concat = malloc(n * hlen)) == NULL) {
 		r = RSSP_E_NOMEM;
 		goto out;
 	}
 	for (i = 0; i < n; i++) {
-		size_t l = 0;
-		if (sg_unb64(hashes_b64[i], &hashes[i], &l) != 0 || l != hlen) {
-			r = gw_error(rep, 400, "invalid_request",
-			    "field 'hashes[%zu]' must be base64 of a %zu-byte digest", i, hlen);
-			goto out;
-		}
 		memcpy(concat + i * hlen, hashes[i], hlen);
 		sorted[i] = hashes[i];
 	}
@@ -400,7 +440,7 @@ out:
 }
 
 int
-req_authorize_check(struct gw_request *req, struct gw_reply *rep)
+areq_authorize_check(struct gw_request *req, struct gw_reply *rep)
 {
 	const char *id = NULL;
 	long long wait = 0;
@@ -418,7 +458,8 @@ req_authorize_check(struct gw_request *req, struct gw_reply *rep)
 #define REQ_COLS \
 	"r.id, r.credential_id, r.rp_name, r.description, r.num_signatures," \
 	" " TS("r.created_at") ", " TS("to_timestamp(r.expires_at)") ", " STATUS_SQL
-enum { R_ID, R_CRED, R_RP, R_DESC, R_NUM, R_CREATED, R_EXPIRES, R_STATUS, R_NEXT };
+enum { R_ID, R_CRED, R_RP, R_DESC, R_NUM, R_CREATED, R_EXPIRES, R_STATUS };
+/* The columns own_request's callers add after REQ_COLS are read by name (gw_val). */
 
 static json_t *
 req_json(PGresult *res, int i)
@@ -431,7 +472,7 @@ req_json(PGresult *res, int i)
 }
 
 int
-req_list(struct gw_request *req, struct gw_reply *rep)
+areq_list(struct gw_request *req, struct gw_reply *rep)
 {
 	const char *device = NULL, *status = NULL;
 	PGresult *res = NULL;
@@ -479,6 +520,19 @@ out:
 	return r;
 }
 
+/* 0 when the request loaded by own_request is PENDING; else 410 (expired) or 409. */
+static int
+still_pending(struct gw_reply *rep, const PGresult *res)
+{
+	const char *st = PQgetvalue(res, 0, R_STATUS);
+
+	if (strcmp(st, "EXPIRED") == 0)
+		return gw_error(rep, 410, "expired", "the request in 'requestID' has expired");
+	if (strcmp(st, "PENDING") != 0)
+		return gw_error(rep, 409, "conflict", "the request in 'requestID' is %s", st);
+	return 0;
+}
+
 /* Loads a request the caller may use in mode (the tenant rule, tenant.h): REQ_COLS,
  * its owner and requester, then extra. Sets 404/403. */
 static int
@@ -497,7 +551,7 @@ own_request(struct gw_request *req, struct gw_reply *rep, const char *id, const 
 }
 
 int
-req_info(struct gw_request *req, struct gw_reply *rep)
+areq_info(struct gw_request *req, struct gw_reply *rep)
 {
 	const char *id = NULL;
 	PGresult *res = NULL;
@@ -511,18 +565,18 @@ req_info(struct gw_request *req, struct gw_reply *rep)
 	    (r = own_request(req, rep, id, "r.hashes, r.hash_algo, r.auth_data, d.kak_algo",
 	    TENANT_OWN, 0, &res)) != 0)
 		goto out;
-	ha = atoi(PQgetvalue(res, 0, R_NEXT + 3));
-	kak_algo = atoi(PQgetvalue(res, 0, R_NEXT + 5));
+	ha = atoi(gw_val(res, 0, "hash_algo"));
+	kak_algo = atoi(gw_val(res, 0, "kak_algo"));
 	hlen = rssp_hash_algo_len(ha);
-	if ((r = sg_unbytea(PQgetvalue(res, 0, R_NEXT + 2), &hashes, &hlen_all)) != 0 ||
-	    (r = sg_unbytea(PQgetvalue(res, 0, R_NEXT + 4), &ad, &adlen)) != 0)
+	if ((r = sg_unbytea(gw_val(res, 0, "hashes"), &hashes, &hlen_all)) != 0 ||
+	    (r = sg_unbytea(gw_val(res, 0, "auth_data"), &ad, &adlen)) != 0)
 		goto out;
 	if ((o = req_json(res, 0)) == NULL || (arr = json_array()) == NULL || hlen == 0) {
 		r = RSSP_E_NOMEM;
 		goto out;
 	}
 	for (i = 0; i + hlen <= hlen_all; i += hlen) {
-		if ((s = sg_b64(hashes + i, hlen)) == NULL ||
+		if ((s = rssp_b64(hashes + i, hlen)) == NULL ||
 		    json_array_append_new(arr, json_string(s)) != 0) {
 			r = RSSP_E_NOMEM;
 			goto out;
@@ -533,7 +587,7 @@ req_info(struct gw_request *req, struct gw_reply *rep)
 	json_object_set_new(o, "hashes", arr);
 	arr = NULL;
 	json_object_set_new(o, "hashAlgorithmOID", json_string(sg_hash_algo_oid(ha)));
-	if ((s = sg_b64(ad, adlen)) == NULL) {
+	if ((s = rssp_b64(ad, adlen)) == NULL) {
 		r = RSSP_E_NOMEM;
 		goto out;
 	}
@@ -553,9 +607,9 @@ out:
 }
 
 int
-req_confirm(struct gw_request *req, struct gw_reply *rep)
+areq_confirm(struct gw_request *req, struct gw_reply *rep)
 {
-	const char *id = NULL, *device = NULL, *st;
+	const char *id = NULL, *device = NULL;
 	uint8_t *sig = NULL, *hashes = NULL, *spki = NULL, *nonce = NULL, *binding = NULL, *sad = NULL;
 	const uint8_t **hp = NULL;
 	size_t siglen = 0, hlen_all = 0, spkilen = 0, noncelen = 0, bindlen = 0, sadlen = 0, hlen, i, n;
@@ -578,35 +632,29 @@ req_confirm(struct gw_request *req, struct gw_reply *rep)
 	 * SAD it minted already (PROTOCOL.md, "Replayed approval"); two confirms racing both
 	 * get that SAD, and the second finds the request CONFIRMED. */
 	if ((r = own_request(req, rep, id,
-	    "d.device_uuid, d.status, d.kak_spki, d.kak_algo, r.owner_id, r.hash_algo, r.hashes,"
-	    " r.nonce, r.expires_at, c.key_label, c.binding, c.status", TENANT_OWN, 0, &res)) != 0)
+	    "d.device_uuid, d.status AS device_status, d.kak_spki, d.kak_algo, r.owner_id,"
+	    " r.hash_algo, r.hashes, r.nonce, r.expires_at, c.key_label, c.binding,"
+	    " c.status AS credential_status", TENANT_OWN, 0, &res)) != 0)
 		goto out;
-	if (strcmp(PQgetvalue(res, 0, R_NEXT + 2), device) != 0 ||
-	    strcmp(PQgetvalue(res, 0, R_NEXT + 3), "ACTIVE") != 0) {
+	if (strcmp(gw_val(res, 0, "device_uuid"), device) != 0 ||
+	    strcmp(gw_val(res, 0, "device_status"), "ACTIVE") != 0) {
 		r = gw_error(rep, 403, "access_denied",
 		    "field 'deviceUUID' is not the active device the request was made for");
 		goto out;
 	}
-	st = PQgetvalue(res, 0, R_STATUS);
-	if (strcmp(st, "EXPIRED") == 0) {
-		r = gw_error(rep, 410, "expired", "the request in 'requestID' has expired");
+	if ((r = still_pending(rep, res)) != 0)
 		goto out;
-	}
-	if (strcmp(st, "PENDING") != 0) {
-		r = gw_error(rep, 409, "conflict", "the request in 'requestID' is %s", st);
-		goto out;
-	}
-	if (strcmp(PQgetvalue(res, 0, R_NEXT + 13), "ACTIVE") != 0 || PQgetisnull(res, 0, R_NEXT + 11)) {
+	if (strcmp(gw_val(res, 0, "credential_status"), "ACTIVE") != 0 || gw_isnull(res, 0, "key_label")) {
 		r = gw_error(rep, 409, "conflict", "the credential of the request is not ACTIVE");
 		goto out;
 	}
-	ha = atoi(PQgetvalue(res, 0, R_NEXT + 7));
+	ha = atoi(gw_val(res, 0, "hash_algo"));
 	hlen = rssp_hash_algo_len(ha);
-	kak_algo = atoi(PQgetvalue(res, 0, R_NEXT + 5));
-	if ((r = sg_unbytea(PQgetvalue(res, 0, R_NEXT + 4), &spki, &spkilen)) != 0 ||
-	    (r = sg_unbytea(PQgetvalue(res, 0, R_NEXT + 8), &hashes, &hlen_all)) != 0 ||
-	    (r = sg_unbytea(PQgetvalue(res, 0, R_NEXT + 9), &nonce, &noncelen)) != 0 ||
-	    (r = sg_unbytea(PQgetvalue(res, 0, R_NEXT + 12), &binding, &bindlen)) != 0)
+	kak_algo = atoi(gw_val(res, 0, "kak_algo"));
+	if ((r = sg_unbytea(gw_val(res, 0, "kak_spki"), &spki, &spkilen)) != 0 ||
+	    (r = sg_unbytea(gw_val(res, 0, "hashes"), &hashes, &hlen_all)) != 0 ||
+	    (r = sg_unbytea(gw_val(res, 0, "nonce"), &nonce, &noncelen)) != 0 ||
+	    (r = sg_unbytea(gw_val(res, 0, "binding"), &binding, &bindlen)) != 0)
 		goto out;
 	if (hlen == 0 || hlen_all % hlen != 0 || (n = hlen_all / hlen) == 0) {
 		r = RSSP_E_INTERNAL;
@@ -622,8 +670,8 @@ req_confirm(struct gw_request *req, struct gw_reply *rep)
 	memset(&f, 0, sizeof(f));
 	f.approval_id = PQgetvalue(res, 0, R_ID);
 	f.credential_id = PQgetvalue(res, 0, R_CRED);
-	f.owner_id = PQgetvalue(res, 0, R_NEXT + 6);
-	f.device_uuid = PQgetvalue(res, 0, R_NEXT + 2);
+	f.owner_id = gw_val(res, 0, "owner_id");
+	f.device_uuid = gw_val(res, 0, "device_uuid");
 	f.kak_spki = spki;
 	f.kak_spki_len = spkilen;
 	f.hash_algo = ha;
@@ -635,9 +683,9 @@ req_confirm(struct gw_request *req, struct gw_reply *rep)
 	f.description = PQgetvalue(res, 0, R_DESC);
 	f.nonce = nonce;
 	f.nonce_len = noncelen;
-	f.expires_at = atoll(PQgetvalue(res, 0, R_NEXT + 10));
+	f.expires_at = atoll(gw_val(res, 0, "expires_at"));
 	est = engine_approve(req->engine, req->cfg->engine_timeout_ms, req->request_id, &f,
-	    kak_algo, PQgetvalue(res, 0, R_NEXT + 11), binding, bindlen, sig, siglen, &sad,
+	    kak_algo, gw_val(res, 0, "key_label"), binding, bindlen, sig, siglen, &sad,
 	    &sadlen, &sad_exp, &er);
 	gw_metrics_engine_call("authorize", er.grpc_status, er.seconds);
 	engine_health_note(&er);
@@ -674,7 +722,7 @@ req_confirm(struct gw_request *req, struct gw_reply *rep)
 			    PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "gone");
 			goto out;
 		}
-	} else if ((r = req_notify(req, id)) != 0 || (r = gw_tx_commit(req)) != 0) {
+	} else if ((r = areq_notify(req, id)) != 0 || (r = gw_tx_commit(req)) != 0) {
 		goto out;
 	}
 	log_info("request %s confirmed", id);
@@ -696,9 +744,9 @@ out:
 }
 
 int
-req_cancel(struct gw_request *req, struct gw_reply *rep)
+areq_cancel(struct gw_request *req, struct gw_reply *rep)
 {
-	const char *id = NULL, *st;
+	const char *id = NULL;
 	PGresult *res = NULL;
 	int r;
 
@@ -707,18 +755,11 @@ req_cancel(struct gw_request *req, struct gw_reply *rep)
 	if ((r = gw_tx_begin(req)) != 0 ||
 	    (r = own_request(req, rep, id, NULL, TENANT_PARTY, 1, &res)) != 0)
 		goto out;
-	st = PQgetvalue(res, 0, R_STATUS);
-	if (strcmp(st, "EXPIRED") == 0) {
-		r = gw_error(rep, 410, "expired", "the request in 'requestID' has expired");
+	if ((r = still_pending(rep, res)) != 0)
 		goto out;
-	}
-	if (strcmp(st, "PENDING") != 0) {
-		r = gw_error(rep, 409, "conflict", "the request in 'requestID' is %s", st);
-		goto out;
-	}
 	if ((r = gw_db_query(req->db, NULL,
 	    "UPDATE auth_requests SET status = 'CANCELLED', cancelled_at = now() WHERE id = $1",
-	    1, id)) != 0 || (r = req_notify(req, id)) != 0 || (r = gw_tx_commit(req)) != 0)
+	    1, id)) != 0 || (r = areq_notify(req, id)) != 0 || (r = gw_tx_commit(req)) != 0)
 		goto out;
 	r = gw_reply_json(rep, 200, json_pack("{s:s,s:s}", "requestID", id, "status", "CANCELLED"));
 out:
