@@ -475,7 +475,7 @@ cred_activate_request(struct gw_request *req, struct gw_reply *rep)
 	f.expires_at = exp;
 	if ((r = rssp_authdata_activation(&f, &ad, &adlen)) != 0)
 		goto out;
-	if (kak_algo != 3) { /* an RSA KAK also proves it can decrypt: the OTP */
+	if (kak_algo != KAK_ECDSA_P256) { /* an RSA KAK also proves it can decrypt: the OTP */
 		int dummy;
 		sg_random_digits(otp, OTP_DIGITS);
 		SHA256((const uint8_t *)otp, OTP_DIGITS, digest);
