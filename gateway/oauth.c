@@ -24,6 +24,7 @@
 #include <openssl/sha.h>
 
 #include "auth.h"
+#include "buf.h"
 #include "csc.h"
 #include "oauth.h"
 #include "rssp_log.h"
@@ -89,65 +90,68 @@ charset_ok(const char *s, const char *extra, size_t min, size_t max)
 	return 1;
 }
 
-/* Appends s to a growing buffer, percent-encoding all but RFC 3986 unreserved. */
-static int
-buf_cat(char **bp, size_t *lenp, size_t *capp, const char *s, int encode)
+/* Appends s to b, percent-encoding all but RFC 3986 unreserved when encode is set. */
+static void
+url_put(struct rssp_buf *b, const char *s, int encode)
 {
-	size_t need = strlen(s) * 3 + 1;
-	char *b;
+	static const char hex[] = "0123456789ABCDEF";
 
-	if (*lenp + need > *capp) {
-		size_t cap = (*capp ? *capp : 256);
-		while (cap < *lenp + need)
-			cap *= 2;
-		if ((b = realloc(*bp, cap)) == NULL)
-			return RSSP_E_NOMEM;
-		*bp = b;
-		*capp = cap;
-	}
 	for (; *s; s++) {
 		unsigned char c = (unsigned char)*s;
 		if (!encode || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
 		    (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~') {
-			(*bp)[(*lenp)++] = (char)c;
+			rssp_buf_putc(b, c);
 		} else {
-			snprintf(*bp + *lenp, 4, "%%%02X", c);
-			*lenp += 3;
+			rssp_buf_putc(b, '%');
+			rssp_buf_putc(b, (uint8_t)hex[c >> 4]);
+			rssp_buf_putc(b, (uint8_t)hex[c & 15]);
 		}
 	}
-	(*bp)[*lenp] = '\0';
-	return 0;
+}
+
+/* The NUL-terminated text of b (malloc'd, free with free()), or NULL when an append
+ * failed; b is empty afterwards. */
+static char *
+buf_text(struct rssp_buf *b)
+{
+	uint8_t *p = NULL;
+	size_t len = 0;
+
+	rssp_buf_putc(b, '\0');
+	if (rssp_buf_take(b, &p, &len) != 0)
+		return NULL;
+	return (char *)p;
 }
 
 /* 303 to redirect_uri with the parameters (name, value pairs, NULL-terminated). */
 static int
 redirect_to(struct gw_reply *rep, const char *uri, ...)
 {
-	char *b = NULL;
-	size_t len = 0, cap = 0;
+	struct rssp_buf b = RSSP_BUF_INIT;
 	const char *k, *v;
+	char *loc;
 	int r, first = strchr(uri, '?') == NULL;
 	va_list ap;
 
-	if ((r = buf_cat(&b, &len, &cap, uri, 0)) != 0)
-		return r;
+	url_put(&b, uri, 0);
 	va_start(ap, uri);
 	while ((k = va_arg(ap, const char *)) != NULL) {
 		v = va_arg(ap, const char *);
 		if (v == NULL)
 			continue;
-		if ((r = buf_cat(&b, &len, &cap, first ? "?" : "&", 0)) != 0 ||
-		    (r = buf_cat(&b, &len, &cap, k, 0)) != 0 || (r = buf_cat(&b, &len, &cap, "=", 0)) != 0 ||
-		    (r = buf_cat(&b, &len, &cap, v, 1)) != 0)
-			break;
+		url_put(&b, first ? "?" : "&", 0);
+		url_put(&b, k, 0);
+		url_put(&b, "=", 0);
+		url_put(&b, v, 1);
 		first = 0;
 	}
 	va_end(ap);
-	if (r == 0 && (r = gw_reply_header(rep, "Location", b)) == 0)
+	if ((loc = buf_text(&b)) == NULL)
+		return RSSP_E_NOMEM;
+	if ((r = gw_reply_header(rep, "Location", loc)) == 0)
 		r = gw_reply_empty(rep, 303);
-	if (b != NULL)
-		OPENSSL_cleanse(b, len); /* may hold a code */
-	free(b);
+	OPENSSL_cleanse(loc, strlen(loc)); /* may hold a code */
+	free(loc);
 	return r;
 }
 
@@ -219,41 +223,25 @@ error_page(struct gw_reply *rep, int status, const char *text)
 static char *
 render(const char *tpl, const char *const *names, const char *const *values, size_t n)
 {
-	char *b = NULL;
-	size_t len = 0, cap = 0, i;
+	struct rssp_buf b = RSSP_BUF_INIT;
 	const char *p = tpl, *at;
+	size_t i;
 
 	while ((at = strchr(p, '@')) != NULL) {
-		char chunk[4096];
-		size_t k = (size_t)(at - p);
 		for (i = 0; i < n; i++)
 			if (strncmp(at + 1, names[i], strlen(names[i])) == 0 && at[1 + strlen(names[i])] == '@')
 				break;
-		while (k > 0) {
-			size_t c = k < sizeof(chunk) - 1 ? k : sizeof(chunk) - 1;
-			memcpy(chunk, p, c);
-			chunk[c] = '\0';
-			if (buf_cat(&b, &len, &cap, chunk, 0) != 0)
-				goto fail;
-			p += c;
-			k -= c;
-		}
+		rssp_buf_put(&b, p, (size_t)(at - p));
 		if (i == n) {
-			if (buf_cat(&b, &len, &cap, "@", 0) != 0)
-				goto fail;
+			rssp_buf_putc(&b, '@');
 			p = at + 1;
 			continue;
 		}
-		if (buf_cat(&b, &len, &cap, values[i], 0) != 0)
-			goto fail;
+		url_put(&b, values[i], 0);
 		p = at + 2 + strlen(names[i]);
 	}
-	if (buf_cat(&b, &len, &cap, p, 0) != 0)
-		goto fail;
-	return b;
-fail:
-	free(b);
-	return NULL;
+	url_put(&b, p, 0);
+	return buf_text(&b);
 }
 
 /* ---- redirect URIs ----------------------------------------------------------------- */
@@ -1075,13 +1063,20 @@ oauth_revoke(struct gw_request *req, struct gw_reply *rep)
 	if ((r = gw_db_query(req->db, NULL, "UPDATE oauth_credential_tokens SET revoked_at = now()"
 	    " WHERE token_hash = decode($1, 'hex') AND account_id = $2 AND revoked_at IS NULL",
 	    2, h, account)) != 0 ||
-	    (r = gw_db_query(req->db, &res, "UPDATE tokens t SET revoked_at = now() WHERE"
-	    " t.account_id = $2 AND t.revoked_at IS NULL AND (t.token_hash = decode($1, 'hex') OR"
-	    " t.family_id = (SELECT family_id FROM tokens WHERE token_hash = decode($1, 'hex')"
-	    " AND kind = 'refresh')) RETURNING 1", 2, h, account)) != 0)
+	    (r = gw_db_query(req->db, &res, "SELECT family_id, kind FROM tokens"
+	    " WHERE token_hash = decode($1, 'hex') AND account_id = $2",
+	    2, h, account)) != 0)
 		goto out;
-	if (PQntuples(res) > 0)
+	if (PQntuples(res) > 0) {
+		/* a refresh token ends its login session, an access token only itself */
+		if (strcmp(gw_val(res, 0, "kind"), "refresh") == 0)
+			r = gw_tokens_revoke(req->db, GW_TOKENS_FAMILY, gw_val(res, 0, "family_id"), NULL);
+		else
+			r = gw_tokens_revoke(req->db, GW_TOKENS_ONE, h, NULL);
+		if (r != 0)
+			goto out;
 		gw_token_cache_forget_account(account);
+	}
 	r = gw_reply_empty(rep, 200);
 out:
 	PQclear(res);
