@@ -422,6 +422,24 @@ out:
 	return r;
 }
 
+/* The caller's NEW credential cred_id (cred_load with fields and lock) and its ACTIVE
+ * device (own_device) into *resp and *devp (the caller clears both, also on failure).
+ * Sets 404/403 as those do, 409 when the credential is not NEW. */
+static int
+new_cred_and_device(struct gw_request *req, struct gw_reply *rep, const char *cred_id,
+    const char *device, const char *fields, int lock, PGresult **resp, PGresult **devp)
+{
+	int r;
+
+	if ((r = cred_load(req, rep, cred_id, TENANT_OWN, fields, lock, resp)) != 0 ||
+	    (r = own_device(req, rep, device, devp)) != 0)
+		return r;
+	if (strcmp(PQgetvalue(*resp, 0, C_STATUS), "NEW") != 0)
+		return gw_error(rep, 409, "conflict", "the credential is %s, not NEW",
+		    PQgetvalue(*resp, 0, C_STATUS));
+	return 0;
+}
+
 int
 cred_activate_request(struct gw_request *req, struct gw_reply *rep)
 {
@@ -443,14 +461,8 @@ cred_activate_request(struct gw_request *req, struct gw_reply *rep)
 	    (r = sg_get_device_uuid(req, rep, &device)) != 0)
 		goto out;
 	if ((r = gw_tx_begin(req)) != 0 ||
-	    (r = cred_load(req, rep, cred_id, TENANT_OWN, NULL, 1, &res)) != 0 ||
-	    (r = own_device(req, rep, device, &dev)) != 0)
+	    (r = new_cred_and_device(req, rep, cred_id, device, NULL, 1, &res, &dev)) != 0)
 		goto out;
-	if (strcmp(PQgetvalue(res, 0, C_STATUS), "NEW") != 0) {
-		r = gw_error(rep, 409, "conflict", "the credential is %s, not NEW",
-		    PQgetvalue(res, 0, C_STATUS));
-		goto out;
-	}
 	/* Only a device a registration authority vouched for activates a key; the
 	 * certificate subject is the voucher's (the engine takes it from there alone). */
 	if ((r = enr_device_voucher(req, rep, PQgetvalue(dev, 0, 0), ACT_TTL, &vo)) != 0)
@@ -552,16 +564,10 @@ cred_activate_response(struct gw_request *req, struct gw_reply *rep)
 		goto out;
 	/* No transaction across the engine call (key generation takes seconds): read, call,
 	 * then one UPDATE that applies only while the credential is still NEW. */
-	if ((r = cred_load(req, rep, cred_id, TENANT_OWN,
+	if ((r = new_cred_and_device(req, rep, cred_id, device,
 	    "c.act_device_id::text AS act_device_id, c.act_subject_cn, c.act_nonce,"
-	    " c.act_expires_at, c.act_otp_hash, c.act_tries", 0, &res)) != 0 ||
-	    (r = own_device(req, rep, device, &dev)) != 0)
+	    " c.act_expires_at, c.act_otp_hash, c.act_tries", 0, &res, &dev)) != 0)
 		goto out;
-	if (strcmp(PQgetvalue(res, 0, C_STATUS), "NEW") != 0) {
-		r = gw_error(rep, 409, "conflict", "the credential is %s, not NEW",
-		    PQgetvalue(res, 0, C_STATUS));
-		goto out;
-	}
 	if (gw_isnull(res, 0, "act_nonce") ||
 	    strcmp(gw_val(res, 0, "act_device_id"), PQgetvalue(dev, 0, 0)) != 0) {
 		r = gw_error(rep, 409, "conflict",
@@ -705,14 +711,8 @@ cred_activate_cancel(struct gw_request *req, struct gw_reply *rep)
 	    (r = sg_get_device_uuid(req, rep, &device)) != 0)
 		goto out;
 	if ((r = gw_tx_begin(req)) != 0 ||
-	    (r = cred_load(req, rep, cred_id, TENANT_OWN, NULL, 1, &res)) != 0 ||
-	    (r = own_device(req, rep, device, &dev)) != 0)
+	    (r = new_cred_and_device(req, rep, cred_id, device, NULL, 1, &res, &dev)) != 0)
 		goto out;
-	if (strcmp(PQgetvalue(res, 0, C_STATUS), "NEW") != 0) {
-		r = gw_error(rep, 409, "conflict", "the credential is %s, not NEW",
-		    PQgetvalue(res, 0, C_STATUS));
-		goto out;
-	}
 	if ((r = gw_db_query(req->db, NULL,
 	    "UPDATE credentials SET status = 'CANCELLED', act_device_id = NULL, act_nonce = NULL,"
 	    " act_otp_hash = NULL WHERE id = $1", 1, cred_id)) != 0 ||
