@@ -62,6 +62,13 @@ json_t *csc_key_algos(const char *key_algo);
 json_t *csc_cred_info_v1(const json_t *in);
 json_t *csc_cred_info_v2(const json_t *in);
 
+/* Calls the rssp credentials/info for cred_id (with the request's certificates,
+ * certInfo and authInfo) and reshapes its answer with shape (csc_cred_info_v1 or _v2)
+ * into *outp. Returns 0, or RSSP_E* with the reply set (a 404 mapped by csc_map_error
+ * naming credentialID). */
+int csc_cred_info(struct gw_request *req, struct gw_reply *rep, const char *cred_id,
+    json_t *(*shape)(const json_t *), json_t **outp) RSSP_WUR;
+
 /* After an rssp handler answered: a 404 (unknown object) becomes the CSC 400
  * invalid_request "Invalid parameter <field>", a 410 (expired) a 400 invalid_request
  * with its text, as the CSC error tables have them. Returns RSSP_E_INVAL when it

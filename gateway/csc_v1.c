@@ -72,26 +72,13 @@ csc_v1_cred_list(struct gw_request *req, struct gw_reply *rep)
 int
 csc_v1_cred_info(struct gw_request *req, struct gw_reply *rep)
 {
-	json_t *b, *in, *o;
-	int r, st;
+	json_t *o = NULL;
+	int r;
 
-	if ((r = csc_need(req, rep, "credentialID", JSON_STRING)) != 0)
+	if ((r = csc_need(req, rep, "credentialID", JSON_STRING)) != 0 ||
+	    (r = csc_cred_info(req, rep, json_string_value(json_object_get(req->body, "credentialID")),
+	    csc_cred_info_v1, &o)) != 0)
 		return r;
-	b = json_object();
-	if (b != NULL) {
-		csc_copy(b, req->body, "credentialID", NULL);
-		csc_copy(b, req->body, "certificates", NULL);
-		csc_copy(b, req->body, "certInfo", NULL);
-		csc_copy(b, req->body, "authInfo", NULL);
-	}
-	if ((r = csc_call(req, rep, cred_info, b)) != 0 || rep->status != 200) {
-		if (rep->status != 0)
-			(void)csc_map_error(rep, "credentialID");
-		return r ? r : RSSP_E_INVAL;
-	}
-	in = csc_take_reply(rep, &st);
-	o = csc_cred_info_v1(in);
-	json_decref(in);
 	return gw_reply_json(rep, 200, o);
 }
 

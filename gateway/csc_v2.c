@@ -68,24 +68,7 @@ csc_v2_info(struct gw_request *req, struct gw_reply *rep)
 static int
 info_v2(struct gw_request *req, struct gw_reply *rep, const char *cred_id, json_t **outp)
 {
-	json_t *b, *in;
-	int r, st;
-
-	b = json_pack("{s:s}", "credentialID", cred_id);
-	if (b != NULL) {
-		csc_copy(b, req->body, "certificates", NULL);
-		csc_copy(b, req->body, "certInfo", NULL);
-		csc_copy(b, req->body, "authInfo", NULL);
-	}
-	if ((r = csc_call(req, rep, cred_info, b)) != 0 || rep->status != 200) {
-		if (rep->status != 0)
-			(void)csc_map_error(rep, "credentialID");
-		return r ? r : RSSP_E_INVAL;
-	}
-	in = csc_take_reply(rep, &st);
-	*outp = csc_cred_info_v2(in);
-	json_decref(in);
-	return *outp ? 0 : RSSP_E_NOMEM;
+	return csc_cred_info(req, rep, cred_id, csc_cred_info_v2, outp);
 }
 
 int
