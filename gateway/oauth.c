@@ -469,9 +469,26 @@ static int
 client_lookup(struct gw_request *req, const char *client_id, PGresult **resp)
 {
 	return gw_db_query(req->db, resp, "SELECT c.account_id, c.name, a.status,"
-	    " coalesce(a.company_id::text, ''), coalesce(a.registered_by::text, '')"
+	    " coalesce(a.company_id::text, '') AS company_id,"
+	    " coalesce(a.registered_by::text, '') AS registered_by"
 	    " FROM rp_clients c JOIN accounts a ON a.id = c.account_id WHERE c.client_id = $1",
 	    1, client_id);
+}
+
+/* From here on req acts as the RP client of row 0 of res (columns account_id,
+ * company_id, registered_by: client_lookup's or a credential token's). */
+static void
+act_as_rp_client(struct gw_request *req, const PGresult *res)
+{
+	memset(&req->principal, 0, sizeof(req->principal));
+	snprintf(req->principal.account_id, sizeof(req->principal.account_id), "%s",
+	    gw_val(res, 0, "account_id"));
+	snprintf(req->principal.company_id, sizeof(req->principal.company_id), "%s",
+	    gw_val(res, 0, "company_id"));
+	snprintf(req->principal.registered_by, sizeof(req->principal.registered_by), "%s",
+	    gw_val(res, 0, "registered_by"));
+	req->principal.role = GW_ROLE_RP;
+	req->authenticated = true;
 }
 
 /* ---- the limits on approval prompts -----------------------------------------------
@@ -655,13 +672,7 @@ authorize_new(struct gw_request *req, struct gw_reply *rep)
 		goto out;
 	/* the approval request is the RP client's, as if it had called credentials/authorize
 	 * (the body has no "wait": req->db, which holds the lock, is not given back meanwhile) */
-	memset(&req->principal, 0, sizeof(req->principal));
-	snprintf(req->principal.account_id, sizeof(req->principal.account_id), "%s", PQgetvalue(res, 0, 0));
-	snprintf(req->principal.company_id, sizeof(req->principal.company_id), "%s", PQgetvalue(res, 0, 3));
-	snprintf(req->principal.registered_by, sizeof(req->principal.registered_by), "%s",
-	    PQgetvalue(res, 0, 4));
-	req->principal.role = GW_ROLE_RP;
-	req->authenticated = true;
+	act_as_rp_client(req, res);
 	r = csc_call(req, rep, areq_authorize, body);
 	body = NULL;
 	if (r != 0 || rep->status >= 300) {
@@ -1105,8 +1116,9 @@ oauth_credential_sad(struct gw_request *req, struct gw_reply *rep, const char *c
 	    " AND t.used_at IS NULL AND t.revoked_at IS NULL"
 	    " AND t.expires_at > extract(epoch FROM now())::bigint AND r.id = t.request_id"
 	    " AND a.id = t.account_id AND a.status = 'ACTIVE'"
-	    " RETURNING t.account_id, t.credential_id, r.sad, coalesce(a.company_id::text, ''),"
-	    " coalesce(a.registered_by::text, '')", 1, h)) != 0)
+	    " RETURNING t.account_id, t.credential_id, r.sad,"
+	    " coalesce(a.company_id::text, '') AS company_id,"
+	    " coalesce(a.registered_by::text, '') AS registered_by", 1, h)) != 0)
 		return r;
 	if (PQntuples(res) != 1 || PQgetisnull(res, 0, 2))
 		goto none;
@@ -1125,13 +1137,7 @@ oauth_credential_sad(struct gw_request *req, struct gw_reply *rep, const char *c
 		r = r ? r : RSSP_E_NOMEM;
 		goto out;
 	}
-	memset(&req->principal, 0, sizeof(req->principal));
-	snprintf(req->principal.account_id, sizeof(req->principal.account_id), "%s", PQgetvalue(res, 0, 0));
-	snprintf(req->principal.company_id, sizeof(req->principal.company_id), "%s", PQgetvalue(res, 0, 3));
-	snprintf(req->principal.registered_by, sizeof(req->principal.registered_by), "%s",
-	    PQgetvalue(res, 0, 4));
-	req->principal.role = GW_ROLE_RP;
-	req->authenticated = true;
+	act_as_rp_client(req, res);
 	r = 0;
 	goto out;
 none:
