@@ -5,11 +5,12 @@ RSSP_OAUTH_PENDING_PER_CREDENTIAL OAuth requests may be pending per credential a
 Past a limit the browser is sent back to the RP with temporarily_unavailable (and
 Retry-After), and no approval request is created.
 
-The stack runs with small limits so that the test is short: 6 prompts per address, 4 per
+The stack runs with small limits so that the test is short: 10 prompts per address, 4 per
 credential (1 a minute refill), 3 pending per credential.
 
 Run: test_oauth_limits.py BUILD_DIR (tests/run sets RSSP_TEST_* for the stack)."""
 import base64
+import concurrent.futures
 import hashlib
 import os
 import subprocess
@@ -33,7 +34,7 @@ class OAuthLimits(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.st = stack.Stack(BUILD, name="oauthlim", gateway_env={
-            "RSSP_OAUTH_ADDR_RATE": "1", "RSSP_OAUTH_ADDR_BURST": "6",
+            "RSSP_OAUTH_ADDR_RATE": "1", "RSSP_OAUTH_ADDR_BURST": "10",
             "RSSP_OAUTH_CREDENTIAL_RATE": "1", "RSSP_OAUTH_CREDENTIAL_BURST": "4",
             "RSSP_OAUTH_PENDING_PER_CREDENTIAL": "3"})
         try:
@@ -46,7 +47,7 @@ class OAuthLimits(unittest.TestCase):
             rp = st.client().login(c["clientID"], c["secretKey"])
             user, _, cls.state = stack.enrol_signer(st, rp, admin, "oauthlim")
             cls.creds = []
-            for _ in range(2):
+            for _ in range(3):
                 cred = rp.post("credentials/create", {"userID": user, "keyAlgo": "ecp256",
                                                       "validityDays": 30}, expect=201)["credentialID"]
                 st.sic(cls.state, "credential-activate", cred, "--yes")
@@ -90,8 +91,18 @@ class OAuthLimits(unittest.TestCase):
         self.assertGreaterEqual(int(r.headers["Retry-After"]), 1)
 
     def test_prompts_are_bounded_per_credential_pending_and_address(self):
-        a, b = self.creds
+        a, b, c = self.creds
         t0 = time.monotonic()
+        # four prompts at once for credential c (its bucket holds 4): the pending count and
+        # the creation are serialised, so exactly three are created and one is refused
+        with concurrent.futures.ThreadPoolExecutor(4) as ex:
+            rs = list(ex.map(lambda _: self.authorize(c), range(4)))
+        pages = [r for r in rs if r.headers["Location"].startswith("/csc/v2/oauth2/authorize?page=")]
+        self.assertEqual(len(pages), 3, [r.headers["Location"] for r in rs])
+        for r in rs:
+            if r not in pages:
+                self.assert_refused(r, "waiting for the signer")
+        self.assertEqual(self.created(c), 3)
         # three prompts for credential a: three pending requests
         for _ in range(3):
             self.assert_page(self.authorize(a))
@@ -101,14 +112,15 @@ class OAuthLimits(unittest.TestCase):
         self.assertEqual(self.created(a), 3)
         # the signer refuses them all: none pending, but the credential's bucket (4) is
         # spent, so the next is refused by the rate, and nothing is created
-        reqs = self.st.sic(self.state, "requests")["requests"]
+        reqs = [q for q in self.st.sic(self.state, "requests")["requests"] if q["credentialID"] == a]
         self.assertEqual(len(reqs), 3)
         for q in reqs:
             self.st.sic(self.state, "cancel", q["requestID"])
-        self.assertEqual(self.st.sic(self.state, "requests")["requests"], [])
+        self.assertEqual([q for q in self.st.sic(self.state, "requests")["requests"]
+                          if q["credentialID"] == a], [])
         self.assert_refused(self.authorize(a), "for this credential")
         self.assertEqual(self.created(a), 3)
-        # credential b has its own bucket, but this address has spent 5 of its 6
+        # credential b has its own bucket, but this address has spent 9 of its 10
         self.assert_page(self.authorize(b))
         self.assertEqual(self.created(b), 1)
         self.assert_refused(self.authorize(b), "from this address")
