@@ -1123,7 +1123,13 @@ START_TEST(test_a_voucher_of_another_user_device_or_kak_or_an_expired_one_is_ref
 	free(tbs);
 	free(sig);
 	free(tbs64);
-	/* and the genuine voucher of B's own device still works for B */
+	/* and, the forged row undone, a genuine voucher of B's own device works for B */
+	q = gwt_sql(G, "UPDATE enrollments SET status = 'PENDING', voucher = NULL,"
+	    " ra_signature = NULL, ra_key_id = NULL"
+	    " WHERE device_id = (SELECT id FROM devices WHERE device_uuid = $1) RETURNING status",
+	    b.device, NULL);
+	ck_assert_str_eq(q, "PENDING");
+	free(q);
 	ra_vouch(&rp, &b);
 	cred_activate(&b, cred_b);
 }
