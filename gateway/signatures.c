@@ -110,25 +110,27 @@ spend_refusal(struct gw_request *req, struct gw_reply *rep, const char *sad_hash
 	int r;
 
 	if ((r = gw_db_query(req->db, &res,
-	    "SELECT r.requester_id = $2::uuid, r.credential_id = $3::uuid, c.status, r.status,"
-	    " r.sad_expires_at <= extract(epoch FROM now())::bigint, r.remaining"
+	    "SELECT r.requester_id = $2::uuid AS mine, r.credential_id = $3::uuid AS same_cred,"
+	    " c.status AS cred_status, r.sad_expires_at <= extract(epoch FROM now())::bigint"
+	    " AS expired, r.remaining"
 	    " FROM auth_requests r JOIN credentials c ON c.id = r.credential_id"
 	    " WHERE r.sad_hash = $1", 3, sad_hash, req->principal.account_id,
 	    credential_id)) != 0)
 		goto out;
 	if (PQntuples(res) != 1)
 		r = gw_error(rep, 400, "invalid_request", "field 'SAD' is not a valid SAD");
-	else if (strcmp(PQgetvalue(res, 0, 0), "t") != 0)
+	else if (strcmp(gw_val(res, 0, "mine"), "t") != 0)
 		r = gw_error(rep, 403, "access_denied", "field 'SAD' was not issued to you");
-	else if (strcmp(PQgetvalue(res, 0, 1), "t") != 0)
+	else if (strcmp(gw_val(res, 0, "same_cred"), "t") != 0)
 		r = gw_error(rep, 400, "invalid_request", "field 'SAD' is not for field 'credentialID'");
-	else if (strcmp(PQgetvalue(res, 0, 2), "ACTIVE") != 0)
-		r = gw_error(rep, 409, "conflict", "credential is %s", PQgetvalue(res, 0, 2));
-	else if (strcmp(PQgetvalue(res, 0, 4), "t") == 0)
+	else if (strcmp(gw_val(res, 0, "cred_status"), "ACTIVE") != 0)
+		r = gw_error(rep, 409, "conflict", "credential is %s",
+		    gw_val(res, 0, "cred_status"));
+	else if (strcmp(gw_val(res, 0, "expired"), "t") == 0)
 		r = gw_error(rep, 410, "expired", "field 'SAD' has expired");
 	else
 		r = gw_error(rep, 403, "access_denied",
-		    "field 'SAD' allows %s more signature(s), %zu asked", PQgetvalue(res, 0, 5), n);
+		    "field 'SAD' allows %s more signature(s), %zu asked", gw_val(res, 0, "remaining"), n);
 out:
 	PQclear(res);
 	return r;
@@ -247,9 +249,9 @@ sg_sign_hash(struct gw_request *req, struct gw_reply *rep)
 		goto out;
 	}
 	spent = 1;
-	snprintf(request_id, sizeof(request_id), "%s", PQgetvalue(res, 0, 0));
-	ka = rssp_key_alg_by_name(PQgetvalue(res, 0, 1));
-	if (atoi(PQgetvalue(res, 0, 2)) != hash_algo) {
+	snprintf(request_id, sizeof(request_id), "%s", gw_val(res, 0, "id"));
+	ka = rssp_key_alg_by_name(gw_val(res, 0, "key_algo"));
+	if (atoi(gw_val(res, 0, "hash_algo")) != hash_algo) {
 		r = gw_error(rep, 400, "invalid_request",
 		    "field 'hashAlgorithmOID' is not the algorithm that was approved");
 		goto out;
