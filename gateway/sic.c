@@ -150,7 +150,7 @@ sic_activate_initialize(struct gw_request *req, struct gw_reply *rep)
 	if ((r = gw_tx_begin(req)) != 0)
 		goto out;
 	if ((r = gw_db_query(req->db, &res,
-	    "SELECT id, code_hash, tries, expires_at <= now() FROM sic_activation_codes"
+	    "SELECT id, code_hash, tries, expires_at <= now() AS expired FROM sic_activation_codes"
 	    " WHERE user_id = $1 AND used_at IS NULL ORDER BY created_at DESC LIMIT 1 FOR UPDATE",
 	    1, req->principal.account_id)) != 0)
 		goto out;
@@ -158,17 +158,17 @@ sic_activate_initialize(struct gw_request *req, struct gw_reply *rep)
 		r = gw_error(rep, 410, "expired", "no activation code is pending; request a new one");
 		goto out;
 	}
-	snprintf(code_id, sizeof(code_id), "%s", PQgetvalue(res, 0, 0));
-	if (atoi(PQgetvalue(res, 0, 2)) >= CODE_TRIES) {
+	snprintf(code_id, sizeof(code_id), "%s", gw_val(res, 0, "id"));
+	if (atoi(gw_val(res, 0, "tries")) >= CODE_TRIES) {
 		r = gw_error(rep, 410, "expired",
 		    "the activation code was entered wrongly too often; request a new one");
 		goto out;
 	}
-	if (strcmp(PQgetvalue(res, 0, 3), "t") == 0) {
+	if (strcmp(gw_val(res, 0, "expired"), "t") == 0) {
 		r = gw_error(rep, 410, "expired", "the activation code has expired; request a new one");
 		goto out;
 	}
-	if ((r = sg_unbytea(PQgetvalue(res, 0, 1), &stored, &storedlen)) != 0)
+	if ((r = sg_unbytea(gw_val(res, 0, "code_hash"), &stored, &storedlen)) != 0)
 		goto out;
 	SHA256((const uint8_t *)code, CODE_DIGITS, digest);
 	if (storedlen != sizeof(digest) || CRYPTO_memcmp(stored, digest, sizeof(digest)) != 0) {
@@ -197,7 +197,7 @@ sic_activate_initialize(struct gw_request *req, struct gw_reply *rep)
 	    (r = gw_tx_commit(req)) != 0)
 		goto out;
 	r = gw_reply_json(rep, 200, json_pack("{s:s,s:s,s:i}", "activationID",
-	    PQgetvalue(res, 0, 0), "challenge", chal_b64, "expiresIn", ACTIVATION_TTL));
+	    gw_val(res, 0, "id"), "challenge", chal_b64, "expiresIn", ACTIVATION_TTL));
 out:
 	OPENSSL_cleanse(digest, sizeof(digest));
 	free(stored);
@@ -283,7 +283,7 @@ sic_activate_send_device(struct gw_request *req, struct gw_reply *rep)
 	if ((r = gw_tx_begin(req)) != 0)
 		goto out;
 	if ((r = gw_db_query(req->db, &res,
-	    "SELECT device_uuid, challenge, used_at IS NOT NULL, expires_at <= now()"
+	    "SELECT device_uuid, challenge, used_at IS NOT NULL AS used, expires_at <= now() AS expired"
 	    " FROM sic_activations WHERE id = $1 AND user_id = $2 FOR UPDATE", 2,
 	    act_id, req->principal.account_id)) != 0)
 		goto out;
@@ -291,20 +291,20 @@ sic_activate_send_device(struct gw_request *req, struct gw_reply *rep)
 		r = gw_error(rep, 404, "not_found", "no such activation in field 'activationID'");
 		goto out;
 	}
-	if (strcmp(PQgetvalue(res, 0, 2), "t") == 0) {
+	if (strcmp(gw_val(res, 0, "used"), "t") == 0) {
 		r = gw_error(rep, 409, "conflict", "the activation in 'activationID' was used already");
 		goto out;
 	}
-	if (strcmp(PQgetvalue(res, 0, 3), "t") == 0) {
+	if (strcmp(gw_val(res, 0, "expired"), "t") == 0) {
 		r = gw_error(rep, 410, "expired", "the activation in 'activationID' has expired");
 		goto out;
 	}
-	if (strcmp(PQgetvalue(res, 0, 0), device) != 0) {
+	if (strcmp(gw_val(res, 0, "device_uuid"), device) != 0) {
 		r = gw_error(rep, 400, "invalid_request",
 		    "field 'deviceUUID' is not the device of activate/initialize");
 		goto out;
 	}
-	if ((r = sg_unbytea(PQgetvalue(res, 0, 1), &challenge, &challen)) != 0)
+	if ((r = sg_unbytea(gw_val(res, 0, "challenge"), &challenge, &challen)) != 0)
 		goto out;
 	/* Proof of possession: the KAK signed the raw challenge. */
 	if (kak_verify(pk, kak_algo, challenge, challen, sig, siglen) != 0) {
@@ -367,13 +367,14 @@ sic_status(struct gw_request *req, struct gw_reply *rep)
 	if ((r = gw_db_query(req->db, &res,
 	    "SELECT status, device_uuid, name,"
 	    " to_char(activated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+	    " AS activated_at"
 	    " FROM devices WHERE user_id = $1 ORDER BY (status = 'ACTIVE') DESC, activated_at DESC"
 	    " LIMIT 1", 1, a.id)) != 0)
 		goto out;
-	if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "ACTIVE") == 0) {
+	if (PQntuples(res) == 1 && strcmp(gw_val(res, 0, "status"), "ACTIVE") == 0) {
 		o = json_pack("{s:s,s:s,s:s,s:s}", "status", "ACTIVE", "deviceUUID",
-		    PQgetvalue(res, 0, 1), "deviceName", PQgetvalue(res, 0, 2), "activatedAt",
-		    PQgetvalue(res, 0, 3));
+		    gw_val(res, 0, "device_uuid"), "deviceName", gw_val(res, 0, "name"), "activatedAt",
+		    gw_val(res, 0, "activated_at"));
 	} else {
 		int had = PQntuples(res) == 1;
 		PQclear(res);
@@ -419,7 +420,7 @@ sic_admin_devices_revoke(struct gw_request *req, struct gw_reply *rep)
 		    user_id ? "userID" : "deviceUUID");
 		goto out;
 	}
-	snprintf(uid, sizeof(uid), "%s", PQgetvalue(res, 0, 0));
+	snprintf(uid, sizeof(uid), "%s", gw_val(res, 0, "user_id"));
 	PQclear(res);
 	res = NULL;
 	if ((r = revoke_active_device(req, uid, &res)) != 0 || (r = gw_tx_commit(req)) != 0)
