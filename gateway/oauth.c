@@ -627,7 +627,7 @@ authorize_new(struct gw_request *req, struct gw_reply *rep)
 		return error_page(rep, 400, "Unknown client_id.");
 	if ((r = client_lookup(req, client_id, &res)) != 0)
 		goto out;
-	if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 2), "ACTIVE") != 0) {
+	if (PQntuples(res) != 1 || strcmp(gw_val(res, 0, "status"), "ACTIVE") != 0) {
 		r = error_page(rep, 400, "Unknown client_id.");
 		goto out;
 	}
@@ -877,13 +877,13 @@ client_auth(struct gw_request *req, struct gw_reply *rep, char account[GW_UUID_L
 		gw_password_dummy_verify(secret); /* the same time as a wrong secret */
 		ok = 0;
 	} else {
-		ok = gw_password_verify(PQgetvalue(res, 0, 1), secret) == 0;
+		ok = gw_password_verify(gw_val(res, 0, "passphrase_hash"), secret) == 0;
 	}
 	if (!ok) {
 		r = gw_error(rep, 401, "invalid_client", "client authentication failed");
 		goto out;
 	}
-	snprintf(account, GW_UUID_LEN + 1, "%s", PQgetvalue(res, 0, 0));
+	snprintf(account, GW_UUID_LEN + 1, "%s", gw_val(res, 0, "id"));
 	snprintf(client_id, 65, "%s", id);
 	r = 0;
 out:
@@ -978,8 +978,8 @@ token_authorization_code(struct gw_request *req, struct gw_reply *rep)
 	sha256_hex(code, code_hash);
 	if ((r = gw_tx_begin(req)) != 0 ||
 	    (r = gw_db_query(req->db, &res, "SELECT o.id, o.client_id, o.redirect_uri, o.code_challenge,"
-	    " o.code_expires_at, o.code_used_at IS NOT NULL, o.request_id, r.credential_id,"
-	    " r.sad_expires_at, r.status FROM oauth_authorizations o JOIN auth_requests r"
+	    " o.code_expires_at, o.code_used_at IS NOT NULL AS code_used, o.request_id,"
+	    " r.credential_id, r.sad_expires_at, r.status FROM oauth_authorizations o JOIN auth_requests r"
 	    " ON r.id = o.request_id WHERE o.code_hash = decode($1, 'hex') FOR UPDATE OF o",
 	    1, code_hash)) != 0)
 		goto out;
@@ -987,34 +987,34 @@ token_authorization_code(struct gw_request *req, struct gw_reply *rep)
 		r = gw_error(rep, 400, "invalid_grant", "unknown code");
 		goto out;
 	}
-	if (strcmp(PQgetvalue(res, 0, 5), "t") == 0) {
+	if (strcmp(gw_val(res, 0, "code_used"), "t") == 0) {
 		/* RFC 6749 4.1.2: a code presented twice revokes what it gave */
 		if ((r = gw_db_query(req->db, NULL, "UPDATE oauth_credential_tokens SET revoked_at = now()"
-		    " WHERE authorization_id = $1 AND revoked_at IS NULL", 1, PQgetvalue(res, 0, 0))) != 0 ||
+		    " WHERE authorization_id = $1 AND revoked_at IS NULL", 1, gw_val(res, 0, "id"))) != 0 ||
 		    (r = gw_tx_commit(req)) != 0)
 			goto out;
 		r = gw_error(rep, 400, "invalid_grant", "the code was already used");
 		goto out;
 	}
-	if (strcmp(PQgetvalue(res, 0, 1), client_id) != 0) {
+	if (strcmp(gw_val(res, 0, "client_id"), client_id) != 0) {
 		r = gw_error(rep, 400, "invalid_grant", "the code was issued to another client");
 		goto out;
 	}
-	if (strcmp(PQgetvalue(res, 0, 2), ruri) != 0) {
+	if (strcmp(gw_val(res, 0, "redirect_uri"), ruri) != 0) {
 		r = gw_error(rep, 400, "invalid_grant", "redirect_uri differs from the authorization request's");
 		goto out;
 	}
-	if (atoll(PQgetvalue(res, 0, 4)) <= now) {
+	if (atoll(gw_val(res, 0, "code_expires_at")) <= now) {
 		r = gw_error(rep, 400, "invalid_grant", "the code has expired");
 		goto out;
 	}
 	s256(verifier, chal);
-	if (!gw_ct_equal(chal, PQgetvalue(res, 0, 3), 43)) {
+	if (!gw_ct_equal(chal, gw_val(res, 0, "code_challenge"), 43)) {
 		r = gw_error(rep, 400, "invalid_grant", "code_verifier does not match the code_challenge");
 		goto out;
 	}
-	exp = atoll(PQgetvalue(res, 0, 8));
-	if (strcmp(PQgetvalue(res, 0, 9), "CONFIRMED") != 0 || exp <= now) {
+	exp = atoll(gw_val(res, 0, "sad_expires_at"));
+	if (strcmp(gw_val(res, 0, "status"), "CONFIRMED") != 0 || exp <= now) {
 		r = gw_error(rep, 400, "invalid_grant", "the authorization has expired");
 		goto out;
 	}
@@ -1022,16 +1022,16 @@ token_authorization_code(struct gw_request *req, struct gw_reply *rep)
 	sha256_hex(tok, tok_hash);
 	snprintf(exp_s, sizeof(exp_s), "%lld", exp);
 	if ((r = gw_db_query(req->db, NULL, "UPDATE oauth_authorizations SET code_used_at = now()"
-	    " WHERE id = $1", 1, PQgetvalue(res, 0, 0))) != 0 ||
+	    " WHERE id = $1", 1, gw_val(res, 0, "id"))) != 0 ||
 	    (r = gw_db_query(req->db, NULL, "INSERT INTO oauth_credential_tokens (token_hash,"
 	    " authorization_id, request_id, account_id, credential_id, expires_at) VALUES"
-	    " (decode($1, 'hex'), $2, $3, $4, $5, $6::bigint)", 6, tok_hash, PQgetvalue(res, 0, 0),
-	    PQgetvalue(res, 0, 6), account, PQgetvalue(res, 0, 7), exp_s)) != 0 ||
+	    " (decode($1, 'hex'), $2, $3, $4, $5, $6::bigint)", 6, tok_hash, gw_val(res, 0, "id"),
+	    gw_val(res, 0, "request_id"), account, gw_val(res, 0, "credential_id"), exp_s)) != 0 ||
 	    (r = gw_tx_commit(req)) != 0)
 		goto out;
 	r = gw_reply_json(rep, 200, json_pack("{s:s,s:s,s:I,s:s,s:s}", "access_token", tok,
 	    "token_type", "Bearer", "expires_in", (json_int_t)(exp - now), "scope", "credential",
-	    "credentialID", PQgetvalue(res, 0, 7)));
+	    "credentialID", gw_val(res, 0, "credential_id")));
 out:
 	OPENSSL_cleanse(tok, sizeof(tok));
 	PQclear(res);
@@ -1120,17 +1120,17 @@ oauth_credential_sad(struct gw_request *req, struct gw_reply *rep, const char *c
 	    " coalesce(a.company_id::text, '') AS company_id,"
 	    " coalesce(a.registered_by::text, '') AS registered_by", 1, h)) != 0)
 		return r;
-	if (PQntuples(res) != 1 || PQgetisnull(res, 0, 2))
+	if (PQntuples(res) != 1 || gw_isnull(res, 0, "sad"))
 		goto none;
 	snprintf(tok_hash, 65, "%s", h);
-	if (strcmp(PQgetvalue(res, 0, 1), cred_id) != 0) {
+	if (strcmp(gw_val(res, 0, "credential_id"), cred_id) != 0) {
 		oauth_credential_done(req, tok_hash, false);
 		tok_hash[0] = '\0';
 		r = gw_error(rep, 400, "invalid_request",
 		    "Invalid parameter credentialID: the access token is for another credential");
 		goto out;
 	}
-	if ((r = sg_unbytea(PQgetvalue(res, 0, 2), &sad, &sadlen)) != 0 ||
+	if ((r = sg_unbytea(gw_val(res, 0, "sad"), &sad, &sadlen)) != 0 ||
 	    (*sadp = rssp_b64(sad, sadlen)) == NULL) {
 		oauth_credential_done(req, tok_hash, false);
 		tok_hash[0] = '\0';
