@@ -575,12 +575,12 @@ authorize_limits(struct gw_request *req, struct gw_reply *rep, const char *cred,
 		return r;
 	*lockedp = 1;
 	snprintf(lim, sizeof(lim), "%u", req->cfg->oauth_pending);
-	if ((r = gw_db_query(req->db, &res, "SELECT count(*) >= $2::int FROM oauth_authorizations o"
+	if ((r = gw_db_query(req->db, &res, "SELECT count(*) >= $2::int AS at_limit FROM oauth_authorizations o"
 	    " JOIN auth_requests r ON r.id = o.request_id WHERE r.credential_id = $1::uuid"
 	    " AND r.status = 'PENDING' AND r.expires_at > extract(epoch FROM now())::bigint",
 	    2, cred, lim)) != 0)
 		return r;
-	if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+	if (strcmp(gw_val(res, 0, "at_limit"), "t") != 0) {
 		PQclear(res);
 		return 0;
 	}
@@ -724,10 +724,13 @@ authorize_page(struct gw_request *req, struct gw_reply *rep, const char *page)
 	sha256_hex(page, page_hash);
 	if ((r = gw_db_query(req->db, &res,
 	    "SELECT CASE WHEN r.status = 'PENDING' AND r.expires_at <= extract(epoch FROM now())::bigint"
-	    "   THEN 'EXPIRED' ELSE r.status END, o.redirect_uri, o.state, o.code_hash IS NOT NULL,"
+	    "   THEN 'EXPIRED' ELSE r.status END AS status, o.redirect_uri, o.state,"
+	    " o.code_hash IS NOT NULL AS has_code,"
 	    " c.name, r.description,"
-	    " octet_length(r.hashes) / (CASE r.hash_algo WHEN 1 THEN 32 WHEN 2 THEN 48 ELSE 64 END),"
-	    " to_char(to_timestamp(r.expires_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS \"UTC\"'), o.id"
+	    " octet_length(r.hashes) / (CASE r.hash_algo WHEN 1 THEN 32 WHEN 2 THEN 48 ELSE 64 END)"
+	    " AS documents,"
+	    " to_char(to_timestamp(r.expires_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS \"UTC\"')"
+	    " AS expires, o.id"
 	    " FROM oauth_authorizations o JOIN auth_requests r ON r.id = o.request_id"
 	    " JOIN rp_clients c ON c.client_id = o.client_id WHERE o.page_hash = decode($1, 'hex')",
 	    1, page_hash)) != 0)
@@ -736,11 +739,11 @@ authorize_page(struct gw_request *req, struct gw_reply *rep, const char *page)
 		r = error_page(rep, 404, "No such signature request.");
 		goto out;
 	}
-	status = PQgetvalue(res, 0, 0);
-	ruri = PQgetvalue(res, 0, 1);
-	state = PQgetisnull(res, 0, 2) ? NULL : PQgetvalue(res, 0, 2);
+	status = gw_val(res, 0, "status");
+	ruri = gw_val(res, 0, "redirect_uri");
+	state = gw_isnull(res, 0, "state") ? NULL : gw_val(res, 0, "state");
 	if (strcmp(status, "CONFIRMED") == 0) {
-		if (strcmp(PQgetvalue(res, 0, 3), "t") == 0) {
+		if (strcmp(gw_val(res, 0, "has_code"), "t") == 0) {
 			r = error_page(rep, 410, "This request is complete; its code was already issued.");
 			goto out;
 		}
@@ -750,7 +753,7 @@ authorize_page(struct gw_request *req, struct gw_reply *rep, const char *page)
 		/* one code per authorization, even when two reloads race */
 		if ((r = gw_db_query(req->db, &upd, "UPDATE oauth_authorizations SET code_hash ="
 		    " decode($2, 'hex'), code_expires_at = $3::bigint WHERE id = $1 AND code_hash IS NULL"
-		    " RETURNING 1", 3, PQgetvalue(res, 0, 8), code_hash, exp_s)) != 0)
+		    " RETURNING 1", 3, gw_val(res, 0, "id"), code_hash, exp_s)) != 0)
 			goto out;
 		if (PQntuples(upd) != 1)
 			r = error_page(rep, 410, "This request is complete; its code was already issued.");
@@ -770,9 +773,9 @@ authorize_page(struct gw_request *req, struct gw_reply *rep, const char *page)
 		goto out;
 	}
 	/* PENDING: the waiting page, reloaded every 2 s (meta refresh: no script) */
-	snprintf(docs, sizeof(docs), "%s", PQgetvalue(res, 0, 6));
-	if ((e_rp = html_escape(PQgetvalue(res, 0, 4), 200)) == NULL ||
-	    (e_desc = html_escape(PQgetvalue(res, 0, 5), 500)) == NULL ||
+	snprintf(docs, sizeof(docs), "%s", gw_val(res, 0, "documents"));
+	if ((e_rp = html_escape(gw_val(res, 0, "name"), 200)) == NULL ||
+	    (e_desc = html_escape(gw_val(res, 0, "description"), 500)) == NULL ||
 	    (e_svc = html_escape(req->cfg->service_name, 100)) == NULL ||
 	    (refresh = malloc(sizeof(PAGE_PATH) + GW_TOKEN_LEN + 16)) == NULL) {
 		r = RSSP_E_NOMEM;
@@ -783,7 +786,7 @@ authorize_page(struct gw_request *req, struct gw_reply *rep, const char *page)
 		static const char *const names[] = { "REFRESH", "SERVICE", "CSS", "RP", "DESCRIPTION",
 		    "DOCUMENTS", "EXPIRES" };
 		const char *values[] = { refresh, e_svc, CSS_PATH, e_rp, e_desc, docs,
-		    PQgetvalue(res, 0, 7) };
+		    gw_val(res, 0, "expires") };
 		if ((html = render(gw_oauth_page_html, names, values, 7)) == NULL) {
 			r = RSSP_E_NOMEM;
 			goto out;
