@@ -233,19 +233,19 @@ check_reply(struct gw_request *req, struct gw_reply *rep, const char *request_id
 	    " FROM auth_requests r WHERE r.id = $1", 1, &request_id,
 	    "no such request in 'requestID'", "the request in 'requestID' is not yours", &res)) != 0)
 		goto out;
-	st = PQgetvalue(res, 0, 0);
+	st = gw_val(res, 0, "status");
 	*finalp = strcmp(st, "PENDING") != 0;
 	if (strcmp(st, "EXPIRED") == 0) {
 		r = gw_error(rep, 410, "expired", "the request in 'requestID' has expired");
 		goto out;
 	}
 	if (strcmp(st, "CONFIRMED") == 0) {
-		left = atoll(PQgetvalue(res, 0, 4)) - now;
+		left = atoll(gw_val(res, 0, "sad_expires_at")) - now;
 		if (left <= 0) {
 			r = gw_error(rep, 410, "expired", "the SAD of the request in 'requestID' has expired");
 			goto out;
 		}
-		if ((r = sg_unbytea(PQgetvalue(res, 0, 3), &sad, &sadlen)) != 0)
+		if ((r = sg_unbytea(gw_val(res, 0, "sad"), &sad, &sadlen)) != 0)
 			goto out;
 		if ((sad_b64 = rssp_b64(sad, sadlen)) == NULL) {
 			r = RSSP_E_NOMEM;
@@ -255,7 +255,7 @@ check_reply(struct gw_request *req, struct gw_reply *rep, const char *request_id
 		    "status", st, "SAD", sad_b64, "expiresIn", (json_int_t)left));
 		goto out;
 	}
-	left = atoll(PQgetvalue(res, 0, 2)) - now;
+	left = atoll(gw_val(res, 0, "expires_at")) - now;
 	r = gw_reply_json(rep, strcmp(st, "PENDING") == 0 && created ? 202 : 200,
 	    json_pack("{s:s,s:s,s:I}", "requestID", request_id, "status", st, "expiresIn",
 	    (json_int_t)(left > 0 ? left : 0)));
@@ -359,21 +359,22 @@ areq_authorize(struct gw_request *req, struct gw_reply *rep)
 	{
 		const char *params[] = { cred_id, p->account_id };
 		if ((r = tenant_load(req, rep, TENANT_ACT,
-		    "SELECT c.owner_id, c.status, NULL, d.id, d.device_uuid, d.kak_spki,"
+		    "SELECT c.owner_id, c.status, NULL, d.id AS device_id, d.device_uuid, d.kak_spki,"
 		    " coalesce((SELECT name FROM rp_clients WHERE account_id = $2::uuid),"
-		    "   (SELECT full_name FROM accounts WHERE id = $2::uuid)), " TENANT_OWNER_COLS("a")
+		    "   (SELECT full_name FROM accounts WHERE id = $2::uuid)) AS rp_name,"
+		    " " TENANT_OWNER_COLS("a")
 		    " FROM credentials c JOIN accounts a ON a.id = c.owner_id"
 		    " LEFT JOIN devices d ON d.id = c.device_id AND d.status = 'ACTIVE'"
 		    " WHERE c.id = $1", 2, params, "no such credential in 'credentialID'",
 		    "the credential in 'credentialID' is not yours", &res)) != 0)
 			goto out;
 	}
-	if (strcmp(PQgetvalue(res, 0, 1), "ACTIVE") != 0 || PQgetisnull(res, 0, 3)) {
+	if (strcmp(gw_val(res, 0, "status"), "ACTIVE") != 0 || gw_isnull(res, 0, "device_id")) {
 		r = gw_error(rep, 409, "conflict", "the credential in 'credentialID' is %s",
-		    strcmp(PQgetvalue(res, 0, 1), "ACTIVE") ? PQgetvalue(res, 0, 1) : "without an active device");
+		    strcmp(gw_val(res, 0, "status"), "ACTIVE") ? gw_val(res, 0, "status") : "without an active device");
 		goto out;
 	}
-	if ((r = sg_unbytea(PQgetvalue(res, 0, 5), &spki, &spkilen)) != 0)
+	if ((r = sg_unbytea(gw_val(res, 0, "kak_spki"), &spki, &spkilen)) != 0)
 		goto out;
 	gw_random_uuid(request_id);
 	gw_random_bytes(nonce, sizeof(nonce));
@@ -381,8 +382,8 @@ areq_authorize(struct gw_request *req, struct gw_reply *rep)
 	memset(&f, 0, sizeof(f));
 	f.approval_id = request_id;
 	f.credential_id = cred_id;
-	f.owner_id = PQgetvalue(res, 0, 0);
-	f.device_uuid = PQgetvalue(res, 0, 4);
+	f.owner_id = gw_val(res, 0, "owner_id");
+	f.device_uuid = gw_val(res, 0, "device_uuid");
 	f.kak_spki = spki;
 	f.kak_spki_len = spkilen;
 	f.hash_algo = hash_algo;
@@ -390,7 +391,7 @@ areq_authorize(struct gw_request *req, struct gw_reply *rep)
 	f.n_hashes = n;
 	f.hash_len = hlen;
 	f.num_signatures = (uint32_t)num;
-	f.rp_name = PQgetvalue(res, 0, 6);
+	f.rp_name = gw_val(res, 0, "rp_name");
 	f.description = desc;
 	f.nonce = nonce;
 	f.nonce_len = sizeof(nonce);
@@ -409,7 +410,7 @@ areq_authorize(struct gw_request *req, struct gw_reply *rep)
 	snprintf(exp_s, sizeof(exp_s), "%lld", exp);
 	snprintf(ha_s, sizeof(ha_s), "%d", hash_algo);
 	{
-		const char *params[] = { request_id, cred_id, f.owner_id, PQgetvalue(res, 0, 3),
+		const char *params[] = { request_id, cred_id, f.owner_id, gw_val(res, 0, "device_id"),
 		    p->account_id, f.rp_name, desc, client_data, ha_s, p_hashes, num_s, p_nonce,
 		    exp_s, p_ad };
 		if ((r = gw_db_exec(req->db, NULL,
