@@ -125,6 +125,7 @@ start(struct running *r, uid_t uid)
 	o.audit = r->audit;
 	o.methods = methods;
 	o.n_methods = 2;
+	o.probe_method = RPC_PROBE_METHOD;
 	ck_assert_int_eq(rpc_server_new(&o, &r->s), 0);
 	ck_assert_int_eq(pipe(r->stop), 0);
 	ck_assert_int_eq(pthread_create(&r->th, NULL, run_thread, r), 0);
@@ -259,6 +260,88 @@ START_TEST(test_an_unknown_method_is_unimplemented_at_once_and_audited)
 	ck_assert_ptr_nonnull(strstr(log, "\"method\":\"/rssp.engine.v1.Engine/ExportKey\""));
 	ck_assert_int_eq(calls_seen, 0);
 	free(log);
+}
+END_TEST
+
+static size_t
+count_lines(const char *log, const char *needle)
+{
+	size_t n = 0;
+	const char *p = log, *nl;
+
+	while (*p != '\0') {
+		nl = strchr(p, '\n');
+		if (needle == NULL || memmem(p, nl != NULL ? (size_t)(nl - p) : strlen(p), needle,
+		    strlen(needle)) != NULL)
+			n++;
+		if (nl == NULL)
+			break;
+		p = nl + 1;
+	}
+	return n;
+}
+
+/* The liveness probe (every 500 ms from each gateway) is answered like any unknown
+ * method but counted: one engine.probes line for many probes, not one line each. */
+START_TEST(test_liveness_probes_are_counted_not_audited_one_by_one)
+{
+	struct running r;
+	struct engine_client *c;
+	uint8_t *resp;
+	size_t resplen;
+	int status, i;
+	char *msg, *log;
+
+	start(&r, getuid());
+	ck_assert_int_eq(engine_client_new(sock, 60000, &c), 0);
+	for (i = 0; i < 300; i++) {
+		ck_assert_int_eq(call(c, RPC_PROBE_METHOD, "engine-health-probe", "", 0, &status,
+		    &msg, &resp, &resplen), 0);
+		ck_assert_int_eq(status, GRPC_STATUS_UNIMPLEMENTED);
+		ck_assert_str_eq(msg, "unknown method");
+		ck_assert_ptr_null(resp);
+		free(msg);
+	}
+	/* a name that only resembles it is an unknown method like any other: audited */
+	ck_assert_int_eq(call(c, RPC_PROBE_METHOD "X", "rid-near", "", 0, &status, &msg, &resp,
+	    &resplen), 0);
+	ck_assert_int_eq(status, GRPC_STATUS_UNIMPLEMENTED);
+	free(msg);
+	ck_assert_int_eq(call(c, "/rssp.engine.v1.Engine/ExportKey", "rid-other", "x", 1, &status,
+	    &msg, &resp, &resplen), 0);
+	ck_assert_int_eq(status, GRPC_STATUS_UNIMPLEMENTED);
+	free(msg);
+	log = slurp(auditpath);
+	ck_assert_uint_eq(count_lines(log, NULL), 2); /* 300 probes wrote nothing */
+	ck_assert_uint_eq(count_lines(log, "\"event\":\"rpc.unimplemented\""), 2);
+	ck_assert_ptr_nonnull(strstr(log, "\"request_id\":\"rid-other\",\"peer_uid\""));
+	ck_assert_ptr_nonnull(strstr(log, "\"method\":\"" RPC_PROBE_METHOD "X\""));
+	free(log);
+	/* the count, in one line; nothing when there were none since */
+	ck_assert_int_eq(rpc_server_audit_probes(r.s), 300);
+	ck_assert_int_eq(rpc_server_audit_probes(r.s), 0);
+	ck_assert_int_eq(call(c, RPC_PROBE_METHOD, NULL, "", 0, &status, &msg, &resp, &resplen), 0);
+	ck_assert_int_eq(status, GRPC_STATUS_UNIMPLEMENTED);
+	free(msg);
+	ck_assert_int_eq(rpc_server_audit_probes(r.s), 1);
+	engine_client_free(c);
+	stop(&r);
+	ck_assert_int_eq(calls_seen, 0);
+	log = slurp(auditpath);
+	ck_assert_uint_eq(count_lines(log, NULL), 4);
+	ck_assert_uint_eq(count_lines(log, "\"event\":\"engine.probes\""), 2);
+	ck_assert_ptr_nonnull(strstr(log, "\"event\":\"engine.probes\",\"request_id\":\"\","
+	    "\"peer_uid\":-1,\"method\":\"" RPC_PROBE_METHOD "\""));
+	ck_assert_ptr_nonnull(strstr(log, "\"result\":\"ok\",\"reason\":\"300 liveness probes\""));
+	ck_assert_ptr_nonnull(strstr(log, "\"result\":\"ok\",\"reason\":\"1 liveness probes\""));
+	free(log);
+	/* the chain holds */
+	{
+		size_t n;
+		char head[65];
+		ck_assert_int_eq(audit_verify(auditpath, stderr, &n, head), 0);
+		ck_assert_uint_eq(n, 4);
+	}
 }
 END_TEST
 
@@ -605,6 +688,7 @@ main(void)
 	tcase_add_test(tc, test_a_known_method_is_answered_and_audited_with_the_request_id);
 	tcase_add_test(tc, test_key_generation_never_takes_the_workers_signing_needs);
 	tcase_add_test(tc, test_an_unknown_method_is_unimplemented_at_once_and_audited);
+	tcase_add_test(tc, test_liveness_probes_are_counted_not_audited_one_by_one);
 	tcase_add_test(tc, test_an_oversize_message_is_refused_before_the_handler_and_audited);
 	tcase_add_test(tc, test_a_refusal_carries_its_status_and_reason);
 	tcase_add_test(tc, test_a_peer_whose_uid_is_not_allowed_is_refused_and_audited);
