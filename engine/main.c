@@ -524,13 +524,30 @@ cmd_probe(const char *file, const char *socket_path, unsigned timeout_ms)
 	return r == 0 ? 0 : 1;
 }
 
+/* A decimal option value in lo..hi; says which option is wrong. Returns 0 or -1. */
+static int
+opt_ulong(const char *arg, const char *name, unsigned long lo, unsigned long hi,
+    unsigned long *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(arg, &end, 10);
+	if (errno != 0 || end == arg || *end != '\0' || v < lo || v > hi) {
+		fprintf(stderr, "%s must be %lu..%lu\n", name, lo, hi);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
 	const char *file = NULL, *subject = NULL, *probe_socket = NULL;
 	unsigned long days = 0, timeout_ms = 1000;
 	int check = 0, force = 0, i;
-	char *end;
 
 	rssp_log_init("engine", RSSP_LOG_INFO);
 	harden();
@@ -550,12 +567,8 @@ main(int argc, char **argv)
 			subject = argv[++i];
 		else if (strcmp(argv[i], "--ca-days") == 0 && i + 1 < argc &&
 		    strcmp(argv[1], "init") == 0) {
-			errno = 0;
-			days = strtoul(argv[++i], &end, 10);
-			if (errno != 0 || *end != '\0' || days < 1 || days > 36500) {
-				fprintf(stderr, "--ca-days must be 1..36500\n");
+			if (opt_ulong(argv[++i], "--ca-days", 1, 36500, &days) != 0)
 				return 2;
-			}
 		} else if (strcmp(argv[i], "--force") == 0 && strcmp(argv[1], "init") == 0)
 			force = 1;
 		else if (strcmp(argv[i], "--socket") == 0 && i + 1 < argc &&
@@ -563,12 +576,8 @@ main(int argc, char **argv)
 			probe_socket = argv[++i];
 		else if (strcmp(argv[i], "--timeout-ms") == 0 && i + 1 < argc &&
 		    strcmp(argv[1], "probe") == 0) {
-			errno = 0;
-			timeout_ms = strtoul(argv[++i], &end, 10);
-			if (errno != 0 || *end != '\0' || timeout_ms < 1 || timeout_ms > 60000) {
-				fprintf(stderr, "--timeout-ms must be 1..60000\n");
+			if (opt_ulong(argv[++i], "--timeout-ms", 1, 60000, &timeout_ms) != 0)
 				return 2;
-			}
 		}
 		else {
 			usage();

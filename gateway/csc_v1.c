@@ -214,6 +214,21 @@ csc_v1_sign_hash(struct gw_request *req, struct gw_reply *rep)
 		return gw_error(rep, 400, "invalid_request", sg_hash_algo_from_oid(halgo) == 0 ?
 		    "Invalid parameter hashAlgo" : "Invalid parameter hashAlgo: it does not match "
 		    "the length of the digests in hash");
+	if (halgo == NULL) {
+		/* a signAlgo that names its hash must fit the digests (else the rssp function
+		 * would name a field this client did not send) */
+		static const struct { const char *oid; int hash; } implied[] = {
+			{ "1.2.840.113549.1.1.11", RSSP_HASH_SHA256 }, { "1.2.840.113549.1.1.12", RSSP_HASH_SHA384 },
+			{ "1.2.840.113549.1.1.13", RSSP_HASH_SHA512 }, { "1.2.840.10045.4.3.2", RSSP_HASH_SHA256 },
+			{ "1.2.840.10045.4.3.3", RSSP_HASH_SHA384 }, { "1.2.840.10045.4.3.4", RSSP_HASH_SHA512 },
+		};
+		const char *so = json_string_value(json_object_get(req->body, "signAlgo"));
+		size_t i;
+		for (i = 0; i < sizeof(implied) / sizeof(implied[0]); i++)
+			if (strcmp(so, implied[i].oid) == 0 && implied[i].hash != ha)
+				return gw_error(rep, 400, "invalid_request", "Invalid parameter hash: "
+				    "the digests' length does not fit signAlgo");
+	}
 	b = json_pack("{s:O,s:O,s:O,s:O,s:s}", "credentialID", json_object_get(req->body, "credentialID"),
 	    "SAD", json_object_get(req->body, "SAD"), "hashes", json_object_get(req->body, "hash"),
 	    "signAlgo", json_object_get(req->body, "signAlgo"), "hashAlgorithmOID", sg_hash_algo_oid(ha));

@@ -505,6 +505,10 @@ class Csc(unittest.TestCase):
         r = c.raw("signatures/signHash", dict(body, hashAlgo=SHA["sha512"]))
         self.assertEqual(r.status_code, 400)
         self.assertIn("hashAlgo", r.json()["error_description"])
+        # ecdsa-with-SHA384 over 32-byte digests, no hashAlgo: named in v1 terms
+        r = c.raw("signatures/signHash", dict(body, signAlgo="1.2.840.10045.4.3.3"))
+        self.assertEqual(r.json(), {"error": "invalid_request", "error_description":
+                                    "Invalid parameter hash: the digests' length does not fit signAlgo"})
         r = c.raw("signatures/signHash", {k: v for k, v in body.items() if k != "hash"})
         self.assertEqual(r.json()["error_description"], "Missing (or invalid type) array parameter hash")
         r = c.raw("signatures/signHash", dict(body, hash=["AAAA"]))
