@@ -564,6 +564,11 @@ START_TEST(test_a_stop_drains_the_calls_in_flight)
 	pthread_t th[3];
 	int i;
 
+	/* Under load this fails about once in 25 runs with RSSP_E_TIMEOUT: the client logs
+	 * "engine call failed (14): Broken pipe" (gRPC closes the connection after its
+	 * graceful GOAWAY once the last call is answered; the client's write fails before
+	 * it has read the answers). Logged at debug so that a failure shows the cause. */
+	rssp_log_threshold = RSSP_LOG_DEBUG;
 	start(&r, getuid());
 	ck_assert_int_eq(engine_client_new(sock, 20000, &c), 0);
 	for (i = 0; i < 3; i++) {
