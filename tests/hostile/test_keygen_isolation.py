@@ -118,7 +118,7 @@ def main():
 
         # RP B signs, one hash at a time, until the burst is over
         done = threading.Event()
-        b_res = {"ok": 0, "bad": [], "lat": [], "sads": 0}
+        b_res = {"ok": 0, "bad": [], "lat": [], "at": [], "sads": 0}
 
         def sign_b():
             try:
@@ -146,6 +146,7 @@ def main():
                                  "hashes": [b64e(digest)], "hashAlgorithmOID": SHA256_OID,
                                  "signAlgo": ECDSA_SHA256})
                     b_res["lat"].append(time.time() - t)
+                    b_res["at"].append(time.time())
                     if r.status_code != 200:
                         b_res["bad"].append("signHash %d %s" % (r.status_code, r.text[:120]))
                         continue
@@ -177,7 +178,8 @@ def main():
             t.start()
         for t in ths:
             t.join(80)
-        burst = time.time() - t_burst
+        t_end = time.time()
+        burst = t_end - t_burst
         time.sleep(0.5)
         done.set()
         sb.join(30)
@@ -185,12 +187,16 @@ def main():
 
         lat = sorted(b_res["lat"])
         log("activations: %s in %.1f s" % (["%d %s %.1fs" % r for r in results], burst))
-        log("RP B during the burst: %d signatures (%d SADs), %d failed, p50 %.0f ms, max %.0f ms"
-            % (b_res["ok"], b_res["sads"], len(b_res["bad"]), 1e3 * lat[len(lat) // 2] if lat else 0,
-               1e3 * lat[-1] if lat else 0))
+        log("RP B: %d signatures (%d SADs; %d while the keys were generated), %d failed, "
+            "p50 %.0f ms, max %.0f ms"
+            % (b_res["ok"], b_res["sads"], sum(1 for a in b_res["at"] if t_burst <= a <= t_end),
+               len(b_res["bad"]), 1e3 * lat[len(lat) // 2] if lat else 0, 1e3 * lat[-1] if lat else 0))
         # every call of the other tenant succeeded, and signatures were made during the burst
         assert not b_res["bad"], "RP B failed during the key generations: %s" % b_res["bad"][:10]
-        assert b_res["ok"] >= 5, "RP B signed only %d times during the burst" % b_res["ok"]
+        during = sum(1 for a in b_res["at"] if t_burst <= a <= t_end)
+        assert during >= 5, "RP B signed only %d times while the keys were generated" % during
+        # never near the engine deadline (5 s) whose expiry answered 503 before the fix
+        assert lat[-1] < 3.0, "a signHash of RP B took %.2f s during the key generations" % lat[-1]
         spent = int(sql(st, "SELECT coalesce(sum(num_signatures - remaining), 0) FROM auth_requests"
                             " WHERE requester_id = :'p0'::uuid", cb["userID"]))
         assert spent == b_res["ok"], "RP B: %d counts spent, %d signatures received" % (spent, b_res["ok"])
