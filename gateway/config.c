@@ -62,6 +62,11 @@ static const struct opt opts[] = {
 	{"RSSP_REQUEST_DEADLINE", T_UINT, OFF(request_deadline), "30", 1, 3600, 0},
 	{"RSSP_CSC_REGION", T_STR, OFF(csc_region), "FR", 0, 0, 0},
 	{"RSSP_CSC_V1_AUTHORIZE_WAIT", T_UINT, OFF(csc_v1_wait), "120", 1, 600, 0},
+	{"RSSP_OAUTH_ADDR_RATE", T_UINT, OFF(oauth_addr_rate), "10", 1, 1000000, 0},
+	{"RSSP_OAUTH_ADDR_BURST", T_UINT, OFF(oauth_addr_burst), "10", 1, 1000000, 0},
+	{"RSSP_OAUTH_CREDENTIAL_RATE", T_UINT, OFF(oauth_cred_rate), "3", 1, 1000000, 0},
+	{"RSSP_OAUTH_CREDENTIAL_BURST", T_UINT, OFF(oauth_cred_burst), "3", 1, 1000000, 0},
+	{"RSSP_OAUTH_PENDING_PER_CREDENTIAL", T_UINT, OFF(oauth_pending), "3", 1, 1000, 0},
 };
 
 static const char *const levels[] = {"error", "warn", "info", "debug"};

@@ -54,6 +54,13 @@ struct gw_config {
 	char *csc_region;         /* RSSP_CSC_REGION: ISO 3166-1 alpha-2 country of the service for CSC info, default "FR" */
 	unsigned csc_v1_wait;     /* RSSP_CSC_V1_AUTHORIZE_WAIT: seconds a CSC v1 credentials/authorize waits for the
 	                             signer's confirmation (on the long pool), default 120, at most 600 */
+	/* oauth2/authorize is unauthenticated and prompts the signer's phone (oauth.c) */
+	unsigned oauth_addr_rate;  /* RSSP_OAUTH_ADDR_RATE: approval requests a minute per client address (default 10) */
+	unsigned oauth_addr_burst; /* RSSP_OAUTH_ADDR_BURST: bucket size (default 10) */
+	unsigned oauth_cred_rate;  /* RSSP_OAUTH_CREDENTIAL_RATE: approval requests a minute per credential (default 3) */
+	unsigned oauth_cred_burst; /* RSSP_OAUTH_CREDENTIAL_BURST: bucket size (default 3) */
+	unsigned oauth_pending;    /* RSSP_OAUTH_PENDING_PER_CREDENTIAL: OAuth approval requests pending at once per
+	                              credential (default 3) */
 };
 
 /* Fills *cfgp from the environment. Returns 0, or RSSP_E_INVAL after printing to

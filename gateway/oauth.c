@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <strings.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
@@ -28,6 +29,8 @@
 #include "rssp_log.h"
 #include "signing.h"
 #include "db.h"
+#include "login_name.h"
+#include "ratelimit.h"
 #include "secrets.h"
 
 #define OAUTH_CODE_TTL 60        /* seconds an authorization code lives */
@@ -483,6 +486,120 @@ client_lookup(struct gw_request *req, const char *client_id, PGresult **resp)
 	    1, client_id);
 }
 
+/* ---- the limits on approval prompts -----------------------------------------------
+ * oauth2/authorize is unauthenticated by design (the signer's browser calls it), yet each
+ * call pushes an approval prompt to the signer's phone: whoever knows a client_id and a
+ * credentialID could prompt without end (MFA fatigue). So prompts are bounded per client
+ * address and per credential (exact token buckets, ratelimit.h, keyed on the address key
+ * of login_name.h and the lowercase credential uuid), and at most
+ * RSSP_OAUTH_PENDING_PER_CREDENTIAL OAuth-originated requests may be pending per
+ * credential at once. README "Limits under hostile load". */
+
+static struct gw_ratelimit *addr_limiter, *cred_limiter;
+
+int
+oauth_limits_init(const struct gw_config *cfg)
+{
+	int r;
+
+	if ((r = gw_ratelimit_new((double)cfg->oauth_addr_rate / 60.0, (double)cfg->oauth_addr_burst,
+	    cfg->login_keys, &addr_limiter)) < 0 ||
+	    (r = gw_ratelimit_new((double)cfg->oauth_cred_rate / 60.0, (double)cfg->oauth_cred_burst,
+	    cfg->login_keys, &cred_limiter)) < 0) {
+		oauth_limits_shutdown();
+		return r;
+	}
+	return 0;
+}
+
+void
+oauth_limits_shutdown(void)
+{
+	gw_ratelimit_free(addr_limiter);
+	gw_ratelimit_free(cred_limiter);
+	addr_limiter = cred_limiter = NULL;
+}
+
+static double
+mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The advisory-lock key that serialises the pending count and the creation for one
+ * credential (across gateway replicas: it is PostgreSQL's). */
+#define PENDING_LOCK_SQL(op) "SELECT " op "(hashtextextended('rssp.oauth.pending:' || $1, 0))"
+
+/* Checks the limits before an approval request for cred (NULL when not a lowercase
+ * uuid: then it cannot be created, and only the address counts). Returns 0 and
+ * *refusedp = 0 when the request may be created, with the credential's advisory lock
+ * held on req->db (*lockedp = 1; give it back with pending_unlock() once the
+ * oauth_authorizations row is written); or 0 and *refusedp = 1 with the refusal set (a
+ * redirect with temporarily_unavailable); or a negative RSSP_E*. */
+static int
+authorize_limits(struct gw_request *req, struct gw_reply *rep, const char *cred, const char *ruri,
+    const char *state, int *refusedp, int *lockedp)
+{
+	char key[GW_RATELIMIT_KEY_MAX], ak[80], ra[16], lim[16];
+	const char *why = NULL;
+	unsigned w = 0;
+	double now = mono_now();
+	PGresult *res = NULL;
+	int r;
+
+	*refusedp = *lockedp = 0;
+	gw_login_addr_key(req->client_addr, ak, sizeof(ak));
+	snprintf(key, sizeof(key), "oauth-addr\n%s", ak);
+	if (gw_ratelimit_take(addr_limiter, key, now, &w) != 0) {
+		log_info("oauth authorize rate limit reached for %.100s", req->client_addr);
+		why = "too many signature requests from this address, retry later";
+		goto refuse;
+	}
+	if (cred == NULL)
+		return 0;
+	snprintf(key, sizeof(key), "oauth-cred\n%s", cred);
+	if (gw_ratelimit_take(cred_limiter, key, now, &w) != 0) {
+		log_info("oauth authorize rate limit reached for credential %s", cred);
+		why = "too many signature requests for this credential, retry later";
+		goto refuse;
+	}
+	if ((r = gw_db_query(req->db, NULL, PENDING_LOCK_SQL("pg_advisory_lock"), 1, cred)) != 0)
+		return r;
+	*lockedp = 1;
+	snprintf(lim, sizeof(lim), "%u", req->cfg->oauth_pending);
+	if ((r = gw_db_query(req->db, &res, "SELECT count(*) >= $2::int FROM oauth_authorizations o"
+	    " JOIN auth_requests r ON r.id = o.request_id WHERE r.credential_id = $1::uuid"
+	    " AND r.status = 'PENDING' AND r.expires_at > extract(epoch FROM now())::bigint",
+	    2, cred, lim)) != 0)
+		return r;
+	if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+		PQclear(res);
+		return 0;
+	}
+	PQclear(res);
+	log_info("oauth authorize: too many pending requests for credential %s", cred);
+	why = "too many signature requests are waiting for the signer, retry later";
+	w = 60;
+refuse:
+	*refusedp = 1;
+	snprintf(ra, sizeof(ra), "%u", w > 0 ? w : 1);
+	if ((r = gw_reply_header(rep, "Retry-After", ra)) != 0)
+		return r;
+	return redirect_to(rep, ruri, "error", "temporarily_unavailable", "error_description", why,
+	    "state", state, NULL);
+}
+
+static void
+pending_unlock(struct gw_request *req, const char *cred)
+{
+	/* a failure means the connection is broken: the pool drops it, and the lock with it */
+	if (req->db != NULL && gw_db_query(req->db, NULL, PENDING_LOCK_SQL("pg_advisory_unlock"), 1, cred) != 0)
+		log_warn("cannot release the oauth pending lock");
+}
+
 static int
 authorize_new(struct gw_request *req, struct gw_reply *rep)
 {
@@ -496,7 +613,8 @@ authorize_new(struct gw_request *req, struct gw_reply *rep)
 	const char *code = NULL, *rid;
 	char text[300], page[GW_TOKEN_LEN + 1], page_hash[65], url[GW_TOKEN_LEN + 64];
 	PGresult *res = NULL, *ok = NULL;
-	int r, st;
+	char cred[GW_UUID_LEN + 1] = "";
+	int r, st, refused = 0, locked = 0;
 
 	if (client_id == NULL || ruri == NULL)
 		return error_page(rep, 400, "client_id and redirect_uri are required.");
@@ -539,7 +657,16 @@ authorize_new(struct gw_request *req, struct gw_reply *rep)
 		r = redirect_to(rep, ruri, "error", code, "error_description", text, "state", state, NULL);
 		goto out;
 	}
-	/* the approval request is the RP client's, as if it had called credentials/authorize */
+	{
+		const char *c = json_string_value(json_object_get(body, "credentialID"));
+		if (c != NULL && gw_is_uuid(c))
+			snprintf(cred, sizeof(cred), "%s", c);
+	}
+	if ((r = authorize_limits(req, rep, cred[0] ? cred : NULL, ruri, state, &refused, &locked)) != 0 ||
+	    refused)
+		goto out;
+	/* the approval request is the RP client's, as if it had called credentials/authorize
+	 * (the body has no "wait": req->db, which holds the lock, is not given back meanwhile) */
 	memset(&req->principal, 0, sizeof(req->principal));
 	snprintf(req->principal.account_id, sizeof(req->principal.account_id), "%s", PQgetvalue(res, 0, 0));
 	snprintf(req->principal.company_id, sizeof(req->principal.company_id), "%s", PQgetvalue(res, 0, 3));
@@ -574,6 +701,8 @@ authorize_new(struct gw_request *req, struct gw_reply *rep)
 	if ((r = gw_reply_header(rep, "Location", url)) == 0)
 		r = gw_reply_empty(rep, 303);
 out:
+	if (locked)
+		pending_unlock(req, cred);
 	OPENSSL_cleanse(page, sizeof(page));
 	json_decref(body);
 	json_decref(in);

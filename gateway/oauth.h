@@ -23,6 +23,12 @@ int oauth_credential_sad(struct gw_request *req, struct gw_reply *rep, const cha
  * else the claim is given back. */
 void oauth_credential_done(struct gw_request *req, const char *tok_hash, bool ok);
 
+struct gw_config;
+/* The per-address and per-credential limits of oauth2/authorize (RSSP_OAUTH_*; the
+ * runtime calls these once). init returns 0 or RSSP_E_NOMEM / RSSP_E_INVAL. */
+int oauth_limits_init(const struct gw_config *cfg) RSSP_WUR;
+void oauth_limits_shutdown(void);
+
 /* The OAuth handlers (routes.c lists them): oauth2/authorize (GET; GW_GET), its
  * stylesheet, oauth2/token and oauth2/revoke (argon2id: GW_LONG), and
  * admin/clients/update (the redirect URIs). */

@@ -9,6 +9,7 @@
 #include "gw.h"
 #include "gw_internal.h"
 #include "metrics.h"
+#include "oauth.h"
 #include "signing.h"
 
 int
@@ -20,7 +21,7 @@ gw_runtime_init(const struct gw_config *cfg)
 	if (sodium_init() < 0)
 		return RSSP_E_INTERNAL;
 	if ((r = gw_secrets_init(cfg)) < 0 || (r = gw_auth_init(cfg)) < 0 ||
-	    (r = gw_metrics_init()) < 0)
+	    (r = oauth_limits_init(cfg)) < 0 || (r = gw_metrics_init()) < 0)
 		return r;
 	return 0;
 }
@@ -30,4 +31,5 @@ gw_runtime_shutdown(void)
 {
 	areq_waiter_stop();
 	gw_auth_shutdown();
+	oauth_limits_shutdown();
 }

@@ -442,9 +442,10 @@ users_change_passphrase(struct gw_request *req, struct gw_reply *rep)
 {
 	const struct gw_principal *p = &req->principal;
 	const char *old, *new;
-	char pwhash[GW_PWHASH_MAX] = "";
+	char pwhash[GW_PWHASH_MAX] = "", place[32];
+	char *stored = NULL;
 	PGresult *res = NULL;
-	int r;
+	int r, ok;
 
 	if (p->role == GW_ROLE_RP) {
 		/* Its passphrase is its secret key, also stored as a Digest HA1. */
@@ -455,10 +456,12 @@ users_change_passphrase(struct gw_request *req, struct gw_reply *rep)
 	if ((r = gw_get_str(req, rep, "oldPassphrase", PASS_MAX_CHARS * 4, true, &old)) != 0 ||
 	    (r = get_passphrase(req, rep, "newPassphrase", &new)) != 0)
 		goto out;
-	if ((r = gw_tx_begin(req)) != 0 ||
-	    (r = gw_db_query(req->db, &res,
+	/* As the login does (auth.c): read, take a place among the evaluations the lockout
+	 * allows, give the connection back while argon2id runs, then write only if the
+	 * stored hash is still the one verified. No row lock is held while hashing. */
+	if ((r = gw_db_query(req->db, &res,
 	    "SELECT passphrase_hash, status = 'LOCKED' AND locked_until > now() "
-	    "FROM accounts WHERE id = $1::uuid FOR UPDATE", 1, p->account_id)) != 0)
+	    "FROM accounts WHERE id = $1::uuid", 1, p->account_id)) != 0)
 		goto out;
 	if (PQntuples(res) != 1) {
 		r = gw_error(rep, 401, "invalid_token", "the account no longer exists");
@@ -468,22 +471,60 @@ users_change_passphrase(struct gw_request *req, struct gw_reply *rep)
 		r = gw_error(rep, 423, "account_locked", "the account is locked");
 		goto out;
 	}
-	if (gw_password_verify(PQgetisnull(res, 0, 0) ? NULL : PQgetvalue(res, 0, 0), old) != 0) {
-		/* A stolen bearer token must not become a passphrase oracle: failures count
-		 * towards the login lockout. */
-		if ((r = acct_status_change(req->db, req->cfg, ACCT_FAILED_PASSPHRASE,
-		    p->account_id, NULL)) != 0 ||
-		    (r = gw_tx_commit(req)) != 0)
+	if (!PQgetisnull(res, 0, 0) && (stored = strdup(PQgetvalue(res, 0, 0))) == NULL) {
+		r = RSSP_E_NOMEM;
+		goto out;
+	}
+	PQclear(res);
+	res = NULL;
+	/* a stolen bearer token must not become a passphrase oracle: each evaluation takes
+	 * a place counted towards the login lockout, however many run at once */
+	if ((r = acct_status_change(req->db, req->cfg, ACCT_LOGIN_ATTEMPT, p->account_id, place)) != 0)
+		goto out;
+	if (place[0] == '\0') {
+		r = gw_error(rep, 423, "account_locked", "the account is locked");
+		goto out;
+	}
+	gw_db_release(req); /* argon2id may wait: hold no connection meanwhile */
+	ok = gw_password_verify(stored, old) == 0;
+	if (ok && (r = gw_password_hash(new, pwhash)) != 0) {
+		/* nothing was decided: the place stays counted, as a login's does */
+		goto out;
+	}
+	if ((r = gw_db_reacquire(req)) != 0)
+		goto out;
+	if (!ok) {
+		if ((r = acct_status_change(req->db, req->cfg, ACCT_LOGIN_FAILED, p->account_id, NULL)) != 0)
 			goto out;
 		r = gw_error(rep, 401, "incorrect_credentials", "field 'oldPassphrase' is not correct");
 		goto out;
 	}
-	if ((r = gw_password_hash(new, pwhash)) != 0 ||
-	    (r = gw_db_query(req->db, NULL,
-	    "UPDATE accounts SET passphrase_hash = $2, failed_logins = 0, updated_at = now() "
-	    "WHERE id = $1::uuid", 2, p->account_id, pwhash)) != 0 ||
-	    /* every other session of the account ends; this one goes on */
-	    (r = gw_tokens_revoke(req->db, GW_TOKENS_ACCOUNT_BUT_FAMILY, p->account_id,
+	if ((r = gw_tx_begin(req)) != 0 ||
+	    (r = gw_db_query(req->db, &res,
+	    "UPDATE accounts SET passphrase_hash = $2, failed_logins = 0, locked_until = NULL,"
+	    " updated_at = now() WHERE id = $1::uuid AND status = 'ACTIVE' AND passphrase_hash = $3"
+	    " RETURNING id", 3, p->account_id, pwhash, stored)) != 0)
+		goto out;
+	if (PQntuples(res) != 1) {
+		/* another change won the race, or a failure running at the same time locked
+		 * the account: this one applies nothing; its place is given back */
+		gw_tx_rollback(req);
+		PQclear(res);
+		res = NULL;
+		if ((r = gw_db_query(req->db, &res, "UPDATE accounts SET"
+		    " failed_logins = greatest(failed_logins - 1, 0) WHERE id = $1::uuid"
+		    " RETURNING passphrase_hash IS NOT DISTINCT FROM $2, status", 2, p->account_id, stored)) != 0)
+			goto out;
+		if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") != 0)
+			r = gw_error(rep, 409, "conflict", "the passphrase was changed by another request meanwhile");
+		else if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 1), "LOCKED") == 0)
+			r = gw_error(rep, 423, "account_locked", "the account is locked");
+		else
+			r = gw_error(rep, 401, "invalid_token", "the account is not active");
+		goto out;
+	}
+	/* every other session of the account ends; this one goes on */
+	if ((r = gw_tokens_revoke(req->db, GW_TOKENS_ACCOUNT_BUT_FAMILY, p->account_id,
 	    p->token_family)) != 0 ||
 	    (r = gw_tx_commit(req)) != 0)
 		goto out;
@@ -492,6 +533,8 @@ users_change_passphrase(struct gw_request *req, struct gw_reply *rep)
 	r = gw_reply_empty(rep, 204);
 out:
 	OPENSSL_cleanse(pwhash, sizeof(pwhash));
+	if (stored != NULL)
+		OPENSSL_clear_free(stored, strlen(stored));
 	PQclear(res);
 	return r;
 }

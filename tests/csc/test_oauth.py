@@ -63,7 +63,9 @@ class OAuth(unittest.TestCase):
         cls.cb = ThreadingHTTPServer(("127.0.0.1", 0), Callback)
         threading.Thread(target=cls.cb.serve_forever, daemon=True).start()
         cls.redirect = "http://127.0.0.1:%d/cb" % cls.cb.server_address[1]
-        cls.st = stack.Stack(BUILD, name="oauth")
+        # generous prompt limits here: test_oauth_limits.py shows them
+        cls.st = stack.Stack(BUILD, name="oauth", gateway_env={
+            "RSSP_OAUTH_ADDR_BURST": "100", "RSSP_OAUTH_CREDENTIAL_BURST": "100"})
         try:
             cls.st.start()
             cls.setup_world()

@@ -25,7 +25,7 @@ NET=rssp-test-$$
 POD=rssp-pod-0                 # podman names a Deployment's pod <name>-pod-0
 PGPOD=rssp-postgres            # the host name the gateway uses for PostgreSQL
 SECRETS=(rssp-hsm-pin rssp-postgres)
-VOLUMES=(rssp-hsm-tokens)
+VOLUMES=(rssp-hsm-tokens rssp-ra-keys)   # rssp-ra-keys: podman makes a volume of a ConfigMap
 
 pass=0 fail=0
 check() { # check "sentence" COMMAND...

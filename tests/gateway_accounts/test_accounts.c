@@ -1177,6 +1177,62 @@ START_TEST(test_passphrase_routes_hash_on_the_long_pool_not_on_the_http_thread)
 }
 END_TEST
 
+/* Two changes of one passphrase at once, each with the right old passphrase and a
+ * different new one: the hash is computed without a row lock, and the write applies only
+ * if the stored hash is still the one verified, so exactly one wins; the other gets 409
+ * and changes nothing (the winner's passphrase logs in, the loser's does not). */
+START_TEST(test_two_concurrent_passphrase_changes_cannot_both_win)
+{
+	char hash[crypto_pwhash_STRBYTES], cmd[2048], out[2][128], code[2][8], *email, *id, *tok;
+	static const char *const news[2] = { "first new passphrase", "second new passphrase" };
+	pid_t pid[2];
+	int i, n204 = 0, n409 = 0, winner = -1;
+
+	tok = signer_new(&email, &id);
+	/* an expensive stored hash, so that both requests read it before either writes */
+	ck_assert_int_ge(sodium_init(), 0);
+	ck_assert_int_eq(crypto_pwhash_str_alg(hash, "race passphrase", 15, 12, 19456 * 1024,
+	    crypto_pwhash_ALG_ARGON2ID13), 0);
+	free(gwt_sql(g, "UPDATE accounts SET passphrase_hash = $1 WHERE id = $2::uuid "
+	    "RETURNING id", hash, id, NULL));
+	for (i = 0; i < 2; i++) {
+		snprintf(out[i], sizeof(out[i]), "/tmp/rssp-race-%d-%d", (int)getpid(), i);
+		snprintf(cmd, sizeof(cmd), "curl -s -o /dev/null -w '%%{http_code}' "
+		    "%s/rssp/users/changePassphrase -H 'Authorization: Bearer %s' "
+		    "-H 'Content-Type: application/json' "
+		    "-d '{\"oldPassphrase\":\"race passphrase\",\"newPassphrase\":\"%s\"}' > %s",
+		    gwt_url(g), tok, news[i], out[i]);
+		pid[i] = spawn_sh(cmd);
+	}
+	for (i = 0; i < 2; i++) {
+		FILE *f;
+		ck_assert_msg(exited_ok(pid[i]), "curl %d failed", i);
+		ck_assert_ptr_nonnull(f = fopen(out[i], "r"));
+		ck_assert_ptr_nonnull(fgets(code[i], sizeof(code[i]), f));
+		fclose(f);
+		unlink(out[i]);
+		if (strcmp(code[i], "204") == 0) {
+			n204++;
+			winner = i;
+		} else if (strcmp(code[i], "409") == 0) {
+			n409++;
+		}
+	}
+	ck_assert_msg(n204 == 1 && n409 == 1, "expected one 204 and one 409, got %s and %s",
+	    code[0], code[1]);
+	free(gwt_login(g, email, news[winner], NULL));
+	json_t *b = json_pack("{s:s, s:s, s:s}", "grant_type", "password", "username", email,
+	    "password", news[1 - winner]);
+	struct gwt_resp *r = gwt_post_json(g, "/rssp/auth/login", NULL, b);
+	gwt_expect(r, 401, "incorrect_credentials");
+	gwt_resp_free(r);
+	json_decref(b);
+	free(tok);
+	free(id);
+	free(email);
+}
+END_TEST
+
 static Suite *
 accounts_suite(void)
 {
@@ -1195,6 +1251,7 @@ accounts_suite(void)
 	tcase_add_test(tc, test_change_passphrase_revokes_the_other_tokens_and_keeps_this_one);
 	tcase_add_test(tc, test_change_passphrase_refuses_a_wrong_old_passphrase_and_bad_fields);
 	tcase_add_test(tc, test_change_passphrase_failures_count_towards_the_lockout);
+	tcase_add_test(tc, test_two_concurrent_passphrase_changes_cannot_both_win);
 	tcase_add_test(tc, test_status_follows_the_tenant_rules);
 	tcase_add_test(tc, test_status_reports_the_sic_status_and_the_credential_count);
 	tcase_add_test(tc, test_register_company_user_creates_the_company_and_keeps_company_admins_in_it);
