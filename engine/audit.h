@@ -26,6 +26,7 @@ struct audit;
 #define AUDIT_ENGINE_STOP "engine.stop"
 #define AUDIT_PEER_REFUSED "peer.refused"
 #define AUDIT_RPC_UNIMPLEMENTED "rpc.unimplemented"
+#define AUDIT_ENGINE_PROBES "engine.probes"     /* liveness probes answered, counted */
 #define AUDIT_RPC_TOO_LARGE "rpc.too_large"
 #define AUDIT_AUTHORIZE_ACTIVATION "authorize.activation"
 #define AUDIT_AUTHORIZE_APPROVAL "authorize.approval"

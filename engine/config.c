@@ -40,6 +40,7 @@ static const struct opt opts[] = {
 	{ "RSSP_AUDIT_ROTATE_BYTES", OPT_UINT, S(audit_rotate_bytes), "0", 0, 2147483647U, 0 },
 	{ "RSSP_AUDIT_CHECKPOINT_LINES", OPT_UINT, S(audit_ckpt_lines), "1000", 1, 1000000, 0 },
 	{ "RSSP_AUDIT_CHECKPOINT_SECONDS", OPT_UINT, S(audit_ckpt_seconds), "60", 1, 86400, 0 },
+	{ "RSSP_AUDIT_PROBE_SECONDS", OPT_UINT, S(audit_probe_seconds), "3600", 1, 86400, 0 },
 	{ "RSSP_LOG_LEVEL", OPT_STR, S(log_level), "info", 0, 0, 0 },
 };
 #undef S

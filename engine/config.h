@@ -30,6 +30,8 @@ struct engine_config {
 	unsigned audit_rotate_bytes;   /* RSSP_AUDIT_ROTATE_BYTES, 0 = never by size */
 	unsigned audit_ckpt_lines;     /* RSSP_AUDIT_CHECKPOINT_LINES, 1..1000000 */
 	unsigned audit_ckpt_seconds;   /* RSSP_AUDIT_CHECKPOINT_SECONDS, 1..86400 */
+	unsigned audit_probe_seconds;  /* RSSP_AUDIT_PROBE_SECONDS, 1..86400 (default 3600): one
+	                                  engine.probes line at most this often */
 	/* derived */
 	uid_t uids[ENGINE_MAX_UIDS];
 	size_t n_uids;

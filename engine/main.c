@@ -13,6 +13,7 @@
 #include <sys/signalfd.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/pem.h>
@@ -199,12 +200,15 @@ restore(struct sam *sam, const char *path)
 }
 
 /* Signals and the audit log's clock, while the server runs on the main thread:
- * SIGTERM/SIGINT stop it (through stop_pipe), SIGHUP rotates the audit log, and about
- * once a second a checkpoint is written when one is due. */
+ * SIGTERM/SIGINT stop it (through stop_pipe), SIGHUP rotates the audit log, about
+ * once a second a checkpoint is written when one is due, and every probe_seconds the
+ * liveness probes answered meanwhile are recorded (one engine.probes line). */
 struct keeper {
 	int sfd;
 	int stop_pipe[2];
 	struct audit *audit;
+	struct rpc_server *srv;
+	unsigned probe_seconds;
 	atomic_int done;
 };
 
@@ -214,7 +218,9 @@ keeper_main(void *arg)
 	struct keeper *k = arg;
 	struct signalfd_siginfo si;
 	struct pollfd pf;
+	struct timespec now, last_probes;
 
+	clock_gettime(CLOCK_MONOTONIC, &last_probes);
 	while (!atomic_load(&k->done)) {
 		pf.fd = k->sfd;
 		pf.events = POLLIN;
@@ -231,6 +237,12 @@ keeper_main(void *arg)
 		}
 		if (audit_tick(k->audit) != 0)
 			log_error("cannot write a due audit checkpoint");
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec - last_probes.tv_sec >= (time_t)k->probe_seconds) {
+			last_probes = now;
+			if (rpc_server_audit_probes(k->srv) < 0)
+				log_error("cannot record the liveness probes in the audit log");
+		}
 	}
 	return NULL;
 }
@@ -295,6 +307,7 @@ cmd_serve(const char *file, int check)
 	o.methods = engine_methods;
 	o.n_methods = sizeof(engine_methods) / sizeof(engine_methods[0]);
 	o.undo = h_undo;
+	o.probe_method = RPC_PROBE_METHOD;
 	/* bind first: a second instance must not touch the HSM or the live socket */
 	if ((r = rpc_server_new(&o, &srv)) != 0) {
 		log_error("cannot serve on %s: %s", cfg->socket_path, rssp_strerror(r));
@@ -340,6 +353,8 @@ cmd_serve(const char *file, int check)
 	}
 	k.sfd = sfd;
 	k.audit = audit;
+	k.srv = srv;
+	k.probe_seconds = cfg->audit_probe_seconds;
 	atomic_store(&k.done, 0);
 	if (pthread_create(&keeper, NULL, keeper_main, &k) != 0) {
 		log_error("cannot start the signal thread");
@@ -348,6 +363,8 @@ cmd_serve(const char *file, int check)
 	r = rpc_server_run(srv, k.stop_pipe[0]);
 	atomic_store(&k.done, 1);
 	pthread_join(keeper, NULL);
+	if (rpc_server_audit_probes(srv) < 0)
+		log_error("cannot record the liveness probes in the audit log");
 	rec.event = AUDIT_ENGINE_STOP;
 	rec.result = r == 0 ? "ok" : "error";
 	rec.reason = r == 0 ? NULL : rssp_strerror(r);

@@ -51,7 +51,15 @@ struct rpc_server_opts {
 	 * could not be written, so nothing is released: gives back what the call spent
 	 * (sam_undo). */
 	void (*undo)(void *arg, const struct sam_audit *a);
+	/* NULL, or the one method outside the table that liveness probes call (exactly
+	 * RPC_PROBE_METHOD for the engine). It is answered UNIMPLEMENTED like any unknown
+	 * method, but not audited call by call: it is counted, and rpc_server_audit_probes()
+	 * writes the count. Every other unknown method is audited (rpc.unimplemented). */
+	const char *probe_method;
 };
+
+/* The method `rssp-engine probe` and the gateway's circuit breaker call. */
+#define RPC_PROBE_METHOD "/rssp.engine.v1.Engine/LivenessProbe"
 
 /* Binds the socket: creates its directory (0750) if missing, refuses (RSSP_E_CONFLICT)
  * if a live process answers on the path, removes a stale socket file, makes the
@@ -70,9 +78,16 @@ int rpc_server_run(struct rpc_server *s, int stop_fd) RSSP_WUR;
 
 void rpc_server_free(struct rpc_server *s);
 
-/* Liveness: calls a method outside the table on the engine at socket_path with a
- * deadline of timeout_ms; an engine that answers says UNIMPLEMENTED (and audits
- * rpc.unimplemented). Returns 0 when it did, else RSSP_E_UNAVAILABLE (*statusp: the
+/* Writes one engine.probes audit line with the number of probe_method calls answered
+ * since the last such line (reason "<N> liveness probes"), when there were any; the
+ * count is kept for the next line when the line cannot be written. Thread-safe; the
+ * engine calls it every RSSP_AUDIT_PROBE_SECONDS and before engine.stop. Returns the
+ * number of probes recorded (0: none, no line), or RSSP_E_IO / RSSP_E_NOMEM. */
+long long rpc_server_audit_probes(struct rpc_server *s) RSSP_WUR;
+
+/* Liveness: calls RPC_PROBE_METHOD (outside the table) on the engine at socket_path
+ * with a deadline of timeout_ms; an engine that answers says UNIMPLEMENTED (and counts
+ * the probe, see probe_method). Returns 0 when it did, else RSSP_E_UNAVAILABLE (*statusp: the
  * status seen, DEADLINE_EXCEEDED for a hung engine, UNAVAILABLE for none). */
 int rpc_probe(const char *socket_path, unsigned timeout_ms, int *statusp) RSSP_WUR;
 

@@ -5,8 +5,8 @@
  * channel of its own with a short deadline: any answer carrying the engine's metadata
  * (it must be UNIMPLEMENTED) proves the engine's RPC loop answers. It runs only while no
  * engine call has been answered for RSSP_ENGINE_PROBE_MS (default 500 ms), so a busy
- * service is not probed at all; an idle one costs one probe (and one `rpc.unimplemented`
- * audit line) per period.
+ * service is not probed at all; an idle one costs one probe per period (the engine
+ * counts probes into one `engine.probes` audit line an hour, PROTOCOL.md).
  *
  * States: UP (or not probed yet) - calls go through. DOWN (a probe went unanswered within
  * its deadline, or a call found no connection) - calls that need the engine are refused

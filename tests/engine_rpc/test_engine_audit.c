@@ -626,6 +626,69 @@ START_TEST(test_the_probe_tells_a_live_engine_from_a_hung_or_absent_one)
 }
 END_TEST
 
+/* An idle gateway probes every 500 ms: the engine counts its probes (and those of
+ * `rssp-engine probe`) into one engine.probes line every RSSP_AUDIT_PROBE_SECONDS and
+ * one before engine.stop, instead of an audit line each; other unknown methods are
+ * still audited one by one. */
+START_TEST(test_liveness_probes_leave_a_count_in_the_audit_log_not_a_line_each)
+{
+	struct engine_client *c;
+	char cmd[1200], *log, *probes, *p;
+	uint8_t *resp;
+	size_t resplen, lines = 0;
+	long long sum = 0;
+	int status, i, nprobes = 0;
+	char *msg;
+	pid_t pid;
+
+	snprintf(cmd, sizeof(cmd), "RSSP_ENGINE_SOCKET='%s' '%s' probe --timeout-ms 5000 "
+	    ">/dev/null 2>&1", sock, engine_bin);
+	pid = start_engine_env("RSSP_AUDIT_PROBE_SECONDS=1", 1);
+	ck_assert_int_eq(engine_client_new(sock, 60000, &c), 0);
+	for (i = 0; i < 200; i++) {
+		ck_assert_int_eq(engine_call_path(c, "/rssp.engine.v1.Engine/LivenessProbe",
+		    "engine-health-probe", (const uint8_t *)"", 0, &resp, &resplen, &status, &msg), 0);
+		ck_assert_int_eq(status, GRPC_STATUS_UNIMPLEMENTED);
+		free(resp);
+		free(msg);
+	}
+	ck_assert_int_eq(engine_call_path(c, "/rssp.engine.v1.Engine/ExportKey", "rid-export",
+	    (const uint8_t *)"x", 1, &resp, &resplen, &status, &msg), 0);
+	ck_assert_int_eq(status, GRPC_STATUS_UNIMPLEMENTED);
+	free(resp);
+	free(msg);
+	ck_assert_int_eq(WEXITSTATUS(system(cmd)), 0);
+	usleep(2500 * 1000); /* the keeper records them within about a second */
+	log = slurp(auditpath);
+	ck_assert_ptr_nonnull(strstr(log, "\"event\":\"engine.probes\""));
+	free(log);
+	ck_assert_int_eq(WEXITSTATUS(system(cmd)), 0); /* recorded at the stop */
+	engine_client_free(c);
+	ck_assert_int_eq(stop_engine(pid), 0);
+	log = slurp(auditpath);
+	for (p = log; (p = strchr(p, '\n')) != NULL; p++)
+		lines++;
+	/* engine.start, rpc.unimplemented, engine.probes x2, engine.stop, a checkpoint */
+	ck_assert_msg(lines <= 8, "%zu audit lines for 202 probes", lines);
+	probes = grep_lines(log, "\"event\":\"engine.probes\"");
+	for (p = probes; (p = strstr(p, "\"reason\":\"")) != NULL; p += 10) {
+		sum += strtoll(p + 10, NULL, 10);
+		nprobes++;
+		ck_assert_ptr_nonnull(strstr(p, " liveness probes\""));
+	}
+	ck_assert_int_eq(nprobes, 2);
+	ck_assert_int_eq(sum, 202);
+	free(probes);
+	/* only the other unknown method has a line of its own */
+	probes = grep_lines(log, "\"event\":\"rpc.unimplemented\"");
+	ck_assert_ptr_nonnull(strstr(probes, "\"request_id\":\"rid-export\""));
+	ck_assert_ptr_null(strstr(probes, "LivenessProbe"));
+	ck_assert_ptr_null(strchr(strchr(probes, '\n') + 1, '\n'));
+	free(probes);
+	free(log);
+}
+END_TEST
+
 struct flow {
 	struct engine_client *c;
 	struct eh_kak *kak;
@@ -946,6 +1009,7 @@ main(void)
 	tcase_add_test(tc, test_rotation_on_sighup_and_by_size_continues_the_chain);
 	tcase_add_test(tc, test_a_second_engine_on_the_same_audit_log_refuses_to_start);
 	tcase_add_test(tc, test_the_probe_tells_a_live_engine_from_a_hung_or_absent_one);
+	tcase_add_test(tc, test_liveness_probes_leave_a_count_in_the_audit_log_not_a_line_each);
 	tcase_add_test(tc, test_counts_and_replayed_approvals_survive_a_restart_and_a_kill);
 	tcase_add_test(tc, test_counts_are_read_back_from_rotated_files);
 	tcase_add_test(tc, test_a_log_path_that_cannot_be_reopened_refuses_calls_until_it_can);

@@ -18,10 +18,12 @@
 #include "engine_client.h"
 #include "fixture.h"
 #include "rpc_server.h"
+#include "rssp_log.h"
 
 static char dir[256], sock[300], auditpath[300];
 static int calls_seen;
 static int slow_entered;
+static int kg_entered, kg_release, kg_done, kg_busy;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 
@@ -45,8 +47,18 @@ h_echo(void *arg, const uint8_t *in, size_t inlen, uint8_t **outp, size_t *outle
 		a->reason = "hsm failure";
 		return RSSP_E_HSM;
 	}
-	if (inlen >= 6 && memcmp(in, "keygen", 6) == 0)
-		usleep(1000 * 1000); /* a key generation */
+	if (inlen >= 6 && memcmp(in, "keygen", 6) == 0) {
+		/* a key generation: runs until the test lets it end (at most 30 s) */
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += 30;
+		pthread_mutex_lock(&mu);
+		kg_entered++;
+		pthread_cond_broadcast(&cv);
+		while (!kg_release && pthread_cond_timedwait(&cv, &mu, &until) == 0)
+			;
+		pthread_mutex_unlock(&mu);
+	}
 	if (inlen >= 4 && memcmp(in, "slow", 4) == 0) {
 		pthread_mutex_lock(&mu);
 		slow_entered++;
@@ -102,6 +114,7 @@ setup(void)
 	snprintf(auditpath, sizeof(auditpath), "%s/audit.log", dir);
 	calls_seen = 0;
 	slow_entered = 0;
+	kg_entered = kg_release = kg_done = kg_busy = 0;
 }
 
 static void
@@ -125,6 +138,7 @@ start(struct running *r, uid_t uid)
 	o.audit = r->audit;
 	o.methods = methods;
 	o.n_methods = 2;
+	o.probe_method = RPC_PROBE_METHOD;
 	ck_assert_int_eq(rpc_server_new(&o, &r->s), 0);
 	ck_assert_int_eq(pipe(r->stop), 0);
 	ck_assert_int_eq(pthread_create(&r->th, NULL, run_thread, r), 0);
@@ -262,27 +276,130 @@ START_TEST(test_an_unknown_method_is_unimplemented_at_once_and_audited)
 }
 END_TEST
 
+static size_t
+count_lines(const char *log, const char *needle)
+{
+	size_t n = 0;
+	const char *p = log, *nl;
+
+	while (*p != '\0') {
+		nl = strchr(p, '\n');
+		if (needle == NULL || memmem(p, nl != NULL ? (size_t)(nl - p) : strlen(p), needle,
+		    strlen(needle)) != NULL)
+			n++;
+		if (nl == NULL)
+			break;
+		p = nl + 1;
+	}
+	return n;
+}
+
+/* The liveness probe (every 500 ms from each gateway) is answered like any unknown
+ * method but counted: one engine.probes line for many probes, not one line each. */
+START_TEST(test_liveness_probes_are_counted_not_audited_one_by_one)
+{
+	struct running r;
+	struct engine_client *c;
+	uint8_t *resp;
+	size_t resplen;
+	int status, i;
+	char *msg, *log;
+
+	start(&r, getuid());
+	ck_assert_int_eq(engine_client_new(sock, 60000, &c), 0);
+	for (i = 0; i < 300; i++) {
+		ck_assert_int_eq(call(c, RPC_PROBE_METHOD, "engine-health-probe", "", 0, &status,
+		    &msg, &resp, &resplen), 0);
+		ck_assert_int_eq(status, GRPC_STATUS_UNIMPLEMENTED);
+		ck_assert_str_eq(msg, "unknown method");
+		ck_assert_ptr_null(resp);
+		free(msg);
+	}
+	/* a name that only resembles it is an unknown method like any other: audited */
+	ck_assert_int_eq(call(c, RPC_PROBE_METHOD "X", "rid-near", "", 0, &status, &msg, &resp,
+	    &resplen), 0);
+	ck_assert_int_eq(status, GRPC_STATUS_UNIMPLEMENTED);
+	free(msg);
+	ck_assert_int_eq(call(c, "/rssp.engine.v1.Engine/ExportKey", "rid-other", "x", 1, &status,
+	    &msg, &resp, &resplen), 0);
+	ck_assert_int_eq(status, GRPC_STATUS_UNIMPLEMENTED);
+	free(msg);
+	log = slurp(auditpath);
+	ck_assert_uint_eq(count_lines(log, NULL), 2); /* 300 probes wrote nothing */
+	ck_assert_uint_eq(count_lines(log, "\"event\":\"rpc.unimplemented\""), 2);
+	ck_assert_ptr_nonnull(strstr(log, "\"request_id\":\"rid-other\",\"peer_uid\""));
+	ck_assert_ptr_nonnull(strstr(log, "\"method\":\"" RPC_PROBE_METHOD "X\""));
+	free(log);
+	/* the count, in one line; nothing when there were none since */
+	ck_assert_int_eq(rpc_server_audit_probes(r.s), 300);
+	ck_assert_int_eq(rpc_server_audit_probes(r.s), 0);
+	ck_assert_int_eq(call(c, RPC_PROBE_METHOD, NULL, "", 0, &status, &msg, &resp, &resplen), 0);
+	ck_assert_int_eq(status, GRPC_STATUS_UNIMPLEMENTED);
+	free(msg);
+	ck_assert_int_eq(rpc_server_audit_probes(r.s), 1);
+	engine_client_free(c);
+	stop(&r);
+	ck_assert_int_eq(calls_seen, 0);
+	log = slurp(auditpath);
+	ck_assert_uint_eq(count_lines(log, NULL), 4);
+	ck_assert_uint_eq(count_lines(log, "\"event\":\"engine.probes\""), 2);
+	ck_assert_ptr_nonnull(strstr(log, "\"event\":\"engine.probes\",\"request_id\":\"\","
+	    "\"peer_uid\":-1,\"method\":\"" RPC_PROBE_METHOD "\""));
+	ck_assert_ptr_nonnull(strstr(log, "\"result\":\"ok\",\"reason\":\"300 liveness probes\""));
+	ck_assert_ptr_nonnull(strstr(log, "\"result\":\"ok\",\"reason\":\"1 liveness probes\""));
+	free(log);
+	/* the chain holds */
+	{
+		size_t n;
+		char head[65];
+		ck_assert_int_eq(audit_verify(auditpath, stderr, &n, head), 0);
+		ck_assert_uint_eq(n, 4);
+	}
+}
+END_TEST
+
 START_TEST(test_an_oversize_message_is_refused_before_the_handler_and_audited)
 {
 	struct running r;
 	struct engine_client *c;
 	uint8_t *resp, *big = calloc(1, 5000);
 	size_t resplen;
-	int status;
+	int status, rc, tries;
 	char *msg, *log;
 
 	start(&r, getuid());
-	ck_assert_int_eq(engine_client_new(sock, 5000, &c), 0);
+	/* A deadline no busy machine reaches: each answer below must be a status, never a
+	 * client-side RSSP_E_TIMEOUT. Connected first, so that no call waits on a connect. */
+	ck_assert_int_eq(engine_client_new(sock, 60000, &c), 0);
+	ck_assert_int_eq(engine_client_ready(c, 20000), 0);
 	/* Authorize's limit here is 1024 bytes */
 	ck_assert_int_eq(call(c, NULL, "rid-big", big, 1025, &status, &msg, &resp, &resplen), 0);
 	ck_assert_int_eq(status, GRPC_STATUS_RESOURCE_EXHAUSTED);
 	free(msg);
-	/* beyond the channel's 1 MiB cap gRPC refuses it itself */
+	/* Beyond the channel's 1 MiB cap gRPC refuses it itself, while the client may still
+	 * be sending it: the refusal then sometimes arrives as a reset of the stream or of
+	 * the connection (a transport UNAVAILABLE, which the client reports as
+	 * RSSP_E_TIMEOUT: "may have been delivered") instead of the RESOURCE_EXHAUSTED
+	 * status. That race is gRPC's; the assertion stays: it is refused before any
+	 * handler (calls_seen, the audit log below) and, asked again, with
+	 * RESOURCE_EXHAUSTED. */
 	{
 		uint8_t *huge = calloc(1, 2 << 20);
-		ck_assert_int_eq(call(c, NULL, "rid-huge", huge, 2 << 20, &status, &msg, &resp,
-		    &resplen), 0);
+		int saved = rssp_log_threshold;
+
+		rssp_log_threshold = RSSP_LOG_DEBUG; /* the client logs what a reset said */
+		for (tries = 0; tries < 5; tries++) {
+			rc = call(c, NULL, "rid-huge", huge, 2 << 20, &status, &msg, &resp, &resplen);
+			if (rc != RSSP_E_TIMEOUT)
+				break;
+			fprintf(stderr, "the 2 MiB call was reset instead of refused (try %d)\n",
+			    tries + 1);
+			ck_assert_int_eq(engine_client_ready(c, 20000), 0);
+		}
+		rssp_log_threshold = saved;
+		ck_assert_int_eq(rc, 0);
 		ck_assert_int_eq(status, GRPC_STATUS_RESOURCE_EXHAUSTED);
+		ck_assert_ptr_null(resp);
 		free(msg);
 		free(huge);
 	}
@@ -295,6 +412,7 @@ START_TEST(test_an_oversize_message_is_refused_before_the_handler_and_audited)
 	ck_assert_int_eq(calls_seen, 1);
 	log = slurp(auditpath);
 	ck_assert_ptr_nonnull(strstr(log, "\"event\":\"rpc.too_large\",\"request_id\":\"rid-big\""));
+	ck_assert_ptr_null(strstr(log, "rid-huge")); /* never reached the engine's code */
 	free(log);
 	free(big);
 }
@@ -446,6 +564,11 @@ START_TEST(test_a_stop_drains_the_calls_in_flight)
 	pthread_t th[3];
 	int i;
 
+	/* Under load this fails about once in 25 runs with RSSP_E_TIMEOUT: the client logs
+	 * "engine call failed (14): Broken pipe" (gRPC closes the connection after its
+	 * graceful GOAWAY once the last call is answered; the client's write fails before
+	 * it has read the answers). Logged at debug so that a failure shows the cause. */
+	rssp_log_threshold = RSSP_LOG_DEBUG;
 	start(&r, getuid());
 	ck_assert_int_eq(engine_client_new(sock, 20000, &c), 0);
 	for (i = 0; i < 3; i++) {
@@ -534,6 +657,11 @@ kg_thread(void *arg)
 		j->status = -1;
 	free(resp);
 	free(msg);
+	pthread_mutex_lock(&mu);
+	kg_done++;
+	kg_busy += j->status == GRPC_STATUS_RESOURCE_EXHAUSTED;
+	pthread_cond_broadcast(&cv);
+	pthread_mutex_unlock(&mu);
 	return NULL;
 }
 
@@ -553,13 +681,27 @@ START_TEST(test_key_generation_never_takes_the_workers_signing_needs)
 	start_keygen(&r);
 	ck_assert_int_eq(engine_client_new(sock, 20000, &c), 0);
 	ck_assert_int_eq(engine_client_ready(c, 5000), 0);
-	/* six activations at once (one second each) on a server with two workers */
+	/* six activations on a server with two workers, one of them for key generation
+	 * (which runs until released below): the first one running, then five more */
 	for (i = 0; i < 6; i++) {
 		jobs[i].c = c;
 		jobs[i].status = -2;
 		ck_assert_int_eq(pthread_create(&th[i], NULL, kg_thread, &jobs[i]), 0);
+		if (i > 0)
+			continue;
+		/* the key-generation worker has taken the first: it no longer waits */
+		pthread_mutex_lock(&mu);
+		while (kg_entered < 1)
+			pthread_cond_wait(&cv, &mu);
+		pthread_mutex_unlock(&mu);
 	}
-	usleep(200 * 1000);
+	/* of the five, two wait for the key-generation worker, three are refused at once */
+	pthread_mutex_lock(&mu);
+	while (kg_busy < 3)
+		pthread_cond_wait(&cv, &mu);
+	ck_assert_int_eq(kg_entered, 1);
+	ck_assert_int_eq(kg_done, 3);
+	pthread_mutex_unlock(&mu);
 	/* SignHash and ordinary Authorize calls are answered at once meanwhile */
 	for (i = 0; i < 10; i++) {
 		double d;
@@ -575,6 +717,10 @@ START_TEST(test_key_generation_never_takes_the_workers_signing_needs)
 			worst = d;
 	}
 	ck_assert_msg(worst < 0.5, "a fast call waited %.3f s behind key generation", worst);
+	pthread_mutex_lock(&mu);
+	kg_release = 1;
+	pthread_cond_broadcast(&cv);
+	pthread_mutex_unlock(&mu);
 	for (i = 0; i < 6; i++) {
 		pthread_join(th[i], NULL);
 		ok += jobs[i].status == GRPC_STATUS_OK;
@@ -605,6 +751,7 @@ main(void)
 	tcase_add_test(tc, test_a_known_method_is_answered_and_audited_with_the_request_id);
 	tcase_add_test(tc, test_key_generation_never_takes_the_workers_signing_needs);
 	tcase_add_test(tc, test_an_unknown_method_is_unimplemented_at_once_and_audited);
+	tcase_add_test(tc, test_liveness_probes_are_counted_not_audited_one_by_one);
 	tcase_add_test(tc, test_an_oversize_message_is_refused_before_the_handler_and_audited);
 	tcase_add_test(tc, test_a_refusal_carries_its_status_and_reason);
 	tcase_add_test(tc, test_a_peer_whose_uid_is_not_allowed_is_refused_and_audited);
