@@ -465,11 +465,11 @@ cred_activate_request(struct gw_request *req, struct gw_reply *rep)
 		goto out;
 	/* Only a device a registration authority vouched for activates a key; the
 	 * certificate subject is the voucher's (the engine takes it from there alone). */
-	if ((r = enr_device_voucher(req, rep, PQgetvalue(dev, 0, 0), ACT_TTL, &vo)) != 0)
+	if ((r = enr_device_voucher(req, rep, gw_val(dev, 0, "id"), ACT_TTL, &vo)) != 0)
 		goto out;
-	if ((r = sg_unbytea(PQgetvalue(dev, 0, 1), &spki, &spkilen)) != 0)
+	if ((r = sg_unbytea(gw_val(dev, 0, "kak_spki"), &spki, &spkilen)) != 0)
 		goto out;
-	kak_algo = atoi(PQgetvalue(dev, 0, 2));
+	kak_algo = atoi(gw_val(dev, 0, "kak_algo"));
 	gw_random_bytes(nonce, sizeof(nonce));
 	exp = gw_now() + ACT_TTL;
 	memset(&f, 0, sizeof(f));
@@ -510,7 +510,7 @@ cred_activate_request(struct gw_request *req, struct gw_reply *rep)
 	if ((r = gw_db_query(req->db, NULL,
 	    "UPDATE credentials SET act_device_id = $2, act_subject_cn = $3, act_nonce = $4,"
 	    " act_expires_at = $5::bigint, act_otp_hash = $6, act_tries = 0 WHERE id = $1", 6,
-	    cred_id, PQgetvalue(dev, 0, 0), f.subject_cn, nonce_bytea, exp_s, otp_hash)) != 0 ||
+	    cred_id, gw_val(dev, 0, "id"), f.subject_cn, nonce_bytea, exp_s, otp_hash)) != 0 ||
 	    (r = gw_tx_commit(req)) != 0)
 		goto out;
 	o = json_pack("{s:s,s:s,s:s,s:s,s:i}", "credentialID", cred_id, "authData", ad_b64,
@@ -569,12 +569,12 @@ cred_activate_response(struct gw_request *req, struct gw_reply *rep)
 	    " c.act_expires_at, c.act_otp_hash, c.act_tries", 0, &res, &dev)) != 0)
 		goto out;
 	if (gw_isnull(res, 0, "act_nonce") ||
-	    strcmp(gw_val(res, 0, "act_device_id"), PQgetvalue(dev, 0, 0)) != 0) {
+	    strcmp(gw_val(res, 0, "act_device_id"), gw_val(dev, 0, "id")) != 0) {
 		r = gw_error(rep, 409, "conflict",
 		    "no activation of this credential is pending for field 'deviceUUID'");
 		goto out;
 	}
-	kak_algo = atoi(PQgetvalue(dev, 0, 2));
+	kak_algo = atoi(gw_val(dev, 0, "kak_algo"));
 	if ((sign_algo != NULL && strcmp(sign_algo, sic_kak_sign_algo(kak_algo)) != 0)) {
 		r = gw_error(rep, 400, "invalid_request", "field 'signAlgo' must be \"%s\"",
 		    sic_kak_sign_algo(kak_algo));
@@ -611,9 +611,9 @@ cred_activate_response(struct gw_request *req, struct gw_reply *rep)
 			goto out;
 		}
 	}
-	if ((r = enr_device_voucher(req, rep, PQgetvalue(dev, 0, 0), 0, &vo)) != 0)
+	if ((r = enr_device_voucher(req, rep, gw_val(dev, 0, "id"), 0, &vo)) != 0)
 		goto out;
-	if ((r = sg_unbytea(PQgetvalue(dev, 0, 1), &spki, &spkilen)) != 0 ||
+	if ((r = sg_unbytea(gw_val(dev, 0, "kak_spki"), &spki, &spkilen)) != 0 ||
 	    (r = sg_unbytea(gw_val(res, 0, "act_nonce"), &nonce, &noncelen)) != 0)
 		goto out;
 	/* Exactly the fields stored by activate/request: the engine rebuilds the authData. */
@@ -659,7 +659,7 @@ cred_activate_response(struct gw_request *req, struct gw_reply *rep)
 	}
 	p_label = ar.key_label;
 	{
-		const char *params[] = { cred_id, PQgetvalue(dev, 0, 0), p_label, p_bind, p_cert,
+		const char *params[] = { cred_id, gw_val(dev, 0, "id"), p_label, p_bind, p_cert,
 		    p_chain, cf.subject_dn, cf.issuer_dn, cf.serial_hex,
 		    cf.valid_from[0] ? cf.valid_from : NULL, cf.valid_to[0] ? cf.valid_to : NULL, p_pub };
 		PGresult *upd = NULL;
