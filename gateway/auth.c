@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #include <microhttpd.h>
@@ -358,6 +359,11 @@ out:
  * account is answered exactly as a wrong passphrase (401) and counts the same way. No
  * database connection is held while argon2id waits or runs. */
 
+/* An attempt that finds every place held by evaluations in progress waits for one:
+ * up to LOGIN_PLACE_TRIES times LOGIN_PLACE_WAIT_US (2 s in all). */
+#define LOGIN_PLACE_TRIES 40
+#define LOGIN_PLACE_WAIT_US 50000
+
 struct acct {
 	char id[GW_UUID_LEN + 1];
 	char status[32];
@@ -417,22 +423,37 @@ take_place(struct gw_request *req, struct acct *a)
 {
 	char place[32];
 	PGresult *res = NULL;
-	int r;
+	int r, tries, busy;
 
-	if ((r = acct_status_change(req->db, req->cfg, ACCT_LOGIN_ATTEMPT, a->id, place)) < 0)
-		return r;
-	if (place[0] != '\0') {
-		a->place = atoi(place);
-		return 0;
+	for (tries = 0;; tries++) {
+		if ((r = acct_status_change(req->db, req->cfg, ACCT_LOGIN_ATTEMPT, a->id, place)) < 0)
+			return r;
+		if (place[0] != '\0') {
+			a->place = atoi(place);
+			return 0;
+		}
+		r = gw_db_query(req->db, &res, "SELECT coalesce(ceil(extract(epoch FROM locked_until - now()))::bigint, 0),"
+		    " status = 'ACTIVE' FROM accounts WHERE id = $1", 1, a->id);
+		if (r < 0)
+			return r;
+		busy = 0;
+		if (PQntuples(res) == 1) {
+			a->lock_left = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+			busy = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
+		}
+		PQclear(res);
+		/* Still ACTIVE with every place taken: the places are held by evaluations in
+		 * progress, not by failures (failures at the threshold lock the account). Those
+		 * end within one argon2id; wait for a place (bounded, without a database
+		 * connection) instead of refusing a right passphrase that merely arrived at the
+		 * same moment as others. */
+		if (!busy || tries >= LOGIN_PLACE_TRIES)
+			return RSSP_E_DENIED;
+		gw_db_release(req);
+		usleep(LOGIN_PLACE_WAIT_US);
+		if ((r = gw_db_reacquire(req)) != 0)
+			return r;
 	}
-	r = gw_db_query(req->db, &res, "SELECT coalesce(ceil(extract(epoch FROM locked_until - now()))::bigint, 0)"
-	    " FROM accounts WHERE id = $1", 1, a->id);
-	if (r < 0)
-		return r;
-	if (PQntuples(res) == 1)
-		a->lock_left = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-	PQclear(res);
-	return RSSP_E_DENIED;
 }
 
 /* The evaluation failed: its place stays counted; at the threshold the account locks. */
