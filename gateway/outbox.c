@@ -14,6 +14,7 @@
 #include <sodium.h>
 
 #include "buf.h"
+#include "db.h"
 #include "outbox.h"
 #include "rssp_log.h"
 
@@ -388,13 +389,14 @@ outbox_deliver_due(PGconn *db, const struct outbox_delivery_conf *conf, int max,
 		goto out;
 	}
 	for (int i = 0; i < PQntuples(res); i++) {
-		const char *id = PQgetvalue(res, i, 0), *channel = PQgetvalue(res, i, 1);
-		const char *to = PQgetvalue(res, i, 2), *kind = PQgetvalue(res, i, 3);
+		const char *id = gw_val(res, i, "id"), *channel = gw_val(res, i, "channel");
+		const char *to = gw_val(res, i, "recipient"), *kind = gw_val(res, i, "kind");
+		const char *subject = gw_val(res, i, "subject"), *body = gw_val(res, i, "body");
 		const char *why = NULL;
 		int64_t nid = strtoll(id, NULL, 10);
 		int sr = strcmp(channel, "email") == 0 ?
-		    send_email(conf, nid, to, PQgetvalue(res, i, 4), PQgetvalue(res, i, 5), &why) :
-		    send_sms(conf, nid, to, kind, PQgetvalue(res, i, 5), &why);
+		    send_email(conf, nid, to, subject, body, &why) :
+		    send_sms(conf, nid, to, kind, body, &why);
 		if (sr == 0) {
 			if (mark_sent(db, id) != 0)
 				goto out;
