@@ -5,11 +5,12 @@ RSSP_OAUTH_PENDING_PER_CREDENTIAL OAuth requests may be pending per credential a
 Past a limit the browser is sent back to the RP with temporarily_unavailable (and
 Retry-After), and no approval request is created.
 
-The stack runs with small limits so that the test is short: 6 prompts per address, 4 per
+The stack runs with small limits so that the test is short: 14 prompts per address, 8 per
 credential (1 a minute refill), 3 pending per credential.
 
 Run: test_oauth_limits.py BUILD_DIR (tests/run sets RSSP_TEST_* for the stack)."""
 import base64
+import concurrent.futures
 import hashlib
 import os
 import subprocess
@@ -33,8 +34,8 @@ class OAuthLimits(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.st = stack.Stack(BUILD, name="oauthlim", gateway_env={
-            "RSSP_OAUTH_ADDR_RATE": "1", "RSSP_OAUTH_ADDR_BURST": "6",
-            "RSSP_OAUTH_CREDENTIAL_RATE": "1", "RSSP_OAUTH_CREDENTIAL_BURST": "4",
+            "RSSP_OAUTH_ADDR_RATE": "1", "RSSP_OAUTH_ADDR_BURST": "14",
+            "RSSP_OAUTH_CREDENTIAL_RATE": "1", "RSSP_OAUTH_CREDENTIAL_BURST": "8",
             "RSSP_OAUTH_PENDING_PER_CREDENTIAL": "3"})
         try:
             cls.st.start()
@@ -46,7 +47,7 @@ class OAuthLimits(unittest.TestCase):
             rp = st.client().login(c["clientID"], c["secretKey"])
             user, _, cls.state = stack.enrol_signer(st, rp, admin, "oauthlim")
             cls.creds = []
-            for _ in range(2):
+            for _ in range(3):
                 cred = rp.post("credentials/create", {"userID": user, "keyAlgo": "ecp256",
                                                       "validityDays": 30}, expect=201)["credentialID"]
                 st.sic(cls.state, "credential-activate", cred, "--yes")
@@ -90,33 +91,42 @@ class OAuthLimits(unittest.TestCase):
         self.assertGreaterEqual(int(r.headers["Retry-After"]), 1)
 
     def test_prompts_are_bounded_per_credential_pending_and_address(self):
-        a, b = self.creds
+        a, b, c = self.creds
         t0 = time.monotonic()
-        # three prompts for credential a: three pending requests
-        for _ in range(3):
-            self.assert_page(self.authorize(a))
-        self.assertEqual(self.created(a), 3)
-        # a fourth while three are pending: refused, nothing created
-        self.assert_refused(self.authorize(a), "waiting for the signer")
-        self.assertEqual(self.created(a), 3)
-        # the signer refuses them all: none pending, but the credential's bucket (4) is
-        # spent, so the next is refused by the rate, and nothing is created
-        reqs = self.st.sic(self.state, "requests")["requests"]
+        # eight prompts at once for credential c (its bucket holds 8): the pending count
+        # and the creation are serialised, so exactly three are created, five refused
+        with concurrent.futures.ThreadPoolExecutor(8) as ex:
+            rs = list(ex.map(lambda _: self.authorize(c), range(8)))
+        pages = [r for r in rs if r.headers["Location"].startswith("/csc/v2/oauth2/authorize?page=")]
+        self.assertEqual(len(pages), 3, [r.headers["Location"] for r in rs])
+        for r in rs:
+            if r not in pages:
+                self.assert_refused(r, "waiting for the signer")
+        self.assertEqual(self.created(c), 3)
+        # the signer refuses them all: none pending, but c's bucket is spent, so the next
+        # is refused by the rate, and nothing is created
+        reqs = [q for q in self.st.sic(self.state, "requests")["requests"] if q["credentialID"] == c]
         self.assertEqual(len(reqs), 3)
         for q in reqs:
             self.st.sic(self.state, "cancel", q["requestID"])
-        self.assertEqual(self.st.sic(self.state, "requests")["requests"], [])
-        self.assert_refused(self.authorize(a), "for this credential")
+        self.assertEqual([q for q in self.st.sic(self.state, "requests")["requests"]
+                          if q["credentialID"] == c], [])
+        self.assert_refused(self.authorize(c), "for this credential")
+        self.assertEqual(self.created(c), 3)
+        # one after the other for credential a: three pending, the fourth refused
+        for _ in range(3):
+            self.assert_page(self.authorize(a))
         self.assertEqual(self.created(a), 3)
-        # credential b has its own bucket, but this address has spent 5 of its 6
+        self.assert_refused(self.authorize(a), "waiting for the signer")
+        self.assertEqual(self.created(a), 3)
+        # credential b has a bucket of its own, but this address has spent 13 of its 14
         self.assert_page(self.authorize(b))
         self.assertEqual(self.created(b), 1)
         self.assert_refused(self.authorize(b), "from this address")
         self.assertEqual(self.created(b), 1)
-        self.assertEqual(self.created(a), 3)
+        self.assertEqual((self.created(a), self.created(c)), (3, 3))
         # the buckets refill at 1 a minute: the whole sequence must have run within one
         self.assertLess(time.monotonic() - t0, 55)
-
 
 if __name__ == "__main__":
     BUILD = stack.build_dir_from_argv()

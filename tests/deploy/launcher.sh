@@ -90,6 +90,9 @@ check "the PIN file is rssp-engine's, readable by it only" mode_is "$SRV/engine/
 check "the token directory is rssp-engine's only" mode_is "$SRV/engine/tokens" "700 rssp-engine"
 check "the engine's directory (PIN, configuration, audit log) is rssp-engine's only" mode_is "$SRV/engine" "700 rssp-engine"
 check "the admin passphrase file is readable by its owner only" mode_is "$L/secrets/admin-password" "600 $(id -un)"
+check "the local RA private key is readable by its owner only" mode_is "$L/secrets/ra.key" "600 $(id -un)"
+check "the env file names the local RA private key as RSSP_RA_KEY_FILE" \
+  bash -c '. "$1/env" && [ "$(realpath "$RSSP_RA_KEY_FILE")" = "$(realpath "$1/secrets/ra.key")" ]' _ "$L"
 check "the engine writes its audit log" as_root test -s "$SRV/engine/audit.jsonl"
 user_of() { ps -o user:20= -p "$(pid_of "$1")" | tr -d ' '; }
 check "the engine runs as rssp-engine" [ "$(user_of engine)" = rssp-engine ]

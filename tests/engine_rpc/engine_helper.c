@@ -145,41 +145,16 @@ eh_ra_release(void)
 	ra_key = NULL;
 }
 
-/* The voucher for (owner, device, "Test Signer", kak) by the eh_ra_init key. */
+static int make_voucher(const struct rssp_activation_fields *f,
+    const struct eh_voucher_spec *vs, uint8_t **tbsp, size_t *tbslenp, uint8_t **sigp,
+    size_t *siglenp, uint8_t key_id_out[32]);
+
+/* eh_activate and eh_activate_as. */
 static int
-make_voucher(const struct rssp_activation_fields *f, uint8_t **tbsp, size_t *tbslenp,
-    uint8_t **sigp, size_t *siglenp, uint8_t key_id[32])
-{
-	struct rssp_voucher v;
-	struct eh_kak ra = { ra_key, NULL, 0, RSSP__ENGINE__V1__KAK_ALGO__KAK_ECDSA_P256_SHA256 };
-	uint8_t *der = NULL;
-	int n;
-
-	memset(&v, 0, sizeof(v));
-	snprintf(v.user_id, sizeof(v.user_id), "%s", f->owner_id);
-	snprintf(v.common_name, sizeof(v.common_name), "%s", f->subject_cn);
-	snprintf(v.device_uuid, sizeof(v.device_uuid), "%s", f->device_uuid);
-	SHA256(f->kak_spki, f->kak_spki_len, v.kak_sha256);
-	v.issued_at = (int64_t)time(NULL) - 60;
-	v.not_after = v.issued_at + 86400;
-	if ((n = i2d_PUBKEY(ra_key, &der)) <= 0)
-		return -1;
-	SHA256(der, (size_t)n, v.ra_key_id);
-	OPENSSL_free(der);
-	memcpy(key_id, v.ra_key_id, 32);
-	if (rssp_voucher_build(&v, tbsp, tbslenp) != 0)
-		return -1;
-	if (eh_kak_sign(&ra, *tbsp, *tbslenp, sigp, siglenp) != 0) {
-		free(*tbsp);
-		return -1;
-	}
-	return 0;
-}
-
-int
-eh_activate(struct engine_client *c, const struct eh_kak *kak, int key_algo,
-    const char *credential_id, const char *request_id, int tamper, struct eh_cred *cred,
-    int *statusp)
+activate(struct engine_client *c, const struct eh_kak *kak, int key_algo,
+    const char *credential_id, const char *owner_id, const char *device_uuid,
+    const struct eh_voucher_spec *vs, const char *request_id, int tamper,
+    struct eh_cred *cred, int *statusp, char *msg, size_t msgsz, X509 **certp)
 {
 	struct engine_activation act = { 0 };
 	struct engine_result res;
@@ -193,17 +168,21 @@ eh_activate(struct engine_client *c, const struct eh_kak *kak, int key_algo,
 	int r = -1;
 
 	memset(cred, 0, sizeof(*cred));
+	if (certp != NULL)
+		*certp = NULL;
+	if (msg != NULL && msgsz > 0)
+		msg[0] = '\0';
 	if (RAND_bytes(nonce, sizeof(nonce)) != 1)
 		return -1;
 	memset(&f, 0, sizeof(f));
 	f.credential_id = credential_id;
-	f.owner_id = "owner-1";
-	f.device_uuid = "device-1";
+	f.owner_id = owner_id;
+	f.device_uuid = device_uuid;
 	f.kak_spki = kak->spki;
 	f.kak_spki_len = kak->spki_len;
 	f.kak_algo = kak->algo;
 	f.key_algo = key_algo;
-	f.subject_cn = "Test Signer";
+	f.subject_cn = vs->common_name != NULL ? vs->common_name : "Test Signer";
 	f.validity_days = 365;
 	f.nonce = nonce;
 	f.nonce_len = sizeof(nonce);
@@ -213,8 +192,8 @@ eh_activate(struct engine_client *c, const struct eh_kak *kak, int key_algo,
 		goto out;
 	if (tamper)
 		sig[siglen / 2] ^= 1;
-	if (ra_key != NULL) {
-		if (make_voucher(&f, &vtbs, &vtbslen, &vsig, &vsiglen, vid) != 0)
+	if (!vs->none) {
+		if (make_voucher(&f, vs, &vtbs, &vtbslen, &vsig, &vsiglen, vid) != 0)
 			goto out;
 		vo.tbs = vtbs;
 		vo.tbs_len = vtbslen;
@@ -222,8 +201,10 @@ eh_activate(struct engine_client *c, const struct eh_kak *kak, int key_algo,
 		vo.sig_len = vsiglen;
 		vo.ra_key_id = vid;
 	}
-	if (engine_activate(c, 0, request_id, &f, sig, siglen, ra_key != NULL ? &vo : NULL, &act,
+	if (engine_activate(c, 0, request_id, &f, sig, siglen, !vs->none ? &vo : NULL, &act,
 	    &res) != ENGINE_OK) {
+		if (msg != NULL && msgsz > 0)
+			snprintf(msg, msgsz, "%s", res.message);
 		r = answered(&res, statusp);
 		goto out;
 	}
@@ -241,6 +222,10 @@ eh_activate(struct engine_client *c, const struct eh_kak *kak, int key_algo,
 	if ((x = d2i_X509(NULL, &p, (long)act.cert_len)) == NULL ||
 	    (cred->pub = X509_get_pubkey(x)) == NULL)
 		goto out;
+	if (certp != NULL) {
+		*certp = x;
+		x = NULL;
+	}
 	r = 0;
 out:
 	X509_free(x);
@@ -250,6 +235,82 @@ out:
 	free(vtbs);
 	free(vsig);
 	return r;
+}
+
+EVP_PKEY *
+eh_ra_key(void)
+{
+	return ra_key;
+}
+
+static int
+key_id(EVP_PKEY *k, uint8_t id[32])
+{
+	uint8_t *der = NULL;
+	int n;
+
+	if ((n = i2d_PUBKEY(k, &der)) <= 0)
+		return -1;
+	SHA256(der, (size_t)n, id);
+	OPENSSL_free(der);
+	return 0;
+}
+
+/* The voucher for the activation f per vs (defaults: see eh_voucher_spec). */
+static int
+make_voucher(const struct rssp_activation_fields *f, const struct eh_voucher_spec *vs,
+    uint8_t **tbsp, size_t *tbslenp, uint8_t **sigp, size_t *siglenp, uint8_t key_id_out[32])
+{
+	struct rssp_voucher v;
+	EVP_PKEY *signer = vs->ra != NULL ? vs->ra : ra_key;
+	struct eh_kak ra = { signer, NULL, 0, RSSP__ENGINE__V1__KAK_ALGO__KAK_ECDSA_P256_SHA256 };
+
+	memset(&v, 0, sizeof(v));
+	snprintf(v.user_id, sizeof(v.user_id), "%s", vs->user_id != NULL ? vs->user_id :
+	    f->owner_id);
+	snprintf(v.common_name, sizeof(v.common_name), "%s", f->subject_cn);
+	snprintf(v.device_uuid, sizeof(v.device_uuid), "%s", vs->device_uuid != NULL ?
+	    vs->device_uuid : f->device_uuid);
+	if (vs->kak != NULL)
+		SHA256(vs->kak->spki, vs->kak->spki_len, v.kak_sha256);
+	else
+		SHA256(f->kak_spki, f->kak_spki_len, v.kak_sha256);
+	v.issued_at = vs->issued_at != 0 ? vs->issued_at : (int64_t)time(NULL) - 60;
+	v.not_after = vs->not_after != 0 ? vs->not_after : v.issued_at + 86400;
+	if (signer == NULL || key_id(vs->key_id_of != NULL ? vs->key_id_of : signer,
+	    v.ra_key_id) != 0)
+		return -1;
+	memcpy(key_id_out, v.ra_key_id, 32);
+	if (rssp_voucher_build(&v, tbsp, tbslenp) != 0)
+		return -1;
+	if (eh_kak_sign(&ra, *tbsp, *tbslenp, sigp, siglenp) != 0) {
+		free(*tbsp);
+		return -1;
+	}
+	return 0;
+}
+
+int
+eh_activate(struct engine_client *c, const struct eh_kak *kak, int key_algo,
+    const char *credential_id, const char *request_id, int tamper, struct eh_cred *cred,
+    int *statusp)
+{
+	struct eh_voucher_spec vs = { .none = ra_key == NULL };
+
+	return activate(c, kak, key_algo, credential_id, "owner-1", "device-1", &vs,
+	    request_id, tamper, cred, statusp, NULL, 0, NULL);
+}
+
+int
+eh_activate_as(struct engine_client *c, const struct eh_kak *kak, int key_algo,
+    const char *credential_id, const char *owner_id, const char *device_uuid,
+    const struct eh_voucher_spec *vs, const char *request_id, struct eh_cred *cred,
+    int *statusp, char *msg, size_t msgsz, X509 **certp)
+{
+	struct eh_voucher_spec dflt = { 0 };
+
+	return activate(c, kak, key_algo, credential_id, owner_id, device_uuid,
+	    vs != NULL ? vs : &dflt, request_id, 0, cred, statusp, msg, msgsz, certp);
 }
 
 void

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include <openssl/evp.h>
+#include <openssl/x509.h>
 
 #include "engine_client.h"
 #include "rssp/engine/v1/engine.pb-c.h"
@@ -53,6 +54,35 @@ int eh_activate(struct engine_client *c, const struct eh_kak *kak, int key_algo,
     const char *credential_id, const char *request_id, int tamper, struct eh_cred *cred,
     int *statusp);
 void eh_cred_release(struct eh_cred *cred);
+
+/* What the voucher of eh_activate_as says and who signs it; a zero field takes the
+ * default: user_id / device_uuid the activation's, common_name "Test Signer", kak the
+ * activating KAK, ra the eh_ra_init key, issued_at now - 60, not_after issued_at + 1 day.
+ * key_id_of (when not NULL) is the key whose id the voucher names (a forger claims the
+ * trusted key's id); none: true to send no voucher at all. */
+struct eh_voucher_spec {
+	const char *user_id;
+	const char *common_name;
+	const char *device_uuid;
+	const struct eh_kak *kak;
+	EVP_PKEY *ra;
+	EVP_PKEY *key_id_of;
+	int64_t issued_at;
+	int64_t not_after;
+	int none;
+};
+
+/* The eh_init RA key (not owned: do not free), or NULL. */
+EVP_PKEY *eh_ra_key(void);
+
+/* eh_activate for owner_id / device_uuid, the voucher per vs (NULL: all defaults).
+ * msg (when not NULL, msgsz bytes) receives the engine's status text; *certp (when not
+ * NULL) the credential's certificate on OK (X509_free), else NULL. Returns as
+ * eh_activate. */
+int eh_activate_as(struct engine_client *c, const struct eh_kak *kak, int key_algo,
+    const char *credential_id, const char *owner_id, const char *device_uuid,
+    const struct eh_voucher_spec *vs, const char *request_id, struct eh_cred *cred,
+    int *statusp, char *msg, size_t msgsz, X509 **certp);
 
 /* Approves n hashes of hash_algo for num_sigs signatures. On OK *sadp (free()) holds
  * the SAD. */

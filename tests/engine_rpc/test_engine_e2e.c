@@ -1,6 +1,7 @@
 /* The real rssp-engine binary on a SoftHSM2 token, called through engine_client:
  * activation, approval and SignHash for RSA-2048 and P-256, refusals, peer uids,
- * draining on SIGTERM, the audit record, a second instance, audit-verify. */
+ * draining on SIGTERM, the audit record, a second instance, audit-verify, and a
+ * compromised gateway on the socket against the enrolment voucher (issue 9). */
 #include <check.h>
 #include <errno.h>
 #include <pthread.h>
@@ -16,6 +17,8 @@
 #include <grpc/status.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
+#include <openssl/x509.h>
 
 #include "engine_helper.h"
 #include "fixture.h"
@@ -598,6 +601,178 @@ START_TEST(test_check_prints_the_configuration_without_the_pin)
 }
 END_TEST
 
+/* One refused activation over the socket: the status, the engine's named reason. */
+static void
+refused(struct engine_client *c, const struct eh_kak *kak, const char *cid, const char *owner,
+    const char *device, const struct eh_voucher_spec *vs, const char *rid, int want_status,
+    const char *want_reason)
+{
+	struct eh_cred cred;
+	char msg[ENGINE_MESSAGE_MAX];
+	X509 *x = NULL;
+	int status = -1;
+
+	ck_assert_msg(eh_activate_as(c, kak, RSSP__ENGINE__V1__KEY_ALGO__KEY_EC_P256, cid, owner,
+	    device, vs, rid, &cred, &status, msg, sizeof(msg), &x) == 0, "%s: no answer", rid);
+	ck_assert_msg(status == want_status, "%s: status %d (%s), want %d (%s)", rid, status, msg,
+	    want_status, want_reason);
+	ck_assert_str_eq(msg, want_reason);
+	ck_assert_ptr_null(x);
+	eh_cred_release(&cred);
+}
+
+/* The gateway is the attacker: it holds the socket, every voucher the gateway ever saw,
+ * and keys of its own, but no RA private key. The victim is "victim-1" on "phone-v"
+ * (KAK vkak, vouched by the trusted RA); "user-b" is another user. */
+START_TEST(test_a_compromised_gateway_on_the_socket_gets_no_key_without_a_matching_voucher)
+{
+	struct engine_client *c;
+	struct eh_kak *vkak, *akak;
+	EVP_PKEY *rogue = EVP_EC_gen("P-256");
+	struct eh_voucher_spec vs;
+	struct eh_cred cred;
+	pid_t pid = start_engine_env(NULL, 1);
+	int status;
+	char *log;
+	int64_t now = (int64_t)time(NULL);
+
+	ck_assert_ptr_nonnull(rogue);
+	ck_assert_int_eq(engine_client_new(sock, 20000, &c), 0);
+	ck_assert_int_eq(eh_kak_new(RSSP__ENGINE__V1__KAK_ALGO__KAK_ECDSA_P256_SHA256, &vkak), 0);
+	ck_assert_int_eq(eh_kak_new(RSSP__ENGINE__V1__KAK_ALGO__KAK_RSASSA_PSS_SHA256, &akak), 0);
+
+	/* (a) its own KAK under the victim's user id: with no voucher at all */
+	vs = (struct eh_voucher_spec){ .none = 1 };
+	refused(c, akak, "cred-a1", "victim-1", "phone-v", &vs, "rid-a1",
+	    GRPC_STATUS_INVALID_ARGUMENT, "voucher missing");
+	/* ... with a voucher naming its KAK that it signed itself, claiming the trusted key */
+	vs = (struct eh_voucher_spec){ .ra = rogue, .key_id_of = eh_ra_key() };
+	refused(c, akak, "cred-a2", "victim-1", "phone-v", &vs, "rid-a2",
+	    GRPC_STATUS_PERMISSION_DENIED, "voucher signature invalid");
+	/* ... with the victim's real voucher (it names the victim's KAK) */
+	vs = (struct eh_voucher_spec){ .kak = vkak };
+	refused(c, akak, "cred-a3", "victim-1", "phone-v", &vs, "rid-a3",
+	    GRPC_STATUS_PERMISSION_DENIED, "voucher for another kak");
+	/* (b) the victim's real voucher, on the victim's own credential, with the attacker's
+	 * KAK signing the activation */
+	vs = (struct eh_voucher_spec){ .kak = vkak, .common_name = "Victim Person" };
+	refused(c, akak, "cred-victim", "victim-1", "phone-v", &vs, "rid-b",
+	    GRPC_STATUS_PERMISSION_DENIED, "voucher for another kak");
+	/* (c) a voucher signed by a key the engine does not trust, under its own id */
+	vs = (struct eh_voucher_spec){ .ra = rogue };
+	refused(c, akak, "cred-c", "victim-1", "phone-v", &vs, "rid-c",
+	    GRPC_STATUS_PERMISSION_DENIED, "voucher key unknown");
+	/* (d) user A's voucher (for A's device and KAK) used for user B's credential */
+	vs = (struct eh_voucher_spec){ .user_id = "victim-1" };
+	refused(c, vkak, "cred-user-b", "user-b", "phone-v", &vs, "rid-d",
+	    GRPC_STATUS_PERMISSION_DENIED, "voucher for another user");
+	/* ... or for another of A's devices */
+	vs = (struct eh_voucher_spec){ .device_uuid = "phone-v" };
+	refused(c, vkak, "cred-d2", "victim-1", "phone-new", &vs, "rid-d2",
+	    GRPC_STATUS_PERMISSION_DENIED, "voucher for another device");
+	/* (e) an expired voucher (genuine otherwise) */
+	vs = (struct eh_voucher_spec){ .issued_at = now - 10 * 86400, .not_after = now - 60 };
+	refused(c, vkak, "cred-e", "victim-1", "phone-v", &vs, "rid-e",
+	    GRPC_STATUS_FAILED_PRECONDITION, "voucher expired");
+	/* the same victim, with the voucher and the device that are really hers: OK */
+	vs = (struct eh_voucher_spec){ .common_name = "Victim Person" };
+	ck_assert_int_eq(eh_activate_as(c, vkak, RSSP__ENGINE__V1__KEY_ALGO__KEY_EC_P256,
+	    "cred-victim", "victim-1", "phone-v", &vs, "rid-ok", &cred, &status, NULL, 0, NULL), 0);
+	ck_assert_int_eq(status, GRPC_STATUS_OK);
+	eh_cred_release(&cred);
+
+	engine_client_free(c);
+	ck_assert_int_eq(stop_engine(pid), 0);
+	/* every refusal is audited with its reason; the activation names the RA key */
+	log = slurp(auditpath);
+	ck_assert_ptr_nonnull(strstr(log, "\"request_id\":\"rid-a2\""));
+	ck_assert_ptr_nonnull(strstr(log, "voucher signature invalid"));
+	ck_assert_ptr_nonnull(strstr(log, "voucher for another kak"));
+	ck_assert_ptr_nonnull(strstr(log, "voucher key unknown"));
+	ck_assert_ptr_nonnull(strstr(log, "voucher for another user"));
+	ck_assert_ptr_nonnull(strstr(log, "voucher expired"));
+	{
+		uint8_t *der = NULL, id[32];
+		char hex[65], want[100];
+		int n = i2d_PUBKEY(eh_ra_key(), &der);
+
+		ck_assert_int_gt(n, 0);
+		SHA256(der, (size_t)n, id);
+		OPENSSL_free(der);
+		tohex(id, 32, hex);
+		snprintf(want, sizeof(want), "\"ra_key_id\":\"%s\"", hex);
+		ck_assert_ptr_nonnull(strstr(strstr(log, "\"request_id\":\"rid-ok\""), want));
+	}
+	free(log);
+	EVP_PKEY_free(rogue);
+	eh_kak_free(vkak);
+	eh_kak_free(akak);
+}
+END_TEST
+
+/* The text of the one entry nid of name (exactly one), or fails. */
+static void
+one_entry(X509_NAME *name, int nid, const char *want)
+{
+	int i = X509_NAME_get_index_by_NID(name, nid, -1);
+	ASN1_STRING *v;
+
+	ck_assert_int_ge(i, 0);
+	ck_assert_int_eq(X509_NAME_get_index_by_NID(name, nid, i), -1);
+	v = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i));
+	ck_assert_int_eq(ASN1_STRING_length(v), (int)strlen(want));
+	ck_assert_mem_eq(ASN1_STRING_get0_data(v), want, strlen(want));
+}
+
+/* Whatever the gateway would like, the certificate's subject is the vouched one:
+ * CN = the voucher's common name, serialNumber = its user id, nothing else. */
+START_TEST(test_the_certificate_subject_is_exactly_the_vouched_subject)
+{
+	static const struct {
+		const char *user, *device, *cn;
+		int key_algo, kak_algo;
+	} cases[] = {
+		{ "alice-1", "phone-a", "Alice Example", RSSP__ENGINE__V1__KEY_ALGO__KEY_EC_P256,
+		  RSSP__ENGINE__V1__KAK_ALGO__KAK_ECDSA_P256_SHA256 },
+		{ "bob-2", "phone-b", "Bob \xc3\x96sterreicher-Ma\xc3\x9f", RSSP__ENGINE__V1__KEY_ALGO__KEY_RSA2048,
+		  RSSP__ENGINE__V1__KAK_ALGO__KAK_RSASSA_PSS_SHA256 },
+	};
+	struct engine_client *c;
+	pid_t pid = start_engine_env(NULL, 1);
+	size_t i;
+
+	ck_assert_int_eq(engine_client_new(sock, 20000, &c), 0);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct eh_voucher_spec vs = { .common_name = cases[i].cn };
+		struct eh_kak *kak;
+		struct eh_cred cred;
+		X509 *x = NULL;
+		X509_NAME *sub;
+		char cid[64], rid[64];
+		int status;
+
+		snprintf(cid, sizeof(cid), "cred-subject-%zu", i);
+		snprintf(rid, sizeof(rid), "rid-subject-%zu", i);
+		ck_assert_int_eq(eh_kak_new(cases[i].kak_algo, &kak), 0);
+		ck_assert_int_eq(eh_activate_as(c, kak, cases[i].key_algo, cid, cases[i].user,
+		    cases[i].device, &vs, rid, &cred, &status, NULL, 0, &x), 0);
+		ck_assert_int_eq(status, GRPC_STATUS_OK);
+		ck_assert_ptr_nonnull(x);
+		sub = X509_get_subject_name(x);
+		ck_assert_int_eq(X509_NAME_entry_count(sub), 2);
+		one_entry(sub, NID_commonName, cases[i].cn);
+		one_entry(sub, NID_serialNumber, cases[i].user);
+		/* the certificate certifies the key the engine answered */
+		ck_assert_ptr_nonnull(cred.pub);
+		X509_free(x);
+		eh_cred_release(&cred);
+		eh_kak_free(kak);
+	}
+	engine_client_free(c);
+	ck_assert_int_eq(stop_engine(pid), 0);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -619,6 +794,8 @@ main(void)
 	tcase_add_test(tc, test_audit_verify_accepts_the_engines_log_and_catches_an_edit_a_deletion_and_a_reorder);
 	tcase_add_test(tc, test_the_engine_runs_with_umask_077_and_without_core_dumps);
 	tcase_add_test(tc, test_check_prints_the_configuration_without_the_pin);
+	tcase_add_test(tc, test_a_compromised_gateway_on_the_socket_gets_no_key_without_a_matching_voucher);
+	tcase_add_test(tc, test_the_certificate_subject_is_exactly_the_vouched_subject);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

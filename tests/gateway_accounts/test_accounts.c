@@ -1233,6 +1233,47 @@ START_TEST(test_two_concurrent_passphrase_changes_cannot_both_win)
 }
 END_TEST
 
+/* Wrong old passphrases sent at once: no row lock serialises them any more, so each
+ * evaluation takes a place first (as a login does): at most the threshold (5) are
+ * evaluated, the others get 423, and then the right one gets 423 too. */
+START_TEST(test_concurrent_wrong_old_passphrases_are_bounded_by_the_lockout)
+{
+	char cmd[2048], out[10][128], code[10][8], *email, *id, *tok;
+	pid_t pid[10];
+	int i, n401 = 0, n423 = 0;
+	struct gwt_resp *r;
+
+	tok = signer_new(&email, &id);
+	for (i = 0; i < 10; i++) {
+		snprintf(out[i], sizeof(out[i]), "/tmp/rssp-wrong-%d-%d", (int)getpid(), i);
+		snprintf(cmd, sizeof(cmd), "curl -s -o /dev/null -w '%%{http_code}' "
+		    "%s/rssp/users/changePassphrase -H 'Authorization: Bearer %s' "
+		    "-H 'Content-Type: application/json' "
+		    "-d '{\"oldPassphrase\":\"guess %d guess\",\"newPassphrase\":\"staple battery horse\"}' > %s",
+		    gwt_url(g), tok, i, out[i]);
+		pid[i] = spawn_sh(cmd);
+	}
+	for (i = 0; i < 10; i++) {
+		FILE *f;
+		ck_assert_msg(exited_ok(pid[i]), "curl %d failed", i);
+		ck_assert_ptr_nonnull(f = fopen(out[i], "r"));
+		ck_assert_ptr_nonnull(fgets(code[i], sizeof(code[i]), f));
+		fclose(f);
+		unlink(out[i]);
+		n401 += strcmp(code[i], "401") == 0;
+		n423 += strcmp(code[i], "423") == 0;
+	}
+	ck_assert_msg(n401 <= 5 && n401 + n423 == 10, "%d evaluated (401), %d locked (423)", n401, n423);
+	r = gwt_post(g, "/rssp/users/changePassphrase", tok,
+	    "{\"oldPassphrase\": \"correct horse battery\", \"newPassphrase\": \"staple battery horse\"}");
+	gwt_expect(r, 423, "account_locked");
+	gwt_resp_free(r);
+	free(tok);
+	free(id);
+	free(email);
+}
+END_TEST
+
 static Suite *
 accounts_suite(void)
 {
@@ -1252,6 +1293,7 @@ accounts_suite(void)
 	tcase_add_test(tc, test_change_passphrase_refuses_a_wrong_old_passphrase_and_bad_fields);
 	tcase_add_test(tc, test_change_passphrase_failures_count_towards_the_lockout);
 	tcase_add_test(tc, test_two_concurrent_passphrase_changes_cannot_both_win);
+	tcase_add_test(tc, test_concurrent_wrong_old_passphrases_are_bounded_by_the_lockout);
 	tcase_add_test(tc, test_status_follows_the_tenant_rules);
 	tcase_add_test(tc, test_status_reports_the_sic_status_and_the_credential_count);
 	tcase_add_test(tc, test_register_company_user_creates_the_company_and_keeps_company_admins_in_it);

@@ -1008,6 +1008,133 @@ START_TEST(test_activation_needs_a_vouched_device_and_vouches_are_checked)
 }
 END_TEST
 
+/* What a compromised gateway can write into its own database: a voucher row of another
+ * device, another KAK on a vouched device. */
+static void
+sql_copy_voucher(const char *from_device, const char *to_device)
+{
+	char *q = gwt_sql(G, "UPDATE enrollments e SET status = 'VOUCHED', voucher = s.voucher,"
+	    " ra_signature = s.ra_signature, ra_key_id = s.ra_key_id FROM enrollments s"
+	    " WHERE s.device_id = (SELECT id FROM devices WHERE device_uuid = $1)"
+	    " AND e.device_id = (SELECT id FROM devices WHERE device_uuid = $2)"
+	    " RETURNING e.status", from_device, to_device, NULL);
+
+	ck_assert_str_eq(q, "VOUCHED");
+	free(q);
+}
+
+/* activate/request and /response signed by s's KAK: the engine's named refusal. */
+static void
+activation_refused(struct signer *s, const char *cred, long status, const char *code,
+    const char *reason)
+{
+	struct gwt_resp *r = post("/rssp/credentials/activate/request", s->token,
+	    json_pack("{s:s,s:s}", "credentialID", cred, "deviceUUID", s->device));
+	char *sig, *st;
+
+	gwt_expect(r, 200, NULL);
+	sig = kak_sign_b64(s, gwt_str(r, "authData"));
+	gwt_resp_free(r);
+	r = post("/rssp/credentials/activate/response", s->token, json_pack(
+	    "{s:s,s:s,s:s,s:s,s:s}", "credentialID", cred, "deviceUUID", s->device,
+	    "signAlgo", "ECDSA", "shaAlgo", "sha256", "authorizeSignature", sig));
+	expect_field(r, status, code, reason);
+	free(sig);
+	/* nothing half-written: the credential is still NEW, without a certificate */
+	st = gwt_sql(G, "SELECT status FROM credentials WHERE id = $1", cred, NULL);
+	ck_assert_str_eq(st, "NEW");
+	free(st);
+}
+
+/* The engine-socket cases of tests/engine_rpc (a compromised gateway) through REST: the
+ * rows a compromised gateway could write get the engine's named 4xx. */
+START_TEST(test_a_voucher_of_another_user_device_or_kak_or_an_expired_one_is_refused_over_rest)
+{
+	struct rp rp;
+	struct signer a, b, v, v2, x;
+	struct gwt_resp *r;
+	uint8_t *tbs;
+	size_t n, i;
+	char *cred_b, *cred_v, *cred_x, *sig, *tbs64, *q, *spki;
+	int64_t now = (int64_t)time(NULL), iat = now - 10 * 86400, naf = now - 60;
+
+	rp_new(&rp);
+	/* user A's voucher on user B's device (and credential) */
+	signer_new(&rp, &a);
+	signer_activate(&rp, &a, 1);
+	signer_new(&rp, &b);
+	signer_enrol(&rp, &b, 1);
+	cred_b = cred_create(&rp, &b, "ecp256");
+	sql_copy_voucher(a.device, b.device);
+	activation_refused(&b, cred_b, 403, "access_denied", "voucher for another user");
+
+	/* the victim's voucher with the attacker's KAK: the gateway swaps the KAK of the
+	 * victim's vouched device for its own and signs the activation with it */
+	signer_new(&rp, &v);
+	signer_activate(&rp, &v, 1);
+	cred_v = cred_create(&rp, &v, "ecp256");
+	v2 = v;
+	v2.kak = keep_key(EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256"));
+	spki = spki_b64(v2.kak);
+	q = gwt_sql(G, "UPDATE devices SET kak_spki = decode($1, 'base64') WHERE device_uuid = $2"
+	    " RETURNING status", spki, v.device, NULL);
+	ck_assert_str_eq(q, "ACTIVE");
+	free(q);
+	free(spki);
+	activation_refused(&v2, cred_v, 403, "access_denied", "voucher for another kak");
+	/* ... or the victim's voucher on a new device of the attacker's under her account */
+	r = post("/rssp/admin/devices/revoke", gwt_admin_token(G), json_pack("{s:s}", "userID",
+	    v.user_id));
+	gwt_expect(r, 200, NULL);
+	gwt_resp_free(r);
+	v2 = v;
+	signer_enrol(&rp, &v2, 1);
+	sql_copy_voucher(v.device, v2.device);
+	activation_refused(&v2, cred_v, 403, "access_denied", "voucher for another device");
+
+	/* an expired voucher, genuinely signed by the trusted RA for this device: the gateway
+	 * answers at once, 409 enrollment_pending naming the device (the engine's own
+	 * "voucher expired" is asserted over the socket in tests/engine_rpc) */
+	signer_new(&rp, &x);
+	signer_enrol(&rp, &x, 1);
+	cred_x = cred_create(&rp, &x, "ecp256");
+	tbs = ra_voucher_bytes(&rp, &x, ra_id, &n);
+	/* the two 8-byte times precede the last field (ra_key_id: tag, length, 32 bytes) */
+	ck_assert_uint_gt(n, 37 + 13 + 13);
+	ck_assert_uint_eq(tbs[n - 37 - 13], 6);
+	ck_assert_uint_eq(tbs[n - 37 - 26], 5);
+	for (i = 0; i < 8; i++) {
+		tbs[n - 37 - 8 + i] = (uint8_t)((uint64_t)naf >> (56 - 8 * i));
+		tbs[n - 37 - 13 - 8 + i] = (uint8_t)((uint64_t)iat >> (56 - 8 * i));
+	}
+	sig = ra_sign_b64(ra_key, tbs, n);
+	tbs64 = b64(tbs, n);
+	q = gwt_sql(G, "UPDATE enrollments SET status = 'VOUCHED', voucher = decode($1, 'base64'),"
+	    " ra_signature = decode($2, 'base64'), ra_key_id = decode($3, 'hex')"
+	    " WHERE device_id = (SELECT id FROM devices WHERE device_uuid = $4) RETURNING status",
+	    tbs64, sig, ra_id, x.device, NULL);
+	ck_assert_str_eq(q, "VOUCHED");
+	free(q);
+	r = post("/rssp/credentials/activate/request", x.token, json_pack("{s:s,s:s}",
+	    "credentialID", cred_x, "deviceUUID", x.device));
+	gwt_expect(r, 409, "enrollment_pending");
+	ck_assert_ptr_nonnull(strstr(gwt_str(r, "error_description"), "expired"));
+	expect_field(r, 409, "enrollment_pending", "deviceUUID");
+	free(tbs);
+	free(sig);
+	free(tbs64);
+	/* and, the forged row undone, a genuine voucher of B's own device works for B */
+	q = gwt_sql(G, "UPDATE enrollments SET status = 'PENDING', voucher = NULL,"
+	    " ra_signature = NULL, ra_key_id = NULL"
+	    " WHERE device_id = (SELECT id FROM devices WHERE device_uuid = $1) RETURNING status",
+	    b.device, NULL);
+	ck_assert_str_eq(q, "PENDING");
+	free(q);
+	ra_vouch(&rp, &b);
+	cred_activate(&b, cred_b);
+}
+END_TEST
+
 START_TEST(test_ec_kak_activates_rsa3072_and_ecp256_and_signatures_verify)
 {
 	struct rp rp;
@@ -1375,8 +1502,13 @@ START_TEST(test_a_revoked_device_cannot_confirm_and_its_credentials_fall_back_to
 	gwt_expect(r, 200, NULL);
 	ck_assert_str_eq(gwt_str(r, "status"), "REVOKED");
 	gwt_resp_free(r);
-	/* A new device: the credential is activated again with a new key and certificate. */
-	signer_activate(&rp, &s, 1);
+	/* A new device: the credential is activated again with a new key and certificate.
+	 * A new phone is a new device: it needs its own voucher first. */
+	signer_enrol(&rp, &s, 1);
+	r = post("/rssp/credentials/activate/request", s.token, json_pack("{s:s,s:s}",
+	    "credentialID", cred, "deviceUUID", s.device));
+	expect_field(r, 409, "enrollment_pending", "deviceUUID");
+	ra_vouch(&rp, &s);
 	cred_activate(&s, cred);
 	sign_and_verify(&rp, &s, cred, 32, SHA256_OID, ECDSA_SHA256, NULL, V_ECDSA, EVP_sha256());
 }
@@ -1759,6 +1891,7 @@ main(void)
 	tcase_add_test(tc, test_rsa_pss_kak_activates_rsa2048_and_ecp384_and_signatures_verify);
 	tcase_add_test(tc, test_ec_kak_activates_rsa3072_and_ecp256_and_signatures_verify);
 	tcase_add_test(tc, test_activation_needs_a_vouched_device_and_vouches_are_checked);
+	tcase_add_test(tc, test_a_voucher_of_another_user_device_or_kak_or_an_expired_one_is_refused_over_rest);
 	tcase_add_test(tc, test_authorize_with_wait_answers_the_sad_as_soon_as_the_app_confirms);
 	tcase_add_test(tc, test_a_batch_of_1000_hashes_is_approved_once_and_signed_in_one_call);
 	tcase_add_test(tc, test_signhash_refuses_beyond_num_signatures_unapproved_hashes_and_tampered_sads);
