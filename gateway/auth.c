@@ -625,13 +625,8 @@ login_digest(struct gw_request *req, struct gw_reply *rep)
 		r = digest_challenge(rep, 1, "stale or invalid nonce");
 		goto out;
 	}
-	if (ok != MHD_YES) {
-		if ((r = record_failure(req, &a)) < 0)
-			goto out;
-		r = digest_challenge(rep, 0, "incorrect username or secret");
-		goto out;
-	}
-	if (strcmp(a.status, "ACTIVE") != 0) {
+	/* a wrong secret and an account that may not log in are answered alike */
+	if (ok != MHD_YES || strcmp(a.status, "ACTIVE") != 0) {
 		if ((r = record_failure(req, &a)) < 0)
 			goto out;
 		r = digest_challenge(rep, 0, "incorrect username or secret");
