@@ -193,8 +193,19 @@ class OAuth(unittest.TestCase):
                 "border-top-left-radius"), "12px")
             shot = os.path.join(BUILD, "tests", "csc", "oauth_page.png")
             os.makedirs(os.path.dirname(shot), exist_ok=True)
-            drv.save_screenshot(shot)
-            print("oauth: screenshot of the signer's page: %s" % shot, file=sys.stderr)
+            if os.path.exists(shot):
+                os.unlink(shot)  # a stale one from an earlier run must not pass for this one
+            self.assertTrue(drv.save_screenshot(shot), "save_screenshot failed: %s" % shot)
+            with open(shot, "rb") as f:
+                png = f.read()
+            # a PNG (signature, IHDR first) of the 900x800 window, not an empty image
+            self.assertEqual(png[:8], b"\x89PNG\r\n\x1a\n", "not a PNG: %s" % shot)
+            self.assertEqual(png[12:16], b"IHDR")
+            width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+            self.assertTrue(width >= 300 and height >= 300, "screenshot %dx%d" % (width, height))
+            self.assertGreater(len(png), 5000, "screenshot of only %d bytes" % len(png))
+            print("oauth: screenshot of the signer's page: %s (%dx%d, %d bytes)"
+                  % (shot, width, height, len(png)), file=sys.stderr)
             page_url = drv.current_url
             h = stack.requests.get(page_url, allow_redirects=False).headers
             self.assertIn("default-src 'self'", h["Content-Security-Policy"])

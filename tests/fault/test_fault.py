@@ -22,10 +22,10 @@ Equality (returned = audited = spent) holds only when no call was cut mid-way; a
 -9 or SIGSTOP may cut a call after the engine signed and audited, and then the
 signature is in the log and spent, but never delivered.
 
-Assertions that need the engine half of issue 11 (engine counts and approval memory
-rebuilt from the audit log after a restart, a replayed approval answered with its SAD,
-"audit log unavailable" spends nothing, whole audit lines, audit-verify) run
-when the engine binary has them (ENGINE_HALF below); the summary line says which ran.
+It also asserts the engine half of issue 11, unconditionally: a confirm retried after a
+cut call or a lost answer ends CONFIRMED with a usable SAD, "audit log unavailable" spends
+nothing, used-up SADs are refused by a restarted engine (counts rebuilt from the audit
+log), and audit-verify accepts the log written through all of it.
 
 usage: test_fault.py [BUILD_DIR]
 """
@@ -353,11 +353,6 @@ def await_signing(load, within=5.0, what=""):
         time.sleep(0.05)
 
 
-def engine_half(engine_bin):
-    with open(engine_bin, "rb") as f:
-        return b"approval replayed: same sad" in f.read()
-
-
 def main():
     build = stack.build_dir_from_argv()
     base = os.environ.get("RSSP_TEST_WORK") or tempfile.gettempdir()
@@ -370,7 +365,6 @@ def main():
                     gateway_env={"RSSP_ENGINE_TIMEOUT_MS": "5000", "RSSP_DB_POOL": "24",
                                  "RSSP_LOG_LEVEL": os.environ.get("FAULT_GW_LOG", "warn")})
     st.mounted = False
-    half = engine_half(st.engine_bin)
     ran, load = [], None
     try:
         st.start_hsm()
@@ -385,7 +379,7 @@ def main():
         cr = rp.post("credentials/create", {"userID": user_id, "keyAlgo": "ecp256"}, expect=201)
         st.sic(state, "credential-activate", cr["credentialID"], "--yes")
         cred = cr["credentialID"]
-        log("stack up (engine half of issue 11 %s)" % ("present" if half else "NOT present"))
+        log("stack up")
 
         load = Load(st, c["clientID"], c["secretKey"], state, cred)
         load.start()
@@ -411,7 +405,7 @@ def main():
         time.sleep(1)
 
         # 2. engine SIGSTOP / SIGCONT: fail fast, no wait for calls that need no engine,
-        #    and a confirm cut by the stop, retried, ends CONFIRMED (engine half)
+        #    and a confirm cut by the stop, retried, ends CONFIRMED
         app = stack.FastSigner(st, state)
         digest = hashlib.sha256(b"fault-retry-%d" % os.getpid()).digest()
         a = rp.post("credentials/authorize", {"credentialID": cred, "numSignatures": 1,
@@ -473,7 +467,7 @@ def main():
         r = app.app.raw("requests/confirm", approval)
         if confirm_result["first"][0] == 200:
             assert r.status_code == 409, r.text  # already CONFIRMED
-        elif half:
+        else:
             assert r.status_code == 200 and r.json()["status"] == "CONFIRMED", r.text
             chk = rp.post("credentials/authorizeCheck", {"requestID": a["requestID"]})
             assert chk["status"] == "CONFIRMED", chk
@@ -484,9 +478,6 @@ def main():
             load.sads[b64d(chk["SAD"])[11:27].hex()] = (b64d(chk["SAD"]), digest)
             load.returned += 1
             ran.append("retried confirm after a cut call")
-        else:
-            log("retried confirm answered %d %s (the engine half makes it 200)" %
-                (r.status_code, r.text[:80]))
         assert st.engine.pid == eng_pid and st.gateway.pid == gw_pid
         ran.append("engine SIGSTOP/SIGCONT")
         load.set_phase("after-engine-stop")
@@ -571,20 +562,15 @@ def main():
         ran.append("gateway kill -9")
         r = app.app.raw("requests/confirm", approval2)
         st2 = rp.post("credentials/authorizeCheck", {"requestID": a2["requestID"]})
-        if half:
-            assert r.status_code == 200 and r.json()["status"] == "CONFIRMED", r.text
-            assert st2["status"] == "CONFIRMED", st2
-            s2 = rp.post("signatures/signHash", {"credentialID": cred, "SAD": st2["SAD"],
-                         "hashes": [b64e(digest)], "hashAlgorithmOID": SHA256_OID,
-                         "signAlgo": ECDSA_SHA256})
-            assert len(s2["signatures"]) == 1
-            load.sads[b64d(st2["SAD"])[11:27].hex()] = (b64d(st2["SAD"]), digest)
-            load.returned += 1
-            ran.append("confirm retried after its answer was lost ends CONFIRMED")
-        else:
-            assert st2["status"] == "PENDING", st2
-            log("confirm retried after its answer was lost: %d %s, request %s (the engine "
-                "half makes it 200 CONFIRMED)" % (r.status_code, r.text[:90], st2["status"]))
+        assert r.status_code == 200 and r.json()["status"] == "CONFIRMED", r.text
+        assert st2["status"] == "CONFIRMED", st2
+        s2 = rp.post("signatures/signHash", {"credentialID": cred, "SAD": st2["SAD"],
+                     "hashes": [b64e(digest)], "hashAlgorithmOID": SHA256_OID,
+                     "signAlgo": ECDSA_SHA256})
+        assert len(s2["signatures"]) == 1
+        load.sads[b64d(st2["SAD"])[11:27].hex()] = (b64d(st2["SAD"]), digest)
+        load.returned += 1
+        ran.append("confirm retried after its answer was lost ends CONFIRMED")
         load.set_phase("after-gateway-kill")
         time.sleep(1)
 
@@ -614,24 +600,23 @@ def main():
 
         # 6. the audit log unwritable: a write(2) on the open file fails (as root nothing
         #    but the disk or a limit stops one): the engine's file size limit is set to the
-        #    log's size (EFBIG), then lifted (engine half only: whole lines)
-        if half:
-            load.set_phase("audit-unwritable", A503)
-            size = os.path.getsize(st.audit_file)
-            subprocess.run(["prlimit", "--pid", str(st.engine.pid), "--fsize=%d:" % (size + 100)],
-                           check=True)
-            dt = await_ready(st, 503, "audit_unavailable", 2.0, "audit unwritable")
-            log("audit unwritable: /readyz 503 audit_unavailable after %.2f s" % dt)
-            time.sleep(1)
-            subprocess.run(["prlimit", "--pid", str(st.engine.pid), "--fsize=unlimited:"],
-                           check=True)
-            dt = await_ready(st, 200, None, 2.0, "audit writable")
-            log("audit writable again: /readyz 200 after %.2f s" % dt)
-            await_signing(load, 5, "audit writable")
-            assert st.engine.pid == eng_pid and st.gateway.pid == gw_pid
-            ran.append("audit unwritable")
-            load.set_phase("after-audit-unwritable")
-            time.sleep(1)
+        #    log's size (EFBIG), then lifted (whole lines)
+        load.set_phase("audit-unwritable", A503)
+        size = os.path.getsize(st.audit_file)
+        subprocess.run(["prlimit", "--pid", str(st.engine.pid), "--fsize=%d:" % (size + 100)],
+                       check=True)
+        dt = await_ready(st, 503, "audit_unavailable", 2.0, "audit unwritable")
+        log("audit unwritable: /readyz 503 audit_unavailable after %.2f s" % dt)
+        time.sleep(1)
+        subprocess.run(["prlimit", "--pid", str(st.engine.pid), "--fsize=unlimited:"],
+                       check=True)
+        dt = await_ready(st, 200, None, 2.0, "audit writable")
+        log("audit writable again: /readyz 200 after %.2f s" % dt)
+        await_signing(load, 5, "audit writable")
+        assert st.engine.pid == eng_pid and st.gateway.pid == gw_pid
+        ran.append("audit unwritable")
+        load.set_phase("after-audit-unwritable")
+        time.sleep(1)
 
         load.set_phase("end")
         load.finish()
@@ -657,39 +642,29 @@ def main():
         assert load.returned > 0
         assert load.returned <= audited <= spent <= load.returned + load.in_doubt, \
             "returned %d audited %d spent %d in doubt %d" % (load.returned, audited, spent, load.in_doubt)
-        if half:
-            # counts kept spent without a signature: only calls cut mid-way, at most one
-            # per client in each fault that cuts calls (engine kill, engine stop, gateway
-            # kill); a refusal "audit log unavailable" spends nothing
-            assert spent - audited <= 3 * CLIENTS + 2, \
-                "%d counts spent without an audited signature" % (spent - audited)
+        # counts kept spent without a signature: only calls cut mid-way, at most one
+        # per client in each fault that cuts calls (engine kill, engine stop, gateway
+        # kill); a refusal "audit log unavailable" spends nothing
+        assert spent - audited <= 3 * CLIENTS + 2, \
+            "%d counts spent without an audited signature" % (spent - audited)
         over = {s: n for s, n in by_sad.items() if n > K}
         assert not over, "SADs signed beyond their count: %s" % over
-        if not half:
-            # without the engine half an engine refusing "audit log unavailable" still
-            # spends the SAD's count in the engine, so a later call can meet "sad exhausted"
-            load.bad = [b for b in load.bad if "sad exhausted" not in b[1]]
         assert not load.bad, "answers not allowed in their phase: %s" % load.bad[:20]
 
         # ---- a restarted engine signs no used-up SAD, and the log verifies ----
-        if half:
-            st.engine.kill()
-            st.engine.wait()
-            st.start_engine_process()
-            used = [(sid, v) for sid, v in load.sads.items() if by_sad.get(sid, 0) >= K]
-            assert used, "no used-up SAD to replay"
-            for sid, (sad, dg) in used[:20]:
-                code = signhash_direct(st.socket, cred, sad, dg)
-                assert code == "RESOURCE_EXHAUSTED", "used-up SAD %s straight to a restarted engine: %s" % (sid, code)
-            ran.append("used-up SADs refused by a restarted engine (%d)" % min(len(used), 20))
-            r = subprocess.run([st.engine_bin, "audit-verify"] + files, capture_output=True, text=True)
-            assert r.returncode == 0, "audit-verify: %s %s" % (r.stdout, r.stderr)
-            ran.append("audit-verify over the log")
+        st.engine.kill()
+        st.engine.wait()
+        st.start_engine_process()
+        used = [(sid, v) for sid, v in load.sads.items() if by_sad.get(sid, 0) >= K]
+        assert used, "no used-up SAD to replay"
+        for sid, (sad, dg) in used[:20]:
+            code = signhash_direct(st.socket, cred, sad, dg)
+            assert code == "RESOURCE_EXHAUSTED", "used-up SAD %s straight to a restarted engine: %s" % (sid, code)
+        ran.append("used-up SADs refused by a restarted engine (%d)" % min(len(used), 20))
+        r = subprocess.run([st.engine_bin, "audit-verify"] + files, capture_output=True, text=True)
+        assert r.returncode == 0, "audit-verify: %s %s" % (r.stdout, r.stderr)
+        ran.append("audit-verify over the log")
         log("ran: %s" % "; ".join(ran))
-        if not half:
-            log("NOT RUN (need the engine half of issue 11): a confirm retried after its lost "
-                "answer ends CONFIRMED, "
-                "audit unwritable, used-up SADs refused by a restarted engine, audit-verify")
         print("fault suite: ok", flush=True)
         return 0
     except BaseException:
