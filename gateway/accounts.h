@@ -15,9 +15,10 @@ int acct_get_user_id(struct gw_request *req, struct gw_reply *rep, const char *f
 /* The account `id` as the caller may see it. Sets 404 not_found when it does not exist
  * and the same 404 when it belongs to another tenant, whose users are not revealed (an rp sees the accounts it
  * registered, a company_admin those of its company, a signer only itself, an admin
- * all). On success *resp (free with PQclear) holds one row: id, email, role, status
- * (LOCKED past locked_until reads ACTIVE), company_id, registered_by, created_at,
- * confirmed_at (RFC 3339, "" when NULL), full_name, mobile. lock: append FOR UPDATE. */
+ * all). On success *resp (free with PQclear) holds one row, read by name (gw_val):
+ * tenant_account (the id), email_or_empty, role, status_shown (LOCKED past locked_until
+ * reads ACTIVE), tenant_company, tenant_registered_by, created_iso, confirmed_iso
+ * (RFC 3339, "" when NULL), full_name, mobile_or_empty. lock: append FOR UPDATE. */
 int acct_load_visible(struct gw_request *req, struct gw_reply *rep, const char *id,
     const char *email, bool lock, PGresult **resp) RSSP_WUR;
 

@@ -83,14 +83,14 @@ admin_clients_create(struct gw_request *req, struct gw_reply *rep)
 	    (r = gw_db_query(req->db, NULL,
 	    "INSERT INTO rp_clients (client_id, account_id, name, digest_ha1) "
 	    "VALUES ($1, $2::uuid, $3, decode($4, 'hex'))",
-	    4, client_id, PQgetvalue(res, 0, 0), name, ha1)) != 0 ||
+	    4, client_id, gw_val(res, 0, "id"), name, ha1)) != 0 ||
 	    (r = oauth_redirects_store(req, rep, client_id, false)) != 0 /* oauth.c */ ||
 	    (r = gw_tx_commit(req)) != 0)
 		goto out;
-	log_info("rp client %s created (account %s)", client_id, PQgetvalue(res, 0, 0));
+	log_info("rp client %s created (account %s)", client_id, gw_val(res, 0, "id"));
 	/* The only time the secret key leaves the gateway. */
 	r = gw_reply_json(rep, 201, json_pack("{s:s, s:s, s:s, s:s}", "clientID", client_id,
-	    "secretKey", secret, "userID", PQgetvalue(res, 0, 0), "name", name));
+	    "secretKey", secret, "userID", gw_val(res, 0, "id"), "name", name));
 out:
 	OPENSSL_cleanse(secret, sizeof(secret));
 	OPENSSL_cleanse(pwhash, sizeof(pwhash));
@@ -117,7 +117,7 @@ admin_clients_rotate(struct gw_request *req, struct gw_reply *rep)
 		r = gw_error(rep, 404, "not_found", "no such client");
 		goto out;
 	}
-	const char *account = PQgetvalue(res, 0, 0);
+	const char *account = gw_val(res, 0, "account_id");
 	if ((r = new_secret(client_id, realm(req), secret, pwhash, ha1)) != 0 ||
 	    (r = gw_db_query(req->db, NULL,
 	    "UPDATE rp_clients SET digest_ha1 = decode($2, 'hex'), rotated_at = now() WHERE client_id = $1",
@@ -229,8 +229,10 @@ admin_users_list(struct gw_request *req, struct gw_reply *rep)
 	/* Keyset pagination on (created_at, id); one row more tells whether a page follows.
 	 * The status filter reads a lock that has run out as ACTIVE, as users/status does. */
 	if ((r = gw_db_query(req->db, &res,
-	    "SELECT id, COALESCE(email, ''), role, s.status, COALESCE(company_id::text, ''), "
-	    " (extract(epoch FROM created_at) * 1000000)::bigint, full_name, " TS("created_at") " "
+	    "SELECT id, COALESCE(email, '') AS email, role, s.status, "
+	    " COALESCE(company_id::text, '') AS company_id, "
+	    " (extract(epoch FROM created_at) * 1000000)::bigint AS created_micros, full_name, "
+	    TS("created_at") " AS created_iso "
 	    "FROM accounts, LATERAL (SELECT CASE WHEN status = 'LOCKED' AND locked_until <= now() "
 	    "  THEN 'ACTIVE' ELSE status END AS status) s "
 	    "WHERE ($1::text IS NULL OR role = $1) AND ($2::text IS NULL OR s.status = $2) "
@@ -245,19 +247,19 @@ admin_users_list(struct gw_request *req, struct gw_reply *rep)
 		goto out;
 	n = PQntuples(res);
 	for (int i = 0; i < n && i < max; i++) {
-		const char *email = PQgetvalue(res, i, 1), *company = PQgetvalue(res, i, 4);
+		const char *email = gw_val(res, i, "email"), *company = gw_val(res, i, "company_id");
 		json_t *u = json_pack("{s:s, s:o, s:s, s:s, s:o, s:s, s:s}",
-		    "userID", PQgetvalue(res, i, 0),
+		    "userID", gw_val(res, i, "id"),
 		    "email", *email != '\0' ? json_string(email) : json_null(),
-		    "role", PQgetvalue(res, i, 2), "status", PQgetvalue(res, i, 3),
+		    "role", gw_val(res, i, "role"), "status", gw_val(res, i, "status"),
 		    "companyID", *company != '\0' ? json_string(company) : json_null(),
-		    "fullName", PQgetvalue(res, i, 6), "createdAt", PQgetvalue(res, i, 7));
+		    "fullName", gw_val(res, i, "full_name"), "createdAt", gw_val(res, i, "created_iso"));
 		if (u == NULL || json_array_append_new(users, u) != 0)
 			goto out;
 	}
 	if (n > max) {
-		if ((next = page_token_make(PQgetvalue(res, (int)max - 1, 5),
-		    PQgetvalue(res, (int)max - 1, 0))) == NULL ||
+		if ((next = page_token_make(gw_val(res, (int)max - 1, "created_micros"),
+		    gw_val(res, (int)max - 1, "id"))) == NULL ||
 		    json_object_set_new(o, "nextPageToken", json_string(next)) != 0)
 			goto out;
 	}
@@ -298,7 +300,32 @@ admin_users_disable(struct gw_request *req, struct gw_reply *rep)
 		goto out;
 	gw_token_cache_forget_account(id);
 	log_info("account %s disabled", id);
-	r = reply_user_status(rep, PQgetvalue(res, 0, 0), "DISABLED");
+	r = reply_user_status(rep, gw_val(res, 0, "tenant_account"), "DISABLED");
+out:
+	PQclear(res);
+	return r;
+}
+
+/* enable and unlock: the account as the caller may see it, locked, through transition t;
+ * replies its status afterwards. */
+static int
+admin_users_transition(struct gw_request *req, struct gw_reply *rep, enum acct_transition t,
+    const char *done)
+{
+	const char *id;
+	char status[32];
+	PGresult *res = NULL;
+	int r;
+
+	if ((r = acct_get_user_id(req, rep, "userID", true, &id)) != 0)
+		goto out;
+	if ((r = gw_tx_begin(req)) != 0 ||
+	    (r = acct_load_visible(req, rep, id, NULL, true, &res)) != 0 ||
+	    (r = acct_status_change(req->db, req->cfg, t, id, status)) != 0 ||
+	    (r = gw_tx_commit(req)) != 0)
+		goto out;
+	log_info("account %s %s", id, done);
+	r = reply_user_status(rep, gw_val(res, 0, "tenant_account"), status);
 out:
 	PQclear(res);
 	return r;
@@ -307,45 +334,13 @@ out:
 int
 admin_users_enable(struct gw_request *req, struct gw_reply *rep)
 {
-	const char *id;
-	char status[32];
-	PGresult *res = NULL;
-	int r;
-
-	if ((r = acct_get_user_id(req, rep, "userID", true, &id)) != 0)
-		goto out;
-	if ((r = gw_tx_begin(req)) != 0 ||
-	    (r = acct_load_visible(req, rep, id, NULL, true, &res)) != 0 ||
-	    (r = acct_status_change(req->db, req->cfg, ACCT_ENABLE, id, status)) != 0 ||
-	    (r = gw_tx_commit(req)) != 0)
-		goto out;
-	log_info("account %s enabled", id);
-	r = reply_user_status(rep, PQgetvalue(res, 0, 0), status);
-out:
-	PQclear(res);
-	return r;
+	return admin_users_transition(req, rep, ACCT_ENABLE, "enabled");
 }
 
 int
 admin_users_unlock(struct gw_request *req, struct gw_reply *rep)
 {
-	const char *id;
-	char status[32];
-	PGresult *res = NULL;
-	int r;
-
-	if ((r = acct_get_user_id(req, rep, "userID", true, &id)) != 0)
-		goto out;
-	if ((r = gw_tx_begin(req)) != 0 ||
-	    (r = acct_load_visible(req, rep, id, NULL, true, &res)) != 0 ||
-	    (r = acct_status_change(req->db, req->cfg, ACCT_UNLOCK, id, status)) != 0 ||
-	    (r = gw_tx_commit(req)) != 0)
-		goto out;
-	log_info("account %s unlocked", id);
-	r = reply_user_status(rep, PQgetvalue(res, 0, 0), status);
-out:
-	PQclear(res);
-	return r;
+	return admin_users_transition(req, rep, ACCT_UNLOCK, "unlocked");
 }
 
 /* ---- outbox ---- */
@@ -371,9 +366,9 @@ admin_outbox_list(struct gw_request *req, struct gw_reply *rep)
 	snprintf(lim, sizeof(lim), "%lld", max);
 	if ((r = gw_db_query(req->db, &res,
 	    "SELECT id, channel, recipient, kind, subject, "
-	    " CASE WHEN $4 THEN outbox_redact(body, data) ELSE body END, "
-	    " CASE WHEN $4 THEN outbox_blank(data) ELSE data END::text, "
-	    " " TS("created_at") ", " TS("sent_at") ", attempts "
+	    " CASE WHEN $4 THEN outbox_redact(body, data) ELSE body END AS body_shown, "
+	    " CASE WHEN $4 THEN outbox_blank(data) ELSE data END::text AS data_shown, "
+	    " " TS("created_at") " AS created_iso, " TS("sent_at") " AS sent_iso, attempts "
 	    "FROM outbox WHERE ($1::text IS NULL OR lower(recipient) = lower($1)) "
 	    " AND ($2::text IS NULL OR kind = $2) ORDER BY id DESC LIMIT $3::int",
 	    4, recipient, kind, lim, blank ? "true" : "false")) != 0)
@@ -383,16 +378,16 @@ admin_outbox_list(struct gw_request *req, struct gw_reply *rep)
 	    json_object_set_new(o, "messages", msgs) != 0)
 		goto out;
 	for (int i = 0; i < PQntuples(res); i++) {
-		const char *sent = PQgetvalue(res, i, 8);
-		json_t *data = json_loads(PQgetvalue(res, i, 6), JSON_DECODE_ANY, NULL);
+		const char *sent = gw_val(res, i, "sent_iso");
+		json_t *data = json_loads(gw_val(res, i, "data_shown"), JSON_DECODE_ANY, NULL);
 		json_t *m = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:o, s:I}",
-		    "id", (json_int_t)strtoll(PQgetvalue(res, i, 0), NULL, 10),
-		    "channel", PQgetvalue(res, i, 1), "recipient", PQgetvalue(res, i, 2),
-		    "kind", PQgetvalue(res, i, 3), "subject", PQgetvalue(res, i, 4),
-		    "body", PQgetvalue(res, i, 5), "data", data != NULL ? data : json_object(),
-		    "createdAt", PQgetvalue(res, i, 7),
+		    "id", (json_int_t)strtoll(gw_val(res, i, "id"), NULL, 10),
+		    "channel", gw_val(res, i, "channel"), "recipient", gw_val(res, i, "recipient"),
+		    "kind", gw_val(res, i, "kind"), "subject", gw_val(res, i, "subject"),
+		    "body", gw_val(res, i, "body_shown"), "data", data != NULL ? data : json_object(),
+		    "createdAt", gw_val(res, i, "created_iso"),
 		    "sentAt", *sent != '\0' ? json_string(sent) : json_null(),
-		    "attempts", (json_int_t)strtoll(PQgetvalue(res, i, 9), NULL, 10));
+		    "attempts", (json_int_t)strtoll(gw_val(res, i, "attempts"), NULL, 10));
 		if (m == NULL || json_array_append_new(msgs, m) != 0)
 			goto out;
 	}

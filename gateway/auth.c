@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #include <microhttpd.h>
@@ -276,8 +277,9 @@ gw_auth_bearer(struct gw_request *req, struct gw_reply *rep)
 	if ((r = gw_db_reacquire(req)) < 0)
 		return r;
 	r = gw_db_query(req->db, &res,
-	    "SELECT a.id, a.role, coalesce(a.company_id::text, ''), coalesce(a.registered_by::text, ''),"
-	    " t.family_id, extract(epoch FROM t.expires_at)::bigint"
+	    "SELECT a.id, a.role, coalesce(a.company_id::text, '') AS company_id,"
+	    " coalesce(a.registered_by::text, '') AS registered_by,"
+	    " t.family_id, extract(epoch FROM t.expires_at)::bigint AS expires_epoch"
 	    " FROM tokens t JOIN accounts a ON a.id = t.account_id"
 	    " WHERE t.token_hash = decode($1, 'hex') AND t.kind = 'access' AND t.revoked_at IS NULL"
 	    " AND t.expires_at > now() AND a.status IN ('ACTIVE', 'LOCKED')", 1, hex);
@@ -289,12 +291,12 @@ gw_auth_bearer(struct gw_request *req, struct gw_reply *rep)
 		return RSSP_E_DENIED;
 	}
 	memset(&p, 0, sizeof(p));
-	snprintf(p.account_id, sizeof(p.account_id), "%s", PQgetvalue(res, 0, 0));
-	p.role = gw_role_parse(PQgetvalue(res, 0, 1));
-	snprintf(p.company_id, sizeof(p.company_id), "%s", PQgetvalue(res, 0, 2));
-	snprintf(p.registered_by, sizeof(p.registered_by), "%s", PQgetvalue(res, 0, 3));
-	snprintf(p.token_family, sizeof(p.token_family), "%s", PQgetvalue(res, 0, 4));
-	cache_put(hash, &p, strtoll(PQgetvalue(res, 0, 5), NULL, 10));
+	snprintf(p.account_id, sizeof(p.account_id), "%s", gw_val(res, 0, "id"));
+	p.role = gw_role_parse(gw_val(res, 0, "role"));
+	snprintf(p.company_id, sizeof(p.company_id), "%s", gw_val(res, 0, "company_id"));
+	snprintf(p.registered_by, sizeof(p.registered_by), "%s", gw_val(res, 0, "registered_by"));
+	snprintf(p.token_family, sizeof(p.token_family), "%s", gw_val(res, 0, "family_id"));
+	cache_put(hash, &p, strtoll(gw_val(res, 0, "expires_epoch"), NULL, 10));
 	PQclear(res);
 	req->principal = p;
 	req->authenticated = true;
@@ -358,6 +360,11 @@ out:
  * account is answered exactly as a wrong passphrase (401) and counts the same way. No
  * database connection is held while argon2id waits or runs. */
 
+/* An attempt that finds every place held by evaluations in progress waits for one:
+ * up to LOGIN_PLACE_TRIES times LOGIN_PLACE_WAIT_US (2 s in all). */
+#define LOGIN_PLACE_TRIES 40
+#define LOGIN_PLACE_WAIT_US 50000
+
 struct acct {
 	char id[GW_UUID_LEN + 1];
 	char status[32];
@@ -390,20 +397,21 @@ acct_load(struct gw_request *req, const char *login, struct acct *a)
 		return r;
 	r = gw_db_query(req->db, &res,
 	    "SELECT id, status, passphrase_hash,"
-	    " coalesce(ceil(extract(epoch FROM locked_until - now()))::bigint, 0)"
+	    " coalesce(ceil(extract(epoch FROM locked_until - now()))::bigint, 0) AS lock_left"
 	    " FROM account_by_login($1)", 1, login);
 	if (r < 0)
 		return r;
 	if (PQntuples(res) == 1) {
 		a->found = 1;
-		snprintf(a->id, sizeof(a->id), "%s", PQgetvalue(res, 0, 0));
-		snprintf(a->status, sizeof(a->status), "%s", PQgetvalue(res, 0, 1));
-		if (!PQgetisnull(res, 0, 2) && (a->hash = strdup(PQgetvalue(res, 0, 2))) == NULL) {
+		snprintf(a->id, sizeof(a->id), "%s", gw_val(res, 0, "id"));
+		snprintf(a->status, sizeof(a->status), "%s", gw_val(res, 0, "status"));
+		if (!gw_isnull(res, 0, "passphrase_hash") &&
+		    (a->hash = strdup(gw_val(res, 0, "passphrase_hash"))) == NULL) {
 			PQclear(res);
 			return RSSP_E_NOMEM;
 		}
 		a->locked = strcmp(a->status, "LOCKED") == 0;
-		a->lock_left = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
+		a->lock_left = strtoll(gw_val(res, 0, "lock_left"), NULL, 10);
 	}
 	PQclear(res);
 	return 0;
@@ -417,22 +425,37 @@ take_place(struct gw_request *req, struct acct *a)
 {
 	char place[32];
 	PGresult *res = NULL;
-	int r;
+	int r, tries, busy;
 
-	if ((r = acct_status_change(req->db, req->cfg, ACCT_LOGIN_ATTEMPT, a->id, place)) < 0)
-		return r;
-	if (place[0] != '\0') {
-		a->place = atoi(place);
-		return 0;
+	for (tries = 0;; tries++) {
+		if ((r = acct_status_change(req->db, req->cfg, ACCT_LOGIN_ATTEMPT, a->id, place)) < 0)
+			return r;
+		if (place[0] != '\0') {
+			a->place = atoi(place);
+			return 0;
+		}
+		r = gw_db_query(req->db, &res, "SELECT coalesce(ceil(extract(epoch FROM locked_until - now()))::bigint, 0)"
+		    " AS lock_left, status = 'ACTIVE' AS busy FROM accounts WHERE id = $1", 1, a->id);
+		if (r < 0)
+			return r;
+		busy = 0;
+		if (PQntuples(res) == 1) {
+			a->lock_left = strtoll(gw_val(res, 0, "lock_left"), NULL, 10);
+			busy = strcmp(gw_val(res, 0, "busy"), "t") == 0;
+		}
+		PQclear(res);
+		/* Still ACTIVE with every place taken: the places are held by evaluations in
+		 * progress, not by failures (failures at the threshold lock the account). Those
+		 * end within one argon2id; wait for a place (bounded, without a database
+		 * connection) instead of refusing a right passphrase that merely arrived at the
+		 * same moment as others. */
+		if (!busy || tries >= LOGIN_PLACE_TRIES)
+			return RSSP_E_DENIED;
+		gw_db_release(req);
+		usleep(LOGIN_PLACE_WAIT_US);
+		if ((r = gw_db_reacquire(req)) != 0)
+			return r;
 	}
-	r = gw_db_query(req->db, &res, "SELECT coalesce(ceil(extract(epoch FROM locked_until - now()))::bigint, 0)"
-	    " FROM accounts WHERE id = $1", 1, a->id);
-	if (r < 0)
-		return r;
-	if (PQntuples(res) == 1)
-		a->lock_left = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-	PQclear(res);
-	return RSSP_E_DENIED;
 }
 
 /* The evaluation failed: its place stays counted; at the threshold the account locks. */
@@ -520,6 +543,26 @@ login_gate(struct gw_request *req, struct gw_reply *rep, const char *user, const
 	return gw_db_reacquire(req);
 }
 
+/* The start both login kinds share: the admission gate (*admittedp set when admitted),
+ * the account into *a, 423 for a locked one, then a place (take_place) when the account
+ * exists (and, with need_hash, has a passphrase hash). Returns 0 to go on, or < 0 with
+ * the reply set. */
+static int
+login_begin(struct gw_request *req, struct gw_reply *rep, const char *user, int need_hash,
+    struct acct *a, int *admittedp)
+{
+	int r;
+
+	if ((r = login_gate(req, rep, user, "username", admittedp)) < 0 ||
+	    (r = acct_load(req, user, a)) < 0)
+		return r;
+	if (a->found && a->locked)
+		return locked_reply(rep, a);
+	if (a->found && (!need_hash || a->hash != NULL) && (r = take_place(req, a)) < 0)
+		return r == RSSP_E_DENIED ? locked_reply(rep, a) : r;
+	return 0;
+}
+
 static int
 login_password(struct gw_request *req, struct gw_reply *rep, const char *user, const char *pass)
 {
@@ -529,18 +572,8 @@ login_password(struct gw_request *req, struct gw_reply *rep, const char *user, c
 	memset(&a, 0, sizeof(a));
 	if (strlen(pass) > MAX_PASS_LEN)
 		return gw_error(rep, 400, "invalid_request", "field 'password' must be at most %d characters", MAX_PASS_LEN);
-	if ((r = login_gate(req, rep, user, "username", &admitted)) < 0)
+	if ((r = login_begin(req, rep, user, 1, &a, &admitted)) < 0)
 		goto out;
-	if ((r = acct_load(req, user, &a)) < 0)
-		goto out;
-	if (a.found && a.locked) {
-		r = locked_reply(rep, &a);
-		goto out;
-	}
-	if (a.found && a.hash != NULL && (r = take_place(req, &a)) < 0) {
-		r = r == RSSP_E_DENIED ? locked_reply(rep, &a) : r;
-		goto out;
-	}
 	gw_db_release(req); /* argon2id may wait: hold no connection meanwhile */
 	if (!a.found || a.hash == NULL || a.place == 0) {
 		gw_password_dummy_verify(pass); /* the same cost as a wrong passphrase */
@@ -588,27 +621,17 @@ login_digest(struct gw_request *req, struct gw_reply *rep)
 	user = MHD_digest_auth_get_username(conn);
 	if (user == NULL)
 		return digest_challenge(rep, 0, "malformed Digest credentials");
-	if ((r = login_gate(req, rep, user, "username", &admitted)) < 0)
+	if ((r = login_begin(req, rep, user, 0, &a, &admitted)) < 0)
 		goto out;
-	if ((r = acct_load(req, user, &a)) < 0)
-		goto out;
-	if (a.found && a.locked) {
-		r = locked_reply(rep, &a);
-		goto out;
-	}
-	if (a.found && (r = take_place(req, &a)) < 0) {
-		r = r == RSSP_E_DENIED ? locked_reply(rep, &a) : r;
-		goto out;
-	}
 	/* an unknown client gets a random HA1: the check fails the same way */
 	randombytes_buf(ha1, sizeof(ha1));
 	if (a.found && a.place != 0) {
-		r = gw_db_query(req->db, &res, "SELECT encode(digest_ha1, 'hex') FROM rp_clients"
+		r = gw_db_query(req->db, &res, "SELECT encode(digest_ha1, 'hex') AS ha1 FROM rp_clients"
 		    " WHERE account_id = $1", 1, a.id);
 		if (r < 0)
 			goto out;
 		if (PQntuples(res) == 1)
-			sodium_hex2bin(ha1, sizeof(ha1), PQgetvalue(res, 0, 0), 64, NULL, NULL, NULL);
+			sodium_hex2bin(ha1, sizeof(ha1), gw_val(res, 0, "ha1"), 64, NULL, NULL, NULL);
 		PQclear(res);
 	}
 	ok = MHD_digest_auth_check_digest2(conn, req->cfg->service_name, user, ha1, sizeof(ha1),
@@ -622,13 +645,8 @@ login_digest(struct gw_request *req, struct gw_reply *rep)
 		r = digest_challenge(rep, 1, "stale or invalid nonce");
 		goto out;
 	}
-	if (ok != MHD_YES) {
-		if ((r = record_failure(req, &a)) < 0)
-			goto out;
-		r = digest_challenge(rep, 0, "incorrect username or secret");
-		goto out;
-	}
-	if (strcmp(a.status, "ACTIVE") != 0) {
+	/* a wrong secret and an account that may not log in are answered alike */
+	if (ok != MHD_YES || strcmp(a.status, "ACTIVE") != 0) {
 		if ((r = record_failure(req, &a)) < 0)
 			goto out;
 		r = digest_challenge(rep, 0, "incorrect username or secret");
@@ -657,8 +675,9 @@ login_refresh(struct gw_request *req, struct gw_reply *rep, const char *tok)
 	if ((r = gw_db_reacquire(req)) < 0 || (r = gw_tx_begin(req)) < 0)
 		return r;
 	r = gw_db_query(req->db, &res,
-	    "SELECT t.account_id, t.family_id, t.used_at IS NOT NULL,"
-	    " t.revoked_at IS NOT NULL OR t.expires_at <= now() OR a.status NOT IN ('ACTIVE', 'LOCKED')"
+	    "SELECT t.account_id, t.family_id, t.used_at IS NOT NULL AS spent,"
+	    " (t.revoked_at IS NOT NULL OR t.expires_at <= now() OR a.status NOT IN ('ACTIVE', 'LOCKED'))"
+	    "  AS dead"
 	    " FROM tokens t JOIN accounts a ON a.id = t.account_id"
 	    " WHERE t.token_hash = decode($1, 'hex') AND t.kind = 'refresh' FOR UPDATE OF t", 1, hex);
 	if (r < 0)
@@ -667,10 +686,10 @@ login_refresh(struct gw_request *req, struct gw_reply *rep, const char *tok)
 		r = gw_error(rep, 400, "invalid_grant", "the refresh token is invalid, spent or revoked");
 		goto out;
 	}
-	snprintf(account, sizeof(account), "%s", PQgetvalue(res, 0, 0));
-	snprintf(family, sizeof(family), "%s", PQgetvalue(res, 0, 1));
-	spent = PQgetvalue(res, 0, 2)[0] == 't';
-	dead = PQgetvalue(res, 0, 3)[0] == 't';
+	snprintf(account, sizeof(account), "%s", gw_val(res, 0, "account_id"));
+	snprintf(family, sizeof(family), "%s", gw_val(res, 0, "family_id"));
+	spent = gw_val(res, 0, "spent")[0] == 't';
+	dead = gw_val(res, 0, "dead")[0] == 't';
 	PQclear(res);
 	res = NULL;
 	if (spent) {
@@ -814,12 +833,12 @@ auth_revoke(struct gw_request *req, struct gw_reply *rep)
 	    " WHERE token_hash = decode($1, 'hex')", 1, hex);
 	if (r < 0)
 		return r;
-	if (PQntuples(res) == 1 && (strcmp(PQgetvalue(res, 0, 0), req->principal.account_id) == 0 ||
+	if (PQntuples(res) == 1 && (strcmp(gw_val(res, 0, "account_id"), req->principal.account_id) == 0 ||
 	    req->principal.role == GW_ROLE_ADMIN)) {
 		char family[GW_UUID_LEN + 1];
 
-		snprintf(family, sizeof(family), "%s", PQgetvalue(res, 0, 1));
-		if (strcmp(PQgetvalue(res, 0, 2), "refresh") == 0)
+		snprintf(family, sizeof(family), "%s", gw_val(res, 0, "family_id"));
+		if (strcmp(gw_val(res, 0, "kind"), "refresh") == 0)
 			r = gw_tokens_revoke(req->db, GW_TOKENS_FAMILY, family, NULL);
 		else
 			r = gw_tokens_revoke(req->db, GW_TOKENS_ONE, hex, NULL);

@@ -499,7 +499,7 @@ apply_one(PGconn *c, const char *dir, const char *name, int *appliedp)
 	if ((r = gw_db_query(c, &res, "SELECT sha256 FROM schema_migrations WHERE name = $1", 1, name)) < 0)
 		goto out;
 	if (PQntuples(res) > 0) {
-		if (strcmp(PQgetvalue(res, 0, 0), sum) != 0)
+		if (strcmp(gw_val(res, 0, "sha256"), sum) != 0)
 			log_warn("migration %s changed since it was applied", name);
 		r = gw_db_exec(c, NULL, "COMMIT", 0, NULL);
 		goto out;

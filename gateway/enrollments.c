@@ -150,9 +150,6 @@ renew(struct gw_request *req)
 	    "    OR (status = 'VOUCHED' AND not_after <= $1::bigint)", 1, now_s);
 }
 
-enum { L_DEVICE, L_USER, L_NAME, L_EMAIL, L_KAK, L_STATUS, L_CREATED, L_ISSUED, L_NOTAFTER,
-	L_VOUCHER, L_KEYID };
-
 int
 enr_list(struct gw_request *req, struct gw_reply *rep)
 {
@@ -184,9 +181,9 @@ enr_list(struct gw_request *req, struct gw_reply *rep)
 	scope = req->principal.role == GW_ROLE_ADMIN ? "" : req->principal.account_id;
 	if ((r = renew(req)) != 0 ||
 	    (r = gw_db_query(req->db, &res,
-	    "SELECT d.device_uuid, e.user_id::text, e.full_name, coalesce(a.email, ''),"
-	    " e.kak_sha256, e.status, " TS("e.created_at") ", e.issued_at, e.not_after,"
-	    " e.voucher, e.ra_key_id"
+	    "SELECT d.device_uuid, e.user_id::text AS user_id, e.full_name,"
+	    " coalesce(a.email, '') AS email_or_empty, e.kak_sha256, e.status, "
+	    TS("e.created_at") " AS created_iso, e.issued_at, e.not_after, e.voucher, e.ra_key_id"
 	    " FROM enrollments e JOIN devices d ON d.id = e.device_id AND d.status = 'ACTIVE'"
 	    " JOIN accounts a ON a.id = e.user_id"
 	    " WHERE ($1 = '' OR e.status = $1) AND ($2 = '' OR e.user_id = $2::uuid)"
@@ -205,13 +202,13 @@ enr_list(struct gw_request *req, struct gw_reply *rep)
 		int ok;
 
 		vb = NULL;
-		if (strcmp(PQgetvalue(res, i, L_STATUS), "VOUCHED") == 0) {
-			ok = sg_unbytea(PQgetvalue(res, i, L_VOUCHER), &vb, &vblen) == 0 &&
+		if (strcmp(gw_val(res, i, "status"), "VOUCHED") == 0) {
+			ok = sg_unbytea(gw_val(res, i, "voucher"), &vb, &vblen) == 0 &&
 			    rssp_voucher_parse(vb, vblen, &v) == 0;
 		} else {
-			ok = voucher_of(PQgetvalue(res, i, L_USER), PQgetvalue(res, i, L_NAME),
-			    PQgetvalue(res, i, L_KAK), PQgetvalue(res, i, L_DEVICE),
-			    PQgetvalue(res, i, L_ISSUED), PQgetvalue(res, i, L_NOTAFTER), key_id, &v) == 0 &&
+			ok = voucher_of(gw_val(res, i, "user_id"), gw_val(res, i, "full_name"),
+			    gw_val(res, i, "kak_sha256"), gw_val(res, i, "device_uuid"),
+			    gw_val(res, i, "issued_at"), gw_val(res, i, "not_after"), key_id, &v) == 0 &&
 			    rssp_voucher_build(&v, &vb, &vblen) == 0;
 		}
 		{
@@ -219,14 +216,14 @@ enr_list(struct gw_request *req, struct gw_reply *rep)
 			size_t kaklen = 0;
 			char kakhex[65] = "";
 
-			if (sg_unbytea(PQgetvalue(res, i, L_KAK), &kak, &kaklen) == 0 && kaklen == 32)
+			if (sg_unbytea(gw_val(res, i, "kak_sha256"), &kak, &kaklen) == 0 && kaklen == 32)
 				ra_key_id_hex(kak, kakhex);
 			free(kak);
 			o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s}",
-			    "deviceUUID", PQgetvalue(res, i, L_DEVICE), "userID", PQgetvalue(res, i, L_USER),
-			    "fullName", PQgetvalue(res, i, L_NAME), "email", PQgetvalue(res, i, L_EMAIL),
-			    "kakSHA256", kakhex, "status", PQgetvalue(res, i, L_STATUS),
-			    "createdAt", PQgetvalue(res, i, L_CREATED));
+			    "deviceUUID", gw_val(res, i, "device_uuid"), "userID", gw_val(res, i, "user_id"),
+			    "fullName", gw_val(res, i, "full_name"), "email", gw_val(res, i, "email_or_empty"),
+			    "kakSHA256", kakhex, "status", gw_val(res, i, "status"),
+			    "createdAt", gw_val(res, i, "created_iso"));
 		}
 		if (o != NULL && ok && (b64 = rssp_b64(vb, vblen)) != NULL) {
 			json_object_set_new(o, "toBeSigned", json_string(b64));
@@ -272,8 +269,8 @@ enr_vouch(struct gw_request *req, struct gw_reply *rep)
 	scope = req->principal.role == GW_ROLE_ADMIN ? "" : req->principal.account_id;
 	if ((r = gw_tx_begin(req)) != 0 ||
 	    (r = gw_db_query(req->db, &res,
-	    "SELECT e.device_id::text, e.user_id::text, e.full_name, e.kak_sha256, d.device_uuid,"
-	    " e.issued_at, e.not_after, e.status"
+	    "SELECT e.device_id::text AS device_id, e.user_id::text AS user_id, e.full_name,"
+	    " e.kak_sha256, d.device_uuid, e.issued_at, e.not_after, e.status"
 	    " FROM enrollments e JOIN devices d ON d.id = e.device_id AND d.status = 'ACTIVE'"
 	    " JOIN accounts a ON a.id = e.user_id"
 	    " WHERE d.device_uuid = $1 AND ($2 = '' OR a.registered_by = $2::uuid)"
@@ -284,12 +281,13 @@ enr_vouch(struct gw_request *req, struct gw_reply *rep)
 		    "field 'deviceUUID' names no active device you may vouch for");
 		goto out;
 	}
-	if (strcmp(PQgetvalue(res, 0, 7), "PENDING") != 0) {
+	if (strcmp(gw_val(res, 0, "status"), "PENDING") != 0) {
 		r = gw_error(rep, 409, "conflict", "the device of field 'deviceUUID' is already vouched for");
 		goto out;
 	}
-	if (voucher_of(PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3),
-	    PQgetvalue(res, 0, 4), PQgetvalue(res, 0, 5), PQgetvalue(res, 0, 6), key_id, &v) != 0 ||
+	if (voucher_of(gw_val(res, 0, "user_id"), gw_val(res, 0, "full_name"),
+	    gw_val(res, 0, "kak_sha256"), gw_val(res, 0, "device_uuid"), gw_val(res, 0, "issued_at"),
+	    gw_val(res, 0, "not_after"), key_id, &v) != 0 ||
 	    rssp_voucher_build(&v, &vb, &vblen) != 0) {
 		r = gw_error(rep, 409, "conflict",
 		    "no voucher can be made for field 'deviceUUID' (does the user have a full name?)");
@@ -326,7 +324,7 @@ enr_vouch(struct gw_request *req, struct gw_reply *rep)
 	if ((r = gw_db_query(req->db, NULL,
 	    "UPDATE enrollments SET status = 'VOUCHED', voucher = $2, ra_signature = $3,"
 	    " ra_key_id = $4, vouched_by = $5, vouched_at = now() WHERE device_id = $1", 5,
-	    PQgetvalue(res, 0, 0), p_v, p_sig, p_key, req->principal.account_id)) != 0 ||
+	    gw_val(res, 0, "device_id"), p_v, p_sig, p_key, req->principal.account_id)) != 0 ||
 	    (r = gw_tx_commit(req)) != 0)
 		goto out;
 	ra_key_id_hex(key_id, keyhex);
@@ -358,14 +356,14 @@ enr_device_voucher(struct gw_request *req, struct gw_reply *rep, const char *dev
 	    "SELECT status, voucher, ra_signature, ra_key_id FROM enrollments WHERE device_id = $1",
 	    1, device_id)) != 0)
 		goto out;
-	if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "VOUCHED") != 0) {
+	if (PQntuples(res) != 1 || strcmp(gw_val(res, 0, "status"), "VOUCHED") != 0) {
 		r = gw_error(rep, 409, "enrollment_pending", "the device of field 'deviceUUID' is "
 		    "not yet vouched for by a registration authority (enrollments/vouch)");
 		goto out;
 	}
-	if ((r = sg_unbytea(PQgetvalue(res, 0, 1), &t.tbs, &t.tbs_len)) != 0 ||
-	    (r = sg_unbytea(PQgetvalue(res, 0, 2), &t.sig, &t.sig_len)) != 0 ||
-	    (r = sg_unbytea(PQgetvalue(res, 0, 3), &key, &keylen)) != 0)
+	if ((r = sg_unbytea(gw_val(res, 0, "voucher"), &t.tbs, &t.tbs_len)) != 0 ||
+	    (r = sg_unbytea(gw_val(res, 0, "ra_signature"), &t.sig, &t.sig_len)) != 0 ||
+	    (r = sg_unbytea(gw_val(res, 0, "ra_key_id"), &key, &keylen)) != 0)
 		goto out;
 	if (keylen != 32 || rssp_voucher_parse(t.tbs, t.tbs_len, &t.v) != 0) {
 		log_error("the stored voucher of device %s does not parse", device_id);

@@ -184,7 +184,7 @@ cmd_bootstrap_admin(const struct gw_config *cfg, const char *email, const char *
 	}
 	if (r < 0)
 		goto out;
-	printf("%s\n", PQgetvalue(res, 0, 0));
+	printf("%s\n", gw_val(res, 0, "id"));
 	fflush(stdout);
 out:
 	sodium_memzero(pass, sizeof(pass));

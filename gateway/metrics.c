@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "gw.h"
 #include "metrics.h"
 #include "gw_internal.h"
@@ -153,36 +154,36 @@ gw_metrics_signatures(const char *algo, unsigned n)
 	pthread_mutex_unlock(&mu);
 }
 
-struct sbuf { char *p; size_t len, cap; int oom; };
-
+/* printf onto the shared growable buffer (engine/common/buf.h); a failure is sticky. */
 static void __attribute__((format(printf, 2, 3)))
-sb_printf(struct sbuf *b, const char *fmt, ...)
+sb_printf(struct rssp_buf *b, const char *fmt, ...)
 {
 	va_list ap;
+	char line[512], *big;
 	int n;
-	char *np;
 
-	if (b->oom)
+	if (b->err)
 		return;
-	for (;;) {
-		va_start(ap, fmt);
-		n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			b->oom = 1;
-			return;
-		}
-		if ((size_t)n < b->cap - b->len) {
-			b->len += (size_t)n;
-			return;
-		}
-		if ((np = realloc(b->p, b->cap * 2 + (size_t)n)) == NULL) {
-			b->oom = 1;
-			return;
-		}
-		b->p = np;
-		b->cap = b->cap * 2 + (size_t)n;
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		b->err = RSSP_E_NOMEM;
+		return;
 	}
+	if ((size_t)n < sizeof(line)) {
+		rssp_buf_put(b, line, (size_t)n);
+		return;
+	}
+	if ((big = malloc((size_t)n + 1)) == NULL) {
+		b->err = RSSP_E_NOMEM;
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(big, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	rssp_buf_put(b, big, (size_t)n);
+	free(big);
 }
 
 /* Label values are static strings, but escape anyway: \ " and newline. */
@@ -207,7 +208,7 @@ esc(const char *s, char *buf, size_t n)
 }
 
 static void
-hist_render(struct sbuf *b, const char *name, const char *label, const char *value, const struct hist *h)
+hist_render(struct rssp_buf *b, const char *name, const char *label, const char *value, const struct hist *h)
 {
 	char e[256];
 	size_t i;
@@ -223,14 +224,12 @@ hist_render(struct sbuf *b, const char *name, const char *label, const char *val
 char *
 gw_metrics_render(unsigned db_in_use, unsigned db_size)
 {
-	struct sbuf b = {0};
+	struct rssp_buf b = RSSP_BUF_INIT;
 	char e[256];
+	uint8_t *out;
+	size_t len;
 	unsigned i;
 
-	b.cap = 8192;
-	if ((b.p = malloc(b.cap)) == NULL)
-		return NULL;
-	b.p[0] = '\0';
 	pthread_mutex_lock(&mu);
 	sb_printf(&b, "# HELP rssp_http_requests_total HTTP requests by route and status.\n"
 	    "# TYPE rssp_http_requests_total counter\n");
@@ -266,9 +265,8 @@ gw_metrics_render(unsigned db_in_use, unsigned db_size)
 	    "# TYPE rssp_db_pool_in_use gauge\nrssp_db_pool_in_use %u\n", db_in_use);
 	sb_printf(&b, "# HELP rssp_db_pool_size Database pool size.\n"
 	    "# TYPE rssp_db_pool_size gauge\nrssp_db_pool_size %u\n", db_size);
-	if (b.oom) {
-		free(b.p);
+	rssp_buf_putc(&b, '\0');
+	if (rssp_buf_take(&b, &out, &len) != 0)
 		return NULL;
-	}
-	return b.p;
+	return (char *)out;
 }

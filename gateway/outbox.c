@@ -11,9 +11,10 @@
 
 #include <curl/curl.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <sodium.h>
 
+#include "buf.h"
+#include "db.h"
 #include "outbox.h"
 #include "rssp_log.h"
 
@@ -73,50 +74,25 @@ out:
 
 /* ---- building the messages ---- */
 
-struct buf {
-	char *p;
-	size_t len, cap;
-};
-
+/* The message is built on the shared growable buffer (engine/common/buf.h), which wipes
+ * what it frees; these return its sticky error. */
 static int
-buf_add(struct buf *b, const char *s, size_t n)
+buf_add(struct rssp_buf *b, const char *s, size_t n)
 {
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = (b->len + n + 1) * 2;
-		char *p = OPENSSL_zalloc(cap);
-		if (p == NULL)
-			return RSSP_E_NOMEM;
-		if (b->p != NULL) {
-			memcpy(p, b->p, b->len);
-			OPENSSL_clear_free(b->p, b->cap);
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-	return 0;
+	rssp_buf_put(b, s, n);
+	return b->err;
 }
 
 static int
-buf_str(struct buf *b, const char *s)
+buf_str(struct rssp_buf *b, const char *s)
 {
 	return buf_add(b, s, strlen(s));
-}
-
-static void
-buf_release(struct buf *b)
-{
-	if (b->p != NULL)
-		OPENSSL_clear_free(b->p, b->cap);
-	memset(b, 0, sizeof(*b));
 }
 
 /* The subject as RFC 2047 encoded words when it is not plain printable ASCII; control
  * characters (a CR LF that would start a header of its own) become spaces. */
 static int
-add_subject(struct buf *b, const char *subject_in)
+add_subject(struct rssp_buf *b, const char *subject_in)
 {
 	int plain = 1, r;
 	char *subject = strdup(subject_in);
@@ -144,11 +120,17 @@ add_subject(struct buf *b, const char *subject_in)
 		while (take < n - off && take > 1 &&
 		    ((unsigned char)subject[off + take] & 0xc0) == 0x80)
 			take--;
-		unsigned char enc[4 * 46 / 3 + 8];
-		EVP_EncodeBlock(enc, (const unsigned char *)subject + off, (int)take);
-		if ((r = buf_str(b, off == 0 ? "=?UTF-8?B?" : "\r\n =?UTF-8?B?")) != 0 ||
-		    (r = buf_str(b, (const char *)enc)) != 0 || (r = buf_str(b, "?=")) != 0)
+		char *enc = rssp_b64((const uint8_t *)subject + off, take);
+		if (enc == NULL) {
+			r = RSSP_E_NOMEM;
 			break;
+		}
+		if ((r = buf_str(b, off == 0 ? "=?UTF-8?B?" : "\r\n =?UTF-8?B?")) != 0 ||
+		    (r = buf_str(b, enc)) != 0 || (r = buf_str(b, "?=")) != 0) {
+			free(enc);
+			break;
+		}
+		free(enc);
 		off += take;
 	}
 	free(subject);
@@ -175,7 +157,7 @@ envelope_address(const char *from)
 }
 
 static int
-build_email(struct buf *m, int64_t id, const char *from, const char *to, const char *subject,
+build_email(struct rssp_buf *m, int64_t id, const char *from, const char *to, const char *subject,
     const char *body)
 {
 	char line[256];
@@ -240,7 +222,7 @@ static int
 send_email(const struct outbox_delivery_conf *conf, int64_t id, const char *to,
     const char *subject, const char *body, const char **why)
 {
-	struct buf m = { 0 };
+	struct rssp_buf m = RSSP_BUF_INIT;
 	struct curl_slist *rcpt = NULL;
 	char *env_from = NULL, *env_to = NULL;
 	const char *from = conf->smtp_from != NULL ? conf->smtp_from : "rssp@localhost";
@@ -258,7 +240,7 @@ send_email(const struct outbox_delivery_conf *conf, int64_t id, const char *to,
 	    (env_from = envelope_address(from)) == NULL || (env_to = envelope_address(to)) == NULL ||
 	    (rcpt = curl_slist_append(NULL, env_to)) == NULL || (c = curl_easy_init()) == NULL)
 		goto out;
-	struct upload u = { m.p, m.len };
+	struct upload u = { (const char *)m.p, m.len };
 	curl_easy_setopt(c, CURLOPT_URL, conf->smtp_url);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
 	curl_easy_setopt(c, CURLOPT_USE_SSL, (long)CURLUSESSL_TRY);
@@ -282,7 +264,7 @@ out:
 	curl_slist_free_all(rcpt);
 	free(env_from);
 	free(env_to);
-	buf_release(&m);
+	rssp_buf_free(&m);
 	return r;
 }
 
@@ -407,13 +389,14 @@ outbox_deliver_due(PGconn *db, const struct outbox_delivery_conf *conf, int max,
 		goto out;
 	}
 	for (int i = 0; i < PQntuples(res); i++) {
-		const char *id = PQgetvalue(res, i, 0), *channel = PQgetvalue(res, i, 1);
-		const char *to = PQgetvalue(res, i, 2), *kind = PQgetvalue(res, i, 3);
+		const char *id = gw_val(res, i, "id"), *channel = gw_val(res, i, "channel");
+		const char *to = gw_val(res, i, "recipient"), *kind = gw_val(res, i, "kind");
+		const char *subject = gw_val(res, i, "subject"), *body = gw_val(res, i, "body");
 		const char *why = NULL;
 		int64_t nid = strtoll(id, NULL, 10);
 		int sr = strcmp(channel, "email") == 0 ?
-		    send_email(conf, nid, to, PQgetvalue(res, i, 4), PQgetvalue(res, i, 5), &why) :
-		    send_sms(conf, nid, to, kind, PQgetvalue(res, i, 5), &why);
+		    send_email(conf, nid, to, subject, body, &why) :
+		    send_sms(conf, nid, to, kind, body, &why);
 		if (sr == 0) {
 			if (mark_sent(db, id) != 0)
 				goto out;

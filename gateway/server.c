@@ -16,6 +16,7 @@
 #include <microhttpd.h>
 #include <openssl/crypto.h>
 
+#include "buf.h"
 #include "conn_guard.h"
 #include "db.h"
 #include "engine_client.h"
@@ -58,8 +59,7 @@ struct rq {
 	struct timespec t0;
 	char rid[GW_RID_MAX + 1];
 	char client[INET6_ADDRSTRLEN + 8];
-	char *body;
-	size_t len, cap;
+	struct rssp_buf body; /* the bytes so far, a NUL after them (raw_body is a C string) */
 	int too_big;
 	size_t discarded;
 	int replied; /* a response was queued early (413) */
@@ -675,8 +675,8 @@ serve_post(struct MHD_Connection *conn, struct gw_server *s, struct rq *q, const
 	j->req.client_addr = q->client;
 	j->req.method = method;
 	j->req.path = rt->path;
-	j->req.raw_body = q->body ? q->body : "";
-	j->req.raw_body_len = q->len;
+	j->req.raw_body = q->body.p != NULL ? (const char *)q->body.p : "";
+	j->req.raw_body_len = q->body.len;
 	j->req.engine = s->engine;
 	j->req.cfg = s->cfg;
 	j->req.routes = gw_routes;
@@ -688,19 +688,19 @@ serve_post(struct MHD_Connection *conn, struct gw_server *s, struct rq *q, const
 			(void)gw_error(&j->rep, 400, "invalid_request", "malformed query string");
 			goto send;
 		}
-	} else if (q->len == 0 && (ct == NULL || ctype_is(ct, "application/json") ||
+	} else if (q->body.len == 0 && (ct == NULL || ctype_is(ct, "application/json") ||
 	    ctype_is(ct, "application/x-www-form-urlencoded"))) {
 		j->req.body = json_object();
 	} else if (ctype_is(ct, "application/json")) {
 		json_error_t jerr;
-		j->req.body = json_loadb(q->body, q->len, JSON_REJECT_DUPLICATES, &jerr);
+		j->req.body = json_loadb((const char *)q->body.p, q->body.len, JSON_REJECT_DUPLICATES, &jerr);
 		if (j->req.body == NULL || !json_is_object(j->req.body)) {
 			(void)gw_error(&j->rep, 400, "invalid_request", "%s", j->req.body == NULL ?
 			    "malformed JSON body" : "the body must be a JSON object");
 			goto send;
 		}
 	} else if ((rt->flags & GW_RAW_BODY) && ctype_is(ct, "application/x-www-form-urlencoded")) {
-		if ((j->req.body = form_parse(q->body, q->len)) == NULL) {
+		if ((j->req.body = form_parse((const char *)q->body.p, q->body.len)) == NULL) {
 			(void)gw_error(&j->rep, 400, "invalid_request", "malformed form body");
 			goto send;
 		}
@@ -823,7 +823,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 	}
 	if (*upload_data_size > 0) {
 		size_t n = *upload_data_size;
-		if (q->too_big || q->len + n > GW_MAX_BODY) {
+		if (q->too_big || q->body.len + n > GW_MAX_BODY) {
 			/* no Content-Length told us in advance: what comes past 1 MiB is discarded
 			 * unread (never stored) and answered with 413 at its end; a sender that
 			 * goes on past GW_MAX_DISCARD is cut off */
@@ -832,19 +832,12 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 			*upload_data_size = 0;
 			return q->discarded > GW_MAX_DISCARD ? MHD_NO : MHD_YES;
 		}
-		if (q->len + n + 1 > q->cap) {
-			size_t cap = q->cap ? q->cap : 1024;
-			char *nb;
-			while (cap < q->len + n + 1)
-				cap *= 2;
-			if ((nb = realloc(q->body, cap)) == NULL)
-				return MHD_NO;
-			q->body = nb;
-			q->cap = cap;
-		}
-		memcpy(q->body + q->len, upload_data, n);
-		q->len += n;
-		q->body[q->len] = '\0';
+		/* the bytes, then a NUL that stays after them (not counted in len) */
+		rssp_buf_put(&q->body, upload_data, n);
+		rssp_buf_putc(&q->body, '\0');
+		if (q->body.err != 0)
+			return MHD_NO;
+		q->body.len--;
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
@@ -920,10 +913,7 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_Re
 		pthread_cond_broadcast(&s->lcv);
 		pthread_mutex_unlock(&s->lmu);
 	}
-	if (q->body != NULL) {
-		OPENSSL_cleanse(q->body, q->cap); /* may hold passphrases */
-		free(q->body);
-	}
+	rssp_buf_free(&q->body); /* wiped: may hold passphrases */
 	free(q);
 	*con_cls = NULL;
 }
@@ -943,38 +933,29 @@ static int
 slurp(const char *path, char **textp)
 {
 	FILE *f = fopen(path, "r");
-	char *buf = NULL;
-	size_t n = 0, cap = 0, got;
+	struct rssp_buf b = RSSP_BUF_INIT;
+	uint8_t chunk[4096], *text;
+	size_t got, len;
 	int r = RSSP_E_IO;
 
 	if (f == NULL)
 		return RSSP_E_IO;
-	for (;;) {
-		if (n + 4096 + 1 > cap) {
-			char *nb;
-			cap = cap ? cap * 2 : 8192;
-			if ((nb = realloc(buf, cap)) == NULL) {
-				r = RSSP_E_NOMEM;
-				goto out;
-			}
-			buf = nb;
-		}
-		got = fread(buf + n, 1, 4096, f);
-		n += got;
-		if (got < 4096)
-			break;
-	}
+	do {
+		got = fread(chunk, 1, sizeof(chunk), f);
+		rssp_buf_put(&b, chunk, got);
+	} while (got == sizeof(chunk));
+	OPENSSL_cleanse(chunk, sizeof(chunk));
 	if (ferror(f))
 		goto out;
-	buf[n] = '\0';
-	*textp = buf;
-	buf = NULL;
+	rssp_buf_putc(&b, '\0');
+	if ((r = rssp_buf_take(&b, &text, &len)) != 0) {
+		r = RSSP_E_NOMEM;
+		goto out;
+	}
+	*textp = (char *)text;
 	r = 0;
 out:
-	if (buf != NULL) {
-		OPENSSL_cleanse(buf, cap);
-		free(buf);
-	}
+	rssp_buf_free(&b); /* wiped: key files */
 	fclose(f);
 	return r;
 }

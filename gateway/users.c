@@ -186,11 +186,13 @@ get_person(struct gw_request *req, struct gw_reply *rep, const char **emailp,
 /* ---- visibility: the tenant rule (tenant.h) ---- */
 
 #define ACCT_COLS \
-	"SELECT id AS tenant_account, COALESCE(email, ''), role, CASE WHEN status = 'LOCKED' " \
-	" AND locked_until <= now() THEN 'ACTIVE' ELSE status END, " \
+	"SELECT id AS tenant_account, COALESCE(email, '') AS email_or_empty, role, " \
+	" CASE WHEN status = 'LOCKED' AND locked_until <= now() THEN 'ACTIVE' ELSE status END " \
+	"  AS status_shown, " \
 	" COALESCE(company_id::text, '') AS tenant_company, " \
-	" COALESCE(registered_by::text, '') AS tenant_registered_by, " TS("created_at") ", " TS("confirmed_at") ", " \
-	" full_name, COALESCE(mobile, '')"
+	" COALESCE(registered_by::text, '') AS tenant_registered_by, " \
+	TS("created_at") " AS created_iso, " TS("confirmed_at") " AS confirmed_iso, " \
+	" full_name, COALESCE(mobile, '') AS mobile_or_empty"
 #define ACCT_WHERE_ID " WHERE id = $1::uuid"
 #define ACCT_WHERE_EMAIL " WHERE email IS NOT NULL AND lower(email) = lower($1)"
 #define ACCT_BY_ID " FROM accounts" ACCT_WHERE_ID
@@ -295,9 +297,9 @@ create_person(struct gw_request *req, struct gw_reply *rep, const char *email,
 	}
 	if (r != 0)
 		goto out;
-	if ((r = send_confirmation(req, PQgetvalue(res, 0, 0), email, name)) != 0)
+	if ((r = send_confirmation(req, gw_val(res, 0, "id"), email, name)) != 0)
 		goto out;
-	snprintf(idp, GW_UUID_LEN + 1, "%s", PQgetvalue(res, 0, 0));
+	snprintf(idp, GW_UUID_LEN + 1, "%s", gw_val(res, 0, "id"));
 out:
 	PQclear(res);
 	return r;
@@ -368,7 +370,7 @@ users_register_company_user(struct gw_request *req, struct gw_reply *rep)
 			goto out;
 		}
 	}
-	snprintf(company_id, sizeof(company_id), "%s", PQgetvalue(res, 0, 0));
+	snprintf(company_id, sizeof(company_id), "%s", gw_val(res, 0, "id"));
 	if ((r = create_person(req, rep, email, mobile, name,
 	    strcmp(role, "admin") == 0 ? "company_admin" : "signer", company_id, id)) != 0 ||
 	    (r = gw_tx_commit(req)) != 0)
@@ -398,28 +400,29 @@ users_confirm(struct gw_request *req, struct gw_reply *rep)
 	if ((r = gw_tx_begin(req)) != 0)
 		goto out;
 	if ((r = gw_db_query(req->db, &res,
-	    "SELECT c.account_id, c.used_at IS NOT NULL, c.expires_at <= now(), a.status "
+	    "SELECT c.account_id, c.used_at IS NOT NULL AS used, c.expires_at <= now() AS expired, "
+	    " a.status "
 	    "FROM email_confirmations c JOIN accounts a ON a.id = c.account_id "
 	    "WHERE c.token_hash = decode($1, 'hex') FOR UPDATE", 1, hash)) != 0)
 		goto out;
 	/* Unknown and spent tokens get one answer. */
-	if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 1), "t") == 0) {
+	if (PQntuples(res) != 1 || strcmp(gw_val(res, 0, "used"), "t") == 0) {
 		r = gw_error(rep, 400, "invalid_grant",
 		    "field 'token' is not a valid confirmation token (unknown or already used)");
 		goto out;
 	}
-	if (strcmp(PQgetvalue(res, 0, 2), "t") == 0) {
+	if (strcmp(gw_val(res, 0, "expired"), "t") == 0) {
 		r = gw_error(rep, 410, "expired", "field 'token': the confirmation token has expired");
 		goto out;
 	}
-	if (strcmp(PQgetvalue(res, 0, 3), "PENDING_CONFIRMATION") != 0) {
+	if (strcmp(gw_val(res, 0, "status"), "PENDING_CONFIRMATION") != 0) {
 		r = gw_error(rep, 409, "conflict", "the account is not waiting for confirmation");
 		goto out;
 	}
 	/* Hashed only after the token proved valid: argon2id is not free. */
 	if ((r = gw_password_hash(pass, pwhash)) != 0)
 		goto out;
-	const char *id = PQgetvalue(res, 0, 0);
+	const char *id = gw_val(res, 0, "account_id");
 	if ((r = gw_db_query(req->db, NULL,
 	    "UPDATE email_confirmations SET used_at = now() WHERE account_id = $1::uuid AND used_at IS NULL",
 	    1, id)) != 0 ||
@@ -460,18 +463,19 @@ users_change_passphrase(struct gw_request *req, struct gw_reply *rep)
 	 * allows, give the connection back while argon2id runs, then write only if the
 	 * stored hash is still the one verified. No row lock is held while hashing. */
 	if ((r = gw_db_query(req->db, &res,
-	    "SELECT passphrase_hash, status = 'LOCKED' AND locked_until > now() "
+	    "SELECT passphrase_hash, status = 'LOCKED' AND locked_until > now() AS locked "
 	    "FROM accounts WHERE id = $1::uuid", 1, p->account_id)) != 0)
 		goto out;
 	if (PQntuples(res) != 1) {
 		r = gw_error(rep, 401, "invalid_token", "the account no longer exists");
 		goto out;
 	}
-	if (strcmp(PQgetvalue(res, 0, 1), "t") == 0) {
+	if (strcmp(gw_val(res, 0, "locked"), "t") == 0) {
 		r = gw_error(rep, 423, "account_locked", "the account is locked");
 		goto out;
 	}
-	if (!PQgetisnull(res, 0, 0) && (stored = strdup(PQgetvalue(res, 0, 0))) == NULL) {
+	if (!gw_isnull(res, 0, "passphrase_hash") &&
+	    (stored = strdup(gw_val(res, 0, "passphrase_hash"))) == NULL) {
 		r = RSSP_E_NOMEM;
 		goto out;
 	}
@@ -513,11 +517,12 @@ users_change_passphrase(struct gw_request *req, struct gw_reply *rep)
 		res = NULL;
 		if ((r = gw_db_query(req->db, &res, "UPDATE accounts SET"
 		    " failed_logins = greatest(failed_logins - 1, 0) WHERE id = $1::uuid"
-		    " RETURNING passphrase_hash IS NOT DISTINCT FROM $2, status", 2, p->account_id, stored)) != 0)
+		    " RETURNING passphrase_hash IS NOT DISTINCT FROM $2 AS unchanged, status", 2,
+		    p->account_id, stored)) != 0)
 			goto out;
-		if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") != 0)
+		if (PQntuples(res) == 1 && strcmp(gw_val(res, 0, "unchanged"), "t") != 0)
 			r = gw_error(rep, 409, "conflict", "the passphrase was changed by another request meanwhile");
-		else if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 1), "LOCKED") == 0)
+		else if (PQntuples(res) == 1 && strcmp(gw_val(res, 0, "status"), "LOCKED") == 0)
 			r = gw_error(rep, 423, "account_locked", "the account is locked");
 		else
 			r = gw_error(rep, 401, "invalid_token", "the account is not active");
@@ -558,12 +563,12 @@ users_status(struct gw_request *req, struct gw_reply *rep)
 	    ACCT_STATUS_COLS ACCT_WHERE_EMAIL, &res)) != 0)
 		goto out;
 	json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:s}",
-	    "userID", PQgetvalue(res, 0, 0), "status", PQgetvalue(res, 0, 3),
-	    "sicStatus", PQgetvalue(res, 0, 10),
-	    "credentials", (json_int_t)strtoll(PQgetvalue(res, 0, 11), NULL, 10),
-	    "createdAt", PQgetvalue(res, 0, 6));
+	    "userID", gw_val(res, 0, "tenant_account"), "status", gw_val(res, 0, "status_shown"),
+	    "sicStatus", gw_val(res, 0, "sic_status"),
+	    "credentials", (json_int_t)strtoll(gw_val(res, 0, "credential_count"), NULL, 10),
+	    "createdAt", gw_val(res, 0, "created_iso"));
 	if (o != NULL) {
-		const char *c = PQgetvalue(res, 0, 7);
+		const char *c = gw_val(res, 0, "confirmed_iso");
 		json_object_set_new(o, "confirmedAt", *c != '\0' ? json_string(c) : json_null());
 	}
 	r = gw_reply_json(rep, 200, o);

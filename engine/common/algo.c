@@ -28,7 +28,7 @@ static const struct rssp_key_alg keys[] = {
 	  "1.3.132.0.34", oid_p384, sizeof(oid_p384) },
 };
 
-/* api.md's order */
+/* the order the REST replies list signAlgo OIDs in (credentials/info, gateway/openapi.json) */
 static const struct rssp_sign_alg signs[] = {
 	{ RSSP_SIGN_RSA_PKCS1, RSSP_HASH_SHA256, "1.2.840.113549.1.1.11", RSSP_KEYTYPE_RSA },
 	{ RSSP_SIGN_RSA_PKCS1, RSSP_HASH_SHA384, "1.2.840.113549.1.1.12", RSSP_KEYTYPE_RSA },

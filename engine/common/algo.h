@@ -3,8 +3,8 @@
  *
  * Every name, OID, digest length and key type of an algorithm is written here once; the
  * engine (hsm.c, sam) and the gateway (credentials, signing, sic) look them up instead
- * of spelling numbers. Names are those of api.md ("rsa2048", the signAlgo and
- * hashAlgorithmOID OIDs, "RSASSA-PSS"/"sha256" for KAKs) and, for audit records and
+ * of spelling numbers. Names are those of the REST API, gateway/openapi.json ("rsa2048",
+ * the signAlgo and hashAlgorithmOID OIDs, "RSASSA-PSS"/"sha256" for KAKs) and, for audit records and
  * metrics, the short lowercase names ("rsa-pss-sha256").
  *
  * Lookups return a pointer into a static const table, or NULL for an unknown value
@@ -47,7 +47,7 @@ struct rssp_hash_alg {
 
 struct rssp_key_alg {
 	int algo;                   /* KeyAlgo */
-	const char *name;           /* api.md keyAlgo: "rsa2048", "rsa3072", "ecp256", "ecp384" */
+	const char *name;           /* REST keyAlgo: "rsa2048", "rsa3072", "ecp256", "ecp384" */
 	const char *audit_name;     /* "rsa-2048", ..., "ec-p384" */
 	enum rssp_key_type type;
 	unsigned bits;              /* 2048, 3072, 256, 384 */
@@ -60,15 +60,15 @@ struct rssp_key_alg {
 struct rssp_sign_alg {
 	int sign_algo;              /* SignAlgo */
 	int hash_algo;              /* HashAlgo; 0 for RSASSA-PSS, whose hash is a parameter */
-	const char *oid;            /* api.md signAlgo OID */
+	const char *oid;            /* REST signAlgo OID */
 	enum rssp_key_type type;    /* the key kind it needs */
 };
 
 struct rssp_kak_alg {
 	int algo;                   /* KakAlgo */
 	const char *name;           /* audit name: "rsa-pss-sha256", "rsa-pss-sha512", "ecdsa-sha256" */
-	const char *sign_algo;      /* api.md signAlgo of the device: "RSASSA-PSS" or "ECDSA" */
-	const char *sha_algo;       /* api.md shaAlgo: "sha256" or "sha512" */
+	const char *sign_algo;      /* REST signAlgo of the device (sendDevice): "RSASSA-PSS" or "ECDSA" */
+	const char *sha_algo;       /* REST shaAlgo: "sha256" or "sha512" */
 	int hash_algo;              /* HashAlgo of the signature */
 	enum rssp_key_type type;
 };
@@ -78,11 +78,11 @@ const struct rssp_hash_alg *rssp_hash_alg(int hash_algo);
 /* hashAlgorithmOID (dotted) -> entry, or NULL (also for NULL). */
 const struct rssp_hash_alg *rssp_hash_alg_by_oid(const char *oid);
 
-/* KeyAlgo -> entry, or NULL; by the api.md name ("rsa2048"), or NULL. */
+/* KeyAlgo -> entry, or NULL; by the REST keyAlgo name ("rsa2048"), or NULL. */
 const struct rssp_key_alg *rssp_key_alg(int key_algo);
 const struct rssp_key_alg *rssp_key_alg_by_name(const char *name);
 
-/* signAlgo OID -> entry, or NULL. The entries in api.md's order are also reachable by
+/* signAlgo OID -> entry, or NULL. The entries in the order of the REST replies are also reachable by
  * index (rssp_sign_alg_at(i) for i = 0.. until NULL), for listing them. */
 const struct rssp_sign_alg *rssp_sign_alg_by_oid(const char *oid);
 const struct rssp_sign_alg *rssp_sign_alg_at(size_t i);
@@ -92,7 +92,7 @@ enum rssp_key_type rssp_sign_alg_key_type(int sign_algo);
  * HashAlgo) pair, else NULL. For audit records and metrics. */
 const char *rssp_sign_alg_name(int sign_algo, int hash_algo);
 
-/* KakAlgo -> entry, or NULL; by the api.md (signAlgo, shaAlgo) pair, or NULL. */
+/* KakAlgo -> entry, or NULL; by the REST (signAlgo, shaAlgo) pair of sendDevice, or NULL. */
 const struct rssp_kak_alg *rssp_kak_alg(int kak_algo);
 const struct rssp_kak_alg *rssp_kak_alg_by_names(const char *sign_algo, const char *sha_algo);
 

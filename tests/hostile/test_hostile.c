@@ -296,6 +296,37 @@ START_TEST(test_concurrent_wrong_passphrases_are_evaluated_at_most_threshold_tim
 }
 END_TEST
 
+START_TEST(test_concurrent_right_passphrases_all_log_in)
+{
+	/* more right passphrases at once than the threshold has places: those that find
+	 * every place held by evaluations in progress wait for one, none is refused */
+	static const char *env[] = {"RSSP_LOGIN_BURST=1000", "RSSP_LOGIN_QUEUE=64", "RSSP_LOCKOUT_THRESHOLD=5",
+	    "RSSP_ARGON2_OPSLIMIT=2", "RSSP_ARGON2_MEMLIMIT_KIB=19456", NULL};
+	struct gwt_opts o = {.env = env};
+	struct gwt *g = gwt_start(&o);
+	char *email = email_new("crowd");
+	char *id = signer_make(g, gwt_admin_token(g), email, "correct horse battery");
+	struct login_job jobs[12];
+	pthread_t th[12];
+	int i;
+
+	for (i = 0; i < 12; i++) {
+		jobs[i] = (struct login_job){.g = g, .user = email, .pass = "correct horse battery"};
+		ck_assert_int_eq(pthread_create(&th[i], NULL, login_thread, &jobs[i]), 0);
+	}
+	for (i = 0; i < 12; i++) {
+		pthread_join(th[i], NULL);
+		ck_assert_msg(jobs[i].status == 200, "right passphrase %d answered %ld", i, jobs[i].status);
+	}
+	char *fl = gwt_sql(g, "SELECT failed_logins::text || ' ' || status FROM accounts WHERE id = $1::uuid", id, NULL);
+	ck_assert_str_eq(fl, "0 ACTIVE");
+	free(fl);
+	free(email);
+	free(id);
+	gwt_stop(g);
+}
+END_TEST
+
 /* ---- 2. one spelling per account for the limits ------------------------------------ */
 
 START_TEST(test_other_spellings_of_a_login_share_its_bucket_or_are_refused)
@@ -854,6 +885,7 @@ hostile_suite(void)
 
 	tcase_set_timeout(t, 120);
 	tcase_add_test(t, test_concurrent_wrong_passphrases_are_evaluated_at_most_threshold_times);
+	tcase_add_test(t, test_concurrent_right_passphrases_all_log_in);
 	tcase_add_test(t, test_other_spellings_of_a_login_share_its_bucket_or_are_refused);
 	tcase_add_test(t, test_non_utf8_user_names_get_400_not_500);
 	tcase_add_test(t, test_another_tenants_user_is_answered_as_an_unknown_one);

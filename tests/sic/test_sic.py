@@ -229,7 +229,7 @@ class Kak(unittest.TestCase):
         cmd = ["openssl", "dgst", "-" + sha, "-verify", pub,
                "-signature", os.path.join(self.tmp.name, "sig")]
         if pss:
-            # salt = hash length (-1 = "digest"), MGF1 with the same hash: api.md
+            # salt = hash length (-1 = "digest"), MGF1 with the same hash (sendDevice, gateway/openapi.json)
             cmd += ["-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:-1",
                     "-sigopt", "rsa_mgf1_md:" + sha]
         cmd.append(os.path.join(self.tmp.name, "data"))
