@@ -322,7 +322,7 @@ cred_info(struct gw_request *req, struct gw_reply *rep)
 		r = RSSP_E_INTERNAL;
 		goto out;
 	}
-	/* the signAlgo OIDs that fit the key, in api.md's order */
+	/* the signAlgo OIDs that fit the key, in the order gateway/openapi.json lists them */
 	if ((algos = json_array()) == NULL) {
 		r = RSSP_E_NOMEM;
 		goto out;

@@ -4,7 +4,7 @@
  *
  * The CSC handlers translate: they read the CSC request, check the CSC-specific fields
  * themselves (so that an error names the field the client sent), build the body of the
- * rssp function that means the same (api.md) and run that function's handler
+ * rssp function that means the same (gateway/openapi.json) and run that function's handler
  * (credentials.c, auth_requests.c, signatures.c) with csc_call(); then they reshape its answer.
  * No signing, authorization or tenant logic lives here. */
 #ifndef RSSP_GW_CSC_H
@@ -48,7 +48,7 @@ int csc_hash_algo_of_len(size_t len);
 /* Copies member name of src into dst (if present), under the name as. */
 void csc_copy(json_t *dst, const json_t *src, const char *name, const char *as);
 
-/* A 501 for a CSC method the service does not implement (api.md, CSC compatibility). */
+/* A 501 for a CSC method the service does not implement (CSC API, "501 Not Implemented"). */
 int csc_not_implemented(struct gw_request *req, struct gw_reply *rep);
 
 /* The key and signature algorithm OIDs a credential of key_algo ("rsa2048", ...) can

@@ -137,7 +137,7 @@ int gw_reply_text(struct gw_reply *rep, int status, const char *ctype, const cha
 int gw_reply_header(struct gw_reply *rep, const char *name, const char *value) RSSP_WUR;
 
 /* Sets an error reply {"error": code, "error_description": printf(fmt, ...)} with the
- * given HTTP status, replacing any reply set before. code is one of api.md's codes.
+ * given HTTP status, replacing any reply set before. code is one of the error codes of gateway/openapi.json.
  * The description must name the offending field and never hold a secret or internals;
  * bound attacker-supplied strings with %.100s. For 401 invalid_token it adds
  * WWW-Authenticate: Bearer; for 429 and 503, Retry-After: 1 unless one is set.

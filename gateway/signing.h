@@ -19,7 +19,7 @@
 /* Base64 and hex: rssp_b64, rssp_unb64, rssp_hex of buf.h; algorithms: algo.h. */
 
 /* Lookups in algo.h's table, as the handlers need them: the HashAlgo of a
- * hashAlgorithmOID (0 when unknown) and back ("" when unknown), the KeyAlgo of an api.md
+ * hashAlgorithmOID (0 when unknown) and back ("" when unknown), the KeyAlgo of a REST
  * keyAlgo name ("rsa2048", ...; 0 when unknown). */
 int sg_hash_algo_from_oid(const char *oid);
 const char *sg_hash_algo_oid(int hash_algo);
