@@ -13,8 +13,8 @@
 # set, else starts a private PostgreSQL cluster in a temp dir. Prints only what it measured.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-# shellcheck source=../../deploy/local/lib.sh
-. "$ROOT/deploy/local/lib.sh"
+# shellcheck source=stack.sh
+. "$ROOT/tests/bench/stack.sh"
 SECONDS_RUN=10 CONNS=16 WRK_THREADS=2
 while [ $# -gt 0 ]; do
   case $1 in
@@ -24,26 +24,11 @@ while [ $# -gt 0 ]; do
     *) echo "usage: $0 [--seconds N] [--connections N] [--threads N]" >&2; exit 2 ;;
   esac
 done
-rssp_install_packages "${RSSP_TEST_PACKAGES[@]}"
-BUILD=${RSSP_BENCH_BUILD:-$ROOT/build}
-cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$BUILD" -j"$(nproc)" --target rssp-gateway >/dev/null
-
-WORK=$(mktemp -d /tmp/rssp-gwbench.XXXXXX)
-chmod 0755 "$WORK"
 GW_PID=
-cleanup() {
-  [ -n "$GW_PID" ] && kill "$GW_PID" 2>/dev/null && wait "$GW_PID" 2>/dev/null || true
-  [ -d "$WORK/pg/data" ] && rssp_pg_stop "$WORK/pg"
-  rm -rf "$WORK"
+bench_cleanup_hook() {
+  [ -n "$GW_PID" ] && kill "$GW_PID" 2>/dev/null && wait "$GW_PID" 2>/dev/null
 }
-trap cleanup EXIT
-if [ -z "${RSSP_TEST_DB_URL:-}" ]; then
-  rssp_pg_init "$WORK/pg"
-  port=$((20000 + RANDOM % 20000))
-  rssp_pg_start "$WORK/pg" "$port"
-  RSSP_TEST_DB_URL=$(rssp_pg_url "$WORK/pg" "$port")
-fi
+bench_stack rssp-gwbench rssp-gateway
 DB="gwbench_$$_$RANDOM"
 psql -q "$RSSP_TEST_DB_URL" -c "CREATE DATABASE $DB"
 export RSSP_DB_URL=${RSSP_TEST_DB_URL/\/postgres\?//$DB?}
