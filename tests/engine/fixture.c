@@ -1,10 +1,16 @@
 /* fixture.c - the engine suites' shared set-up (fixture.h). */
 #include "fixture.h"
 
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "engine_client.h"
 
 static void
 die(const char *what)
@@ -88,4 +94,111 @@ ef_pkcs11_module(void)
 	const char *m = getenv("RSSP_TEST_PKCS11_MODULE");
 
 	return m != NULL && m[0] != '\0' ? m : "/usr/lib/softhsm/libsofthsm2.so";
+}
+
+char *
+ef_slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf = NULL, *nb;
+	size_t len = 0, cap = 0, n;
+
+	if (f == NULL) {
+		fprintf(stderr, "fixture: cannot open %s\n", path);
+		exit(1);
+	}
+	do {
+		if (cap - len < 4096) {
+			cap = cap != 0 ? 2 * cap : 65536;
+			if ((nb = realloc(buf, cap + 1)) == NULL)
+				die("slurp");
+			buf = nb;
+		}
+		n = fread(buf + len, 1, cap - len, f);
+		len += n;
+	} while (n > 0);
+	if (ferror(f))
+		die("slurp");
+	fclose(f);
+	buf[len] = '\0';
+	return buf;
+}
+
+void
+ef_engine_token(const char *dir, const char *label, const char *pin)
+{
+	char pinpath[1100];
+
+	ef_softhsm_token(dir, label, pin);
+	snprintf(pinpath, sizeof(pinpath), "%s/pin", dir);
+	ef_write_pin(pinpath, pin, 0600);
+	setenv("RSSP_PIN_FILE", pinpath, 1);
+	setenv("RSSP_TOKEN_LABEL", label, 1);
+	setenv("RSSP_LOG_LEVEL", "warn", 1);
+	setenv("RSSP_PKCS11_MODULE", ef_pkcs11_module(), 1);
+}
+
+const char *
+ef_engine_bin(const char *built)
+{
+	static char buf[1100];
+	const char *b = getenv("RSSP_TEST_BUILD");
+
+	if (b == NULL || access(built, X_OK) == 0)
+		return built;
+	snprintf(buf, sizeof(buf), "%s/engine/rssp-engine", b);
+	return buf;
+}
+
+pid_t
+ef_engine_start(const char *bin, const char *sock, const char *audit, const char *out,
+    const char *extra, int wait_ready)
+{
+	struct engine_client *c;
+	pid_t pid = fork();
+	int fd;
+
+	if (pid < 0)
+		die("fork");
+	if (pid == 0) {
+		if (out != NULL && (fd = open(out, O_WRONLY | O_CREAT | O_APPEND, 0600)) >= 0)
+			dup2(fd, 1);
+		setenv("RSSP_ENGINE_SOCKET", sock, 1);
+		setenv("RSSP_AUDIT_FILE", audit, 1);
+		if (extra != NULL)
+			putenv((char *)extra);
+		execl(bin, "rssp-engine", "serve", (char *)NULL);
+		_exit(127);
+	}
+	if (wait_ready) {
+		if (engine_client_new(sock, 5000, &c) != 0)
+			die("engine client");
+		if (engine_client_ready(c, 20000) != 0) {
+			fprintf(stderr, "fixture: %s did not answer on %s within 20 s\n", bin, sock);
+			exit(1);
+		}
+		engine_client_free(c);
+	}
+	return pid;
+}
+
+int
+ef_engine_stop(pid_t pid)
+{
+	int st;
+
+	kill(pid, SIGTERM);
+	if (waitpid(pid, &st, 0) != pid)
+		die("waitpid");
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+void
+ef_engine_kill(pid_t pid)
+{
+	int st;
+
+	kill(pid, SIGKILL);
+	if (waitpid(pid, &st, 0) != pid)
+		die("waitpid");
 }

@@ -138,6 +138,18 @@ eh_ra_init(const char *priv_path, const char *pub_path)
 	return 0;
 }
 
+int
+eh_ra_setup(const char *dir)
+{
+	char priv[1100], pub[1100];
+
+	snprintf(priv, sizeof(priv), "%s/ra.key", dir);
+	snprintf(pub, sizeof(pub), "%s/ra.pem", dir);
+	if (eh_ra_init(priv, pub) != 0)
+		return -1;
+	return setenv("RSSP_RA_KEYS", pub, 1) == 0 ? 0 : -1;
+}
+
 void
 eh_ra_release(void)
 {

@@ -45,6 +45,10 @@ int eh_kak_sign(const struct eh_kak *k, const uint8_t *msg, size_t len, uint8_t 
 int eh_ra_init(const char *priv_path, const char *pub_path);
 void eh_ra_release(void);
 
+/* eh_ra_init with <dir>/ra.key and <dir>/ra.pem, and RSSP_RA_KEYS pointed at ra.pem
+ * (the engine started after this trusts that key). Returns 0 or -1. */
+int eh_ra_setup(const char *dir);
+
 /* Activates credential_id for owner "owner-1" on device "device-1" with key_algo, with
  * a voucher (subject "Test Signer") signed by the eh_ra_init key.
  * Returns 0 when the engine answered, *statusp the gRPC status it answered (tests

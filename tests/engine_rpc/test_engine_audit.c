@@ -29,36 +29,21 @@
 #define PIN "rpc-audit-pin-5K2W"
 #define TOKEN "rpc-audit"
 
-static char base[200], dir[300], sock[400], auditpath[500], pinpath[400], small[400];
+static char base[200], dir[300], sock[400], auditpath[500], small[400];
 static const char *engine_bin;
 static int test_no;
 
 static void
 suite_setup(void)
 {
-	const char *b = getenv("RSSP_TEST_BUILD");
-	char path[400], cmd[1200], rakey[600], rapub[600];
-	static char binbuf[400];
+	char path[400], cmd[1200];
 
 	ef_tempdir(base, sizeof(base), "rpcaudit");
-	engine_bin = RSSP_ENGINE_BIN;
-	if (b != NULL && access(RSSP_ENGINE_BIN, X_OK) != 0) {
-		snprintf(binbuf, sizeof(binbuf), "%s/engine/rssp-engine", b);
-		engine_bin = binbuf;
-	}
-	ef_softhsm_token(base, TOKEN, PIN);
-	snprintf(pinpath, sizeof(pinpath), "%s/pin", base);
-	ef_write_pin(pinpath, PIN, 0600);
-	setenv("RSSP_PIN_FILE", pinpath, 1);
+	engine_bin = ef_engine_bin(RSSP_ENGINE_BIN);
+	ef_engine_token(base, TOKEN, PIN);
 	/* the registration authority the engine trusts and eh_activate vouches with */
-	snprintf(rakey, sizeof(rakey), "%s/ra.key", base);
-	snprintf(rapub, sizeof(rapub), "%s/ra.pem", base);
-	if (eh_ra_init(rakey, rapub) != 0)
+	if (eh_ra_setup(base) != 0)
 		ef_run("false # ra key");
-	setenv("RSSP_RA_KEYS", rapub, 1);
-	setenv("RSSP_TOKEN_LABEL", TOKEN, 1);
-	setenv("RSSP_LOG_LEVEL", "warn", 1);
-	setenv("RSSP_PKCS11_MODULE", ef_pkcs11_module(), 1);
 	/* init writes the audit key next to the audit log */
 	snprintf(path, sizeof(path), "%s/init", base);
 	mkdir(path, 0700);
@@ -107,69 +92,16 @@ teardown(void)
 static pid_t
 start_engine_env(const char *extra, int wait_ready)
 {
-	struct engine_client *c;
 	char out[500];
-	pid_t pid = fork();
-	int fd;
 
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		snprintf(out, sizeof(out), "%s/engine.out", dir);
-		fd = open(out, O_WRONLY | O_CREAT | O_APPEND, 0600);
-		if (fd >= 0)
-			dup2(fd, 1);
-		setenv("RSSP_ENGINE_SOCKET", sock, 1);
-		setenv("RSSP_AUDIT_FILE", auditpath, 1);
-		if (extra != NULL)
-			putenv((char *)extra);
-		execl(engine_bin, "rssp-engine", "serve", (char *)NULL);
-		_exit(127);
-	}
-	if (wait_ready) {
-		ck_assert_int_eq(engine_client_new(sock, 5000, &c), 0);
-		ck_assert_int_eq(engine_client_ready(c, 20000), 0);
-		engine_client_free(c);
-	}
-	return pid;
+	snprintf(out, sizeof(out), "%s/engine.out", dir);
+	return ef_engine_start(engine_bin, sock, auditpath, out, extra, wait_ready);
 }
 
 static pid_t
 start_engine(void)
 {
 	return start_engine_env(NULL, 1);
-}
-
-static int
-stop_engine(pid_t pid)
-{
-	int st;
-
-	kill(pid, SIGTERM);
-	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-static void
-kill_engine(pid_t pid)
-{
-	int st;
-
-	kill(pid, SIGKILL);
-	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
-}
-
-static char *
-slurp(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	char *buf = calloc(1, 4 << 20);
-	size_t n;
-
-	ck_assert_ptr_nonnull(f);
-	n = fread(buf, 1, (4 << 20) - 1, f);
-	buf[n] = '\0';
-	fclose(f);
-	return buf;
 }
 
 static void
@@ -301,11 +233,11 @@ START_TEST(test_init_writes_the_audit_key_and_its_certificate_next_to_the_log)
 	char p[500], *pem;
 
 	snprintf(p, sizeof(p), "%s/init/audit-key.pem", base);
-	pem = slurp(p);
+	pem = ef_slurp(p);
 	ck_assert_ptr_nonnull(strstr(pem, "-----BEGIN PUBLIC KEY-----"));
 	free(pem);
 	snprintf(p, sizeof(p), "%s/init/audit-key.crt", base);
-	pem = slurp(p);
+	pem = ef_slurp(p);
 	ck_assert_ptr_nonnull(strstr(pem, "-----BEGIN CERTIFICATE-----"));
 	free(pem);
 }
@@ -346,12 +278,12 @@ sealed_run(int n, char **anchorp)
 
 	pid = start_engine_env("RSSP_AUDIT_CHECKPOINT_LINES=3", 1);
 	unknown_calls(n);
-	ck_assert_int_eq(stop_engine(pid), 0);
+	ck_assert_int_eq(ef_engine_stop(pid), 0);
 	snprintf(p, sizeof(p), "%s/engine.out", dir);
-	*anchorp = slurp(p);
+	*anchorp = ef_slurp(p);
 	snprintf(p, sizeof(p), "%s/anchor", dir);
 	spit(p, *anchorp);
-	return slurp(auditpath);
+	return ef_slurp(auditpath);
 }
 
 START_TEST(test_checkpoints_are_sealed_by_the_hsm_and_go_to_stdout)
@@ -393,20 +325,20 @@ START_TEST(test_a_checkpoint_follows_new_lines_after_the_configured_seconds)
 
 	pid = start_engine_env("RSSP_AUDIT_CHECKPOINT_SECONDS=1", 1);
 	usleep(1500 * 1000);
-	log = slurp(auditpath);
+	log = ef_slurp(auditpath);
 	/* engine.start is sealed within about a second, without waiting for 1000 lines */
 	ck_assert_uint_eq(count_lines(log, "\"event\":\"audit.checkpoint\""), 1);
 	free(log);
 	usleep(1500 * 1000);
-	log = slurp(auditpath);
+	log = ef_slurp(auditpath);
 	ck_assert_uint_eq(count_lines(log, "\"event\":\"audit.checkpoint\""), 1); /* no new lines */
 	free(log);
 	unknown_calls(1);
 	usleep(2000 * 1000);
-	log = slurp(auditpath);
+	log = ef_slurp(auditpath);
 	ck_assert_uint_eq(count_lines(log, "\"event\":\"audit.checkpoint\""), 2);
 	free(log);
-	ck_assert_int_eq(stop_engine(pid), 0);
+	ck_assert_int_eq(ef_engine_stop(pid), 0);
 }
 END_TEST
 
@@ -419,7 +351,7 @@ START_TEST(test_a_log_on_stdout_verifies_with_the_key_audit_key_prints)
 
 	pid = start_engine_env("RSSP_AUDIT_FILE=-", 1);
 	unknown_calls(2);
-	ck_assert_int_eq(stop_engine(pid), 0);
+	ck_assert_int_eq(ef_engine_stop(pid), 0);
 	snprintf(p, sizeof(p), "%s/engine.out", dir);
 	snprintf(cmd, sizeof(cmd), "'%s' audit-key > '%s/key.pem' 2>/dev/null", engine_bin, dir);
 	ck_assert_int_eq(system(cmd), 0);
@@ -514,8 +446,8 @@ START_TEST(test_a_torn_last_line_is_caught_and_cut_off_at_start)
 	/* the engine cuts the fragment off and continues the chain after the last whole line */
 	pid = start_engine();
 	unknown_calls(1);
-	ck_assert_int_eq(stop_engine(pid), 0);
-	log2 = slurp(auditpath);
+	ck_assert_int_eq(ef_engine_stop(pid), 0);
+	log2 = ef_slurp(auditpath);
 	ck_assert_int_eq(strncmp(log2, log, strlen(log)), 0);
 	ck_assert_ptr_nonnull(strstr(log2 + strlen(log), "\"seq\":7,\"event\":\"engine.start\""));
 	ck_assert_int_eq(verify(args, out, sizeof(out)), 0);
@@ -538,7 +470,7 @@ START_TEST(test_rotation_on_sighup_and_by_size_continues_the_chain)
 	kill(pid, SIGHUP);
 	usleep(300 * 1000);
 	unknown_calls(24); /* lines of ~420 bytes: at least two rotations by size */
-	ck_assert_int_eq(stop_engine(pid), 0);
+	ck_assert_int_eq(ef_engine_stop(pid), 0);
 	snprintf(pat, sizeof(pat), "%s.*", auditpath);
 	ck_assert_int_eq(glob(pat, 0, NULL, &g), 0);
 	ck_assert_uint_ge(g.gl_pathc, 3); /* the SIGHUP and at least two by size */
@@ -554,7 +486,7 @@ START_TEST(test_rotation_on_sighup_and_by_size_continues_the_chain)
 	ck_assert_ptr_nonnull(strstr(out, "last sealed seq"));
 	/* each rotated file ends with a checkpoint */
 	for (i = 0; i < g.gl_pathc; i++) {
-		char *t = slurp(g.gl_pathv[i]), *last;
+		char *t = ef_slurp(g.gl_pathv[i]), *last;
 		t[strlen(t) - 1] = '\0';
 		last = strrchr(t, '\n');
 		ck_assert_ptr_nonnull(strstr(last != NULL ? last : t, "\"event\":\"audit.checkpoint\""));
@@ -573,7 +505,7 @@ START_TEST(test_rotation_on_sighup_and_by_size_continues_the_chain)
 		ck_assert_int_eq(verify(args, out, sizeof(out)), 1);
 		ck_assert_ptr_nonnull(strstr(out, "line(s) deleted before it"));
 	}
-	cur = slurp(auditpath);
+	cur = ef_slurp(auditpath);
 	ck_assert_ptr_nonnull(strstr(cur, "\"event\":\"engine.stop\""));
 	free(cur);
 	globfree(&g);
@@ -597,7 +529,7 @@ START_TEST(test_a_second_engine_on_the_same_audit_log_refuses_to_start)
 	st = pclose(f);
 	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) != 0);
 	ck_assert_ptr_nonnull(strstr(out, "is in use by another engine"));
-	ck_assert_int_eq(stop_engine(pid), 0);
+	ck_assert_int_eq(ef_engine_stop(pid), 0);
 }
 END_TEST
 
@@ -621,7 +553,7 @@ START_TEST(test_the_probe_tells_a_live_engine_from_a_hung_or_absent_one)
 	ck_assert_msg(ms < 2500, "the probe of a hung engine took %.0f ms", ms);
 	kill(pid, SIGCONT);
 	ck_assert_int_eq(WEXITSTATUS(system(cmd)), 0);
-	ck_assert_int_eq(stop_engine(pid), 0);
+	ck_assert_int_eq(ef_engine_stop(pid), 0);
 	ck_assert_int_eq(WEXITSTATUS(system(cmd)), 1);
 }
 END_TEST
@@ -659,13 +591,13 @@ START_TEST(test_liveness_probes_leave_a_count_in_the_audit_log_not_a_line_each)
 	free(msg);
 	ck_assert_int_eq(WEXITSTATUS(system(cmd)), 0);
 	usleep(2500 * 1000); /* the keeper records them within about a second */
-	log = slurp(auditpath);
+	log = ef_slurp(auditpath);
 	ck_assert_ptr_nonnull(strstr(log, "\"event\":\"engine.probes\""));
 	free(log);
 	ck_assert_int_eq(WEXITSTATUS(system(cmd)), 0); /* recorded at the stop */
 	engine_client_free(c);
-	ck_assert_int_eq(stop_engine(pid), 0);
-	log = slurp(auditpath);
+	ck_assert_int_eq(ef_engine_stop(pid), 0);
+	log = ef_slurp(auditpath);
 	for (p = log; (p = strchr(p, '\n')) != NULL; p++)
 		lines++;
 	/* engine.start, rpc.unimplemented, engine.probes x2, engine.stop, a checkpoint */
@@ -766,7 +698,7 @@ START_TEST(test_counts_and_replayed_approvals_survive_a_restart_and_a_kill)
 	    &sad2, &sadlen2, &status), 0);
 	ck_assert_int_eq(sign1(&f, sad2, sadlen2, h2, &msg), GRPC_STATUS_OK);
 	free(msg);
-	ck_assert_int_eq(stop_engine(pid), 0);
+	ck_assert_int_eq(ef_engine_stop(pid), 0);
 
 	/* a restarted engine: the used-up SAD stays used up, the other has one left */
 	pid = start_engine();
@@ -787,7 +719,7 @@ START_TEST(test_counts_and_replayed_approvals_survive_a_restart_and_a_kill)
 	/* kill -9 after the second signature: nothing is lost either */
 	ck_assert_int_eq(sign1(&f, sad2, sadlen2, h2, &msg), GRPC_STATUS_OK);
 	free(msg);
-	kill_engine(pid);
+	ef_engine_kill(pid);
 	unlink(sock);
 	pid = start_engine();
 	flow_reconnect(&f);
@@ -797,9 +729,9 @@ START_TEST(test_counts_and_replayed_approvals_survive_a_restart_and_a_kill)
 	    nonce, exp, &sad3, &sadlen3, &status), 0);
 	ck_assert_int_eq(memcmp(sad3, sad, sadlen), 0);
 	free(sad3);
-	ck_assert_int_eq(stop_engine(pid), 0);
+	ck_assert_int_eq(ef_engine_stop(pid), 0);
 	{
-		char *log = slurp(auditpath);
+		char *log = ef_slurp(auditpath);
 		ck_assert_uint_eq(count_lines(log, "\"reason\":\"approval replayed: same sad\""), 2);
 		free(log);
 	}
@@ -831,7 +763,7 @@ START_TEST(test_counts_are_read_back_from_rotated_files)
 	free(msg);
 	ck_assert_int_eq(sign1(&f, sad, sadlen, h, &msg), GRPC_STATUS_OK);
 	free(msg);
-	kill_engine(pid);
+	ef_engine_kill(pid);
 	unlink(sock);
 	snprintf(pat, sizeof(pat), "%s.*", auditpath);
 	ck_assert_int_eq(glob(pat, 0, NULL, &g), 0);
@@ -842,7 +774,7 @@ START_TEST(test_counts_are_read_back_from_rotated_files)
 	ck_assert_int_eq(sign1(&f, sad, sadlen, h, &msg), GRPC_STATUS_RESOURCE_EXHAUSTED);
 	ck_assert_str_eq(msg, "sad exhausted");
 	free(msg);
-	ck_assert_int_eq(stop_engine(pid), 0);
+	ck_assert_int_eq(ef_engine_stop(pid), 0);
 	/* the killed engine left an empty current file: the restarted one continued the
 	 * chain from the newest rotated file, so all the files are still one chain */
 	{
@@ -896,7 +828,7 @@ START_TEST(test_a_log_path_that_cannot_be_reopened_refuses_calls_until_it_can)
 	free(msg);
 	ck_assert_int_eq(sign1(&f, sad, sadlen, h, &msg), GRPC_STATUS_RESOURCE_EXHAUSTED);
 	free(msg);
-	ck_assert_int_eq(stop_engine(pid), 0);
+	ck_assert_int_eq(ef_engine_stop(pid), 0);
 	/* the moved file, sealed at the SIGHUP, and the new one: one chain */
 	snprintf(args, sizeof(args), "'%s' '%s'", moved, auditpath);
 	ck_assert_int_eq(verify(args, out, sizeof(out)), 0);
@@ -962,7 +894,7 @@ START_TEST(test_a_full_disk_refuses_with_unavailable_spends_nothing_and_leaves_w
 	}
 	ck_assert_msg(refused > 0 || status == GRPC_STATUS_OK, "nothing refused");
 	/* no partial line was left */
-	log = slurp(auditpath);
+	log = ef_slurp(auditpath);
 	ck_assert_int_eq(log[strlen(log) - 1], '\n');
 	free(log);
 	if (status != GRPC_STATUS_OK) {
@@ -975,10 +907,10 @@ START_TEST(test_a_full_disk_refuses_with_unavailable_spends_nothing_and_leaves_w
 	free(msg);
 	ck_assert_int_gt(refused, 0);
 	unlink(filler);
-	ck_assert_int_eq(stop_engine(pid), 0);
+	ck_assert_int_eq(ef_engine_stop(pid), 0);
 	snprintf(args, sizeof(args), "--key '%s/audit-key.pem' '%s'", small, auditpath);
 	ck_assert_int_eq(verify(args, out, sizeof(out)), 0);
-	log = slurp(auditpath);
+	log = ef_slurp(auditpath);
 	ck_assert_uint_eq(count_lines(log, "\"event\":\"signhash\""), 2); /* ok, exhausted */
 	ck_assert_uint_eq(count_lines(log, "\"signatures\":1,"), 1);
 	free(log);

@@ -15,9 +15,9 @@
 
 #include "audit.h"
 #include "engine_client.h"
-#include "rpc_server.h"
+#include "fake_engine.h"
 
-static char dir[256], sock[300], auditpath[300];
+static struct fe_paths fp;
 
 /* SignHash: the credential id says what to do. */
 static int
@@ -163,77 +163,30 @@ static const struct rpc_method methods[] = {
 	{ "/rssp.engine.v1.Engine/SignHash", 64 * 1024, h_sign, AUDIT_SIGNHASH },
 };
 
-struct running {
-	struct rpc_server *s;
-	struct audit *audit;
-	pthread_t th;
-	int stop[2];
-	int rc;
-	uid_t uid;
-};
-
-static void *
-run_thread(void *arg)
-{
-	struct running *r = arg;
-
-	r->rc = rpc_server_run(r->s, r->stop[0]);
-	return NULL;
-}
-
 static void
 setup(void)
 {
-	const char *base = getenv("RSSP_TEST_WORK");
-
-	snprintf(dir, sizeof(dir), "%s/ecXXXXXX", base ? base : "/tmp");
-	ck_assert_ptr_nonnull(mkdtemp(dir));
-	snprintf(sock, sizeof(sock), "%s/run/engine.sock", dir);
-	snprintf(auditpath, sizeof(auditpath), "%s/audit.log", dir);
+	fe_paths_new(&fp, "ec");
 }
 
 static void
 teardown(void)
 {
-	char cmd[400];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cannot remove %s\n", dir);
+	fe_paths_free(&fp);
 }
 
 /* n_methods 1: only Authorize is served (SignHash is then outside the table). */
 static void
-start(struct running *r, size_t n_methods)
+start(struct fake_engine *r, size_t n_methods)
 {
 	struct rpc_server_opts o;
 
-	memset(r, 0, sizeof(*r));
-	r->uid = getuid();
-	ck_assert_int_eq(audit_open(auditpath, &r->audit), 0);
 	memset(&o, 0, sizeof(o));
-	o.socket_path = sock;
-	o.uids = &r->uid;
-	o.n_uids = 1;
+	o.socket_path = fp.sock;
 	o.workers = 2;
-	o.audit = r->audit;
 	o.methods = methods;
 	o.n_methods = n_methods;
-	ck_assert_int_eq(rpc_server_new(&o, &r->s), 0);
-	ck_assert_int_eq(pipe(r->stop), 0);
-	ck_assert_int_eq(pthread_create(&r->th, NULL, run_thread, r), 0);
-}
-
-static void
-stop(struct running *r)
-{
-	ck_assert_int_eq(write(r->stop[1], "x", 1), 1);
-	pthread_join(r->th, NULL);
-	ck_assert_int_eq(r->rc, 0);
-	rpc_server_free(r->s);
-	audit_free(r->audit);
-	close(r->stop[0]);
-	close(r->stop[1]);
+	fake_engine_start(r, &o, getuid(), fp.audit);
 }
 
 static uint8_t h1[32], h2[32];
@@ -249,13 +202,13 @@ sign(struct engine_client *c, const char *what, unsigned deadline_ms,
 
 START_TEST(test_signhash_returns_typed_signatures)
 {
-	struct running r;
+	struct fake_engine r;
 	struct engine_client *c;
 	struct engine_signatures sigs = { 0 };
 	struct engine_result res;
 
 	start(&r, 2);
-	ck_assert_int_eq(engine_client_new(sock, 5000, &c), 0);
+	ck_assert_int_eq(engine_client_new(fp.sock, 5000, &c), 0);
 	ck_assert_int_eq(sign(c, "ok", 0, &sigs, &res), ENGINE_OK);
 	ck_assert_int_eq(res.status, ENGINE_OK);
 	ck_assert_int_eq(res.refusal, ENGINE_REFUSAL_NONE);
@@ -269,7 +222,7 @@ START_TEST(test_signhash_returns_typed_signatures)
 	engine_signatures_release(&sigs);
 	ck_assert_ptr_null(sigs.sig);
 	engine_client_free(c);
-	stop(&r);
+	fake_engine_stop(&r);
 }
 END_TEST
 
@@ -290,14 +243,14 @@ START_TEST(test_every_refusal_maps_to_one_reason_and_nothing_was_done)
 		{ "short", ENGINE_INTERNAL, ENGINE_REFUSAL_NONE, 1 },   /* n signatures != n hashes */
 		{ "garbage", ENGINE_INTERNAL, ENGINE_REFUSAL_NONE, 1 }, /* does not unpack */
 	};
-	struct running r;
+	struct fake_engine r;
 	struct engine_client *c;
 	struct engine_signatures sigs = { 0 };
 	struct engine_result res;
 	size_t i;
 
 	start(&r, 2);
-	ck_assert_int_eq(engine_client_new(sock, 5000, &c), 0);
+	ck_assert_int_eq(engine_client_new(fp.sock, 5000, &c), 0);
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		ck_assert_int_eq(sign(c, cases[i].what, 0, &sigs, &res), cases[i].status);
 		ck_assert_msg(res.status == cases[i].status && res.refusal == cases[i].refusal,
@@ -310,37 +263,37 @@ START_TEST(test_every_refusal_maps_to_one_reason_and_nothing_was_done)
 	ck_assert_int_eq(sign(c, "deny", 0, &sigs, &res), ENGINE_REFUSED);
 	ck_assert_str_eq(res.message, "test");
 	engine_client_free(c);
-	stop(&r);
+	fake_engine_stop(&r);
 }
 END_TEST
 
 START_TEST(test_a_method_outside_the_engine_table_is_a_protocol_refusal)
 {
-	struct running r;
+	struct fake_engine r;
 	struct engine_client *c;
 	struct engine_signatures sigs = { 0 };
 	struct engine_result res;
 
 	start(&r, 1);
-	ck_assert_int_eq(engine_client_new(sock, 5000, &c), 0);
+	ck_assert_int_eq(engine_client_new(fp.sock, 5000, &c), 0);
 	ck_assert_int_eq(sign(c, "ok", 0, &sigs, &res), ENGINE_REFUSED);
 	ck_assert_int_eq(res.refusal, ENGINE_REFUSAL_PROTOCOL);
 	ck_assert_int_eq(engine_may_have_acted(&res), 0);
 	engine_client_free(c);
-	stop(&r);
+	fake_engine_stop(&r);
 }
 END_TEST
 
 START_TEST(test_the_deadline_is_the_calls_own)
 {
-	struct running r;
+	struct fake_engine r;
 	struct engine_client *c;
 	struct engine_signatures sigs = { 0 };
 	struct engine_result res;
 
 	start(&r, 2);
 	/* the client's default is short; a call that passes a longer deadline waits */
-	ck_assert_int_eq(engine_client_new(sock, 100, &c), 0);
+	ck_assert_int_eq(engine_client_new(fp.sock, 100, &c), 0);
 	ck_assert_int_eq(sign(c, "slow", 0, &sigs, &res), ENGINE_TIMEOUT);
 	ck_assert(!res.answered);
 	ck_assert_int_eq(res.grpc_status, -1);
@@ -350,7 +303,7 @@ START_TEST(test_the_deadline_is_the_calls_own)
 	engine_signatures_release(&sigs);
 	ck_assert_int_eq(sign(c, "slow", 100, &sigs, &res), ENGINE_TIMEOUT);
 	engine_client_free(c);
-	stop(&r);
+	fake_engine_stop(&r);
 }
 END_TEST
 
@@ -364,7 +317,7 @@ cancel_soon(void *arg)
 
 START_TEST(test_a_call_cut_short_by_cancel_all_may_have_acted)
 {
-	struct running r;
+	struct fake_engine r;
 	struct engine_client *c;
 	struct engine_signatures sigs = { 0 };
 	struct engine_result res;
@@ -373,7 +326,7 @@ START_TEST(test_a_call_cut_short_by_cancel_all_may_have_acted)
 	double dt;
 
 	start(&r, 2);
-	ck_assert_int_eq(engine_client_new(sock, 5000, &c), 0);
+	ck_assert_int_eq(engine_client_new(fp.sock, 5000, &c), 0);
 	ck_assert_int_eq(pthread_create(&th, NULL, cancel_soon, c), 0);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	/* the handler takes 500 ms; the call is cut after ~150 ms, long before its deadline */
@@ -388,7 +341,7 @@ START_TEST(test_a_call_cut_short_by_cancel_all_may_have_acted)
 	ck_assert_int_eq(sign(c, "ok", 0, &sigs, &res), ENGINE_OK);
 	engine_signatures_release(&sigs);
 	engine_client_free(c);
-	stop(&r);
+	fake_engine_stop(&r);
 }
 END_TEST
 
@@ -398,7 +351,7 @@ START_TEST(test_no_engine_is_unavailable_without_an_answer)
 	struct engine_signatures sigs = { 0 };
 	struct engine_result res;
 
-	ck_assert_int_eq(engine_client_new(sock, 300, &c), 0);
+	ck_assert_int_eq(engine_client_new(fp.sock, 300, &c), 0);
 	ck_assert_int_eq(sign(c, "ok", 0, &sigs, &res), ENGINE_UNAVAILABLE);
 	ck_assert(!res.answered);
 	ck_assert_int_eq(res.grpc_status, -1);
@@ -412,7 +365,7 @@ END_TEST
 
 START_TEST(test_activation_and_approval_carry_their_fields_both_ways)
 {
-	struct running r;
+	struct fake_engine r;
 	struct engine_client *c;
 	struct engine_activation act = { 0 };
 	struct engine_result res;
@@ -425,7 +378,7 @@ START_TEST(test_activation_and_approval_carry_their_fields_both_ways)
 	int64_t exp = 0;
 
 	start(&r, 2);
-	ck_assert_int_eq(engine_client_new(sock, 5000, &c), 0);
+	ck_assert_int_eq(engine_client_new(fp.sock, 5000, &c), 0);
 	memset(&f, 0, sizeof(f));
 	f.credential_id = "cred-1";
 	f.owner_id = "owner-1";
@@ -492,7 +445,7 @@ START_TEST(test_activation_and_approval_carry_their_fields_both_ways)
 	ck_assert_int_eq(res.refusal, ENGINE_REFUSAL_INVALID);
 	ck_assert_ptr_null(act.key_label);
 	engine_client_free(c);
-	stop(&r);
+	fake_engine_stop(&r);
 }
 END_TEST
 

@@ -27,7 +27,7 @@
 #define PIN "rpc-e2e-pin-7Q3Z"
 #define TOKEN "rpc-e2e"
 
-static char base[200], sock[400], auditpath[400], pinpath[400];
+static char base[200], sock[400], auditpath[400];
 static const char *engine_bin;
 static int test_no;
 
@@ -35,33 +35,14 @@ static int test_no;
 static void
 suite_setup(void)
 {
-	const char *b = getenv("RSSP_TEST_BUILD");
 	char cmd[1200];
-	static char binbuf[400];
 
 	ef_tempdir(base, sizeof(base), "rpce2e");
-	engine_bin = RSSP_ENGINE_BIN;
-	if (b != NULL && access(RSSP_ENGINE_BIN, X_OK) != 0) {
-		snprintf(binbuf, sizeof(binbuf), "%s/engine/rssp-engine", b);
-		engine_bin = binbuf;
-	}
-	ef_softhsm_token(base, TOKEN, PIN);
-	snprintf(pinpath, sizeof(pinpath), "%s/pin", base);
-	ef_write_pin(pinpath, PIN, 0600);
-	setenv("RSSP_PIN_FILE", pinpath, 1);
+	engine_bin = ef_engine_bin(RSSP_ENGINE_BIN);
+	ef_engine_token(base, TOKEN, PIN);
 	/* the registration authority the engine trusts and eh_activate vouches with */
-	{
-		char rakey[600], rapub[600];
-
-		snprintf(rakey, sizeof(rakey), "%s/ra.key", base);
-		snprintf(rapub, sizeof(rapub), "%s/ra.pem", base);
-		if (eh_ra_init(rakey, rapub) != 0)
-			ef_run("false # ra key");
-		setenv("RSSP_RA_KEYS", rapub, 1);
-	}
-	setenv("RSSP_TOKEN_LABEL", TOKEN, 1);
-	setenv("RSSP_LOG_LEVEL", "warn", 1);
-	setenv("RSSP_PKCS11_MODULE", ef_pkcs11_module(), 1);
+	if (eh_ra_setup(base) != 0)
+		ef_run("false # ra key");
 	snprintf(cmd, sizeof(cmd), "'%s' init --ca-subject 'CN=rpc e2e CA' >/dev/null", engine_bin);
 	ef_run(cmd);
 }
@@ -89,48 +70,7 @@ setup(void)
 static pid_t
 start_engine_env(const char *extra, int wait_ready)
 {
-	struct engine_client *c;
-	pid_t pid = fork();
-
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		setenv("RSSP_ENGINE_SOCKET", sock, 1);
-		setenv("RSSP_AUDIT_FILE", auditpath, 1);
-		if (extra != NULL)
-			putenv((char *)extra);
-		execl(engine_bin, "rssp-engine", "serve", (char *)NULL);
-		_exit(127);
-	}
-	if (wait_ready) {
-		ck_assert_int_eq(engine_client_new(sock, 5000, &c), 0);
-		ck_assert_int_eq(engine_client_ready(c, 20000), 0);
-		engine_client_free(c);
-	}
-	return pid;
-}
-
-static int
-stop_engine(pid_t pid)
-{
-	int st;
-
-	kill(pid, SIGTERM);
-	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-static char *
-slurp(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	char *buf = calloc(1, 4 << 20);
-	size_t n;
-
-	ck_assert_ptr_nonnull(f);
-	n = fread(buf, 1, (4 << 20) - 1, f);
-	buf[n] = '\0';
-	fclose(f);
-	return buf;
+	return ef_engine_start(engine_bin, sock, auditpath, NULL, extra, wait_ready);
 }
 
 static void
@@ -221,9 +161,9 @@ START_TEST(test_activation_approval_and_signhash_work_for_rsa2048_and_p256)
 	    RSSP__ENGINE__V1__KAK_ALGO__KAK_ECDSA_P256_SHA256,
 	    RSSP__ENGINE__V1__SIGN_ALGO__SIGN_ECDSA, "cred-ec", &sad, &sadlen);
 	engine_client_free(c);
-	ck_assert_int_eq(stop_engine(pid), 0);
+	ck_assert_int_eq(ef_engine_stop(pid), 0);
 
-	log = slurp(auditpath);
+	log = ef_slurp(auditpath);
 	/* every decision carries its request id */
 	ck_assert_ptr_nonnull(strstr(log, "\"event\":\"authorize.activation\",\"request_id\":\"rid-act-cred-rsa\""));
 	ck_assert_ptr_nonnull(strstr(log, "\"event\":\"authorize.approval\",\"request_id\":\"rid-app-cred-ec\""));
@@ -291,8 +231,8 @@ START_TEST(test_a_forged_sad_is_permission_denied)
 	eh_kak_free(kak);
 	free(sad);
 	engine_client_free(c);
-	ck_assert_int_eq(stop_engine(pid), 0);
-	msg = slurp(auditpath);
+	ck_assert_int_eq(ef_engine_stop(pid), 0);
+	msg = ef_slurp(auditpath);
 	ck_assert_ptr_nonnull(strstr(msg, "\"event\":\"signhash\",\"request_id\":\"rid-forged\""));
 	ck_assert_ptr_nonnull(strstr(msg, "\"result\":\"refused\""));
 	free(msg);
@@ -325,8 +265,8 @@ START_TEST(test_an_unknown_method_and_an_oversize_message_are_refused_and_audite
 	free(msg);
 	free(big);
 	engine_client_free(c);
-	ck_assert_int_eq(stop_engine(pid), 0);
-	log = slurp(auditpath);
+	ck_assert_int_eq(ef_engine_stop(pid), 0);
+	log = ef_slurp(auditpath);
 	ck_assert_ptr_nonnull(strstr(log, "\"event\":\"rpc.unimplemented\",\"request_id\":\"rid-unknown\""));
 	ck_assert_ptr_nonnull(strstr(log, "\"event\":\"rpc.too_large\",\"request_id\":\"rid-big\""));
 	ck_assert_ptr_nonnull(strstr(log, "\"event\":\"rpc.too_large\",\"request_id\":\"rid-big2\""));
@@ -363,8 +303,8 @@ START_TEST(test_a_peer_uid_not_allowed_is_refused_and_audited)
 	ck_assert_int_eq(engine_call(c, ENGINE_METHOD_SIGNHASH, "rid-peer", (const uint8_t *)"", 0,
 	    &resp, &resplen, &status, &msg), RSSP_E_UNAVAILABLE);
 	engine_client_free(c);
-	ck_assert_int_eq(stop_engine(pid), 0);
-	log = slurp(auditpath);
+	ck_assert_int_eq(ef_engine_stop(pid), 0);
+	log = ef_slurp(auditpath);
 	snprintf(want, sizeof(want), "\"event\":\"peer.refused\",\"request_id\":\"\",\"peer_uid\":%u,",
 	    (unsigned)getuid());
 	ck_assert_msg(strstr(log, want) != NULL, "no %s in %s", want, log);
@@ -471,7 +411,7 @@ START_TEST(test_a_second_instance_on_a_live_socket_refuses_to_start)
 	ck_assert_int_eq(status, GRPC_STATUS_UNIMPLEMENTED);
 	free(msg);
 	engine_client_free(c);
-	ck_assert_int_eq(stop_engine(pid), 0);
+	ck_assert_int_eq(ef_engine_stop(pid), 0);
 }
 END_TEST
 
@@ -493,7 +433,7 @@ START_TEST(test_audit_verify_accepts_the_engines_log_and_catches_an_edit_a_delet
 		    &resplen, &status, &msg), 0);
 		free(msg);
 		engine_client_free(c);
-		ck_assert_int_eq(stop_engine(pid), 0);
+		ck_assert_int_eq(ef_engine_stop(pid), 0);
 	}
 	snprintf(cmd, sizeof(cmd), "'%s' audit-verify '%s' 2>/dev/null", engine_bin, auditpath);
 	f = popen(cmd, "r");
@@ -502,7 +442,7 @@ START_TEST(test_audit_verify_accepts_the_engines_log_and_catches_an_edit_a_delet
 	/* per run: start, the unknown method, stop, the shutdown checkpoint */
 	ck_assert_str_eq(out, "ok 8 lines, 2 checkpoints, last seq 8, last sealed seq 8\n");
 	/* edit the second line's event */
-	log = slurp(auditpath);
+	log = ef_slurp(auditpath);
 	orig = strdup(log);
 	p = strstr(log, "rpc.unimplemented");
 	ck_assert_ptr_nonnull(p);
@@ -554,7 +494,7 @@ START_TEST(test_the_engine_runs_with_umask_077_and_without_core_dumps)
 	char d[400];
 
 	snprintf(path, sizeof(path), "/proc/%d/limits", (int)pid);
-	txt = slurp(path);
+	txt = ef_slurp(path);
 	p = strstr(txt, "Max core file size");
 	ck_assert_ptr_nonnull(p);
 	{
@@ -565,7 +505,7 @@ START_TEST(test_the_engine_runs_with_umask_077_and_without_core_dumps)
 	}
 	free(txt);
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	txt = slurp(path);
+	txt = ef_slurp(path);
 	ck_assert_ptr_nonnull(strstr(txt, "Umask:\t0077\n"));
 	free(txt);
 	/* the socket directory is 0750, the socket 0660 */
@@ -575,7 +515,7 @@ START_TEST(test_the_engine_runs_with_umask_077_and_without_core_dumps)
 	ck_assert_uint_eq(st.st_mode & 07777, 0750);
 	ck_assert_int_eq(stat(sock, &st), 0);
 	ck_assert_uint_eq(st.st_mode & 07777, 0660);
-	ck_assert_int_eq(stop_engine(pid), 0);
+	ck_assert_int_eq(ef_engine_stop(pid), 0);
 }
 END_TEST
 
@@ -682,9 +622,9 @@ START_TEST(test_a_compromised_gateway_on_the_socket_gets_no_key_without_a_matchi
 	eh_cred_release(&cred);
 
 	engine_client_free(c);
-	ck_assert_int_eq(stop_engine(pid), 0);
+	ck_assert_int_eq(ef_engine_stop(pid), 0);
 	/* every refusal is audited with its reason; the activation names the RA key */
-	log = slurp(auditpath);
+	log = ef_slurp(auditpath);
 	ck_assert_ptr_nonnull(strstr(log, "\"request_id\":\"rid-a2\""));
 	ck_assert_ptr_nonnull(strstr(log, "voucher signature invalid"));
 	ck_assert_ptr_nonnull(strstr(log, "voucher for another kak"));
@@ -769,7 +709,7 @@ START_TEST(test_the_certificate_subject_is_exactly_the_vouched_subject)
 		eh_kak_free(kak);
 	}
 	engine_client_free(c);
-	ck_assert_int_eq(stop_engine(pid), 0);
+	ck_assert_int_eq(ef_engine_stop(pid), 0);
 }
 END_TEST
 

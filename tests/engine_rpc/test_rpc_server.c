@@ -16,11 +16,11 @@
 
 #include "audit.h"
 #include "engine_client.h"
+#include "fake_engine.h"
 #include "fixture.h"
-#include "rpc_server.h"
 #include "rssp_log.h"
 
-static char dir[256], sock[300], auditpath[300];
+static struct fe_paths fp;
 static int calls_seen;
 static int slow_entered;
 static int kg_entered, kg_release, kg_done, kg_busy;
@@ -88,30 +88,10 @@ is_keygen(const struct rpc_method *m, const uint8_t *in, size_t inlen)
 	    memcmp(in, "keygen", 6) == 0;
 }
 
-struct running {
-	struct rpc_server *s;
-	struct audit *audit;
-	pthread_t th;
-	int stop[2];
-	int rc;
-	uid_t uid;
-};
-
-static void *
-run_thread(void *arg)
-{
-	struct running *r = arg;
-
-	r->rc = rpc_server_run(r->s, r->stop[0]);
-	return NULL;
-}
-
 static void
 setup(void)
 {
-	ef_tempdir(dir, sizeof(dir), "rpc");
-	snprintf(sock, sizeof(sock), "%s/run/engine.sock", dir);
-	snprintf(auditpath, sizeof(auditpath), "%s/audit.log", dir);
+	fe_paths_new(&fp, "rpc");
 	calls_seen = 0;
 	slow_entered = 0;
 	kg_entered = kg_release = kg_done = kg_busy = 0;
@@ -120,79 +100,38 @@ setup(void)
 static void
 teardown(void)
 {
-	ef_rmtree(dir);
+	fe_paths_free(&fp);
 }
 
 static void
-start(struct running *r, uid_t uid)
+start(struct fake_engine *r, uid_t uid)
 {
 	struct rpc_server_opts o;
-	memset(r, 0, sizeof(*r));
-	r->uid = uid;
-	ck_assert_int_eq(audit_open(auditpath, &r->audit), 0);
+
 	memset(&o, 0, sizeof(o));
-	o.socket_path = sock;
-	o.uids = &r->uid;
-	o.n_uids = 1;
+	o.socket_path = fp.sock;
 	o.workers = 4;
-	o.audit = r->audit;
 	o.methods = methods;
 	o.n_methods = 2;
 	o.probe_method = RPC_PROBE_METHOD;
-	ck_assert_int_eq(rpc_server_new(&o, &r->s), 0);
-	ck_assert_int_eq(pipe(r->stop), 0);
-	ck_assert_int_eq(pthread_create(&r->th, NULL, run_thread, r), 0);
-}
-
-static void
-stop(struct running *r)
-{
-	ck_assert_int_eq(write(r->stop[1], "x", 1), 1);
-	pthread_join(r->th, NULL);
-	ck_assert_int_eq(r->rc, 0);
-	rpc_server_free(r->s);
-	audit_free(r->audit);
-	close(r->stop[0]);
-	close(r->stop[1]);
+	fake_engine_start(r, &o, uid, fp.audit);
 }
 
 /* start() with 2 workers, 1 key-generation worker and room for 2 waiting. */
 static void
-start_keygen(struct running *r)
+start_keygen(struct fake_engine *r)
 {
 	struct rpc_server_opts o;
 
-	memset(r, 0, sizeof(*r));
-	r->uid = getuid();
-	ck_assert_int_eq(audit_open(auditpath, &r->audit), 0);
 	memset(&o, 0, sizeof(o));
-	o.socket_path = sock;
-	o.uids = &r->uid;
-	o.n_uids = 1;
+	o.socket_path = fp.sock;
 	o.workers = 2;
 	o.slow = is_keygen;
 	o.slow_workers = 1;
 	o.slow_queue = 2;
-	o.audit = r->audit;
 	o.methods = methods;
 	o.n_methods = 2;
-	ck_assert_int_eq(rpc_server_new(&o, &r->s), 0);
-	ck_assert_int_eq(pipe(r->stop), 0);
-	ck_assert_int_eq(pthread_create(&r->th, NULL, run_thread, r), 0);
-}
-
-static char *
-slurp(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	char *buf = calloc(1, 1 << 20);
-	size_t n;
-
-	ck_assert_ptr_nonnull(f);
-	n = fread(buf, 1, (1 << 20) - 1, f);
-	buf[n] = '\0';
-	fclose(f);
-	return buf;
+	fake_engine_start(r, &o, getuid(), fp.audit);
 }
 
 static int
@@ -208,7 +147,7 @@ call(struct engine_client *c, const char *path, const char *rid, const void *req
 
 START_TEST(test_a_known_method_is_answered_and_audited_with_the_request_id)
 {
-	struct running r;
+	struct fake_engine r;
 	struct engine_client *c;
 	uint8_t *resp;
 	size_t resplen;
@@ -216,7 +155,7 @@ START_TEST(test_a_known_method_is_answered_and_audited_with_the_request_id)
 	char *msg, *log;
 
 	start(&r, getuid());
-	ck_assert_int_eq(engine_client_new(sock, 5000, &c), 0);
+	ck_assert_int_eq(engine_client_new(fp.sock, 5000, &c), 0);
 	ck_assert_int_eq(engine_client_ready(c, 5000), 0);
 	ck_assert_int_eq(call(c, NULL, "rid-abc-123", "hello", 5, &status, &msg, &resp, &resplen), 0);
 	ck_assert_int_eq(status, GRPC_STATUS_OK);
@@ -230,8 +169,8 @@ START_TEST(test_a_known_method_is_answered_and_audited_with_the_request_id)
 	free(resp);
 	free(msg);
 	engine_client_free(c);
-	stop(&r);
-	log = slurp(auditpath);
+	fake_engine_stop(&r);
+	log = ef_slurp(fp.audit);
 	ck_assert_ptr_nonnull(strstr(log, "\"event\":\"authorize.approval\",\"request_id\":\"rid-abc-123\""));
 	ck_assert_ptr_nonnull(strstr(log, "\"event\":\"signhash\",\"request_id\":\"rid-2\""));
 	{
@@ -246,7 +185,7 @@ END_TEST
 
 START_TEST(test_an_unknown_method_is_unimplemented_at_once_and_audited)
 {
-	struct running r;
+	struct fake_engine r;
 	struct engine_client *c;
 	uint8_t *resp;
 	size_t resplen;
@@ -255,7 +194,7 @@ START_TEST(test_an_unknown_method_is_unimplemented_at_once_and_audited)
 
 	start(&r, getuid());
 	/* a long deadline: an unanswered call would come back RSSP_E_TIMEOUT, not a status */
-	ck_assert_int_eq(engine_client_new(sock, 60000, &c), 0);
+	ck_assert_int_eq(engine_client_new(fp.sock, 60000, &c), 0);
 	ck_assert_int_eq(call(c, "/rssp.engine.v1.Engine/ExportKey", "rid-unk", "x", 1,
 	    &status, &msg, &resp, &resplen), 0);
 	ck_assert_int_eq(status, GRPC_STATUS_UNIMPLEMENTED);
@@ -267,8 +206,8 @@ START_TEST(test_an_unknown_method_is_unimplemented_at_once_and_audited)
 	ck_assert_int_eq(status, GRPC_STATUS_UNIMPLEMENTED);
 	free(msg);
 	engine_client_free(c);
-	stop(&r);
-	log = slurp(auditpath);
+	fake_engine_stop(&r);
+	log = ef_slurp(fp.audit);
 	ck_assert_ptr_nonnull(strstr(log, "\"event\":\"rpc.unimplemented\",\"request_id\":\"rid-unk\""));
 	ck_assert_ptr_nonnull(strstr(log, "\"method\":\"/rssp.engine.v1.Engine/ExportKey\""));
 	ck_assert_int_eq(calls_seen, 0);
@@ -298,7 +237,7 @@ count_lines(const char *log, const char *needle)
  * method but counted: one engine.probes line for many probes, not one line each. */
 START_TEST(test_liveness_probes_are_counted_not_audited_one_by_one)
 {
-	struct running r;
+	struct fake_engine r;
 	struct engine_client *c;
 	uint8_t *resp;
 	size_t resplen;
@@ -306,7 +245,7 @@ START_TEST(test_liveness_probes_are_counted_not_audited_one_by_one)
 	char *msg, *log;
 
 	start(&r, getuid());
-	ck_assert_int_eq(engine_client_new(sock, 60000, &c), 0);
+	ck_assert_int_eq(engine_client_new(fp.sock, 60000, &c), 0);
 	for (i = 0; i < 300; i++) {
 		ck_assert_int_eq(call(c, RPC_PROBE_METHOD, "engine-health-probe", "", 0, &status,
 		    &msg, &resp, &resplen), 0);
@@ -324,7 +263,7 @@ START_TEST(test_liveness_probes_are_counted_not_audited_one_by_one)
 	    &msg, &resp, &resplen), 0);
 	ck_assert_int_eq(status, GRPC_STATUS_UNIMPLEMENTED);
 	free(msg);
-	log = slurp(auditpath);
+	log = ef_slurp(fp.audit);
 	ck_assert_uint_eq(count_lines(log, NULL), 2); /* 300 probes wrote nothing */
 	ck_assert_uint_eq(count_lines(log, "\"event\":\"rpc.unimplemented\""), 2);
 	ck_assert_ptr_nonnull(strstr(log, "\"request_id\":\"rid-other\",\"peer_uid\""));
@@ -338,9 +277,9 @@ START_TEST(test_liveness_probes_are_counted_not_audited_one_by_one)
 	free(msg);
 	ck_assert_int_eq(rpc_server_audit_probes(r.s), 1);
 	engine_client_free(c);
-	stop(&r);
+	fake_engine_stop(&r);
 	ck_assert_int_eq(calls_seen, 0);
-	log = slurp(auditpath);
+	log = ef_slurp(fp.audit);
 	ck_assert_uint_eq(count_lines(log, NULL), 4);
 	ck_assert_uint_eq(count_lines(log, "\"event\":\"engine.probes\""), 2);
 	ck_assert_ptr_nonnull(strstr(log, "\"event\":\"engine.probes\",\"request_id\":\"\","
@@ -352,7 +291,7 @@ START_TEST(test_liveness_probes_are_counted_not_audited_one_by_one)
 	{
 		size_t n;
 		char head[65];
-		ck_assert_int_eq(audit_verify(auditpath, stderr, &n, head), 0);
+		ck_assert_int_eq(audit_verify(fp.audit, stderr, &n, head), 0);
 		ck_assert_uint_eq(n, 4);
 	}
 }
@@ -360,7 +299,7 @@ END_TEST
 
 START_TEST(test_an_oversize_message_is_refused_before_the_handler_and_audited)
 {
-	struct running r;
+	struct fake_engine r;
 	struct engine_client *c;
 	uint8_t *resp, *big = calloc(1, 5000);
 	size_t resplen;
@@ -370,7 +309,7 @@ START_TEST(test_an_oversize_message_is_refused_before_the_handler_and_audited)
 	start(&r, getuid());
 	/* A deadline no busy machine reaches: each answer below must be a status, never a
 	 * client-side RSSP_E_TIMEOUT. Connected first, so that no call waits on a connect. */
-	ck_assert_int_eq(engine_client_new(sock, 60000, &c), 0);
+	ck_assert_int_eq(engine_client_new(fp.sock, 60000, &c), 0);
 	ck_assert_int_eq(engine_client_ready(c, 20000), 0);
 	/* Authorize's limit here is 1024 bytes */
 	ck_assert_int_eq(call(c, NULL, "rid-big", big, 1025, &status, &msg, &resp, &resplen), 0);
@@ -408,9 +347,9 @@ START_TEST(test_an_oversize_message_is_refused_before_the_handler_and_audited)
 	free(resp);
 	free(msg);
 	engine_client_free(c);
-	stop(&r);
+	fake_engine_stop(&r);
 	ck_assert_int_eq(calls_seen, 1);
-	log = slurp(auditpath);
+	log = ef_slurp(fp.audit);
 	ck_assert_ptr_nonnull(strstr(log, "\"event\":\"rpc.too_large\",\"request_id\":\"rid-big\""));
 	ck_assert_ptr_null(strstr(log, "rid-huge")); /* never reached the engine's code */
 	free(log);
@@ -420,7 +359,7 @@ END_TEST
 
 START_TEST(test_a_refusal_carries_its_status_and_reason)
 {
-	struct running r;
+	struct fake_engine r;
 	struct engine_client *c;
 	uint8_t *resp;
 	size_t resplen;
@@ -428,7 +367,7 @@ START_TEST(test_a_refusal_carries_its_status_and_reason)
 	char *msg, *log;
 
 	start(&r, getuid());
-	ck_assert_int_eq(engine_client_new(sock, 5000, &c), 0);
+	ck_assert_int_eq(engine_client_new(fp.sock, 5000, &c), 0);
 	ck_assert_int_eq(call(c, NULL, "rid-deny", "deny", 4, &status, &msg, &resp, &resplen), 0);
 	ck_assert_int_eq(status, GRPC_STATUS_PERMISSION_DENIED);
 	ck_assert_str_eq(msg, "test denial");
@@ -440,8 +379,8 @@ START_TEST(test_a_refusal_carries_its_status_and_reason)
 	ck_assert_str_eq(msg, "hsm failure");
 	free(msg);
 	engine_client_free(c);
-	stop(&r);
-	log = slurp(auditpath);
+	fake_engine_stop(&r);
+	log = ef_slurp(fp.audit);
 	ck_assert_ptr_nonnull(strstr(log, "\"result\":\"refused\",\"reason\":\"test denial\""));
 	ck_assert_ptr_nonnull(strstr(log, "\"result\":\"error\",\"reason\":\"hsm failure\""));
 	free(log);
@@ -450,7 +389,7 @@ END_TEST
 
 START_TEST(test_a_peer_whose_uid_is_not_allowed_is_refused_and_audited)
 {
-	struct running r;
+	struct fake_engine r;
 	struct engine_client *c;
 	uint8_t *resp;
 	size_t resplen;
@@ -459,14 +398,14 @@ START_TEST(test_a_peer_whose_uid_is_not_allowed_is_refused_and_audited)
 
 	ck_assert_uint_ne(getuid(), 65534);
 	start(&r, 65534);
-	ck_assert_int_eq(engine_client_new(sock, 2000, &c), 0);
+	ck_assert_int_eq(engine_client_new(fp.sock, 2000, &c), 0);
 	ck_assert_int_eq(call(c, NULL, "rid-x", "hello", 5, &status, &msg, &resp, &resplen),
 	    RSSP_E_UNAVAILABLE);
 	ck_assert_int_eq(engine_client_ready(c, 300), RSSP_E_UNAVAILABLE);
 	engine_client_free(c);
-	stop(&r);
+	fake_engine_stop(&r);
 	ck_assert_int_eq(calls_seen, 0);
-	log = slurp(auditpath);
+	log = ef_slurp(fp.audit);
 	snprintf(want, sizeof(want), "\"event\":\"peer.refused\",\"request_id\":\"\",\"peer_uid\":%u,",
 	    (unsigned)getuid());
 	ck_assert_ptr_nonnull(strstr(log, want));
@@ -476,7 +415,7 @@ END_TEST
 
 START_TEST(test_a_second_server_on_a_live_socket_refuses_and_a_stale_socket_is_replaced)
 {
-	struct running r, r2;
+	struct fake_engine r, r2;
 	struct rpc_server_opts o;
 	struct rpc_server *s2 = NULL;
 	struct audit *a2;
@@ -492,7 +431,7 @@ START_TEST(test_a_second_server_on_a_live_socket_refuses_and_a_stale_socket_is_r
 	start(&r, uid);
 	ck_assert_int_eq(audit_open("-", &a2), 0);
 	memset(&o, 0, sizeof(o));
-	o.socket_path = sock;
+	o.socket_path = fp.sock;
 	o.uids = &uid;
 	o.n_uids = 1;
 	o.workers = 1;
@@ -501,38 +440,35 @@ START_TEST(test_a_second_server_on_a_live_socket_refuses_and_a_stale_socket_is_r
 	o.n_methods = 2;
 	ck_assert_int_eq(rpc_server_new(&o, &s2), RSSP_E_CONFLICT);
 	/* the first server still answers on its socket */
-	ck_assert_int_eq(engine_client_new(sock, 5000, &c), 0);
+	ck_assert_int_eq(engine_client_new(fp.sock, 5000, &c), 0);
 	ck_assert_int_eq(call(c, NULL, "rid", "hello", 5, &status, &msg, &resp, &resplen), 0);
 	ck_assert_int_eq(status, GRPC_STATUS_OK);
 	free(resp);
 	free(msg);
 	engine_client_free(c);
-	stop(&r);
+	fake_engine_stop(&r);
 	/* the socket directory is 0750 */
 	{
 		char d[300];
-		snprintf(d, sizeof(d), "%s/run", dir);
+		snprintf(d, sizeof(d), "%s/run", fp.dir);
 		ck_assert_int_eq(stat(d, &st), 0);
 		ck_assert_uint_eq(st.st_mode & 0777, 0750);
 	}
 	/* a stale socket file (nobody listening) is removed */
 	fd = socket(AF_UNIX, SOCK_STREAM, 0);
-	memset(&sa, 0, sizeof(sa));
-	sa.sun_family = AF_UNIX;
-	ck_assert_uint_lt(strlen(sock), sizeof(sa.sun_path));
-	memcpy(sa.sun_path, sock, strlen(sock) + 1);
+	fe_sockaddr(fp.sock, &sa);
 	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	close(fd);
 	start(&r2, uid);
-	ck_assert_int_eq(engine_client_new(sock, 5000, &c), 0);
+	ck_assert_int_eq(engine_client_new(fp.sock, 5000, &c), 0);
 	ck_assert_int_eq(call(c, NULL, "rid", "hello", 5, &status, &msg, &resp, &resplen), 0);
 	ck_assert_int_eq(status, GRPC_STATUS_OK);
 	free(resp);
 	free(msg);
 	engine_client_free(c);
-	stop(&r2);
+	fake_engine_stop(&r2);
 	audit_free(a2);
-	ck_assert_int_ne(access(sock, F_OK), 0);
+	ck_assert_int_ne(access(fp.sock, F_OK), 0);
 }
 END_TEST
 
@@ -558,7 +494,7 @@ slow_call(void *arg)
 
 START_TEST(test_a_stop_drains_the_calls_in_flight)
 {
-	struct running r;
+	struct fake_engine r;
 	struct engine_client *c;
 	struct inflight f[3];
 	pthread_t th[3];
@@ -570,7 +506,7 @@ START_TEST(test_a_stop_drains_the_calls_in_flight)
 	 * it has read the answers). Logged at debug so that a failure shows the cause. */
 	rssp_log_threshold = RSSP_LOG_DEBUG;
 	start(&r, getuid());
-	ck_assert_int_eq(engine_client_new(sock, 20000, &c), 0);
+	ck_assert_int_eq(engine_client_new(fp.sock, 20000, &c), 0);
 	for (i = 0; i < 3; i++) {
 		f[i].c = c;
 		ck_assert_int_eq(pthread_create(&th[i], NULL, slow_call, &f[i]), 0);
@@ -579,7 +515,7 @@ START_TEST(test_a_stop_drains_the_calls_in_flight)
 	while (slow_entered < 3)
 		pthread_cond_wait(&cv, &mu);
 	pthread_mutex_unlock(&mu);
-	stop(&r);
+	fake_engine_stop(&r);
 	for (i = 0; i < 3; i++) {
 		pthread_join(th[i], NULL);
 		ck_assert_int_eq(f[i].rc, 0);
@@ -591,7 +527,7 @@ END_TEST
 
 START_TEST(test_garbage_on_a_connection_does_not_disturb_the_server)
 {
-	struct running r;
+	struct fake_engine r;
 	struct engine_client *c;
 	struct sockaddr_un sa;
 	uint8_t *resp, junk[4096];
@@ -600,10 +536,7 @@ START_TEST(test_garbage_on_a_connection_does_not_disturb_the_server)
 	char *msg;
 
 	start(&r, getuid());
-	memset(&sa, 0, sizeof(sa));
-	sa.sun_family = AF_UNIX;
-	ck_assert_uint_lt(strlen(sock), sizeof(sa.sun_path));
-	memcpy(sa.sun_path, sock, strlen(sock) + 1);
+	fe_sockaddr(fp.sock, &sa);
 	for (i = 0; i < 3; i++) {
 		fd = socket(AF_UNIX, SOCK_STREAM, 0);
 		ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
@@ -613,13 +546,13 @@ START_TEST(test_garbage_on_a_connection_does_not_disturb_the_server)
 		ck_assert_int_eq(write(fd, junk, sizeof(junk)), (ssize_t)sizeof(junk));
 		close(fd);
 	}
-	ck_assert_int_eq(engine_client_new(sock, 5000, &c), 0);
+	ck_assert_int_eq(engine_client_new(fp.sock, 5000, &c), 0);
 	ck_assert_int_eq(call(c, NULL, "rid-after-junk", "hello", 5, &status, &msg, &resp, &resplen), 0);
 	ck_assert_int_eq(status, GRPC_STATUS_OK);
 	free(resp);
 	free(msg);
 	engine_client_free(c);
-	stop(&r);
+	fake_engine_stop(&r);
 }
 END_TEST
 
@@ -631,7 +564,7 @@ START_TEST(test_a_client_without_an_engine_gets_unavailable)
 	int status;
 	char *msg = NULL;
 
-	ck_assert_int_eq(engine_client_new(sock, 2000, &c), 0);
+	ck_assert_int_eq(engine_client_new(fp.sock, 2000, &c), 0);
 	ck_assert_int_eq(engine_client_ready(c, 200), RSSP_E_UNAVAILABLE);
 	ck_assert_int_eq(call(c, NULL, "rid", "x", 1, &status, &msg, &resp, &resplen),
 	    RSSP_E_UNAVAILABLE);
@@ -667,7 +600,7 @@ kg_thread(void *arg)
 
 START_TEST(test_key_generation_never_takes_the_workers_signing_needs)
 {
-	struct running r;
+	struct fake_engine r;
 	struct engine_client *c;
 	struct kg_job jobs[6];
 	pthread_t th[6];
@@ -679,7 +612,7 @@ START_TEST(test_key_generation_never_takes_the_workers_signing_needs)
 	double worst = 0;
 
 	start_keygen(&r);
-	ck_assert_int_eq(engine_client_new(sock, 20000, &c), 0);
+	ck_assert_int_eq(engine_client_new(fp.sock, 20000, &c), 0);
 	ck_assert_int_eq(engine_client_ready(c, 5000), 0);
 	/* six activations on a server with two workers, one of them for key generation
 	 * (which runs until released below): the first one running, then five more */
@@ -730,8 +663,8 @@ START_TEST(test_key_generation_never_takes_the_workers_signing_needs)
 	ck_assert_int_eq(ok, 3);
 	ck_assert_int_eq(busy, 3);
 	engine_client_free(c);
-	stop(&r);
-	log = slurp(auditpath);
+	fake_engine_stop(&r);
+	log = ef_slurp(fp.audit);
 	ck_assert_ptr_nonnull(strstr(log, "too many key generations waiting"));
 	free(log);
 }

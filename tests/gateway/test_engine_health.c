@@ -18,11 +18,11 @@
 #include "audit.h"
 #include "engine_client.h"
 #include "engine_health.h"
-#include "rpc_server.h"
+#include "fake_engine.h"
 
 #define PROBE_MS 100
 
-static char dir[256], sock[300], auditpath[300];
+static struct fe_paths fp;
 
 static int
 h_refuse(void *arg, const uint8_t *in, size_t inlen, uint8_t **outp, size_t *outlenp,
@@ -41,77 +41,30 @@ static const struct rpc_method methods[] = {
 	{ "/rssp.engine.v1.Engine/SignHash", 64 * 1024, h_refuse, AUDIT_SIGNHASH },
 };
 
-struct running {
-	struct rpc_server *s;
-	struct audit *audit;
-	pthread_t th;
-	int stop[2];
-	int rc;
-	uid_t uid;
-};
-
-static void *
-run_thread(void *arg)
-{
-	struct running *r = arg;
-
-	r->rc = rpc_server_run(r->s, r->stop[0]);
-	return NULL;
-}
-
 static void
-start(struct running *r)
+start(struct fake_engine *r)
 {
 	struct rpc_server_opts o;
 
-	memset(r, 0, sizeof(*r));
-	r->uid = getuid();
-	ck_assert_int_eq(audit_open(auditpath, &r->audit), 0);
 	memset(&o, 0, sizeof(o));
-	o.socket_path = sock;
-	o.uids = &r->uid;
-	o.n_uids = 1;
+	o.socket_path = fp.sock;
 	o.workers = 1;
-	o.audit = r->audit;
 	o.methods = methods;
 	o.n_methods = 1;
-	ck_assert_int_eq(rpc_server_new(&o, &r->s), 0);
-	ck_assert_int_eq(pipe(r->stop), 0);
-	ck_assert_int_eq(pthread_create(&r->th, NULL, run_thread, r), 0);
-}
-
-static void
-stop(struct running *r)
-{
-	ck_assert_int_eq(write(r->stop[1], "x", 1), 1);
-	pthread_join(r->th, NULL);
-	ck_assert_int_eq(r->rc, 0);
-	rpc_server_free(r->s);
-	audit_free(r->audit);
-	close(r->stop[0]);
-	close(r->stop[1]);
+	fake_engine_start(r, &o, getuid(), fp.audit);
 }
 
 static void
 setup(void)
 {
-	const char *base = getenv("RSSP_TEST_WORK");
-
-	snprintf(dir, sizeof(dir), "%s/ehXXXXXX", base ? base : "/tmp");
-	ck_assert_ptr_nonnull(mkdtemp(dir));
-	snprintf(sock, sizeof(sock), "%s/run/engine.sock", dir);
-	snprintf(auditpath, sizeof(auditpath), "%s/audit.log", dir);
+	fe_paths_new(&fp, "eh");
 }
 
 static void
 teardown(void)
 {
-	char cmd[400];
-
 	engine_health_stop();
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cannot remove %s\n", dir);
+	fe_paths_free(&fp);
 }
 
 static double
@@ -146,7 +99,7 @@ START_TEST(test_no_engine_is_down_and_calls_are_refused_at_once)
 	const char *code = NULL, *why = NULL;
 	double dt;
 
-	ck_assert_int_eq(engine_health_start(sock, PROBE_MS, PROBE_MS * 3 / 2, NULL, NULL), 0);
+	ck_assert_int_eq(engine_health_start(fp.sock, PROBE_MS, PROBE_MS * 3 / 2, NULL, NULL), 0);
 	dt = await_ready(1, 1.0);
 	ck_assert_msg(dt >= 0, "no engine not found down within 1 s");
 	ck_assert_int_eq(engine_health_admit(), RSSP_E_UNAVAILABLE);
@@ -157,21 +110,21 @@ END_TEST
 
 START_TEST(test_an_engine_found_down_and_up_again_within_the_probe_periods)
 {
-	struct running r;
+	struct fake_engine r;
 	double dt;
 
 	start(&r);
-	ck_assert_int_eq(engine_health_start(sock, PROBE_MS, PROBE_MS * 3 / 2, NULL, NULL), 0);
+	ck_assert_int_eq(engine_health_start(fp.sock, PROBE_MS, PROBE_MS * 3 / 2, NULL, NULL), 0);
 	ck_assert_msg(await_ready(0, 1.0) >= 0, "a live engine not found up within 1 s");
 	ck_assert_int_eq(engine_health_admit(), 0);
-	stop(&r);
+	fake_engine_stop(&r);
 	dt = await_ready(1, 1.0);
 	ck_assert_msg(dt >= 0, "a stopped engine not found down within 1 s");
 	start(&r);
 	dt = await_ready(0, 2.0);
 	ck_assert_msg(dt >= 0, "a restarted engine not found up within 2 s");
 	ck_assert_int_eq(engine_health_admit(), 0);
-	stop(&r);
+	fake_engine_stop(&r);
 }
 END_TEST
 
@@ -208,20 +161,17 @@ START_TEST(test_a_hung_engine_is_found_down_and_calls_in_flight_are_cut_short)
 	char rundir[300];
 	int fd;
 
-	snprintf(rundir, sizeof(rundir), "%s/run", dir);
+	snprintf(rundir, sizeof(rundir), "%s/run", fp.dir);
 	ck_assert_int_eq(mkdir(rundir, 0750), 0);
 	ck_assert_int_ge(fd = socket(AF_UNIX, SOCK_STREAM, 0), 0);
-	memset(&sa, 0, sizeof(sa));
-	sa.sun_family = AF_UNIX;
-	ck_assert_uint_lt(strlen(sock), sizeof(sa.sun_path));
-	memcpy(sa.sun_path, sock, strlen(sock) + 1);
+	fe_sockaddr(fp.sock, &sa);
 	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	ck_assert_int_eq(listen(fd, 64), 0);
 	memset(&f, 0, sizeof(f));
-	ck_assert_int_eq(engine_client_new(sock, 10000, &f.c), 0);
+	ck_assert_int_eq(engine_client_new(fp.sock, 10000, &f.c), 0);
 	ck_assert_int_eq(pthread_create(&th, NULL, call_thread, &f), 0);
 	usleep(50 * 1000);
-	ck_assert_int_eq(engine_health_start(sock, PROBE_MS, PROBE_MS * 3 / 2, f.c, NULL), 0);
+	ck_assert_int_eq(engine_health_start(fp.sock, PROBE_MS, PROBE_MS * 3 / 2, f.c, NULL), 0);
 	ck_assert_msg(await_ready(1, 1.0) >= 0, "a hung engine not found down within 1 s");
 	pthread_join(th, NULL);
 	/* the call's deadline was 10 s: it was cut short, and may have reached the engine */
@@ -235,12 +185,12 @@ END_TEST
 
 START_TEST(test_audit_unavailable_answers_mean_not_ready_until_a_call_succeeds)
 {
-	struct running r;
+	struct fake_engine r;
 	struct engine_result er;
 	const char *code = NULL, *why = NULL;
 
 	start(&r);
-	ck_assert_int_eq(engine_health_start(sock, PROBE_MS, PROBE_MS * 3 / 2, NULL, NULL), 0);
+	ck_assert_int_eq(engine_health_start(fp.sock, PROBE_MS, PROBE_MS * 3 / 2, NULL, NULL), 0);
 	ck_assert_msg(await_ready(0, 1.0) >= 0, "a live engine not found up within 1 s");
 	memset(&er, 0, sizeof(er));
 	er.status = ENGINE_UNAVAILABLE;
@@ -260,7 +210,7 @@ START_TEST(test_audit_unavailable_answers_mean_not_ready_until_a_call_succeeds)
 	engine_health_note(&er);
 	ck_assert_int_eq(engine_health_ready(&code, &why), 0);
 	engine_health_stop();
-	stop(&r);
+	fake_engine_stop(&r);
 }
 END_TEST
 
