@@ -114,70 +114,65 @@ START_TEST(test_an_intact_log_verifies_and_its_chain_continues_across_restarts)
 }
 END_TEST
 
-START_TEST(test_an_edited_line_is_reported_with_its_number)
+/* Writes five records, rewrites the log as its lines in order (n of them; edit, when
+ * not NULL, changes them first), and asserts that the check refuses it saying want. */
+static void
+assert_rewrite_refused(const int *order, int n, void (*edit)(char lines[][2048]),
+    const char *want)
 {
-	char lines[8][2048], *p, *msg;
-	const int order[] = { 0, 1, 2, 3, 4 };
-	size_t n;
+	char lines[8][2048], *msg;
+	size_t nlines;
 	int rc;
 
 	write_records(logpath, 5, "a");
 	read_lines(lines, 8);
-	p = strstr(lines[2], "cred-a-2");
+	if (edit != NULL)
+		edit(lines);
+	write_lines(lines, order, n);
+	msg = verify_output(&rc, &nlines);
+	ck_assert_int_eq(rc, RSSP_E_DENIED);
+	ck_assert_msg(strstr(msg, want) != NULL, "wanted \"%s\" in: %s", want, msg);
+}
+
+static void
+edit_third_line(char lines[][2048])
+{
+	char *p = strstr(lines[2], "cred-a-2");
+
 	ck_assert_ptr_nonnull(p);
 	p[5] = 'X';
-	write_lines(lines, order, 5);
-	msg = verify_output(&rc, &n);
-	ck_assert_int_eq(rc, RSSP_E_DENIED);
-	ck_assert_ptr_nonnull(strstr(msg, "line 3: edited"));
+}
+
+START_TEST(test_an_edited_line_is_reported_with_its_number)
+{
+	const int order[] = { 0, 1, 2, 3, 4 };
+
+	assert_rewrite_refused(order, 5, edit_third_line, "line 3: edited");
 }
 END_TEST
 
 START_TEST(test_a_deleted_line_is_reported)
 {
-	char lines[8][2048], *msg;
 	const int order[] = { 0, 1, 3, 4 };
-	size_t n;
-	int rc;
 
-	write_records(logpath, 5, "a");
-	read_lines(lines, 8);
-	write_lines(lines, order, 4);
-	msg = verify_output(&rc, &n);
-	ck_assert_int_eq(rc, RSSP_E_DENIED);
-	ck_assert_ptr_nonnull(strstr(msg, "line 3: seq 4, expected 3: line(s) deleted"));
+	assert_rewrite_refused(order, 4, NULL, "line 3: seq 4, expected 3: line(s) deleted");
 }
 END_TEST
 
 START_TEST(test_a_deleted_first_line_is_reported)
 {
-	char lines[8][2048], *msg;
 	const int order[] = { 1, 2, 3, 4 };
-	size_t n;
-	int rc;
 
-	write_records(logpath, 5, "a");
-	read_lines(lines, 8);
-	write_lines(lines, order, 4);
-	msg = verify_output(&rc, &n);
-	ck_assert_int_eq(rc, RSSP_E_DENIED);
-	ck_assert_ptr_nonnull(strstr(msg, "line 1: seq 2, expected 1"));
+	assert_rewrite_refused(order, 4, NULL, "line 1: seq 2, expected 1");
 }
 END_TEST
 
 START_TEST(test_two_reordered_lines_are_reported)
 {
-	char lines[8][2048], *msg;
 	const int order[] = { 0, 2, 1, 3, 4 };
-	size_t n;
-	int rc;
 
-	write_records(logpath, 5, "a");
-	read_lines(lines, 8);
-	write_lines(lines, order, 5);
-	msg = verify_output(&rc, &n);
-	ck_assert_int_eq(rc, RSSP_E_DENIED);
-	ck_assert_ptr_nonnull(strstr(msg, "line 2: seq 3 comes before seq 2 (line 3): lines reordered"));
+	assert_rewrite_refused(order, 5, NULL,
+	    "line 2: seq 3 comes before seq 2 (line 3): lines reordered");
 }
 END_TEST
 

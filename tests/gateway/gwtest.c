@@ -376,6 +376,23 @@ gwt_expect(const struct gwt_resp *r, long status, const char *code)
 		    "expected error %s, got: %.500s", code, r->body);
 }
 
+void
+gwt_post_expect(struct gwt *g, const char *path, const char *token, const char *json_body,
+    long status, const char *code, const char *says)
+{
+	struct gwt_resp *r = gwt_post(g, path, token, json_body);
+	const char *d;
+
+	gwt_expect(r, status, code);
+	if (says != NULL) {
+		d = gwt_str(r, "error_description");
+		ck_assert_msg(d != NULL && strstr(d, says) != NULL,
+		    "%s: error_description '%s' does not say %s", path, d != NULL ? d : "(none)",
+		    says);
+	}
+	gwt_resp_free(r);
+}
+
 char *
 gwt_login(struct gwt *g, const char *username, const char *password, char **refreshp)
 {

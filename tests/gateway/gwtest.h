@@ -92,6 +92,10 @@ long long gwt_int(const struct gwt_resp *r, const char *member);
 /* Asserts status and, when code is not NULL, the "error" member; a Check failure
  * shows the body otherwise. */
 void gwt_expect(const struct gwt_resp *r, long status, const char *code);
+/* gwt_post, then gwt_expect(status, code) on the answer and, when says is not NULL, that
+ * its "error_description" contains says (the field or problem it names); frees it. */
+void gwt_post_expect(struct gwt *g, const char *path, const char *token, const char *json_body,
+    long status, const char *code, const char *says);
 
 /* Logs in with the password grant; returns the access token (malloc'd) and, when
  * refreshp is not NULL, the refresh token (malloc'd). Fails the test unless 200. */

@@ -134,9 +134,7 @@ START_TEST(test_csc_faces_and_the_oauth_page_answer_without_a_signer)
 	ck_assert(json_is_object(json_object_get(r->json, "signAlgorithms")));
 	gwt_resp_free(r);
 	/* a method of the specification that is not implemented */
-	r = gwt_post(g, "/csc/v2/signatures/signDoc", NULL, "{}");
-	gwt_expect(r, 501, "not_implemented");
-	gwt_resp_free(r);
+	gwt_post_expect(g, "/csc/v2/signatures/signDoc", NULL, "{}", 501, "not_implemented", NULL);
 	/* the signer's page: its stylesheet, an error page (never a redirect) under CSP */
 	r = gwt_get(g, "/csc/v2/oauth2/page.css");
 	ck_assert_int_eq(r->status, 200);
@@ -166,9 +164,8 @@ START_TEST(test_csc_faces_and_the_oauth_page_answer_without_a_signer)
 	ck_assert_int_eq(r->status, 405);
 	gwt_resp_free(r);
 	/* token: client authentication first */
-	r = gwt_post(g, "/csc/v2/oauth2/token", NULL, "{\"grant_type\": \"authorization_code\"}");
-	gwt_expect(r, 401, "invalid_client");
-	gwt_resp_free(r);
+	gwt_post_expect(g, "/csc/v2/oauth2/token", NULL, "{\"grant_type\": \"authorization_code\"}",
+	    401, "invalid_client", NULL);
 	gwt_stop(g);
 }
 END_TEST
@@ -206,9 +203,7 @@ START_TEST(test_operational_endpoints_answer)
 		gwt_resp_free(info);
 	}
 	gwt_resp_free(r);
-	r = gwt_post(g, "/rssp/no/such/function", NULL, "{}");
-	gwt_expect(r, 404, "not_found");
-	gwt_resp_free(r);
+	gwt_post_expect(g, "/rssp/no/such/function", NULL, "{}", 404, "not_found", NULL);
 	r = gwt_get(g, "/rssp/info");
 	gwt_expect(r, 405, NULL);
 	gwt_resp_free(r);
@@ -279,9 +274,7 @@ START_TEST(test_login_works_four_ways_and_tokens_authenticate)
 		gwt_resp_free(r);
 	}
 	/* a bearer token opens a protected function; none or a bad one does not */
-	r = gwt_post(g, "/rssp/admin/users/list", tok, "{}");
-	gwt_expect(r, 200, NULL);
-	gwt_resp_free(r);
+	gwt_post_expect(g, "/rssp/admin/users/list", tok, "{}", 200, NULL, NULL);
 	r = gwt_post(g, "/rssp/admin/users/list", NULL, "{}");
 	gwt_expect(r, 401, "invalid_token");
 	{
@@ -291,9 +284,8 @@ START_TEST(test_login_works_four_ways_and_tokens_authenticate)
 		free(w);
 	}
 	gwt_resp_free(r);
-	r = gwt_post(g, "/rssp/admin/users/list", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "{}");
-	gwt_expect(r, 401, "invalid_token");
-	gwt_resp_free(r);
+	gwt_post_expect(g, "/rssp/admin/users/list", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "{}",
+	    401, "invalid_token", NULL);
 
 	/* Digest with libcurl (SHA-256, qop=auth), for an rp account */
 	make_rp(g, &id, &secret);
@@ -345,39 +337,24 @@ START_TEST(test_malformed_requests_are_refused_naming_the_problem)
 	gwt_expect(r, 400, "invalid_request");
 	ck_assert_ptr_nonnull(strstr(gwt_str(r, "error_description"), "Content-Type"));
 	gwt_resp_free(r);
-	r = gwt_post(g, "/rssp/auth/login", NULL, "{\"grant_type\": \"password\",");
-	gwt_expect(r, 400, "invalid_request");
-	ck_assert_ptr_nonnull(strstr(gwt_str(r, "error_description"), "JSON"));
-	gwt_resp_free(r);
-	r = gwt_post(g, "/rssp/auth/login", NULL, "[1,2]");
-	gwt_expect(r, 400, "invalid_request");
-	gwt_resp_free(r);
-	r = gwt_post(g, "/rssp/auth/login", NULL, "{\"grant_type\":\"password\",\"password\":\"x\"}");
-	gwt_expect(r, 400, "invalid_request");
-	ck_assert_ptr_nonnull(strstr(gwt_str(r, "error_description"), "'username'"));
-	gwt_resp_free(r);
-	r = gwt_post(g, "/rssp/auth/login", NULL, "{\"grant_type\":\"password\",\"username\":5,\"password\":\"x\"}");
-	gwt_expect(r, 400, "invalid_request");
-	ck_assert_ptr_nonnull(strstr(gwt_str(r, "error_description"), "'username'"));
-	gwt_resp_free(r);
-	r = gwt_post(g, "/rssp/auth/login", NULL, "{\"grant_type\":\"password\",\"username\":\"a\\u0000b\",\"password\":\"x\"}");
-	gwt_expect(r, 400, "invalid_request");
-	gwt_resp_free(r);
-	r = gwt_post(g, "/rssp/auth/login", NULL, "{\"grant_type\":\"magic\"}");
-	gwt_expect(r, 400, "invalid_request");
-	ck_assert_ptr_nonnull(strstr(gwt_str(r, "error_description"), "'grant_type'"));
-	gwt_resp_free(r);
-	r = gwt_post(g, "/rssp/auth/login", NULL, "{\"grant_type\":\"password\",\"grant_type\":\"password\"}");
-	gwt_expect(r, 400, "invalid_request");
-	gwt_resp_free(r);
-	r = gwt_post(g, "/rssp/auth/revoke", gwt_admin_token(g), "{\"token\": 12}");
-	gwt_expect(r, 400, "invalid_request");
-	ck_assert_ptr_nonnull(strstr(gwt_str(r, "error_description"), "'token'"));
-	gwt_resp_free(r);
+	gwt_post_expect(g, "/rssp/auth/login", NULL, "{\"grant_type\": \"password\",",
+	    400, "invalid_request", "JSON");
+	gwt_post_expect(g, "/rssp/auth/login", NULL, "[1,2]", 400, "invalid_request", NULL);
+	gwt_post_expect(g, "/rssp/auth/login", NULL, "{\"grant_type\":\"password\",\"password\":\"x\"}",
+	    400, "invalid_request", "'username'");
+	gwt_post_expect(g, "/rssp/auth/login", NULL, "{\"grant_type\":\"password\",\"username\":5,\"password\":\"x\"}",
+	    400, "invalid_request", "'username'");
+	gwt_post_expect(g, "/rssp/auth/login", NULL, "{\"grant_type\":\"password\",\"username\":\"a\\u0000b\",\"password\":\"x\"}",
+	    400, "invalid_request", NULL);
+	gwt_post_expect(g, "/rssp/auth/login", NULL, "{\"grant_type\":\"magic\"}",
+	    400, "invalid_request", "'grant_type'");
+	gwt_post_expect(g, "/rssp/auth/login", NULL, "{\"grant_type\":\"password\",\"grant_type\":\"password\"}",
+	    400, "invalid_request", NULL);
+	gwt_post_expect(g, "/rssp/auth/revoke", gwt_admin_token(g), "{\"token\": 12}",
+	    400, "invalid_request", "'token'");
 	/* invalid UTF-8 in JSON */
-	r = gwt_post(g, "/rssp/auth/login", NULL, "{\"grant_type\":\"\xff\xfe\"}");
-	gwt_expect(r, 400, "invalid_request");
-	gwt_resp_free(r);
+	gwt_post_expect(g, "/rssp/auth/login", NULL, "{\"grant_type\":\"\xff\xfe\"}",
+	    400, "invalid_request", NULL);
 	/* no credentials at all: 401 with a Digest (SHA-256) and a Basic challenge */
 	r = gwt_post(g, "/rssp/auth/login", NULL, "{}");
 	gwt_expect(r, 401, NULL);
@@ -474,9 +451,7 @@ START_TEST(test_five_failures_lock_the_account_until_an_admin_unlocks_it)
 	gwt_resp_free(r);
 	uid = gwt_sql(g, "SELECT account_id FROM rp_clients WHERE client_id = $1", rp, NULL);
 	snprintf(body, sizeof(body), "{\"userID\":\"%s\"}", uid);
-	r = gwt_post(g, "/rssp/admin/users/unlock", gwt_admin_token(g), body);
-	gwt_expect(r, 200, NULL);
-	gwt_resp_free(r);
+	gwt_post_expect(g, "/rssp/admin/users/unlock", gwt_admin_token(g), body, 200, NULL, NULL);
 	r = login_basic(g, rp, secret);
 	gwt_expect(r, 200, NULL);
 	gwt_resp_free(r);
@@ -527,9 +502,7 @@ START_TEST(test_login_attempts_are_rate_limited_with_retry_after)
 	free(ra);
 	gwt_resp_free(r);
 	/* the signing path is not limited: authenticated calls go on */
-	r = gwt_post(g, "/rssp/admin/users/list", gwt_admin_token(g), "{}");
-	gwt_expect(r, 200, NULL);
-	gwt_resp_free(r);
+	gwt_post_expect(g, "/rssp/admin/users/list", gwt_admin_token(g), "{}", 200, NULL, NULL);
 	gwt_stop(g);
 }
 END_TEST
@@ -585,43 +558,28 @@ START_TEST(test_expired_and_revoked_tokens_are_refused)
 	r = gwt_post(g, "/rssp/admin/users/list", gwt_admin_token(g), "{}");
 	gwt_resp_free(r);
 	sleep(2);
-	r = gwt_post(g, "/rssp/admin/users/list", gwt_admin_token(g), "{}");
-	gwt_expect(r, 401, "invalid_token");
-	gwt_resp_free(r);
+	gwt_post_expect(g, "/rssp/admin/users/list", gwt_admin_token(g), "{}",
+	    401, "invalid_token", NULL);
 	gwt_stop(g);
 
 	g = gwt_start(&fast);
 	tok = gwt_login(g, gwt_admin_email(g), gwt_admin_password(g), &refresh);
-	r = gwt_post(g, "/rssp/admin/users/list", tok, "{}");
-	gwt_expect(r, 200, NULL);
-	gwt_resp_free(r);
+	gwt_post_expect(g, "/rssp/admin/users/list", tok, "{}", 200, NULL, NULL);
 	snprintf(body, sizeof(body), "{\"token\":\"%s\"}", tok);
-	r = gwt_post(g, "/rssp/auth/revoke", gwt_admin_token(g), body);
-	gwt_expect(r, 204, NULL);
-	gwt_resp_free(r);
+	gwt_post_expect(g, "/rssp/auth/revoke", gwt_admin_token(g), body, 204, NULL, NULL);
 	/* the next request on this replica sees it, although the token was cached */
-	r = gwt_post(g, "/rssp/admin/users/list", tok, "{}");
-	gwt_expect(r, 401, "invalid_token");
-	gwt_resp_free(r);
+	gwt_post_expect(g, "/rssp/admin/users/list", tok, "{}", 401, "invalid_token", NULL);
 	/* revoking a refresh token ends its session; revoking without a token ends the caller's */
 	free(tok);
 	free(refresh);
 	tok = gwt_login(g, gwt_admin_email(g), gwt_admin_password(g), &refresh);
 	snprintf(body, sizeof(body), "{\"token\":\"%s\"}", refresh);
-	r = gwt_post(g, "/rssp/auth/revoke", tok, body);
-	gwt_expect(r, 204, NULL);
-	gwt_resp_free(r);
-	r = gwt_post(g, "/rssp/admin/users/list", tok, "{}");
-	gwt_expect(r, 401, "invalid_token");
-	gwt_resp_free(r);
+	gwt_post_expect(g, "/rssp/auth/revoke", tok, body, 204, NULL, NULL);
+	gwt_post_expect(g, "/rssp/admin/users/list", tok, "{}", 401, "invalid_token", NULL);
 	free(tok);
 	tok = gwt_login(g, gwt_admin_email(g), gwt_admin_password(g), NULL);
-	r = gwt_post(g, "/rssp/auth/revoke", tok, "{}");
-	gwt_expect(r, 204, NULL);
-	gwt_resp_free(r);
-	r = gwt_post(g, "/rssp/auth/revoke", tok, "{}");
-	gwt_expect(r, 401, "invalid_token");
-	gwt_resp_free(r);
+	gwt_post_expect(g, "/rssp/auth/revoke", tok, "{}", 204, NULL, NULL);
+	gwt_post_expect(g, "/rssp/auth/revoke", tok, "{}", 401, "invalid_token", NULL);
 	free(tok);
 	free(refresh);
 	gwt_stop(g);
@@ -642,33 +600,20 @@ START_TEST(test_refresh_tokens_rotate_and_reuse_revokes_the_family)
 	t2 = strdup(gwt_str(r, "access_token"));
 	gwt_resp_free(r);
 	/* the new access token works */
-	r = gwt_post(g, "/rssp/admin/users/list", t2, "{}");
-	gwt_expect(r, 200, NULL);
-	gwt_resp_free(r);
+	gwt_post_expect(g, "/rssp/admin/users/list", t2, "{}", 200, NULL, NULL);
 	/* r1 again: reuse of a spent token */
-	r = gwt_post(g, "/rssp/auth/login", NULL, body);
-	gwt_expect(r, 400, "invalid_grant");
-	gwt_resp_free(r);
+	gwt_post_expect(g, "/rssp/auth/login", NULL, body, 400, "invalid_grant", NULL);
 	/* ... which revoked the whole family: r2 and both access tokens */
 	snprintf(body, sizeof(body), "{\"grant_type\":\"refresh_token\",\"refresh_token\":\"%s\"}", r2);
-	r = gwt_post(g, "/rssp/auth/login", NULL, body);
-	gwt_expect(r, 400, "invalid_grant");
-	gwt_resp_free(r);
-	r = gwt_post(g, "/rssp/admin/users/list", t2, "{}");
-	gwt_expect(r, 401, "invalid_token");
-	gwt_resp_free(r);
-	r = gwt_post(g, "/rssp/admin/users/list", tok, "{}");
-	gwt_expect(r, 401, "invalid_token");
-	gwt_resp_free(r);
+	gwt_post_expect(g, "/rssp/auth/login", NULL, body, 400, "invalid_grant", NULL);
+	gwt_post_expect(g, "/rssp/admin/users/list", t2, "{}", 401, "invalid_token", NULL);
+	gwt_post_expect(g, "/rssp/admin/users/list", tok, "{}", 401, "invalid_token", NULL);
 	/* an unknown refresh token */
-	r = gwt_post(g, "/rssp/auth/login", NULL,
-	    "{\"grant_type\":\"refresh_token\",\"refresh_token\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"}");
-	gwt_expect(r, 400, "invalid_grant");
-	gwt_resp_free(r);
+	gwt_post_expect(g, "/rssp/auth/login", NULL,
+	    "{\"grant_type\":\"refresh_token\",\"refresh_token\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"}",
+	    400, "invalid_grant", NULL);
 	/* the admin's own session (another family) is untouched */
-	r = gwt_post(g, "/rssp/admin/users/list", gwt_admin_token(g), "{}");
-	gwt_expect(r, 200, NULL);
-	gwt_resp_free(r);
+	gwt_post_expect(g, "/rssp/admin/users/list", gwt_admin_token(g), "{}", 200, NULL, NULL);
 	free(tok);
 	free(r1);
 	free(r2);
@@ -885,7 +830,6 @@ START_TEST(test_tls_refuses_1_1_and_accepts_1_2_and_1_3)
 	char cert[512], key[512], cmd[2048];
 	struct gwt_opts o = {.env = fast_env};
 	struct gwt *g;
-	struct gwt_resp *r;
 	unsigned port;
 	const char *url;
 
@@ -898,9 +842,7 @@ START_TEST(test_tls_refuses_1_1_and_accepts_1_2_and_1_3)
 	o.tls_cert = cert;
 	o.tls_key = key;
 	g = gwt_start(&o);
-	r = gwt_post(g, "/rssp/info", NULL, "{}");
-	gwt_expect(r, 200, NULL);
-	gwt_resp_free(r);
+	gwt_post_expect(g, "/rssp/info", NULL, "{}", 200, NULL, NULL);
 	url = gwt_url(g);
 	port = (unsigned)atoi(strrchr(url, ':') + 1);
 	snprintf(cmd, sizeof(cmd), "openssl s_client -connect 127.0.0.1:%u -tls1_3 </dev/null >/dev/null 2>&1", port);
@@ -926,7 +868,6 @@ START_TEST(test_two_gateways_share_one_database)
 	char *name = gwt_unique("gwt2"), cmd[1024], *url, *n;
 	struct gwt_opts o2 = {.env = fast_env, .no_admin = 1};
 	struct gwt *g1, *g2;
-	struct gwt_resp *r;
 	char *t;
 	const char *base = getenv("RSSP_TEST_DB_URL");
 	const char *build = getenv("RSSP_TEST_BUILD");
@@ -980,14 +921,10 @@ START_TEST(test_two_gateways_share_one_database)
 	free(n);
 	/* log in on either; a token of one works on the other */
 	t = gwt_login(g2, gwt_admin_email(g1), gwt_admin_password(g1), NULL);
-	r = gwt_post(g1, "/rssp/admin/users/list", t, "{}");
-	gwt_expect(r, 200, NULL);
-	gwt_resp_free(r);
+	gwt_post_expect(g1, "/rssp/admin/users/list", t, "{}", 200, NULL, NULL);
 	free(t);
 	t = gwt_login(g1, gwt_admin_email(g1), gwt_admin_password(g1), NULL);
-	r = gwt_post(g2, "/rssp/admin/users/list", t, "{}");
-	gwt_expect(r, 200, NULL);
-	gwt_resp_free(r);
+	gwt_post_expect(g2, "/rssp/admin/users/list", t, "{}", 200, NULL, NULL);
 	free(t);
 	gwt_stop(g2);
 	gwt_stop(g1);
@@ -1163,7 +1100,6 @@ START_TEST(test_a_slow_login_does_not_hold_the_http_thread)
 	struct gwt_opts o = {.env = env};
 	struct gwt *g = gwt_start(&o);
 	char hash[crypto_pwhash_STRBYTES], cmd[1024];
-	struct gwt_resp *r;
 	pid_t pid;
 	int st, i;
 
@@ -1183,9 +1119,7 @@ START_TEST(test_a_slow_login_does_not_hold_the_http_thread)
 	/* the one HTTP thread keeps answering while the login verifies on the long pool */
 	usleep(100 * 1000);
 	for (i = 0; i < 5; i++) {
-		r = gwt_post(g, "/rssp/info", gwt_admin_token(g), "{}");
-		gwt_expect(r, 200, NULL);
-		gwt_resp_free(r);
+		gwt_post_expect(g, "/rssp/info", gwt_admin_token(g), "{}", 200, NULL, NULL);
 	}
 	ck_assert_msg(waitpid(pid, &st, WNOHANG) == 0, "the slow login ended before the other requests");
 	waitpid(pid, &st, 0);

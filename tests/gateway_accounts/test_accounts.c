@@ -327,10 +327,9 @@ START_TEST(test_confirm_refuses_unknown_and_expired_tokens)
 	struct gwt_resp *r;
 	json_t *b;
 
-	r = gwt_post(g, "/rssp/users/confirm", NULL,
-	    "{\"token\": \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\", \"passphrase\": \"long enough passphrase\"}");
-	gwt_expect(r, 400, "invalid_grant");
-	gwt_resp_free(r);
+	gwt_post_expect(g, "/rssp/users/confirm", NULL,
+	    "{\"token\": \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\", \"passphrase\": \"long enough passphrase\"}",
+	    400, "invalid_grant", NULL);
 	free(gwt_sql(g, "UPDATE email_confirmations SET expires_at = now() - interval '1 second' "
 	    "WHERE account_id = $1::uuid", id, NULL));
 	b = json_pack("{s:s, s:s}", "token", tok, "passphrase", "long enough passphrase");
@@ -341,15 +340,12 @@ START_TEST(test_confirm_refuses_unknown_and_expired_tokens)
 	ck_assert_str_eq(st, "PENDING_CONFIRMATION");
 	free(st);
 	/* missing and mistyped fields */
-	r = gwt_post(g, "/rssp/users/confirm", NULL, "{\"passphrase\": \"long enough passphrase\"}");
-	expect_field_error(r, "token");
-	gwt_resp_free(r);
-	r = gwt_post(g, "/rssp/users/confirm", NULL, "{\"token\": 12, \"passphrase\": \"long enough passphrase\"}");
-	expect_field_error(r, "token");
-	gwt_resp_free(r);
-	r = gwt_post(g, "/rssp/users/confirm", NULL, "{\"token\": \"x\"}");
-	expect_field_error(r, "passphrase");
-	gwt_resp_free(r);
+	gwt_post_expect(g, "/rssp/users/confirm", NULL, "{\"passphrase\": \"long enough passphrase\"}",
+	    400, "invalid_request", "token");
+	gwt_post_expect(g, "/rssp/users/confirm", NULL, "{\"token\": 12, \"passphrase\": \"long enough passphrase\"}",
+	    400, "invalid_request", "token");
+	gwt_post_expect(g, "/rssp/users/confirm", NULL, "{\"token\": \"x\"}",
+	    400, "invalid_request", "passphrase");
 	json_decref(b);
 	free(tok);
 	free(id);
@@ -398,10 +394,9 @@ START_TEST(test_change_passphrase_revokes_the_other_tokens_and_keeps_this_one)
 	char *t2 = gwt_login(g, email, "correct horse battery", NULL);
 	struct gwt_resp *r;
 
-	r = gwt_post(g, "/rssp/users/changePassphrase", t1,
-	    "{\"oldPassphrase\": \"correct horse battery\", \"newPassphrase\": \"staple battery horse\"}");
-	gwt_expect(r, 204, NULL);
-	gwt_resp_free(r);
+	gwt_post_expect(g, "/rssp/users/changePassphrase", t1,
+	    "{\"oldPassphrase\": \"correct horse battery\", \"newPassphrase\": \"staple battery horse\"}",
+	    204, NULL, NULL);
 	r = post_status(t1, "userID", id);
 	gwt_expect(r, 200, NULL);
 	gwt_resp_free(r);
@@ -426,23 +421,18 @@ END_TEST
 START_TEST(test_change_passphrase_refuses_a_wrong_old_passphrase_and_bad_fields)
 {
 	char *email, *id, *t = signer_new(&email, &id);
-	struct gwt_resp *r;
 
-	r = gwt_post(g, "/rssp/users/changePassphrase", t,
-	    "{\"oldPassphrase\": \"not my passphrase\", \"newPassphrase\": \"staple battery horse\"}");
-	gwt_expect(r, 401, "incorrect_credentials");
-	gwt_resp_free(r);
-	r = gwt_post(g, "/rssp/users/changePassphrase", t,
-	    "{\"oldPassphrase\": \"correct horse battery\", \"newPassphrase\": \"short\"}");
-	expect_field_error(r, "newPassphrase");
-	gwt_resp_free(r);
-	r = gwt_post(g, "/rssp/users/changePassphrase", t, "{\"newPassphrase\": \"staple battery horse\"}");
-	expect_field_error(r, "oldPassphrase");
-	gwt_resp_free(r);
-	r = gwt_post(g, "/rssp/users/changePassphrase", NULL,
-	    "{\"oldPassphrase\": \"correct horse battery\", \"newPassphrase\": \"staple battery horse\"}");
-	gwt_expect(r, 401, "invalid_token");
-	gwt_resp_free(r);
+	gwt_post_expect(g, "/rssp/users/changePassphrase", t,
+	    "{\"oldPassphrase\": \"not my passphrase\", \"newPassphrase\": \"staple battery horse\"}",
+	    401, "incorrect_credentials", NULL);
+	gwt_post_expect(g, "/rssp/users/changePassphrase", t,
+	    "{\"oldPassphrase\": \"correct horse battery\", \"newPassphrase\": \"short\"}",
+	    400, "invalid_request", "newPassphrase");
+	gwt_post_expect(g, "/rssp/users/changePassphrase", t, "{\"newPassphrase\": \"staple battery horse\"}",
+	    400, "invalid_request", "oldPassphrase");
+	gwt_post_expect(g, "/rssp/users/changePassphrase", NULL,
+	    "{\"oldPassphrase\": \"correct horse battery\", \"newPassphrase\": \"staple battery horse\"}",
+	    401, "invalid_token", NULL);
 	/* the passphrase is unchanged */
 	free(gwt_login(g, email, "correct horse battery", NULL));
 	free(t);
@@ -508,12 +498,9 @@ START_TEST(test_status_follows_the_tenant_rules)
 	r = post_status(rp_a, "email", "not an email");
 	expect_field_error(r, "email");
 	gwt_resp_free(r);
-	r = gwt_post(g, "/rssp/users/status", rp_a, "{}");
-	expect_field_error(r, "userID");
-	gwt_resp_free(r);
-	r = gwt_post(g, "/rssp/users/status", rp_a, "{\"userID\": true}");
-	expect_field_error(r, "userID");
-	gwt_resp_free(r);
+	gwt_post_expect(g, "/rssp/users/status", rp_a, "{}", 400, "invalid_request", "userID");
+	gwt_post_expect(g, "/rssp/users/status", rp_a, "{\"userID\": true}",
+	    400, "invalid_request", "userID");
 	free(a_acct);
 	free(rp_a);
 	free(rp_b);
@@ -682,12 +669,8 @@ START_TEST(test_signers_and_rps_cannot_call_admin_routes)
 		struct gwt_resp *r = gwt_post(g, paths[i], signer, "{}");
 		gwt_expect(r, 403, "access_denied");
 		gwt_resp_free(r);
-		r = gwt_post(g, paths[i], rp, "{}");
-		gwt_expect(r, 403, "access_denied");
-		gwt_resp_free(r);
-		r = gwt_post(g, paths[i], NULL, "{}");
-		gwt_expect(r, 401, "invalid_token");
-		gwt_resp_free(r);
+		gwt_post_expect(g, paths[i], rp, "{}", 403, "access_denied", NULL);
+		gwt_post_expect(g, paths[i], NULL, "{}", 401, "invalid_token", NULL);
 	}
 	free(signer);
 	free(rp);
@@ -725,16 +708,12 @@ START_TEST(test_disable_stops_the_tokens_and_logins_and_enable_restores_them)
 	gwt_expect(r, 409, "conflict");
 	gwt_resp_free(r);
 	json_decref(self);
-	r = gwt_post(g, "/rssp/admin/users/disable", gwt_admin_token(g),
-	    "{\"userID\": \"6f1c7a2e-0000-4000-8000-000000000000\"}");
-	gwt_expect(r, 404, "not_found");
-	gwt_resp_free(r);
-	r = gwt_post(g, "/rssp/admin/users/disable", gwt_admin_token(g), "{}");
-	expect_field_error(r, "userID");
-	gwt_resp_free(r);
-	r = gwt_post(g, "/rssp/admin/users/enable", gwt_admin_token(g), "{\"userID\": \"x'; --\"}");
-	expect_field_error(r, "userID");
-	gwt_resp_free(r);
+	gwt_post_expect(g, "/rssp/admin/users/disable", gwt_admin_token(g),
+	    "{\"userID\": \"6f1c7a2e-0000-4000-8000-000000000000\"}", 404, "not_found", NULL);
+	gwt_post_expect(g, "/rssp/admin/users/disable", gwt_admin_token(g), "{}",
+	    400, "invalid_request", "userID");
+	gwt_post_expect(g, "/rssp/admin/users/enable", gwt_admin_token(g), "{\"userID\": \"x'; --\"}",
+	    400, "invalid_request", "userID");
 	json_decref(lb);
 	json_decref(b);
 	free(t);
@@ -840,18 +819,15 @@ END_TEST
 START_TEST(test_change_passphrase_failures_count_towards_the_lockout)
 {
 	char *email, *id, *t = signer_new(&email, &id);
-	struct gwt_resp *r;
 
 	for (int i = 0; i < 5; i++) {
-		r = gwt_post(g, "/rssp/users/changePassphrase", t,
-		    "{\"oldPassphrase\": \"guess guess guess\", \"newPassphrase\": \"staple battery horse\"}");
-		gwt_expect(r, 401, "incorrect_credentials");
-		gwt_resp_free(r);
+		gwt_post_expect(g, "/rssp/users/changePassphrase", t,
+		    "{\"oldPassphrase\": \"guess guess guess\", \"newPassphrase\": \"staple battery horse\"}",
+		    401, "incorrect_credentials", NULL);
 	}
-	r = gwt_post(g, "/rssp/users/changePassphrase", t,
-	    "{\"oldPassphrase\": \"correct horse battery\", \"newPassphrase\": \"staple battery horse\"}");
-	gwt_expect(r, 423, "account_locked");
-	gwt_resp_free(r);
+	gwt_post_expect(g, "/rssp/users/changePassphrase", t,
+	    "{\"oldPassphrase\": \"correct horse battery\", \"newPassphrase\": \"staple battery horse\"}",
+	    423, "account_locked", NULL);
 	free(t);
 	free(id);
 	free(email);
@@ -877,9 +853,8 @@ START_TEST(test_admin_creates_and_rotates_rp_client_keys)
 	char *secret2 = strdup(gwt_str(r, "secretKey"));
 	gwt_resp_free(r);
 	/* the old key and its sessions are gone */
-	r = gwt_post(g, "/rssp/users/status", tok, "{\"userID\": \"6f1c7a2e-0000-4000-8000-000000000000\"}");
-	gwt_expect(r, 401, "invalid_token");
-	gwt_resp_free(r);
+	gwt_post_expect(g, "/rssp/users/status", tok, "{\"userID\": \"6f1c7a2e-0000-4000-8000-000000000000\"}",
+	    401, "invalid_token", NULL);
 	json_t *lb = json_pack("{s:s, s:s, s:s}", "grant_type", "password", "username", cid,
 	    "password", secret);
 	r = gwt_post_json(g, "/rssp/auth/login", NULL, lb);
@@ -887,18 +862,14 @@ START_TEST(test_admin_creates_and_rotates_rp_client_keys)
 	gwt_resp_free(r);
 	free(gwt_login(g, cid, secret2, NULL));
 	/* errors */
-	r = gwt_post(g, "/rssp/admin/clients/rotate", gwt_admin_token(g), "{\"clientID\": \"rp-unknown\"}");
-	gwt_expect(r, 404, "not_found");
-	gwt_resp_free(r);
-	r = gwt_post(g, "/rssp/admin/clients/rotate", gwt_admin_token(g), "{}");
-	expect_field_error(r, "clientID");
-	gwt_resp_free(r);
-	r = gwt_post(g, "/rssp/admin/clients/create", gwt_admin_token(g), "{\"name\": 3}");
-	expect_field_error(r, "name");
-	gwt_resp_free(r);
-	r = gwt_post(g, "/rssp/admin/clients/create", gwt_admin_token(g), "{}");
-	expect_field_error(r, "name");
-	gwt_resp_free(r);
+	gwt_post_expect(g, "/rssp/admin/clients/rotate", gwt_admin_token(g), "{\"clientID\": \"rp-unknown\"}",
+	    404, "not_found", NULL);
+	gwt_post_expect(g, "/rssp/admin/clients/rotate", gwt_admin_token(g), "{}",
+	    400, "invalid_request", "clientID");
+	gwt_post_expect(g, "/rssp/admin/clients/create", gwt_admin_token(g), "{\"name\": 3}",
+	    400, "invalid_request", "name");
+	gwt_post_expect(g, "/rssp/admin/clients/create", gwt_admin_token(g), "{}",
+	    400, "invalid_request", "name");
 	json_decref(lb);
 	json_decref(b);
 	free(secret2);
@@ -997,12 +968,10 @@ START_TEST(test_outbox_list_filters_by_recipient_and_kind_newest_first)
 	gwt_expect(r, 200, NULL);
 	ck_assert_int_eq(json_array_size(json_object_get(r->json, "messages")), 0);
 	gwt_resp_free(r);
-	r = gwt_post(g, "/rssp/admin/outbox/list", gwt_admin_token(g), "{\"maxResults\": 1000}");
-	expect_field_error(r, "maxResults");
-	gwt_resp_free(r);
-	r = gwt_post(g, "/rssp/admin/outbox/list", gwt_admin_token(g), "{\"kind\": 1}");
-	expect_field_error(r, "kind");
-	gwt_resp_free(r);
+	gwt_post_expect(g, "/rssp/admin/outbox/list", gwt_admin_token(g), "{\"maxResults\": 1000}",
+	    400, "invalid_request", "maxResults");
+	gwt_post_expect(g, "/rssp/admin/outbox/list", gwt_admin_token(g), "{\"kind\": 1}",
+	    400, "invalid_request", "kind");
 	json_decref(b);
 	free(e1);
 	free(e2);
@@ -1241,7 +1210,6 @@ START_TEST(test_concurrent_wrong_old_passphrases_are_bounded_by_the_lockout)
 	char cmd[2048], out[10][128], code[10][8], *email, *id, *tok;
 	pid_t pid[10];
 	int i, n401 = 0, n423 = 0;
-	struct gwt_resp *r;
 
 	tok = signer_new(&email, &id);
 	for (i = 0; i < 10; i++) {
@@ -1264,10 +1232,9 @@ START_TEST(test_concurrent_wrong_old_passphrases_are_bounded_by_the_lockout)
 		n423 += strcmp(code[i], "423") == 0;
 	}
 	ck_assert_msg(n401 <= 5 && n401 + n423 == 10, "%d evaluated (401), %d locked (423)", n401, n423);
-	r = gwt_post(g, "/rssp/users/changePassphrase", tok,
-	    "{\"oldPassphrase\": \"correct horse battery\", \"newPassphrase\": \"staple battery horse\"}");
-	gwt_expect(r, 423, "account_locked");
-	gwt_resp_free(r);
+	gwt_post_expect(g, "/rssp/users/changePassphrase", tok,
+	    "{\"oldPassphrase\": \"correct horse battery\", \"newPassphrase\": \"staple battery horse\"}",
+	    423, "account_locked", NULL);
 	free(tok);
 	free(id);
 	free(email);
