@@ -227,6 +227,11 @@ class Stack:
         except OSError:
             return ""
 
+    def print_tails(self, names=("gateway.stderr", "engine.stderr"), n=2500):
+        """Prints the end of each of the stack's logs (a failed suite shows why)."""
+        for name in names:
+            print("---- %s (tail)\n%s" % (name, self.tail(name, n)), flush=True)
+
     def client(self):
         return Client(self.url)
 

@@ -35,14 +35,25 @@ run_thread(void *arg)
 }
 
 void
-fake_engine_start(struct fake_engine *fe, const struct rpc_server_opts *o, uid_t uid,
-    const char *audit_path)
+fake_engine_opts(struct rpc_server_opts *o, const struct rpc_method *methods, size_t n_methods,
+    unsigned workers)
+{
+	memset(o, 0, sizeof(*o));
+	o->methods = methods;
+	o->n_methods = n_methods;
+	o->workers = workers;
+}
+
+void
+fake_engine_start(struct fake_engine *fe, const struct fe_paths *p,
+    const struct rpc_server_opts *o, uid_t uid)
 {
 	struct rpc_server_opts opts = *o;
 
 	memset(fe, 0, sizeof(*fe));
 	fe->uid = uid;
-	ck_assert_int_eq(audit_open(audit_path, &fe->audit), 0);
+	ck_assert_int_eq(audit_open(p->audit, &fe->audit), 0);
+	opts.socket_path = p->sock;
 	opts.uids = &fe->uid;
 	opts.n_uids = 1;
 	opts.audit = fe->audit;

@@ -40,12 +40,16 @@ struct fake_engine {
 	uid_t uid;
 };
 
-/* Starts serving: o as the caller filled it (socket_path, methods, n_methods, workers,
- * and any slow / probe option), except that the only peer allowed is uid and the audit
- * log is opened at audit_path (appended to) here. Returns when the server thread runs;
- * calls may arrive before the socket is bound (clients wait or retry). */
-void fake_engine_start(struct fake_engine *fe, const struct rpc_server_opts *o, uid_t uid,
-    const char *audit_path);
+/* Sets o to serve the table methods (n_methods of them) on workers workers, every other
+ * option zero (the caller may set the slow / probe options afterwards). */
+void fake_engine_opts(struct rpc_server_opts *o, const struct rpc_method *methods,
+    size_t n_methods, unsigned workers);
+
+/* Starts serving per o on p->sock, the only peer allowed uid, the audit log p->audit
+ * (appended to); o's socket_path, uids and audit are set here. Returns when the server
+ * thread runs; calls may arrive before the socket is bound (clients wait or retry). */
+void fake_engine_start(struct fake_engine *fe, const struct fe_paths *p,
+    const struct rpc_server_opts *o, uid_t uid);
 
 /* Stops it as SIGTERM stops the engine (no new calls, calls in flight drain), asserts
  * that the server's run ended cleanly (0), and frees it and its audit log. */

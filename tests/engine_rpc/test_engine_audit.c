@@ -196,9 +196,9 @@ rechain(const char *log)
 	return out;
 }
 
-/* The lines of s holding needle, each with its newline. */
+/* The lines of s that hold needle (keep 1) or do not (keep 0), each with its newline. */
 static char *
-grep_lines(const char *s, const char *needle)
+filter_lines(const char *s, const char *needle, int keep)
 {
 	char *out = calloc(1, strlen(s) + 1);
 	const char *line, *nl;
@@ -206,26 +206,24 @@ grep_lines(const char *s, const char *needle)
 	for (line = s; *line != '\0'; line = nl + 1) {
 		nl = strchr(line, '\n');
 		ck_assert_ptr_nonnull(nl);
-		if (memmem(line, (size_t)(nl - line), needle, strlen(needle)) != NULL)
+		if ((memmem(line, (size_t)(nl - line), needle, strlen(needle)) != NULL) == keep)
 			strncat(out, line, (size_t)(nl - line) + 1);
 	}
 	return out;
+}
+
+/* The lines of s holding needle. */
+static char *
+grep_lines(const char *s, const char *needle)
+{
+	return filter_lines(s, needle, 1);
 }
 
 /* Drops the lines of s holding needle. */
 static char *
 drop_lines(const char *s, const char *needle)
 {
-	char *out = calloc(1, strlen(s) + 1);
-	const char *line, *nl;
-
-	for (line = s; *line != '\0'; line = nl + 1) {
-		nl = strchr(line, '\n');
-		ck_assert_ptr_nonnull(nl);
-		if (memmem(line, (size_t)(nl - line), needle, strlen(needle)) == NULL)
-			strncat(out, line, (size_t)(nl - line) + 1);
-	}
-	return out;
+	return filter_lines(s, needle, 0);
 }
 
 START_TEST(test_init_writes_the_audit_key_and_its_certificate_next_to_the_log)

@@ -181,12 +181,8 @@ start(struct fake_engine *r, size_t n_methods)
 {
 	struct rpc_server_opts o;
 
-	memset(&o, 0, sizeof(o));
-	o.socket_path = fp.sock;
-	o.workers = 2;
-	o.methods = methods;
-	o.n_methods = n_methods;
-	fake_engine_start(r, &o, getuid(), fp.audit);
+	fake_engine_opts(&o, methods, n_methods, 2);
+	fake_engine_start(r, &fp, &o, getuid());
 }
 
 static uint8_t h1[32], h2[32];

@@ -108,13 +108,9 @@ start(struct fake_engine *r, uid_t uid)
 {
 	struct rpc_server_opts o;
 
-	memset(&o, 0, sizeof(o));
-	o.socket_path = fp.sock;
-	o.workers = 4;
-	o.methods = methods;
-	o.n_methods = 2;
+	fake_engine_opts(&o, methods, 2, 4);
 	o.probe_method = RPC_PROBE_METHOD;
-	fake_engine_start(r, &o, uid, fp.audit);
+	fake_engine_start(r, &fp, &o, uid);
 }
 
 /* start() with 2 workers, 1 key-generation worker and room for 2 waiting. */
@@ -123,15 +119,11 @@ start_keygen(struct fake_engine *r)
 {
 	struct rpc_server_opts o;
 
-	memset(&o, 0, sizeof(o));
-	o.socket_path = fp.sock;
-	o.workers = 2;
+	fake_engine_opts(&o, methods, 2, 2);
 	o.slow = is_keygen;
 	o.slow_workers = 1;
 	o.slow_queue = 2;
-	o.methods = methods;
-	o.n_methods = 2;
-	fake_engine_start(r, &o, getuid(), fp.audit);
+	fake_engine_start(r, &fp, &o, getuid());
 }
 
 static int
@@ -430,14 +422,11 @@ START_TEST(test_a_second_server_on_a_live_socket_refuses_and_a_stale_socket_is_r
 
 	start(&r, uid);
 	ck_assert_int_eq(audit_open("-", &a2), 0);
-	memset(&o, 0, sizeof(o));
+	fake_engine_opts(&o, methods, 2, 1);
 	o.socket_path = fp.sock;
 	o.uids = &uid;
 	o.n_uids = 1;
-	o.workers = 1;
 	o.audit = a2;
-	o.methods = methods;
-	o.n_methods = 2;
 	ck_assert_int_eq(rpc_server_new(&o, &s2), RSSP_E_CONFLICT);
 	/* the first server still answers on its socket */
 	ck_assert_int_eq(engine_client_new(fp.sock, 5000, &c), 0);

@@ -194,6 +194,17 @@ def signhash_direct(sock, cred, sad, digest):
 
 
 # ---- signing clients ---------------------------------------------------------------------
+def sign_once(rp, load, cred, sad, digest):
+    """signHash of one digest with an approved SAD (base64), as the rp; the SAD is counted
+    with the load's (returned) and kept (load.sads) for the checks of spent SADs."""
+    r = rp.post("signatures/signHash", {"credentialID": cred, "SAD": sad,
+                "hashes": [b64e(digest)], "hashAlgorithmOID": SHA256_OID,
+                "signAlgo": ECDSA_SHA256})
+    assert len(r["signatures"]) == 1
+    load.sads[b64d(sad)[11:27].hex()] = (b64d(sad), digest)
+    load.returned += 1
+
+
 class Load:
     """CLIENTS threads, each: get a SAD (authorize -> confirm -> authorizeCheck, K
     signatures of one hash), then signHash one at a time until it is used up. Every answer
@@ -471,12 +482,7 @@ def main():
             assert r.status_code == 200 and r.json()["status"] == "CONFIRMED", r.text
             chk = rp.post("credentials/authorizeCheck", {"requestID": a["requestID"]})
             assert chk["status"] == "CONFIRMED", chk
-            s1 = rp.post("signatures/signHash", {"credentialID": cred, "SAD": chk["SAD"],
-                         "hashes": [b64e(digest)], "hashAlgorithmOID": SHA256_OID,
-                         "signAlgo": ECDSA_SHA256})
-            assert len(s1["signatures"]) == 1
-            load.sads[b64d(chk["SAD"])[11:27].hex()] = (b64d(chk["SAD"]), digest)
-            load.returned += 1
+            sign_once(rp, load, cred, chk["SAD"], digest)
             ran.append("retried confirm after a cut call")
         assert st.engine.pid == eng_pid and st.gateway.pid == gw_pid
         ran.append("engine SIGSTOP/SIGCONT")
@@ -564,12 +570,7 @@ def main():
         st2 = rp.post("credentials/authorizeCheck", {"requestID": a2["requestID"]})
         assert r.status_code == 200 and r.json()["status"] == "CONFIRMED", r.text
         assert st2["status"] == "CONFIRMED", st2
-        s2 = rp.post("signatures/signHash", {"credentialID": cred, "SAD": st2["SAD"],
-                     "hashes": [b64e(digest)], "hashAlgorithmOID": SHA256_OID,
-                     "signAlgo": ECDSA_SHA256})
-        assert len(s2["signatures"]) == 1
-        load.sads[b64d(st2["SAD"])[11:27].hex()] = (b64d(st2["SAD"]), digest)
-        load.returned += 1
+        sign_once(rp, load, cred, st2["SAD"], digest)
         ran.append("confirm retried after its answer was lost ends CONFIRMED")
         load.set_phase("after-gateway-kill")
         time.sleep(1)
@@ -668,8 +669,7 @@ def main():
         print("fault suite: ok", flush=True)
         return 0
     except BaseException:
-        for name in ("gateway.stderr", "engine.stderr"):
-            print("---- %s (tail)\n%s" % (name, st.tail(name, 2500)), flush=True)
+        st.print_tails()
         raise
     finally:
         if load is not None:

@@ -46,12 +46,8 @@ start(struct fake_engine *r)
 {
 	struct rpc_server_opts o;
 
-	memset(&o, 0, sizeof(o));
-	o.socket_path = fp.sock;
-	o.workers = 1;
-	o.methods = methods;
-	o.n_methods = 1;
-	fake_engine_start(r, &o, getuid(), fp.audit);
+	fake_engine_opts(&o, methods, 1, 1);
+	fake_engine_start(r, &fp, &o, getuid());
 }
 
 static void

@@ -223,8 +223,7 @@ def main():
         print("keygen isolation: ok", flush=True)
         return 0
     except BaseException:
-        for name in ("gateway.stderr", "engine.stderr"):
-            print("---- %s (tail)\n%s" % (name, st.tail(name, 2500)), flush=True)
+        st.print_tails()
         raise
     finally:
         st.cleanup()
