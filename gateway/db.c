@@ -12,6 +12,7 @@
 #include <libpq-events.h>
 
 #include "db.h"
+#include "deadline.h"
 #include "gw.h"
 #include "gw_internal.h"
 #include "rssp_log.h"
@@ -318,13 +319,7 @@ gw_db_pool_get(struct gw_db_pool *p, unsigned timeout_ms, PGconn **cp)
 	PGconn *c = NULL;
 	int r;
 
-	clock_gettime(CLOCK_MONOTONIC, &dl);
-	dl.tv_sec += timeout_ms / 1000;
-	dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (dl.tv_nsec >= 1000000000L) {
-		dl.tv_sec++;
-		dl.tv_nsec -= 1000000000L;
-	}
+	gw_deadline_after_ms(CLOCK_MONOTONIC, timeout_ms, &dl);
 	pthread_mutex_lock(&p->mu);
 	while (p->n_idle == 0 && p->in_use >= p->size) {
 		if (pthread_cond_timedwait(&p->cv, &p->mu, &dl) == ETIMEDOUT &&
