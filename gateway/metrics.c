@@ -41,20 +41,16 @@ struct timed_series {
 struct sig_count { char algo[48]; unsigned long long n; };
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static struct status_count req_counts[MAX_REQ];
-static struct label_hist req_hists[MAX_REQ];
-static struct timed_series http = {
-	"route", "rssp_http_requests_total", "HTTP requests by route and status.",
+static struct status_count req_counts[MAX_REQ], engine_counts[MAX_ENGINE];
+static struct label_hist req_hists[MAX_REQ], engine_hists[MAX_ENGINE_METHODS];
+static struct timed_series http = {"route",
+	"rssp_http_requests_total", "HTTP requests by route and status.",
 	"rssp_http_request_duration_seconds", "HTTP request latency by route.",
-	req_counts, 0, MAX_REQ, req_hists, 0, MAX_REQ,
-};
-static struct status_count engine_counts[MAX_ENGINE];
-static struct label_hist engine_hists[MAX_ENGINE_METHODS];
-static struct timed_series engine = {
-	"method", "rssp_engine_calls_total", "Engine calls by method and gRPC status (-1: unreachable).",
+	req_counts, 0, MAX_REQ, req_hists, 0, MAX_REQ};
+static struct timed_series engine = {"method",
+	"rssp_engine_calls_total", "Engine calls by method and gRPC status (-1: unreachable).",
 	"rssp_engine_call_duration_seconds", "Engine call latency by method.",
-	engine_counts, 0, MAX_ENGINE, engine_hists, 0, MAX_ENGINE_METHODS,
-};
+	engine_counts, 0, MAX_ENGINE, engine_hists, 0, MAX_ENGINE_METHODS};
 static struct sig_count sigs[MAX_ALGOS + 1];
 static unsigned n_sigs;
 static unsigned long long sig_other;
