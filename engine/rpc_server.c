@@ -30,6 +30,7 @@
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
 
+#include "grpc_unary.h"
 #include "rssp_log.h"
 
 /* Channel-level cap: larger messages are refused by gRPC itself, unaudited. Between a
@@ -946,85 +947,23 @@ rpc_server_audit_probes(struct rpc_server *s)
 int
 rpc_probe(const char *socket_path, unsigned timeout_ms, int *statusp)
 {
-	grpc_channel_credentials *creds;
-	grpc_channel *ch = NULL;
-	grpc_completion_queue *cq = NULL;
-	grpc_call *call = NULL;
-	grpc_op ops[6], *op;
-	grpc_metadata_array init_md, trail_md;
-	grpc_byte_buffer *req = NULL, *resp = NULL;
-	grpc_slice method, details = grpc_empty_slice(), empty = grpc_empty_slice();
-	grpc_status_code st = GRPC_STATUS_UNKNOWN;
-	gpr_timespec deadline;
-	grpc_event ev;
-	char *target = NULL;
+	struct grpc_unary_result u;
+	grpc_channel *ch;
 	int r = RSSP_E_UNAVAILABLE;
 
 	grpc_init();
-	grpc_metadata_array_init(&init_md);
-	grpc_metadata_array_init(&trail_md);
-	if (asprintf(&target, "unix:%s", socket_path) < 0) {
-		target = NULL;
+	if ((ch = grpc_unary_channel_new(socket_path, NULL)) == NULL) {
 		r = RSSP_E_NOMEM;
 		goto out;
 	}
-	creds = grpc_insecure_credentials_create();
-	ch = grpc_channel_create(target, creds, NULL);
-	grpc_channel_credentials_release(creds);
-	cq = grpc_completion_queue_create_for_pluck(NULL);
-	deadline = gpr_time_add(gpr_now(GPR_CLOCK_REALTIME),
-	    gpr_time_from_millis((int64_t)timeout_ms, GPR_TIMESPAN));
-	method = grpc_slice_from_static_string(RPC_PROBE_METHOD);
-	call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, method, NULL,
-	    deadline, NULL);
-	if (call == NULL)
-		goto out;
-	req = grpc_raw_byte_buffer_create(&empty, 1);
-	memset(ops, 0, sizeof(ops));
-	op = ops;
-	op->op = GRPC_OP_SEND_INITIAL_METADATA;
-	op++;
-	op->op = GRPC_OP_SEND_MESSAGE;
-	op->data.send_message.send_message = req;
-	op++;
-	op->op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-	op++;
-	op->op = GRPC_OP_RECV_INITIAL_METADATA;
-	op->data.recv_initial_metadata.recv_initial_metadata = &init_md;
-	op++;
-	op->op = GRPC_OP_RECV_MESSAGE;
-	op->data.recv_message.recv_message = &resp;
-	op++;
-	op->op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-	op->data.recv_status_on_client.trailing_metadata = &trail_md;
-	op->data.recv_status_on_client.status = &st;
-	op->data.recv_status_on_client.status_details = &details;
-	op++;
-	if (grpc_call_start_batch(call, ops, (size_t)(op - ops), ops, NULL) != GRPC_CALL_OK)
-		goto out;
-	ev = grpc_completion_queue_pluck(cq, ops, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-	if (ev.type != GRPC_OP_COMPLETE)
-		goto out;
-	*statusp = (int)st;
-	r = st == GRPC_STATUS_UNIMPLEMENTED ? 0 : RSSP_E_UNAVAILABLE;
-out:
-	if (call != NULL)
-		grpc_call_unref(call);
-	if (cq != NULL) {
-		grpc_completion_queue_shutdown(cq);
-		while (grpc_completion_queue_pluck(cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME),
-		    NULL).type != GRPC_QUEUE_SHUTDOWN)
-			;
-		grpc_completion_queue_destroy(cq);
+	if (grpc_unary(ch, NULL, RPC_PROBE_METHOD, timeout_ms, NULL, (const uint8_t *)"", 0,
+	    NULL, NULL, &u) == 0) {
+		*statusp = u.status;
+		r = u.status == GRPC_STATUS_UNIMPLEMENTED ? 0 : RSSP_E_UNAVAILABLE;
+		grpc_unary_result_release(&u);
 	}
-	if (ch != NULL)
-		grpc_channel_destroy(ch);
-	grpc_byte_buffer_destroy(req);
-	grpc_byte_buffer_destroy(resp);
-	grpc_slice_unref(details);
-	grpc_metadata_array_destroy(&init_md);
-	grpc_metadata_array_destroy(&trail_md);
-	free(target);
+	grpc_channel_destroy(ch);
+out:
 	grpc_shutdown();
 	return r;
 }
