@@ -54,6 +54,7 @@ struct call {
 	grpc_slice status_details;
 	grpc_metadata reply_md;
 	int cancelled;
+	int in_flight;                   /* counted in s->active */
 	char request_id[RSSP_MAX_ID_LEN + 1];
 	long long peer_uid;
 	struct call *next;               /* work queue */
@@ -67,8 +68,10 @@ struct rpc_server {
 	grpc_completion_queue *cq;
 	grpc_server_credentials *creds;
 	void **reg;                      /* per method */
-	atomic_int live;
-	atomic_int stopping;
+	atomic_int live;                 /* posted requests and calls not yet freed */
+	atomic_int active;               /* calls taken before the stop, not yet answered */
+	atomic_int stopping;             /* stop asked: new calls are refused */
+	atomic_int shut;                 /* grpc_server_shutdown_and_notify called */
 	int shutdown_tag;                /* its address is the tag */
 	/* peer uid of each accepted fd (gRPC names a call's peer "fd:N") */
 	pthread_mutex_t fd_lock;
@@ -267,6 +270,8 @@ reply(struct call *c, grpc_status_code code, const char *msg)
 	e = grpc_call_start_batch(c->call, ops, (size_t)(op - ops), c, NULL);
 	if (e != GRPC_CALL_OK) {
 		log_error("cannot start the reply batch: %d", (int)e);
+		if (c->in_flight)
+			atomic_fetch_sub(&c->s->active, 1);
 		atomic_fetch_sub(&c->s->live, 1);
 		call_free(c);
 	}
@@ -458,6 +463,15 @@ on_registered(struct call *c)
 	rec.request_id = c->request_id;
 	rec.peer_uid = c->peer_uid;
 	rec.method = c->m->path;
+	if (!c->in_flight) {
+		/* came after the stop: the engine does nothing, the client may retry elsewhere */
+		rec.event = c->m->event;
+		rec.result = "refused";
+		rec.reason = "engine stopping";
+		audit_or_log(s, &rec);
+		reply(c, GRPC_STATUS_UNAVAILABLE, "engine stopping");
+		return;
+	}
 	if (c->payload == NULL) {
 		rec.event = c->m->event;
 		rec.result = "refused";
@@ -518,6 +532,22 @@ on_generic(struct call *c)
 	reply(c, GRPC_STATUS_UNIMPLEMENTED, "unknown method");
 }
 
+/* gRPC's shutdown, once. It sends every connection a GOAWAY and a PING, and closes
+ * the connection after the PING's ack once no call is left on it. So it starts only when
+ * every call in flight has been answered: a connection closed right after its last
+ * answer could lose that answer at the client (a write of the client's fails with
+ * EPIPE before it has read it), while the client acks the PING only after reading all
+ * that came before it. Queue thread only (and rpc_server_free, with no queue thread). */
+static void
+begin_shutdown(struct rpc_server *s)
+{
+	if (atomic_exchange(&s->shut, 1) == 0)
+		grpc_server_shutdown_and_notify(s->server, s->cq, &s->shutdown_tag);
+}
+
+/* The queue thread. A stop (s->stopping) goes: new calls refused (UNAVAILABLE, audited,
+ * requests still posted so that none waits unanswered), the calls in flight answered,
+ * then begin_shutdown(); after drain_seconds the calls left are cancelled. */
 static void *
 cq_main(void *arg)
 {
@@ -530,7 +560,7 @@ cq_main(void *arg)
 
 	for (;;) {
 		ev = grpc_completion_queue_next(s->cq,
-		    gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(500, GPR_TIMESPAN)),
+		    gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(100, GPR_TIMESPAN)),
 		    NULL);
 		if (ev.type == GRPC_QUEUE_SHUTDOWN)
 			break;
@@ -547,8 +577,15 @@ cq_main(void *arg)
 						call_free(c);
 						break;
 					}
+					/* taken before the stop: the drain waits for its answer
+					 * (one after it is refused at once, not counted, so that
+					 * a stream of new calls cannot hold the drain open) */
+					if (!atomic_load(&s->stopping)) {
+						c->in_flight = 1;
+						atomic_fetch_add(&s->active, 1);
+					}
 					mi = c->kind == TAG_GENERIC ? -1 : (long)(c->m - s->o.methods);
-					if (!atomic_load(&s->stopping) && post_request(s, mi) != 0)
+					if (!atomic_load(&s->shut) && post_request(s, mi) != 0)
 						log_error("cannot post a new request");
 					if (c->kind == TAG_GENERIC)
 						on_generic(c);
@@ -556,6 +593,8 @@ cq_main(void *arg)
 						on_registered(c);
 					break;
 				case TAG_DONE:
+					if (c->in_flight)
+						atomic_fetch_sub(&s->active, 1);
 					atomic_fetch_sub(&s->live, 1);
 					call_free(c);
 					break;
@@ -568,8 +607,11 @@ cq_main(void *arg)
 			clock_gettime(CLOCK_MONOTONIC, &now);
 			if (start.tv_sec == 0)
 				start = now;
+			if (atomic_load(&s->active) == 0)
+				begin_shutdown(s);
 			if (!cancelled && now.tv_sec - start.tv_sec >= (time_t)s->o.drain_seconds) {
-				log_warn("drain timeout: cancelling %d calls", atomic_load(&s->live));
+				log_warn("drain timeout: cancelling %d calls", atomic_load(&s->active));
+				begin_shutdown(s); /* gRPC cancels only after a shutdown */
 				grpc_server_cancel_all_calls(s->server);
 				cancelled = 1;
 			}
@@ -844,19 +886,18 @@ rpc_server_run(struct rpc_server *s, int stop_fd)
 		if (pf[0].revents & POLLIN)
 			accept_one(s);
 	}
-	log_info("stopping: draining %d calls", atomic_load(&s->live));
+	log_info("stopping: draining %d calls", atomic_load(&s->active));
 	unlink(s->socket_path);
 	close(s->listen_fd);
 	s->listen_fd = -1;
-	atomic_store(&s->stopping, 1);
-	grpc_server_shutdown_and_notify(s->server, s->cq, &s->shutdown_tag);
+	atomic_store(&s->stopping, 1); /* the queue thread drains, then shuts gRPC down */
 	pthread_join(s->cq_thread, NULL);
 	log_info("drained");
 	return r;
 stop:
 	/* failed before serving: nothing is in flight but the posted requests */
 	atomic_store(&s->stopping, 1);
-	grpc_server_shutdown_and_notify(s->server, s->cq, &s->shutdown_tag);
+	begin_shutdown(s);
 	if (pthread_create(&s->cq_thread, NULL, cq_main, s) != 0)
 		abort();
 	pthread_join(s->cq_thread, NULL);
@@ -881,10 +922,10 @@ rpc_server_free(struct rpc_server *s)
 	for (w = 0; w < s->n_slow_workers; w++)
 		pthread_join(s->slow_workers[w], NULL);
 	free(s->slow_workers);
-	if (s->server != NULL && !atomic_load(&s->stopping)) {
+	if (s->server != NULL && !atomic_load(&s->shut)) {
 		/* never served: a shutdown must still complete before destroy */
 		grpc_event ev;
-		grpc_server_shutdown_and_notify(s->server, s->cq, &s->shutdown_tag);
+		begin_shutdown(s);
 		do
 			ev = grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
 		while (!(ev.type == GRPC_OP_COMPLETE && ev.tag == &s->shutdown_tag));
