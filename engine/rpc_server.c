@@ -537,7 +537,8 @@ on_generic(struct call *c)
  * every call in flight has been answered: a connection closed right after its last
  * answer could lose that answer at the client (a write of the client's fails with
  * EPIPE before it has read it), while the client acks the PING only after reading all
- * that came before it. Queue thread only (and rpc_server_free, with no queue thread). */
+ * that came before it. Called by the queue thread, or where none runs (rpc_server_run
+ * failing before it serves, rpc_server_free). */
 static void
 begin_shutdown(struct rpc_server *s)
 {
@@ -559,6 +560,7 @@ cq_main(void *arg)
 	long mi;
 
 	for (;;) {
+		/* wakes at least every 100 ms: a stop is acted on that soon */
 		ev = grpc_completion_queue_next(s->cq,
 		    gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(100, GPR_TIMESPAN)),
 		    NULL);
