@@ -451,52 +451,52 @@ enqueue(struct rpc_server *s, struct call *c)
 
 /* ---- completion queue thread ---- */
 
+/* Refuses c before any handler runs: one audit record (event, "refused", reason) under
+ * the method name method, then the status code with reason as its message. */
+static void
+refuse(struct call *c, const char *method, const char *event, grpc_status_code code,
+    const char *reason)
+{
+	struct audit_record rec;
+
+	memset(&rec, 0, sizeof(rec));
+	rec.event = event;
+	rec.request_id = c->request_id;
+	rec.peer_uid = c->peer_uid;
+	rec.method = method;
+	rec.result = "refused";
+	rec.reason = reason;
+	audit_or_log(c->s, &rec);
+	reply(c, code, reason);
+}
+
 static void
 on_registered(struct call *c)
 {
 	struct rpc_server *s = c->s;
-	struct audit_record rec;
 
 	call_request_id(c);
 	call_peer_uid(c);
-	memset(&rec, 0, sizeof(rec));
-	rec.request_id = c->request_id;
-	rec.peer_uid = c->peer_uid;
-	rec.method = c->m->path;
 	if (!c->in_flight) {
 		/* came after the stop: the engine does nothing, the client may retry elsewhere */
-		rec.event = c->m->event;
-		rec.result = "refused";
-		rec.reason = "engine stopping";
-		audit_or_log(s, &rec);
-		reply(c, GRPC_STATUS_UNAVAILABLE, "engine stopping");
+		refuse(c, c->m->path, c->m->event, GRPC_STATUS_UNAVAILABLE, "engine stopping");
 		return;
 	}
 	if (c->payload == NULL) {
-		rec.event = c->m->event;
-		rec.result = "refused";
-		rec.reason = "no request message";
-		audit_or_log(s, &rec);
-		reply(c, GRPC_STATUS_INVALID_ARGUMENT, "no request message");
+		refuse(c, c->m->path, c->m->event, GRPC_STATUS_INVALID_ARGUMENT,
+		    "no request message");
 		return;
 	}
 	if (grpc_byte_buffer_length(c->payload) > c->m->max_msg) {
 		/* refused before anything is unpacked */
-		rec.event = AUDIT_RPC_TOO_LARGE;
-		rec.result = "refused";
-		rec.reason = "message too large";
-		audit_or_log(s, &rec);
-		reply(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "message too large");
+		refuse(c, c->m->path, AUDIT_RPC_TOO_LARGE, GRPC_STATUS_RESOURCE_EXHAUSTED,
+		    "message too large");
 		return;
 	}
 	if (is_slow(c)) {
-		if (enqueue_slow(s, c) != 0) {
-			rec.event = c->m->event;
-			rec.result = "refused";
-			rec.reason = "too many key generations waiting";
-			audit_or_log(s, &rec);
-			reply(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "too many key generations waiting");
-		}
+		if (enqueue_slow(s, c) != 0)
+			refuse(c, c->m->path, c->m->event, GRPC_STATUS_RESOURCE_EXHAUSTED,
+			    "too many key generations waiting");
 		return;
 	}
 	enqueue(s, c);
@@ -506,7 +506,6 @@ static void
 on_generic(struct call *c)
 {
 	struct rpc_server *s = c->s;
-	struct audit_record rec;
 	char method[129];
 
 	if (s->o.probe_method != NULL &&
@@ -521,15 +520,7 @@ on_generic(struct call *c)
 	call_peer_uid(c);
 	sanitise(method, sizeof(method), (const char *)GRPC_SLICE_START_PTR(c->details.method),
 	    GRPC_SLICE_LENGTH(c->details.method));
-	memset(&rec, 0, sizeof(rec));
-	rec.event = AUDIT_RPC_UNIMPLEMENTED;
-	rec.request_id = c->request_id;
-	rec.peer_uid = c->peer_uid;
-	rec.method = method;
-	rec.result = "refused";
-	rec.reason = "unknown method";
-	audit_or_log(s, &rec);
-	reply(c, GRPC_STATUS_UNIMPLEMENTED, "unknown method");
+	refuse(c, method, AUDIT_RPC_UNIMPLEMENTED, GRPC_STATUS_UNIMPLEMENTED, "unknown method");
 }
 
 /* gRPC's shutdown, once. It sends every connection a GOAWAY and a PING, and closes
