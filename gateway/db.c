@@ -1,5 +1,4 @@
 /* db.c - libpq helpers, the connection pool, transactions, migrations. */
-#include <dirent.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -13,6 +12,7 @@
 
 #include "db.h"
 #include "deadline.h"
+#include "dir_list.h"
 #include "gw.h"
 #include "gw_internal.h"
 #include "rssp_log.h"
@@ -433,12 +433,6 @@ migration_name_ok(const char *n)
 }
 
 static int
-cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static int
 read_file(const char *path, char **textp)
 {
 	FILE *f;
@@ -524,45 +518,23 @@ out:
 int
 gw_db_migrate(PGconn *c, const char *schema_dir, int *appliedp)
 {
-	DIR *d;
-	struct dirent *e;
-	char **names = NULL, **tmp;
-	size_t n = 0, cap = 0, i;
-	int applied = 0, r = 0;
+	char **names = NULL;
+	size_t n = 0, i;
+	int applied = 0, r;
 
-	if ((d = opendir(schema_dir)) == NULL) {
-		log_error("cannot open schema directory %s", schema_dir);
-		return RSSP_E_IO;
+	if ((r = dir_list(schema_dir, ".sql", 0, &names, &n)) != 0) {
+		if (r == RSSP_E_IO)
+			log_error("cannot open schema directory %s", schema_dir);
+		return r;
 	}
-	while ((e = readdir(d)) != NULL) {
-		if (!migration_name_ok(e->d_name))
-			continue;
-		if (n == cap) {
-			cap = cap ? cap * 2 : 16;
-			if ((tmp = realloc(names, cap * sizeof(*names))) == NULL) {
-				r = RSSP_E_NOMEM;
-				goto out;
-			}
-			names = tmp;
-		}
-		if ((names[n] = strdup(e->d_name)) == NULL) {
-			r = RSSP_E_NOMEM;
-			goto out;
-		}
-		n++;
-	}
-	if (n > 0)
-		qsort(names, n, sizeof(*names), cmp_str);
 	for (i = 0; i < n; i++)
-		if ((r = apply_one(c, schema_dir, names[i], &applied)) < 0)
+		if (migration_name_ok(names[i]) &&
+		    (r = apply_one(c, schema_dir, names[i], &applied)) < 0)
 			goto out;
 	if (appliedp != NULL)
 		*appliedp = applied;
 out:
-	for (i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
-	closedir(d);
+	dir_list_free(names, n);
 	return r;
 }
 
