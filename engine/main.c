@@ -98,6 +98,19 @@ sam_cfg(const struct engine_config *c, struct sam_config *sc)
 	sc->ra_keys = c->ra_keys[0] != '\0' ? c->ra_keys : NULL;
 }
 
+/* Every subcommand that reads the configuration starts here: loads it (the error is
+ * printed), starts the log lines at its threshold and fills *sc for sam_open() or
+ * sam_init_token(). Returns 0 or -1; on success *cfgp is the caller's (engine_config_free). */
+static int
+load_config(const char *file, struct engine_config **cfgp, struct sam_config *sc)
+{
+	if (engine_config_load(file, cfgp) != 0)
+		return -1;
+	rssp_log_init("engine", (*cfgp)->log_threshold);
+	sam_cfg(*cfgp, sc);
+	return 0;
+}
+
 /* Writes the audit key's public key (audit-key.pem) and certificate (audit-key.crt)
  * next to the audit log, or both to standard output when the log is "-". Returns
  * 0 or -1; *key_sha256 gets the hex SHA-256 of the SubjectPublicKeyInfo. */
@@ -263,9 +276,8 @@ cmd_serve(const char *file, int check)
 	sigset_t set;
 	int sfd = -1, r, rc = 1;
 
-	if (engine_config_load(file, &cfg) != 0)
+	if (load_config(file, &cfg, &sc) != 0)
 		goto out;
-	rssp_log_init("engine", cfg->log_threshold);
 	if (check) {
 		engine_config_print(cfg, stdout);
 		rc = engine_config_validate(cfg, stderr) == 0 ? 0 : 1;
@@ -316,7 +328,6 @@ cmd_serve(const char *file, int check)
 	memset(&rec, 0, sizeof(rec));
 	rec.event = AUDIT_ENGINE_START;
 	rec.peer_uid = -1;
-	sam_cfg(cfg, &sc);
 	if ((r = sam_open(&sc, &sam)) != 0) {
 		log_error("cannot open the token %s: %s", cfg->token_label, rssp_strerror(r));
 		rec.result = "error";
@@ -397,10 +408,8 @@ cmd_init(const char *file, const char *subject, unsigned days, int force)
 	char key[65];
 	int r, rc = 1;
 
-	if (engine_config_load(file, &cfg) != 0)
+	if (load_config(file, &cfg, &sc) != 0)
 		goto out;
-	rssp_log_init("engine", cfg->log_threshold);
-	sam_cfg(cfg, &sc);
 	memset(&io, 0, sizeof(io));
 	io.ca_subject = subject;
 	io.ca_validity_days = days;
@@ -479,10 +488,8 @@ cmd_audit_key(const char *file)
 	char key[65];
 	int r, rc = 1;
 
-	if (engine_config_load(file, &cfg) != 0)
+	if (load_config(file, &cfg, &sc) != 0)
 		goto out;
-	rssp_log_init("engine", cfg->log_threshold);
-	sam_cfg(cfg, &sc);
 	if ((r = sam_open(&sc, &sam)) != 0) {
 		fprintf(stderr, "cannot open the token %s: %s\n", cfg->token_label, rssp_strerror(r));
 		goto out;

@@ -30,6 +30,7 @@
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
 
+#include "grpc_unary.h"
 #include "rssp_log.h"
 
 /* Channel-level cap: larger messages are refused by gRPC itself, unaudited. Between a
@@ -53,6 +54,7 @@ struct call {
 	grpc_slice status_details;
 	grpc_metadata reply_md;
 	int cancelled;
+	int in_flight;                   /* counted in s->active */
 	char request_id[RSSP_MAX_ID_LEN + 1];
 	long long peer_uid;
 	struct call *next;               /* work queue */
@@ -66,8 +68,10 @@ struct rpc_server {
 	grpc_completion_queue *cq;
 	grpc_server_credentials *creds;
 	void **reg;                      /* per method */
-	atomic_int live;
-	atomic_int stopping;
+	atomic_int live;                 /* posted requests and calls not yet freed */
+	atomic_int active;               /* calls taken before the stop, not yet answered */
+	atomic_int stopping;             /* stop asked: new calls are refused */
+	atomic_int shut;                 /* grpc_server_shutdown_and_notify called */
 	int shutdown_tag;                /* its address is the tag */
 	/* peer uid of each accepted fd (gRPC names a call's peer "fd:N") */
 	pthread_mutex_t fd_lock;
@@ -266,6 +270,8 @@ reply(struct call *c, grpc_status_code code, const char *msg)
 	e = grpc_call_start_batch(c->call, ops, (size_t)(op - ops), c, NULL);
 	if (e != GRPC_CALL_OK) {
 		log_error("cannot start the reply batch: %d", (int)e);
+		if (c->in_flight)
+			atomic_fetch_sub(&c->s->active, 1);
 		atomic_fetch_sub(&c->s->live, 1);
 		call_free(c);
 	}
@@ -445,43 +451,52 @@ enqueue(struct rpc_server *s, struct call *c)
 
 /* ---- completion queue thread ---- */
 
+/* Refuses c before any handler runs: one audit record (event, "refused", reason) under
+ * the method name method, then the status code with reason as its message. */
+static void
+refuse(struct call *c, const char *method, const char *event, grpc_status_code code,
+    const char *reason)
+{
+	struct audit_record rec;
+
+	memset(&rec, 0, sizeof(rec));
+	rec.event = event;
+	rec.request_id = c->request_id;
+	rec.peer_uid = c->peer_uid;
+	rec.method = method;
+	rec.result = "refused";
+	rec.reason = reason;
+	audit_or_log(c->s, &rec);
+	reply(c, code, reason);
+}
+
 static void
 on_registered(struct call *c)
 {
 	struct rpc_server *s = c->s;
-	struct audit_record rec;
 
 	call_request_id(c);
 	call_peer_uid(c);
-	memset(&rec, 0, sizeof(rec));
-	rec.request_id = c->request_id;
-	rec.peer_uid = c->peer_uid;
-	rec.method = c->m->path;
+	if (!c->in_flight) {
+		/* came after the stop: the engine does nothing, the client may retry elsewhere */
+		refuse(c, c->m->path, c->m->event, GRPC_STATUS_UNAVAILABLE, "engine stopping");
+		return;
+	}
 	if (c->payload == NULL) {
-		rec.event = c->m->event;
-		rec.result = "refused";
-		rec.reason = "no request message";
-		audit_or_log(s, &rec);
-		reply(c, GRPC_STATUS_INVALID_ARGUMENT, "no request message");
+		refuse(c, c->m->path, c->m->event, GRPC_STATUS_INVALID_ARGUMENT,
+		    "no request message");
 		return;
 	}
 	if (grpc_byte_buffer_length(c->payload) > c->m->max_msg) {
 		/* refused before anything is unpacked */
-		rec.event = AUDIT_RPC_TOO_LARGE;
-		rec.result = "refused";
-		rec.reason = "message too large";
-		audit_or_log(s, &rec);
-		reply(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "message too large");
+		refuse(c, c->m->path, AUDIT_RPC_TOO_LARGE, GRPC_STATUS_RESOURCE_EXHAUSTED,
+		    "message too large");
 		return;
 	}
 	if (is_slow(c)) {
-		if (enqueue_slow(s, c) != 0) {
-			rec.event = c->m->event;
-			rec.result = "refused";
-			rec.reason = "too many key generations waiting";
-			audit_or_log(s, &rec);
-			reply(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "too many key generations waiting");
-		}
+		if (enqueue_slow(s, c) != 0)
+			refuse(c, c->m->path, c->m->event, GRPC_STATUS_RESOURCE_EXHAUSTED,
+			    "too many key generations waiting");
 		return;
 	}
 	enqueue(s, c);
@@ -491,7 +506,6 @@ static void
 on_generic(struct call *c)
 {
 	struct rpc_server *s = c->s;
-	struct audit_record rec;
 	char method[129];
 
 	if (s->o.probe_method != NULL &&
@@ -506,17 +520,26 @@ on_generic(struct call *c)
 	call_peer_uid(c);
 	sanitise(method, sizeof(method), (const char *)GRPC_SLICE_START_PTR(c->details.method),
 	    GRPC_SLICE_LENGTH(c->details.method));
-	memset(&rec, 0, sizeof(rec));
-	rec.event = AUDIT_RPC_UNIMPLEMENTED;
-	rec.request_id = c->request_id;
-	rec.peer_uid = c->peer_uid;
-	rec.method = method;
-	rec.result = "refused";
-	rec.reason = "unknown method";
-	audit_or_log(s, &rec);
-	reply(c, GRPC_STATUS_UNIMPLEMENTED, "unknown method");
+	refuse(c, method, AUDIT_RPC_UNIMPLEMENTED, GRPC_STATUS_UNIMPLEMENTED, "unknown method");
 }
 
+/* gRPC's shutdown, once. It sends every connection a GOAWAY and a PING, and closes
+ * the connection after the PING's ack once no call is left on it. So it starts only when
+ * every call in flight has been answered: a connection closed right after its last
+ * answer could lose that answer at the client (a write of the client's fails with
+ * EPIPE before it has read it), while the client acks the PING only after reading all
+ * that came before it. Called by the queue thread, or where none runs (rpc_server_run
+ * failing before it serves, rpc_server_free). */
+static void
+begin_shutdown(struct rpc_server *s)
+{
+	if (atomic_exchange(&s->shut, 1) == 0)
+		grpc_server_shutdown_and_notify(s->server, s->cq, &s->shutdown_tag);
+}
+
+/* The queue thread. A stop (s->stopping) goes: new calls refused (UNAVAILABLE, audited,
+ * requests still posted so that none waits unanswered), the calls in flight answered,
+ * then begin_shutdown(); after drain_seconds the calls left are cancelled. */
 static void *
 cq_main(void *arg)
 {
@@ -528,8 +551,9 @@ cq_main(void *arg)
 	long mi;
 
 	for (;;) {
+		/* wakes at least every 100 ms: a stop is acted on that soon */
 		ev = grpc_completion_queue_next(s->cq,
-		    gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(500, GPR_TIMESPAN)),
+		    gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(100, GPR_TIMESPAN)),
 		    NULL);
 		if (ev.type == GRPC_QUEUE_SHUTDOWN)
 			break;
@@ -546,8 +570,15 @@ cq_main(void *arg)
 						call_free(c);
 						break;
 					}
+					/* taken before the stop: the drain waits for its answer
+					 * (one after it is refused at once, not counted, so that
+					 * a stream of new calls cannot hold the drain open) */
+					if (!atomic_load(&s->stopping)) {
+						c->in_flight = 1;
+						atomic_fetch_add(&s->active, 1);
+					}
 					mi = c->kind == TAG_GENERIC ? -1 : (long)(c->m - s->o.methods);
-					if (!atomic_load(&s->stopping) && post_request(s, mi) != 0)
+					if (!atomic_load(&s->shut) && post_request(s, mi) != 0)
 						log_error("cannot post a new request");
 					if (c->kind == TAG_GENERIC)
 						on_generic(c);
@@ -555,6 +586,8 @@ cq_main(void *arg)
 						on_registered(c);
 					break;
 				case TAG_DONE:
+					if (c->in_flight)
+						atomic_fetch_sub(&s->active, 1);
 					atomic_fetch_sub(&s->live, 1);
 					call_free(c);
 					break;
@@ -567,8 +600,11 @@ cq_main(void *arg)
 			clock_gettime(CLOCK_MONOTONIC, &now);
 			if (start.tv_sec == 0)
 				start = now;
+			if (atomic_load(&s->active) == 0)
+				begin_shutdown(s);
 			if (!cancelled && now.tv_sec - start.tv_sec >= (time_t)s->o.drain_seconds) {
-				log_warn("drain timeout: cancelling %d calls", atomic_load(&s->live));
+				log_warn("drain timeout: cancelling %d calls", atomic_load(&s->active));
+				begin_shutdown(s); /* gRPC cancels only after a shutdown */
 				grpc_server_cancel_all_calls(s->server);
 				cancelled = 1;
 			}
@@ -843,19 +879,18 @@ rpc_server_run(struct rpc_server *s, int stop_fd)
 		if (pf[0].revents & POLLIN)
 			accept_one(s);
 	}
-	log_info("stopping: draining %d calls", atomic_load(&s->live));
+	log_info("stopping: draining %d calls", atomic_load(&s->active));
 	unlink(s->socket_path);
 	close(s->listen_fd);
 	s->listen_fd = -1;
-	atomic_store(&s->stopping, 1);
-	grpc_server_shutdown_and_notify(s->server, s->cq, &s->shutdown_tag);
+	atomic_store(&s->stopping, 1); /* the queue thread drains, then shuts gRPC down */
 	pthread_join(s->cq_thread, NULL);
 	log_info("drained");
 	return r;
 stop:
 	/* failed before serving: nothing is in flight but the posted requests */
 	atomic_store(&s->stopping, 1);
-	grpc_server_shutdown_and_notify(s->server, s->cq, &s->shutdown_tag);
+	begin_shutdown(s);
 	if (pthread_create(&s->cq_thread, NULL, cq_main, s) != 0)
 		abort();
 	pthread_join(s->cq_thread, NULL);
@@ -880,10 +915,10 @@ rpc_server_free(struct rpc_server *s)
 	for (w = 0; w < s->n_slow_workers; w++)
 		pthread_join(s->slow_workers[w], NULL);
 	free(s->slow_workers);
-	if (s->server != NULL && !atomic_load(&s->stopping)) {
+	if (s->server != NULL && !atomic_load(&s->shut)) {
 		/* never served: a shutdown must still complete before destroy */
 		grpc_event ev;
-		grpc_server_shutdown_and_notify(s->server, s->cq, &s->shutdown_tag);
+		begin_shutdown(s);
 		do
 			ev = grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
 		while (!(ev.type == GRPC_OP_COMPLETE && ev.tag == &s->shutdown_tag));
@@ -946,85 +981,23 @@ rpc_server_audit_probes(struct rpc_server *s)
 int
 rpc_probe(const char *socket_path, unsigned timeout_ms, int *statusp)
 {
-	grpc_channel_credentials *creds;
-	grpc_channel *ch = NULL;
-	grpc_completion_queue *cq = NULL;
-	grpc_call *call = NULL;
-	grpc_op ops[6], *op;
-	grpc_metadata_array init_md, trail_md;
-	grpc_byte_buffer *req = NULL, *resp = NULL;
-	grpc_slice method, details = grpc_empty_slice(), empty = grpc_empty_slice();
-	grpc_status_code st = GRPC_STATUS_UNKNOWN;
-	gpr_timespec deadline;
-	grpc_event ev;
-	char *target = NULL;
+	struct grpc_unary_result u;
+	grpc_channel *ch;
 	int r = RSSP_E_UNAVAILABLE;
 
 	grpc_init();
-	grpc_metadata_array_init(&init_md);
-	grpc_metadata_array_init(&trail_md);
-	if (asprintf(&target, "unix:%s", socket_path) < 0) {
-		target = NULL;
+	if ((ch = grpc_unary_channel_new(socket_path, NULL)) == NULL) {
 		r = RSSP_E_NOMEM;
 		goto out;
 	}
-	creds = grpc_insecure_credentials_create();
-	ch = grpc_channel_create(target, creds, NULL);
-	grpc_channel_credentials_release(creds);
-	cq = grpc_completion_queue_create_for_pluck(NULL);
-	deadline = gpr_time_add(gpr_now(GPR_CLOCK_REALTIME),
-	    gpr_time_from_millis((int64_t)timeout_ms, GPR_TIMESPAN));
-	method = grpc_slice_from_static_string(RPC_PROBE_METHOD);
-	call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, method, NULL,
-	    deadline, NULL);
-	if (call == NULL)
-		goto out;
-	req = grpc_raw_byte_buffer_create(&empty, 1);
-	memset(ops, 0, sizeof(ops));
-	op = ops;
-	op->op = GRPC_OP_SEND_INITIAL_METADATA;
-	op++;
-	op->op = GRPC_OP_SEND_MESSAGE;
-	op->data.send_message.send_message = req;
-	op++;
-	op->op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-	op++;
-	op->op = GRPC_OP_RECV_INITIAL_METADATA;
-	op->data.recv_initial_metadata.recv_initial_metadata = &init_md;
-	op++;
-	op->op = GRPC_OP_RECV_MESSAGE;
-	op->data.recv_message.recv_message = &resp;
-	op++;
-	op->op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-	op->data.recv_status_on_client.trailing_metadata = &trail_md;
-	op->data.recv_status_on_client.status = &st;
-	op->data.recv_status_on_client.status_details = &details;
-	op++;
-	if (grpc_call_start_batch(call, ops, (size_t)(op - ops), ops, NULL) != GRPC_CALL_OK)
-		goto out;
-	ev = grpc_completion_queue_pluck(cq, ops, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-	if (ev.type != GRPC_OP_COMPLETE)
-		goto out;
-	*statusp = (int)st;
-	r = st == GRPC_STATUS_UNIMPLEMENTED ? 0 : RSSP_E_UNAVAILABLE;
-out:
-	if (call != NULL)
-		grpc_call_unref(call);
-	if (cq != NULL) {
-		grpc_completion_queue_shutdown(cq);
-		while (grpc_completion_queue_pluck(cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME),
-		    NULL).type != GRPC_QUEUE_SHUTDOWN)
-			;
-		grpc_completion_queue_destroy(cq);
+	if (grpc_unary(ch, NULL, RPC_PROBE_METHOD, timeout_ms, NULL, (const uint8_t *)"", 0,
+	    NULL, NULL, &u) == 0) {
+		*statusp = u.status;
+		r = u.status == GRPC_STATUS_UNIMPLEMENTED ? 0 : RSSP_E_UNAVAILABLE;
+		grpc_unary_result_release(&u);
 	}
-	if (ch != NULL)
-		grpc_channel_destroy(ch);
-	grpc_byte_buffer_destroy(req);
-	grpc_byte_buffer_destroy(resp);
-	grpc_slice_unref(details);
-	grpc_metadata_array_destroy(&init_md);
-	grpc_metadata_array_destroy(&trail_md);
-	free(target);
+	grpc_channel_destroy(ch);
+out:
 	grpc_shutdown();
 	return r;
 }

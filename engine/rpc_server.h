@@ -72,8 +72,10 @@ int rpc_server_new(const struct rpc_server_opts *o, struct rpc_server **sp) RSSP
 void rpc_server_set_handler_arg(struct rpc_server *s, void *arg);
 
 /* Serves until stop_fd is readable (a signalfd, a pipe), then stops accepting, removes
- * the socket, lets in-flight calls finish (cancelling them after drain_seconds), and
- * shuts gRPC down. Returns 0 after a clean drain, or RSSP_E*. Call once. */
+ * the socket, refuses calls that still come on open connections (UNAVAILABLE "engine
+ * stopping", audited, no handler runs), lets in-flight calls finish (cancelling them
+ * after drain_seconds), and only then shuts gRPC down, so that every answer reaches its
+ * client. Returns 0 after a clean drain, or RSSP_E*. Call once. */
 int rpc_server_run(struct rpc_server *s, int stop_fd) RSSP_WUR;
 
 void rpc_server_free(struct rpc_server *s);

@@ -11,6 +11,20 @@
 
 #include "rssp_log.h"
 
+/* The one end of the name builders: with r == 0 hands name to *namep, else frees it;
+ * clears OpenSSL's error queue either way. Returns r. */
+static int
+name_done(X509_NAME *name, int r, X509_NAME **namep)
+{
+	ERR_clear_error();
+	if (r != 0) {
+		X509_NAME_free(name);
+		return r;
+	}
+	*namep = name; /* the caller's from here */
+	return 0;
+}
+
 int
 x509_parse_subject(const char *subject, X509_NAME **namep)
 {
@@ -37,14 +51,10 @@ x509_parse_subject(const char *subject, X509_NAME **namep)
 	}
 	if (n == 0)
 		goto out;
-	*namep = name;
-	name = NULL;
 	r = 0;
 out:
-	ERR_clear_error();
-	X509_NAME_free(name);
 	free(copy);
-	return r;
+	return name_done(name, r, namep);
 }
 
 int
@@ -63,13 +73,9 @@ x509_cn_name(const char *cn, X509_NAME **namep)
 	if (!X509_NAME_add_entry_by_NID(name, NID_commonName, MBSTRING_UTF8,
 	    (const unsigned char *)cn, -1, -1, 0))
 		goto out;
-	*namep = name;
-	name = NULL;
 	r = 0;
 out:
-	ERR_clear_error();
-	X509_NAME_free(name);
-	return r;
+	return name_done(name, r, namep);
 }
 
 int
@@ -83,14 +89,9 @@ x509_signer_name(const char *cn, const char *serial, X509_NAME **namep)
 	if ((r = x509_cn_name(cn, &name)) != 0)
 		return r;
 	/* the string table allows serialNumber only as a PrintableString of 1..64 */
-	if (!X509_NAME_add_entry_by_NID(name, NID_serialNumber, MBSTRING_ASC,
-	    (const unsigned char *)serial, -1, -1, 0)) {
-		ERR_clear_error();
-		X509_NAME_free(name);
-		return RSSP_E_INVAL;
-	}
-	*namep = name;
-	return 0;
+	r = X509_NAME_add_entry_by_NID(name, NID_serialNumber, MBSTRING_ASC,
+	    (const unsigned char *)serial, -1, -1, 0) ? 0 : RSSP_E_INVAL;
+	return name_done(name, r, namep);
 }
 
 static int
@@ -229,22 +230,19 @@ fail:
 	return NULL;
 }
 
-int
-x509_make_ca(struct hsm *h, struct hsm_session *s, const char *ca_label, EVP_PKEY *pub,
-    const X509_NAME *subject, unsigned days, X509 **certp)
+/* A new certificate (cert_new) signed with the CA key ca_label and checked with capub:
+ * the common tail of x509_make_ca and x509_issue. */
+static int
+make_cert(struct hsm *h, struct hsm_session *s, const char *ca_label, EVP_PKEY *capub,
+    const X509_NAME *subject, const X509_NAME *issuer, X509 *ext_issuer, unsigned days,
+    EVP_PKEY *pub, const int *nids, const char *const *values, size_t n, X509 **certp)
 {
-	static const int nids[] = { NID_basic_constraints, NID_key_usage,
-		NID_subject_key_identifier };
-	static const char *const values[] = { "critical,CA:TRUE", "critical,keyCertSign,cRLSign",
-		"hash" };
 	X509 *x = NULL;
 	int r = RSSP_E_CRYPTO;
 
-	if (days == 0 || days > 36500)
-		return RSSP_E_INVAL;
-	if ((x = cert_new(subject, subject, NULL, days, pub, nids, values, 3)) == NULL)
+	if ((x = cert_new(subject, issuer, ext_issuer, days, pub, nids, values, n)) == NULL)
 		goto out;
-	if ((r = hsm_sign_cert(h, s, ca_label, pub, &x)) != 0)
+	if ((r = hsm_sign_cert(h, s, ca_label, capub, &x)) != 0)
 		goto out;
 	*certp = x;
 	x = NULL;
@@ -256,6 +254,21 @@ out:
 }
 
 int
+x509_make_ca(struct hsm *h, struct hsm_session *s, const char *ca_label, EVP_PKEY *pub,
+    const X509_NAME *subject, unsigned days, X509 **certp)
+{
+	static const int nids[] = { NID_basic_constraints, NID_key_usage,
+		NID_subject_key_identifier };
+	static const char *const values[] = { "critical,CA:TRUE", "critical,keyCertSign,cRLSign",
+		"hash" };
+
+	if (days == 0 || days > 36500)
+		return RSSP_E_INVAL;
+	return make_cert(h, s, ca_label, pub, subject, subject, NULL, days, pub, nids, values, 3,
+	    certp);
+}
+
+int
 x509_issue(struct hsm *h, struct hsm_session *s, const char *ca_label, X509 *ca,
     EVP_PKEY *pub, const X509_NAME *subject, unsigned days, X509 **certp)
 {
@@ -263,23 +276,12 @@ x509_issue(struct hsm *h, struct hsm_session *s, const char *ca_label, X509 *ca,
 		NID_subject_key_identifier, NID_authority_key_identifier };
 	static const char *const values[] = { "critical,CA:FALSE",
 		"critical,digitalSignature,nonRepudiation", "hash", "keyid:always" };
-	X509 *x = NULL;
 	EVP_PKEY *capub;
-	int r = RSSP_E_CRYPTO;
 
 	if (days == 0 || days > X509_MAX_DAYS)
 		return RSSP_E_INVAL;
 	if ((capub = X509_get0_pubkey(ca)) == NULL)
 		return RSSP_E_CRYPTO;
-	if ((x = cert_new(subject, X509_get_subject_name(ca), ca, days, pub, nids, values, 4)) == NULL)
-		goto out;
-	if ((r = hsm_sign_cert(h, s, ca_label, capub, &x)) != 0)
-		goto out;
-	*certp = x;
-	x = NULL;
-	r = 0;
-out:
-	ERR_clear_error();
-	X509_free(x);
-	return r;
+	return make_cert(h, s, ca_label, capub, subject, X509_get_subject_name(ca), ca, days, pub,
+	    nids, values, 4, certp);
 }

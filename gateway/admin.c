@@ -29,29 +29,42 @@ realm(const struct gw_request *req)
 
 /* ---- RP clients ---- */
 
-/* A fresh secret key and its two stored forms: argon2id and the Digest HA1 (hex). */
+/* A client's secret key and its two stored forms: argon2id and the Digest HA1 (hex).
+ * Wiped with client_secret_wipe on every exit of the function that holds one. */
+struct client_secret {
+	char key[GW_TOKEN_LEN + 1];
+	char pwhash[GW_PWHASH_MAX];
+	char ha1hex[65];
+};
+
+/* Fills *cs with a fresh secret key for client_id and its stored forms. */
 static int
-new_secret(const char *client_id, const char *realm_, char secret[GW_TOKEN_LEN + 1],
-    char pwhash[GW_PWHASH_MAX], char ha1hex[65])
+client_secret_new(const char *client_id, const char *realm_, struct client_secret *cs)
 {
 	uint8_t ha1[32];
 	int r;
 
-	gw_random_token(secret);
-	if ((r = gw_password_hash(secret, pwhash)) != 0)
+	gw_random_token(cs->key);
+	if ((r = gw_password_hash(cs->key, cs->pwhash)) != 0)
 		return r;
-	gw_digest_ha1(client_id, realm_, secret, ha1);
-	sodium_bin2hex(ha1hex, 65, ha1, sizeof(ha1));
+	gw_digest_ha1(client_id, realm_, cs->key, ha1);
+	sodium_bin2hex(cs->ha1hex, sizeof(cs->ha1hex), ha1, sizeof(ha1));
 	OPENSSL_cleanse(ha1, sizeof(ha1));
 	return 0;
+}
+
+static void
+client_secret_wipe(struct client_secret *cs)
+{
+	OPENSSL_cleanse(cs, sizeof(*cs));
 }
 
 int
 admin_clients_create(struct gw_request *req, struct gw_reply *rep)
 {
 	const char *name;
-	char client_id[GW_UUID_LEN + 4], uuid[GW_UUID_LEN + 1], secret[GW_TOKEN_LEN + 1] = "";
-	char pwhash[GW_PWHASH_MAX] = "", ha1[65] = "";
+	char client_id[GW_UUID_LEN + 4], uuid[GW_UUID_LEN + 1];
+	struct client_secret cs = {0};
 	PGresult *res = NULL;
 	int r;
 
@@ -73,28 +86,26 @@ admin_clients_create(struct gw_request *req, struct gw_reply *rep)
 	}
 	gw_random_uuid(uuid);
 	snprintf(client_id, sizeof(client_id), "rp-%s", uuid);
-	if ((r = new_secret(client_id, realm(req), secret, pwhash, ha1)) != 0)
+	if ((r = client_secret_new(client_id, realm(req), &cs)) != 0)
 		goto out;
 	if ((r = gw_tx_begin(req)) != 0 ||
 	    (r = gw_db_query(req->db, &res,
 	    "INSERT INTO accounts (role, status, full_name, passphrase_hash, registered_by, confirmed_at) "
 	    "VALUES ('rp', 'ACTIVE', $1, $2, $3::uuid, now()) RETURNING id",
-	    3, name, pwhash, req->principal.account_id)) != 0 ||
+	    3, name, cs.pwhash, req->principal.account_id)) != 0 ||
 	    (r = gw_db_query(req->db, NULL,
 	    "INSERT INTO rp_clients (client_id, account_id, name, digest_ha1) "
 	    "VALUES ($1, $2::uuid, $3, decode($4, 'hex'))",
-	    4, client_id, gw_val(res, 0, "id"), name, ha1)) != 0 ||
+	    4, client_id, gw_val(res, 0, "id"), name, cs.ha1hex)) != 0 ||
 	    (r = oauth_redirects_store(req, rep, client_id, false)) != 0 /* oauth.c */ ||
 	    (r = gw_tx_commit(req)) != 0)
 		goto out;
 	log_info("rp client %s created (account %s)", client_id, gw_val(res, 0, "id"));
 	/* The only time the secret key leaves the gateway. */
 	r = gw_reply_json(rep, 201, json_pack("{s:s, s:s, s:s, s:s}", "clientID", client_id,
-	    "secretKey", secret, "userID", gw_val(res, 0, "id"), "name", name));
+	    "secretKey", cs.key, "userID", gw_val(res, 0, "id"), "name", name));
 out:
-	OPENSSL_cleanse(secret, sizeof(secret));
-	OPENSSL_cleanse(pwhash, sizeof(pwhash));
-	OPENSSL_cleanse(ha1, sizeof(ha1));
+	client_secret_wipe(&cs);
 	PQclear(res);
 	return r;
 }
@@ -103,7 +114,7 @@ int
 admin_clients_rotate(struct gw_request *req, struct gw_reply *rep)
 {
 	const char *client_id;
-	char secret[GW_TOKEN_LEN + 1] = "", pwhash[GW_PWHASH_MAX] = "", ha1[65] = "";
+	struct client_secret cs = {0};
 	PGresult *res = NULL;
 	int r;
 
@@ -118,13 +129,13 @@ admin_clients_rotate(struct gw_request *req, struct gw_reply *rep)
 		goto out;
 	}
 	const char *account = gw_val(res, 0, "account_id");
-	if ((r = new_secret(client_id, realm(req), secret, pwhash, ha1)) != 0 ||
+	if ((r = client_secret_new(client_id, realm(req), &cs)) != 0 ||
 	    (r = gw_db_query(req->db, NULL,
 	    "UPDATE rp_clients SET digest_ha1 = decode($2, 'hex'), rotated_at = now() WHERE client_id = $1",
-	    2, client_id, ha1)) != 0 ||
+	    2, client_id, cs.ha1hex)) != 0 ||
 	    (r = gw_db_query(req->db, NULL,
 	    "UPDATE accounts SET passphrase_hash = $2, failed_logins = 0, updated_at = now() "
-	    "WHERE id = $1::uuid", 2, account, pwhash)) != 0 ||
+	    "WHERE id = $1::uuid", 2, account, cs.pwhash)) != 0 ||
 	    /* sessions opened with the old key end with it */
 	    (r = gw_tokens_revoke(req->db, GW_TOKENS_ACCOUNT, account, NULL)) != 0 ||
 	    (r = gw_tx_commit(req)) != 0)
@@ -132,11 +143,9 @@ admin_clients_rotate(struct gw_request *req, struct gw_reply *rep)
 	gw_token_cache_forget_account(account);
 	log_info("rp client %.64s key rotated", client_id);
 	r = gw_reply_json(rep, 200, json_pack("{s:s, s:s}", "clientID", client_id,
-	    "secretKey", secret));
+	    "secretKey", cs.key));
 out:
-	OPENSSL_cleanse(secret, sizeof(secret));
-	OPENSSL_cleanse(pwhash, sizeof(pwhash));
-	OPENSSL_cleanse(ha1, sizeof(ha1));
+	client_secret_wipe(&cs);
 	PQclear(res);
 	return r;
 }

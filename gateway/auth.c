@@ -563,6 +563,16 @@ login_begin(struct gw_request *req, struct gw_reply *rep, const char *user, int 
 	return 0;
 }
 
+/* The end both login kinds share, on every exit after login_begin: gives the place
+ * among the logins in progress back (when admitted) and wipes the account. */
+static void
+login_end(struct acct *a, int admitted)
+{
+	if (admitted)
+		gw_login_leave();
+	acct_release(a);
+}
+
 static int
 login_password(struct gw_request *req, struct gw_reply *rep, const char *user, const char *pass)
 {
@@ -592,9 +602,7 @@ login_password(struct gw_request *req, struct gw_reply *rep, const char *user, c
 	}
 	r = login_success(req, rep, &a);
 out:
-	if (admitted)
-		gw_login_leave();
-	acct_release(&a);
+	login_end(&a, admitted);
 	return r;
 }
 
@@ -654,9 +662,7 @@ login_digest(struct gw_request *req, struct gw_reply *rep)
 	}
 	r = login_success(req, rep, &a);
 out:
-	if (admitted)
-		gw_login_leave();
-	acct_release(&a);
+	login_end(&a, admitted);
 	MHD_free(user);
 	return r;
 }

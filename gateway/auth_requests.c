@@ -458,18 +458,18 @@ areq_authorize_check(struct gw_request *req, struct gw_reply *rep)
 #define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 #define REQ_COLS \
 	"r.id, r.credential_id, r.rp_name, r.description, r.num_signatures," \
-	" " TS("r.created_at") ", " TS("to_timestamp(r.expires_at)") ", " STATUS_SQL
-enum { R_ID, R_CRED, R_RP, R_DESC, R_NUM, R_CREATED, R_EXPIRES, R_STATUS };
-/* The columns own_request's callers add after REQ_COLS are read by name (gw_val). */
+	" " TS("r.created_at") " AS created_iso, " TS("to_timestamp(r.expires_at)") " AS expires_iso," \
+	" " STATUS_SQL
+/* All columns, these and the ones own_request's callers add, are read by name (gw_val). */
 
 static json_t *
 req_json(PGresult *res, int i)
 {
-	return json_pack("{s:s,s:s,s:s,s:s,s:i,s:s,s:s,s:s}", "requestID", PQgetvalue(res, i, R_ID),
-	    "credentialID", PQgetvalue(res, i, R_CRED), "rpName", PQgetvalue(res, i, R_RP),
-	    "description", PQgetvalue(res, i, R_DESC), "numSignatures",
-	    atoi(PQgetvalue(res, i, R_NUM)), "createdAt", PQgetvalue(res, i, R_CREATED),
-	    "expiresAt", PQgetvalue(res, i, R_EXPIRES), "status", PQgetvalue(res, i, R_STATUS));
+	return json_pack("{s:s,s:s,s:s,s:s,s:i,s:s,s:s,s:s}", "requestID", gw_val(res, i, "id"),
+	    "credentialID", gw_val(res, i, "credential_id"), "rpName", gw_val(res, i, "rp_name"),
+	    "description", gw_val(res, i, "description"), "numSignatures",
+	    atoi(gw_val(res, i, "num_signatures")), "createdAt", gw_val(res, i, "created_iso"),
+	    "expiresAt", gw_val(res, i, "expires_iso"), "status", gw_val(res, i, "status"));
 }
 
 int
@@ -525,7 +525,7 @@ out:
 static int
 still_pending(struct gw_reply *rep, const PGresult *res)
 {
-	const char *st = PQgetvalue(res, 0, R_STATUS);
+	const char *st = gw_val(res, 0, "status");
 
 	if (strcmp(st, "EXPIRED") == 0)
 		return gw_error(rep, 410, "expired", "the request in 'requestID' has expired");
@@ -669,8 +669,8 @@ areq_confirm(struct gw_request *req, struct gw_reply *rep)
 		hp[i] = hashes + i * hlen;
 	/* Exactly the stored fields: the engine rebuilds the authData the app signed. */
 	memset(&f, 0, sizeof(f));
-	f.approval_id = PQgetvalue(res, 0, R_ID);
-	f.credential_id = PQgetvalue(res, 0, R_CRED);
+	f.approval_id = gw_val(res, 0, "id");
+	f.credential_id = gw_val(res, 0, "credential_id");
 	f.owner_id = gw_val(res, 0, "owner_id");
 	f.device_uuid = gw_val(res, 0, "device_uuid");
 	f.kak_spki = spki;
@@ -679,9 +679,9 @@ areq_confirm(struct gw_request *req, struct gw_reply *rep)
 	f.hashes = hp;
 	f.n_hashes = n;
 	f.hash_len = hlen;
-	f.num_signatures = (uint32_t)atoi(PQgetvalue(res, 0, R_NUM));
-	f.rp_name = PQgetvalue(res, 0, R_RP);
-	f.description = PQgetvalue(res, 0, R_DESC);
+	f.num_signatures = (uint32_t)atoi(gw_val(res, 0, "num_signatures"));
+	f.rp_name = gw_val(res, 0, "rp_name");
+	f.description = gw_val(res, 0, "description");
 	f.nonce = nonce;
 	f.nonce_len = noncelen;
 	f.expires_at = atoll(gw_val(res, 0, "expires_at"));
@@ -714,13 +714,13 @@ areq_confirm(struct gw_request *req, struct gw_reply *rep)
 		gw_tx_rollback(req);
 		PQclear(res);
 		res = NULL;
-		if ((r = gw_db_query(req->db, &res, "SELECT status, sad_hash = $2 FROM auth_requests"
+		if ((r = gw_db_query(req->db, &res, "SELECT status, sad_hash = $2 AS same_sad FROM auth_requests"
 		    " WHERE id = $1", 2, id, p_sadhash)) != 0)
 			goto out;
-		if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "CONFIRMED") != 0 ||
-		    strcmp(PQgetvalue(res, 0, 1), "t") != 0) {
+		if (PQntuples(res) != 1 || strcmp(gw_val(res, 0, "status"), "CONFIRMED") != 0 ||
+		    strcmp(gw_val(res, 0, "same_sad"), "t") != 0) {
 			r = gw_error(rep, 409, "conflict", "the request in 'requestID' is %s",
-			    PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "gone");
+			    PQntuples(res) == 1 ? gw_val(res, 0, "status") : "gone");
 			goto out;
 		}
 	} else if ((r = areq_notify(req, id)) != 0 || (r = gw_tx_commit(req)) != 0) {

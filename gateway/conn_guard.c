@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "conn_guard.h"
+#include "deadline.h"
 #include "rssp_log.h"
 
 struct cstate {
@@ -44,8 +45,7 @@ guard_main(void *arg)
 
 	pthread_mutex_lock(&g->mu);
 	while (!g->stop) {
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		until.tv_sec += 1;
+		gw_deadline_after_ms(CLOCK_MONOTONIC, 1000, &until);
 		(void)pthread_cond_timedwait(&g->cv, &g->mu, &until);
 		now = mono();
 		for (c = g->head; c != NULL; c = c->next)

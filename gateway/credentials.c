@@ -32,8 +32,8 @@
 	"c.id, c.owner_id AS tenant_account, c.status, c.key_algo, c.validity_days, c.description," \
 	" coalesce(a.registered_by::text, '') AS tenant_registered_by," \
 	" coalesce(a.company_id::text, '') AS tenant_company, a.full_name"
-enum { C_ID, C_OWNER, C_STATUS, C_KEYALGO, C_DAYS, C_DESC, C_REG, C_COMP, C_NAME };
-/* The columns a caller adds after CRED_COLS are read by name (gw_val). */
+/* All columns, these and the ones a caller adds, are read by name (gw_val): id,
+ * tenant_account, status, key_algo, validity_days, description, ... */
 
 /* Loads a credential (the CRED_COLS columns first, then extra) that the caller may use
  * in mode (the tenant rule, tenant.h). forupdate locks the row. Sets 404/403. */
@@ -196,7 +196,7 @@ cred_create(struct gw_request *req, struct gw_reply *rep)
 	    " VALUES ($1, $2, $3, $4::int, coalesce($5, ''), 'NEW') RETURNING id", 5,
 	    a.id, req->principal.account_id, key_algo, days_s, desc)) != 0)
 		goto out;
-	r = gw_reply_json(rep, 201, json_pack("{s:s,s:s}", "credentialID", PQgetvalue(res, 0, 0),
+	r = gw_reply_json(rep, 201, json_pack("{s:s,s:s}", "credentialID", gw_val(res, 0, "id"),
 	    "status", "NEW"));
 out:
 	PQclear(res);
@@ -234,7 +234,8 @@ cred_list(struct gw_request *req, struct gw_reply *rep)
 	}
 	snprintf(lim, sizeof(lim), "%lld", max + 1);
 	if ((r = gw_db_query(req->db, &res,
-	    "SELECT c.id, c.status, c.key_algo, coalesce(c.subject_dn, ''), coalesce(" TS("c.valid_to") ", '')"
+	    "SELECT c.id, c.status, c.key_algo, coalesce(c.subject_dn, '') AS subject_dn,"
+	    " coalesce(" TS("c.valid_to") ", '') AS valid_to"
 	    " FROM credentials c JOIN accounts a ON a.id = c.owner_id"
 	    " WHERE " TENANT_SEE_SQL("c.owner_id", "a", "$1", "$2", "$3")
 	    " AND ($4::uuid IS NULL OR c.owner_id = $4::uuid) AND ($5::text IS NULL OR c.status = $5)"
@@ -248,13 +249,13 @@ cred_list(struct gw_request *req, struct gw_reply *rep)
 	}
 	n = PQntuples(res);
 	for (i = 0; i < n && i < max; i++) {
-		o = json_pack("{s:s,s:s,s:s,s:s}", "credentialID", PQgetvalue(res, i, 0),
-		    "status", PQgetvalue(res, i, 1), "keyAlgo", PQgetvalue(res, i, 2),
-		    "subjectDN", PQgetvalue(res, i, 3));
-		if (o != NULL && PQgetvalue(res, i, 4)[0])
-			json_object_set_new(o, "validTo", json_string(PQgetvalue(res, i, 4)));
+		o = json_pack("{s:s,s:s,s:s,s:s}", "credentialID", gw_val(res, i, "id"),
+		    "status", gw_val(res, i, "status"), "keyAlgo", gw_val(res, i, "key_algo"),
+		    "subjectDN", gw_val(res, i, "subject_dn"));
+		if (o != NULL && gw_val(res, i, "valid_to")[0])
+			json_object_set_new(o, "validTo", json_string(gw_val(res, i, "valid_to")));
 		if (o == NULL || json_array_append_new(list, o) != 0 ||
-		    json_array_append_new(ids, json_string(PQgetvalue(res, i, 0))) != 0) {
+		    json_array_append_new(ids, json_string(gw_val(res, i, "id"))) != 0) {
 			r = RSSP_E_NOMEM;
 			goto out;
 		}
@@ -262,7 +263,7 @@ cred_list(struct gw_request *req, struct gw_reply *rep)
 	o = json_pack("{s:o,s:o}", "credentialIDs", ids, "credentials", list);
 	ids = list = NULL;
 	if (o != NULL && n > max)
-		json_object_set_new(o, "nextPageToken", json_string(PQgetvalue(res, (int)max - 1, 0)));
+		json_object_set_new(o, "nextPageToken", json_string(gw_val(res, (int)max - 1, "id")));
 	r = gw_reply_json(rep, 200, o);
 out:
 	json_decref(ids);
@@ -315,8 +316,8 @@ cred_info(struct gw_request *req, struct gw_reply *rep)
 	    " coalesce(" TS("c.valid_to") ", '') AS valid_to,"
 	    " coalesce(c.valid_to < now(), false) AS expired", 0, &res)) != 0)
 		goto out;
-	status = PQgetvalue(res, 0, C_STATUS);
-	kalgo = PQgetvalue(res, 0, C_KEYALGO);
+	status = gw_val(res, 0, "status");
+	kalgo = gw_val(res, 0, "key_algo");
 	if ((ka = rssp_key_alg_by_name(kalgo)) == NULL) {
 		log_error("credential %s has an unknown key algorithm", cred_id);
 		r = RSSP_E_INTERNAL;
@@ -335,8 +336,8 @@ cred_info(struct gw_request *req, struct gw_reply *rep)
 	if (key != NULL && ka->type == RSSP_KEYTYPE_EC)
 		json_object_set_new(key, "curve", json_string(ka->algo == RSSP_KEY_EC_P256 ?
 		    "1.2.840.10045.3.1.7" : "1.3.132.0.34"));
-	o = json_pack("{s:s,s:s,s:s,s:s,s:o,s:s,s:s,s:i}", "credentialID", PQgetvalue(res, 0, C_ID),
-	    "description", PQgetvalue(res, 0, C_DESC), "status", status, "keyAlgo", kalgo,
+	o = json_pack("{s:s,s:s,s:s,s:s,s:o,s:s,s:s,s:i}", "credentialID", gw_val(res, 0, "id"),
+	    "description", gw_val(res, 0, "description"), "status", status, "keyAlgo", kalgo,
 	    "key", key, "authMode", "implicit", "SCAL", "2", "multisign", RSSP_MAX_HASHES);
 	key = NULL;
 	if (o == NULL) {
@@ -434,9 +435,9 @@ new_cred_and_device(struct gw_request *req, struct gw_reply *rep, const char *cr
 	if ((r = cred_load(req, rep, cred_id, TENANT_OWN, fields, lock, resp)) != 0 ||
 	    (r = own_device(req, rep, device, devp)) != 0)
 		return r;
-	if (strcmp(PQgetvalue(*resp, 0, C_STATUS), "NEW") != 0)
+	if (strcmp(gw_val(*resp, 0, "status"), "NEW") != 0)
 		return gw_error(rep, 409, "conflict", "the credential is %s, not NEW",
-		    PQgetvalue(*resp, 0, C_STATUS));
+		    gw_val(*resp, 0, "status"));
 	return 0;
 }
 
@@ -473,15 +474,15 @@ cred_activate_request(struct gw_request *req, struct gw_reply *rep)
 	gw_random_bytes(nonce, sizeof(nonce));
 	exp = gw_now() + ACT_TTL;
 	memset(&f, 0, sizeof(f));
-	f.credential_id = PQgetvalue(res, 0, C_ID);
-	f.owner_id = PQgetvalue(res, 0, C_OWNER);
+	f.credential_id = gw_val(res, 0, "id");
+	f.owner_id = gw_val(res, 0, "tenant_account");
 	f.device_uuid = device;
 	f.kak_spki = spki;
 	f.kak_spki_len = spkilen;
 	f.kak_algo = kak_algo;
-	f.key_algo = sg_key_algo_parse(PQgetvalue(res, 0, C_KEYALGO));
+	f.key_algo = sg_key_algo_parse(gw_val(res, 0, "key_algo"));
 	f.subject_cn = vo.v.common_name;
-	f.validity_days = (uint32_t)atoi(PQgetvalue(res, 0, C_DAYS));
+	f.validity_days = (uint32_t)atoi(gw_val(res, 0, "validity_days"));
 	f.nonce = nonce;
 	f.nonce_len = sizeof(nonce);
 	f.expires_at = exp;
@@ -618,15 +619,15 @@ cred_activate_response(struct gw_request *req, struct gw_reply *rep)
 		goto out;
 	/* Exactly the fields stored by activate/request: the engine rebuilds the authData. */
 	memset(&f, 0, sizeof(f));
-	f.credential_id = PQgetvalue(res, 0, C_ID);
-	f.owner_id = PQgetvalue(res, 0, C_OWNER);
+	f.credential_id = gw_val(res, 0, "id");
+	f.owner_id = gw_val(res, 0, "tenant_account");
 	f.device_uuid = device;
 	f.kak_spki = spki;
 	f.kak_spki_len = spkilen;
 	f.kak_algo = kak_algo;
-	f.key_algo = sg_key_algo_parse(PQgetvalue(res, 0, C_KEYALGO));
+	f.key_algo = sg_key_algo_parse(gw_val(res, 0, "key_algo"));
 	f.subject_cn = gw_val(res, 0, "act_subject_cn");
-	f.validity_days = (uint32_t)atoi(PQgetvalue(res, 0, C_DAYS));
+	f.validity_days = (uint32_t)atoi(gw_val(res, 0, "validity_days"));
 	f.nonce = nonce;
 	f.nonce_len = noncelen;
 	f.expires_at = atoll(gw_val(res, 0, "act_expires_at"));

@@ -12,11 +12,32 @@
 #include "signing.h"
 
 /* A 1x1 transparent PNG would do; an SVG with the service's initial says more. */
-const char csc_logo_uri[] = "data:image/svg+xml;base64,"
+static const char csc_logo_uri[] = "data:image/svg+xml;base64,"
     "PHN2ZyB4bWxucz0iaHR0cDovL3d3dy53My5vcmcvMjAwMC9zdmciIHZpZXdCb3g9IjAgMCA2NCA2NCI+"
     "PHJlY3Qgd2lkdGg9IjY0IiBoZWlnaHQ9IjY0IiByeD0iMTIiIGZpbGw9IiMxZjNhNWYiLz48dGV4dCB4"
     "PSIzMiIgeT0iNDQiIGZvbnQtc2l6ZT0iMzYiIHRleHQtYW5jaG9yPSJtaWRkbGUiIGZpbGw9IiNmZmYi"
     "IGZvbnQtZmFtaWx5PSJzYW5zLXNlcmlmIj5SPC90ZXh0Pjwvc3ZnPg==";
+
+json_t *
+csc_info_json(struct gw_request *req, const char *specs, json_t *rest)
+{
+	json_t *o = NULL;
+
+	if (rest != NULL)
+		o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}",
+		    "specs", specs,
+		    "name", req->cfg->service_name,
+		    "logo", csc_logo_uri,
+		    "region", req->cfg->csc_region,
+		    "lang", "en-US",
+		    "description", "HSM-backed remote signing service (CSC API, ETSI EN 419 241 SCAL2)");
+	if (o != NULL && json_object_update(o, rest) != 0) {
+		json_decref(o);
+		o = NULL;
+	}
+	json_decref(rest);
+	return o;
+}
 
 static void
 wipe_strings(json_t *v)

@@ -85,7 +85,9 @@ int csc_need(struct gw_request *req, struct gw_reply *rep, const char *name, jso
  * behind a trusted proxy), into buf. Returns buf. */
 const char *csc_base_url(struct gw_request *req, char *buf, size_t n);
 
-/* The logo of info: a data: URI (the CSC info requires one). */
-extern const char csc_logo_uri[];
+/* The answer to info: what both versions say alike (specs, name, logo, region, lang,
+ * description, in this order), then the fields of rest, the version's own, in their
+ * order. Takes rest (also on failure); returns NULL when out of memory or rest is NULL. */
+json_t *csc_info_json(struct gw_request *req, const char *specs, json_t *rest);
 
 #endif

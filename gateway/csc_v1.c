@@ -35,15 +35,9 @@ csc_v1_info(struct gw_request *req, struct gw_reply *rep)
 		return RSSP_E_NOMEM;
 	for (i = 0; i < sizeof(v1_methods) / sizeof(v1_methods[0]); i++)
 		json_array_append_new(methods, json_string(v1_methods[i]));
-	o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:[ss],s:o}",
-	    "specs", "1.0.4.0",
-	    "name", req->cfg->service_name,
-	    "logo", csc_logo_uri,
-	    "region", req->cfg->csc_region,
-	    "lang", "en-US",
-	    "description", "HSM-backed remote signing service (CSC API, ETSI EN 419 241 SCAL2)",
+	o = csc_info_json(req, "1.0.4.0", json_pack("{s:[ss],s:o}",
 	    "authType", "basic", "digest",
-	    "methods", methods);
+	    "methods", methods));
 	return gw_reply_json(rep, 200, o);
 }
 

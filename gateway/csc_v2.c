@@ -40,14 +40,8 @@ csc_v2_info(struct gw_request *req, struct gw_reply *rep)
 	snprintf(oauth, sizeof(oauth), "%s/csc/v2", csc_base_url(req, base, sizeof(base)));
 	/* signature_formats and conformance_levels are empty: this service signs hashes
 	 * (signHash) and makes no signed document or AdES form itself (no signDoc). */
-	o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:[ssss],s:s,s:s,s:b,s:o,s:b,"
+	o = csc_info_json(req, "2.0.0.2", json_pack("{s:[ssss],s:s,s:s,s:b,s:o,s:b,"
 	    "s:{s:[sssssssss]},s:{s:[],s:[]},s:[]}",
-	    "specs", "2.0.0.2",
-	    "name", req->cfg->service_name,
-	    "logo", csc_logo_uri,
-	    "region", req->cfg->csc_region,
-	    "lang", "en-US",
-	    "description", "HSM-backed remote signing service (CSC API, ETSI EN 419 241 SCAL2)",
 	    "authType", "basic", "digest", "oauth2client", "oauth2code",
 	    "oauth2", oauth,
 	    "oauth2Issuer", oauth,
@@ -58,7 +52,7 @@ csc_v2_info(struct gw_request *req, struct gw_reply *rep)
 	    "1.2.840.113549.1.1.12", "1.2.840.113549.1.1.13", "1.2.840.113549.1.1.10",
 	    "1.2.840.10045.2.1", "1.2.840.10045.4.3.2", "1.2.840.10045.4.3.3", "1.2.840.10045.4.3.4",
 	    "signature_formats", "formats", "envelope_properties",
-	    "conformance_levels");
+	    "conformance_levels"));
 	if (o != NULL)
 		json_object_set_new(o, "version", json_string(RSSP_VERSION));
 	return gw_reply_json(rep, 200, o);

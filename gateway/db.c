@@ -1,5 +1,4 @@
 /* db.c - libpq helpers, the connection pool, transactions, migrations. */
-#include <dirent.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -12,6 +11,8 @@
 #include <libpq-events.h>
 
 #include "db.h"
+#include "deadline.h"
+#include "dir_list.h"
 #include "gw.h"
 #include "gw_internal.h"
 #include "rssp_log.h"
@@ -318,13 +319,7 @@ gw_db_pool_get(struct gw_db_pool *p, unsigned timeout_ms, PGconn **cp)
 	PGconn *c = NULL;
 	int r;
 
-	clock_gettime(CLOCK_MONOTONIC, &dl);
-	dl.tv_sec += timeout_ms / 1000;
-	dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (dl.tv_nsec >= 1000000000L) {
-		dl.tv_sec++;
-		dl.tv_nsec -= 1000000000L;
-	}
+	gw_deadline_after_ms(CLOCK_MONOTONIC, timeout_ms, &dl);
 	pthread_mutex_lock(&p->mu);
 	while (p->n_idle == 0 && p->in_use >= p->size) {
 		if (pthread_cond_timedwait(&p->cv, &p->mu, &dl) == ETIMEDOUT &&
@@ -438,12 +433,6 @@ migration_name_ok(const char *n)
 }
 
 static int
-cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static int
 read_file(const char *path, char **textp)
 {
 	FILE *f;
@@ -529,45 +518,23 @@ out:
 int
 gw_db_migrate(PGconn *c, const char *schema_dir, int *appliedp)
 {
-	DIR *d;
-	struct dirent *e;
-	char **names = NULL, **tmp;
-	size_t n = 0, cap = 0, i;
-	int applied = 0, r = 0;
+	char **names = NULL;
+	size_t n = 0, i;
+	int applied = 0, r;
 
-	if ((d = opendir(schema_dir)) == NULL) {
-		log_error("cannot open schema directory %s", schema_dir);
-		return RSSP_E_IO;
+	if ((r = dir_list(schema_dir, ".sql", 0, &names, &n)) != 0) {
+		if (r == RSSP_E_IO)
+			log_error("cannot open schema directory %s", schema_dir);
+		return r;
 	}
-	while ((e = readdir(d)) != NULL) {
-		if (!migration_name_ok(e->d_name))
-			continue;
-		if (n == cap) {
-			cap = cap ? cap * 2 : 16;
-			if ((tmp = realloc(names, cap * sizeof(*names))) == NULL) {
-				r = RSSP_E_NOMEM;
-				goto out;
-			}
-			names = tmp;
-		}
-		if ((names[n] = strdup(e->d_name)) == NULL) {
-			r = RSSP_E_NOMEM;
-			goto out;
-		}
-		n++;
-	}
-	if (n > 0)
-		qsort(names, n, sizeof(*names), cmp_str);
 	for (i = 0; i < n; i++)
-		if ((r = apply_one(c, schema_dir, names[i], &applied)) < 0)
+		if (migration_name_ok(names[i]) &&
+		    (r = apply_one(c, schema_dir, names[i], &applied)) < 0)
 			goto out;
 	if (appliedp != NULL)
 		*appliedp = applied;
 out:
-	for (i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
-	closedir(d);
+	dir_list_free(names, n);
 	return r;
 }
 

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "deadline.h"
 #include "rssp_log.h"
 
 #include "engine_client.h"
@@ -178,13 +179,7 @@ probe_main(void *arg)
 		pthread_mutex_lock(&h->mu);
 		if (!h->stop && !h->wake) {
 			unsigned tick = h->probe_ms / 4; /* a hung engine is seen within 2.75 periods */
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_sec += tick / 1000;
-			ts.tv_nsec += (long)(tick % 1000) * 1000000L;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
+			gw_deadline_after_ms(CLOCK_REALTIME, tick, &ts);
 			while (!h->stop && !h->wake &&
 			    pthread_cond_timedwait(&h->cv, &h->mu, &ts) != ETIMEDOUT)
 				;
@@ -200,6 +195,17 @@ probe_main(void *arg)
 		if (atomic_load(&h->state) != EH_UP || idle >= (long long)h->probe_ms)
 			probe_once(h);
 	}
+}
+
+/* Frees an instance whose probe thread is not running (never started, or joined). */
+static void
+health_free(struct engine_health *h)
+{
+	engine_client_free(h->probe);
+	free(h->socket_path);
+	pthread_mutex_destroy(&h->mu);
+	pthread_cond_destroy(&h->cv);
+	free(h);
 }
 
 int
@@ -235,11 +241,7 @@ engine_health_start(const char *socket_path, unsigned probe_ms, unsigned probe_t
 	eh = h;
 	if (pthread_create(&h->thread, NULL, probe_main, h) != 0) {
 		eh = NULL;
-		engine_client_free(h->probe);
-		free(h->socket_path);
-		pthread_mutex_destroy(&h->mu);
-		pthread_cond_destroy(&h->cv);
-		free(h);
+		health_free(h);
 		return RSSP_E_NOMEM;
 	}
 	return 0;
@@ -258,9 +260,5 @@ engine_health_stop(void)
 	pthread_mutex_unlock(&h->mu);
 	pthread_join(h->thread, NULL);
 	eh = NULL;
-	engine_client_free(h->probe);
-	free(h->socket_path);
-	pthread_mutex_destroy(&h->mu);
-	pthread_cond_destroy(&h->cv);
-	free(h);
+	health_free(h);
 }

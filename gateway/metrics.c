@@ -20,24 +20,37 @@ struct hist {
 	double sum;
 };
 
+/* A counter by (label, status) and a latency histogram by label, rendered under the
+ * names and HELP texts it carries: HTTP requests by route, engine calls by method. */
+struct status_count { const char *label; int status; unsigned long long n; };
+struct label_hist { const char *label; struct hist h; };
+struct timed_series {
+	const char *label;                     /* the label's name: "route", "method" */
+	const char *total, *total_help;        /* the counter */
+	const char *duration, *duration_help;  /* the histogram */
+	struct status_count *counts;
+	unsigned n_counts, max_counts;
+	struct label_hist *hists;
+	unsigned n_hists, max_hists;
+};
+
 #define MAX_REQ 256
-struct req_count { const char *route; int status; unsigned long long n; };
-struct route_hist { const char *route; struct hist h; };
 #define MAX_ENGINE 32
-struct engine_count { const char *method; int status; unsigned long long n; };
-struct engine_hist { const char *method; struct hist h; };
+#define MAX_ENGINE_METHODS 8
 #define MAX_ALGOS 32
 struct sig_count { char algo[48]; unsigned long long n; };
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static struct req_count reqs[MAX_REQ];
-static unsigned n_reqs;
-static struct route_hist rhist[MAX_REQ];
-static unsigned n_rhist;
-static struct engine_count ecount[MAX_ENGINE];
-static unsigned n_ecount;
-static struct engine_hist ehist[8];
-static unsigned n_ehist;
+static struct status_count req_counts[MAX_REQ], engine_counts[MAX_ENGINE];
+static struct label_hist req_hists[MAX_REQ], engine_hists[MAX_ENGINE_METHODS];
+static struct timed_series http = {"route",
+	"rssp_http_requests_total", "HTTP requests by route and status.",
+	"rssp_http_request_duration_seconds", "HTTP request latency by route.",
+	req_counts, 0, MAX_REQ, req_hists, 0, MAX_REQ};
+static struct timed_series engine = {"method",
+	"rssp_engine_calls_total", "Engine calls by method and gRPC status (-1: unreachable).",
+	"rssp_engine_call_duration_seconds", "Engine call latency by method.",
+	engine_counts, 0, MAX_ENGINE, engine_hists, 0, MAX_ENGINE_METHODS};
 static struct sig_count sigs[MAX_ALGOS + 1];
 static unsigned n_sigs;
 static unsigned long long sig_other;
@@ -82,55 +95,52 @@ hist_add(struct hist *h, double s)
 	h->sum += s;
 }
 
-void
-gw_metrics_request(const char *route, int status, double seconds)
+/* Labels are static strings: the same pointer, or (a label spelled twice) the same text. */
+static int
+same_label(const char *a, const char *b)
+{
+	return a == b || strcmp(a, b) == 0;
+}
+
+/* Counts one event (label, status) and adds its duration to the label's histogram; a new
+ * label or pair past the series' capacity is not recorded. Called with mu held. */
+static void
+series_add(struct timed_series *s, const char *label, int status, double seconds)
 {
 	unsigned i;
 
-	pthread_mutex_lock(&mu);
-	for (i = 0; i < n_reqs; i++)
-		if (reqs[i].route == route && reqs[i].status == status)
+	for (i = 0; i < s->n_counts; i++)
+		if (same_label(s->counts[i].label, label) && s->counts[i].status == status)
 			break;
-	if (i == n_reqs && n_reqs < MAX_REQ) {
-		reqs[i].route = route;
-		reqs[i].status = status;
-		n_reqs++;
+	if (i == s->n_counts && s->n_counts < s->max_counts) {
+		s->counts[i].label = label;
+		s->counts[i].status = status;
+		s->n_counts++;
 	}
-	if (i < n_reqs)
-		reqs[i].n++;
-	for (i = 0; i < n_rhist; i++)
-		if (rhist[i].route == route)
+	if (i < s->n_counts)
+		s->counts[i].n++;
+	for (i = 0; i < s->n_hists; i++)
+		if (same_label(s->hists[i].label, label))
 			break;
-	if (i == n_rhist && n_rhist < MAX_REQ)
-		rhist[n_rhist++].route = route;
-	if (i < n_rhist)
-		hist_add(&rhist[i].h, seconds);
+	if (i == s->n_hists && s->n_hists < s->max_hists)
+		s->hists[s->n_hists++].label = label;
+	if (i < s->n_hists)
+		hist_add(&s->hists[i].h, seconds);
+}
+
+void
+gw_metrics_request(const char *route, int status, double seconds)
+{
+	pthread_mutex_lock(&mu);
+	series_add(&http, route, status, seconds);
 	pthread_mutex_unlock(&mu);
 }
 
 void
 gw_metrics_engine_call(const char *method, int grpc_status, double seconds)
 {
-	unsigned i;
-
 	pthread_mutex_lock(&mu);
-	for (i = 0; i < n_ecount; i++)
-		if (strcmp(ecount[i].method, method) == 0 && ecount[i].status == grpc_status)
-			break;
-	if (i == n_ecount && n_ecount < MAX_ENGINE) {
-		ecount[i].method = method;
-		ecount[i].status = grpc_status;
-		n_ecount++;
-	}
-	if (i < n_ecount)
-		ecount[i].n++;
-	for (i = 0; i < n_ehist; i++)
-		if (strcmp(ehist[i].method, method) == 0)
-			break;
-	if (i == n_ehist && n_ehist < 8)
-		ehist[n_ehist++].method = method;
-	if (i < n_ehist)
-		hist_add(&ehist[i].h, seconds);
+	series_add(&engine, method, grpc_status, seconds);
 	pthread_mutex_unlock(&mu);
 }
 
@@ -221,6 +231,22 @@ hist_render(struct rssp_buf *b, const char *name, const char *label, const char 
 	sb_printf(b, "%s_count{%s=\"%s\"} %llu\n", name, label, e, h->count);
 }
 
+/* The series' counter, then its histogram. Called with mu held. */
+static void
+series_render(struct rssp_buf *b, const struct timed_series *s)
+{
+	char e[256];
+	unsigned i;
+
+	sb_printf(b, "# HELP %s %s\n# TYPE %s counter\n", s->total, s->total_help, s->total);
+	for (i = 0; i < s->n_counts; i++)
+		sb_printf(b, "%s{%s=\"%s\",status=\"%d\"} %llu\n", s->total, s->label,
+		    esc(s->counts[i].label, e, sizeof(e)), s->counts[i].status, s->counts[i].n);
+	sb_printf(b, "# HELP %s %s\n# TYPE %s histogram\n", s->duration, s->duration_help, s->duration);
+	for (i = 0; i < s->n_hists; i++)
+		hist_render(b, s->duration, s->label, s->hists[i].label, &s->hists[i].h);
+}
+
 char *
 gw_metrics_render(unsigned db_in_use, unsigned db_size)
 {
@@ -231,24 +257,8 @@ gw_metrics_render(unsigned db_in_use, unsigned db_size)
 	unsigned i;
 
 	pthread_mutex_lock(&mu);
-	sb_printf(&b, "# HELP rssp_http_requests_total HTTP requests by route and status.\n"
-	    "# TYPE rssp_http_requests_total counter\n");
-	for (i = 0; i < n_reqs; i++)
-		sb_printf(&b, "rssp_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n",
-		    esc(reqs[i].route, e, sizeof(e)), reqs[i].status, reqs[i].n);
-	sb_printf(&b, "# HELP rssp_http_request_duration_seconds HTTP request latency by route.\n"
-	    "# TYPE rssp_http_request_duration_seconds histogram\n");
-	for (i = 0; i < n_rhist; i++)
-		hist_render(&b, "rssp_http_request_duration_seconds", "route", rhist[i].route, &rhist[i].h);
-	sb_printf(&b, "# HELP rssp_engine_calls_total Engine calls by method and gRPC status (-1: unreachable).\n"
-	    "# TYPE rssp_engine_calls_total counter\n");
-	for (i = 0; i < n_ecount; i++)
-		sb_printf(&b, "rssp_engine_calls_total{method=\"%s\",status=\"%d\"} %llu\n",
-		    esc(ecount[i].method, e, sizeof(e)), ecount[i].status, ecount[i].n);
-	sb_printf(&b, "# HELP rssp_engine_call_duration_seconds Engine call latency by method.\n"
-	    "# TYPE rssp_engine_call_duration_seconds histogram\n");
-	for (i = 0; i < n_ehist; i++)
-		hist_render(&b, "rssp_engine_call_duration_seconds", "method", ehist[i].method, &ehist[i].h);
+	series_render(&b, &http);
+	series_render(&b, &engine);
 	sb_printf(&b, "# HELP rssp_signatures_total Signatures made, by algorithm.\n"
 	    "# TYPE rssp_signatures_total counter\n");
 	for (i = 0; i < n_sigs; i++)

@@ -7,17 +7,13 @@
 #include <string.h>
 #include <time.h>
 
-#include <grpc/byte_buffer.h>
-#include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
-#include <grpc/grpc_security.h>
-#include <grpc/slice.h>
-#include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
 #include <openssl/crypto.h>
 
 #include <rssp/engine/v1/engine.pb-c.h>
 
+#include "grpc_unary.h"
 #include "rssp_log.h"
 
 struct engine_client {
@@ -36,20 +32,15 @@ int
 engine_client_new(const char *socket_path, unsigned timeout_ms, struct engine_client **cp)
 {
 	struct engine_client *c = NULL;
-	grpc_channel_credentials *creds = NULL;
 	grpc_arg a[4];
 	grpc_channel_args args;
-	char *target = NULL;
-	size_t n;
 	int r = RSSP_E_INVAL;
 
 	if (socket_path == NULL || socket_path[0] == '\0' || strlen(socket_path) > 107)
 		goto out;
 	r = RSSP_E_NOMEM;
-	n = strlen(socket_path) + 6;
-	if ((c = calloc(1, sizeof(*c))) == NULL || (target = malloc(n)) == NULL)
+	if ((c = calloc(1, sizeof(*c))) == NULL)
 		goto out;
-	snprintf(target, n, "unix:%s", socket_path);
 	c->timeout_ms = timeout_ms ? timeout_ms : 5000;
 	grpc_init();
 	/* reconnect quickly after an engine restart (gRPC's default backoff grows to 120 s) */
@@ -69,10 +60,7 @@ engine_client_new(const char *socket_path, unsigned timeout_ms, struct engine_cl
 	a[3].value.integer = 8 * 1024 * 1024;
 	args.num_args = 4;
 	args.args = a;
-	creds = grpc_insecure_credentials_create();
-	c->ch = grpc_channel_create(target, creds, &args);
-	grpc_channel_credentials_release(creds);
-	if (c->ch == NULL) {
+	if ((c->ch = grpc_unary_channel_new(socket_path, &args)) == NULL) {
 		grpc_shutdown();
 		r = RSSP_E_INTERNAL;
 		goto out;
@@ -83,7 +71,6 @@ engine_client_new(const char *socket_path, unsigned timeout_ms, struct engine_cl
 	c = NULL;
 	r = 0;
 out:
-	free(target);
 	free(c);
 	return r;
 }
@@ -98,197 +85,62 @@ engine_client_free(struct engine_client *c)
 	free(c);
 }
 
-static gpr_timespec
-deadline_in(unsigned ms)
-{
-	return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-	    gpr_time_from_millis((int64_t)ms, GPR_TIMESPAN));
-}
-
-static int
-engine_answered(const grpc_metadata_array *md)
-{
-	size_t i;
-
-	for (i = 0; i < md->count; i++)
-		if (grpc_slice_str_cmp(md->metadata[i].key, "rssp-engine") == 0)
-			return 1;
-	return 0;
-}
-
 /* gRPC's own status text when no connection could be made, so the call was never
  * sent ("failed to connect to all addresses; last error: ..." in 1.51). Anything else
  * without the engine's metadata (a connection reset mid-call, ...) may have reached it. */
 static int
-not_sent(grpc_slice details)
+not_sent(const char *details)
 {
 	static const char pfx[] = "failed to connect to all addresses";
 
-	return GRPC_SLICE_LENGTH(details) >= sizeof(pfx) - 1 &&
-	    memcmp(GRPC_SLICE_START_PTR(details), pfx, sizeof(pfx) - 1) == 0;
+	return details != NULL && strncmp(details, pfx, sizeof(pfx) - 1) == 0;
 }
 
+/* One call (grpc_unary.h), its outcome mapped: RSSP_E_TIMEOUT / RSSP_E_UNAVAILABLE when
+ * the transport, not the engine, answered; else 0 with *statusp, *msgp (NULL or the
+ * status text, malloc'd) and, on OK, the response *respp / *resplenp (malloc'd). */
 static int
 do_call(struct engine_client *c, void *reg, const char *path, unsigned deadline_ms,
     const char *request_id, const uint8_t *req, size_t reqlen, uint8_t **respp, size_t *resplenp,
     int *statusp, char **msgp)
 {
-	grpc_completion_queue *cq = NULL;
-	grpc_call *call = NULL;
-	grpc_metadata md;
-	grpc_metadata_array init_md, trail_md;
-	grpc_byte_buffer *send = NULL, *recv = NULL;
-	grpc_byte_buffer_reader rd;
-	grpc_slice details = grpc_empty_slice(), s, rid = grpc_empty_slice(), in, mslice;
-	grpc_status_code status = GRPC_STATUS_UNKNOWN;
-	grpc_op ops[6], *op = ops;
-	grpc_event ev;
-	char ridbuf[129];
-	uint8_t *resp = NULL;
-	size_t resplen = 0, i, n;
-	char *msg = NULL;
-	unsigned gen = atomic_load(&c->cancel_gen);
-	int r = RSSP_E_NOMEM, cancelled = 0;
+	struct grpc_unary_result u;
+	int r;
 
-	grpc_metadata_array_init(&init_md);
-	grpc_metadata_array_init(&trail_md);
-	memset(ops, 0, sizeof(ops));
 	if (deadline_ms == 0)
 		deadline_ms = c->timeout_ms;
-	if ((cq = grpc_completion_queue_create_for_pluck(NULL)) == NULL)
-		goto out;
-	if (reg != NULL) {
-		call = grpc_channel_create_registered_call(c->ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
-		    reg, deadline_in(deadline_ms), NULL);
-	} else {
-		mslice = grpc_slice_from_copied_string(path);
-		call = grpc_channel_create_call(c->ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, mslice,
-		    NULL, deadline_in(deadline_ms), NULL);
-		grpc_slice_unref(mslice);
-	}
-	if (call == NULL)
-		goto out;
-	s = grpc_slice_from_copied_buffer((const char *)req, reqlen);
-	send = grpc_raw_byte_buffer_create(&s, 1);
-	grpc_slice_unref(s);
-
-	op->op = GRPC_OP_SEND_INITIAL_METADATA;
-	if (request_id != NULL && request_id[0] != '\0') {
-		/* metadata values must be printable ASCII; the engine sanitises again */
-		n = strlen(request_id);
-		if (n > 128)
-			n = 128;
-		for (i = 0; i < n; i++) {
-			unsigned char ch = (unsigned char)request_id[i];
-			ridbuf[i] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
-		}
-		ridbuf[n] = '\0';
-		rid = grpc_slice_from_copied_string(ridbuf);
-		md.key = grpc_slice_from_static_string("x-request-id");
-		md.value = rid;
-		op->data.send_initial_metadata.count = 1;
-		op->data.send_initial_metadata.metadata = &md;
-	}
-	op++;
-	op->op = GRPC_OP_SEND_MESSAGE;
-	op->data.send_message.send_message = send;
-	op++;
-	op->op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-	op++;
-	op->op = GRPC_OP_RECV_INITIAL_METADATA;
-	op->data.recv_initial_metadata.recv_initial_metadata = &init_md;
-	op++;
-	op->op = GRPC_OP_RECV_MESSAGE;
-	op->data.recv_message.recv_message = &recv;
-	op++;
-	op->op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-	op->data.recv_status_on_client.trailing_metadata = &trail_md;
-	op->data.recv_status_on_client.status = &status;
-	op->data.recv_status_on_client.status_details = &details;
-	op++;
-	if (grpc_call_start_batch(call, ops, (size_t)(op - ops), call, NULL) != GRPC_CALL_OK) {
-		r = RSSP_E_INTERNAL;
-		goto out;
-	}
-	/* wait in slices so that engine_client_cancel_all() can cut the call short */
-	for (;;) {
-		ev = grpc_completion_queue_pluck(cq, call, deadline_in(100), NULL);
-		if (ev.type != GRPC_QUEUE_TIMEOUT)
-			break;
-		if (!cancelled && atomic_load(&c->cancel_gen) != gen) {
-			grpc_call_cancel_with_status(call, GRPC_STATUS_CANCELLED,
-			    "the engine stopped answering", NULL);
-			cancelled = 1;
-		}
-	}
-	if (ev.type != GRPC_OP_COMPLETE) {
-		r = RSSP_E_INTERNAL;
-		goto out;
-	}
-	if (status == GRPC_STATUS_DEADLINE_EXCEEDED || (cancelled && !engine_answered(&init_md))) {
+	/* the engine marks every answer of its own with the metadata key rssp-engine */
+	if ((r = grpc_unary(c->ch, reg, path, deadline_ms, request_id, req, reqlen, &c->cancel_gen,
+	    "rssp-engine", &u)) != 0)
+		return r;
+	if (u.status == GRPC_STATUS_DEADLINE_EXCEEDED || (u.cancelled && !u.marked)) {
 		r = RSSP_E_TIMEOUT;
 		goto out;
 	}
-	if (status == GRPC_STATUS_UNAVAILABLE && !engine_answered(&init_md)) {
+	if (u.status == GRPC_STATUS_UNAVAILABLE && !u.marked) {
 		/* Not the engine's answer: the transport's. The request reached the engine (which
 		 * may have acted: a connection cut mid-call) unless gRPC never had a connection
 		 * to send it on. Other statuses without the engine's metadata (a message over
 		 * the channel's cap, ...) are gRPC's own refusals and returned as answers. */
-		r = not_sent(details) ? RSSP_E_UNAVAILABLE : RSSP_E_TIMEOUT;
-		log_debug("engine call failed (%d): %.*s", (int)status, (int)GRPC_SLICE_LENGTH(details),
-		    (const char *)GRPC_SLICE_START_PTR(details));
+		r = not_sent(u.details) ? RSSP_E_UNAVAILABLE : RSSP_E_TIMEOUT;
+		log_debug("engine call failed (%d): %s", u.status, u.details != NULL ? u.details : "");
 		goto out;
 	}
-	r = RSSP_E_NOMEM;
-	if (status == GRPC_STATUS_OK && recv != NULL) {
-		if (!grpc_byte_buffer_reader_init(&rd, recv)) {
-			r = RSSP_E_INTERNAL;
-			goto out;
-		}
-		in = grpc_byte_buffer_reader_readall(&rd);
-		grpc_byte_buffer_reader_destroy(&rd);
-		resplen = GRPC_SLICE_LENGTH(in);
-		resp = malloc(resplen ? resplen : 1);
-		if (resp != NULL)
-			memcpy(resp, GRPC_SLICE_START_PTR(in), resplen);
-		grpc_slice_unref(in);
-		if (resp == NULL)
-			goto out;
-	} else if (status == GRPC_STATUS_OK) {
-		status = GRPC_STATUS_INTERNAL; /* OK without a message breaks the protocol */
+	if (u.status == GRPC_STATUS_OK && u.resp == NULL)
+		u.status = GRPC_STATUS_INTERNAL; /* OK without a message breaks the protocol */
+	*statusp = u.status;
+	*msgp = u.details; /* the caller's from here */
+	u.details = NULL;
+	*respp = NULL;
+	*resplenp = 0;
+	if (u.status == GRPC_STATUS_OK) {
+		*respp = u.resp; /* the caller's from here */
+		*resplenp = u.resplen;
+		u.resp = NULL;
 	}
-	if (GRPC_SLICE_LENGTH(details) > 0) {
-		n = GRPC_SLICE_LENGTH(details);
-		if ((msg = malloc(n + 1)) == NULL)
-			goto out;
-		memcpy(msg, GRPC_SLICE_START_PTR(details), n);
-		msg[n] = '\0';
-	}
-	*statusp = (int)status;
-	*msgp = msg;
-	msg = NULL;
-	*respp = resp;
-	*resplenp = resplen;
-	resp = NULL;
 	r = 0;
 out:
-	free(msg);
-	free(resp);
-	if (send != NULL)
-		grpc_byte_buffer_destroy(send);
-	if (recv != NULL)
-		grpc_byte_buffer_destroy(recv);
-	grpc_slice_unref(details);
-	grpc_slice_unref(rid);
-	grpc_metadata_array_destroy(&init_md);
-	grpc_metadata_array_destroy(&trail_md);
-	if (call != NULL)
-		grpc_call_unref(call);
-	if (cq != NULL) {
-		grpc_completion_queue_shutdown(cq);
-		grpc_completion_queue_pluck(cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-		grpc_completion_queue_destroy(cq);
-	}
+	grpc_unary_result_release(&u);
 	return r;
 }
 
@@ -333,7 +185,8 @@ engine_client_ready(struct engine_client *c, unsigned timeout_ms)
 {
 	grpc_completion_queue *cq;
 	grpc_connectivity_state st;
-	gpr_timespec deadline = deadline_in(timeout_ms);
+	gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+	    gpr_time_from_millis((int64_t)timeout_ms, GPR_TIMESPAN));
 	grpc_event ev;
 	int tag, r = RSSP_E_UNAVAILABLE;
 

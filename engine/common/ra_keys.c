@@ -1,6 +1,5 @@
 #include "ra_keys.h"
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +12,7 @@
 #include <openssl/x509.h>
 
 #include "buf.h"
+#include "dir_list.h"
 #include "kak_verify.h"
 
 struct ra_key {
@@ -126,39 +126,15 @@ load_file(struct ra_keys *set, const char *path)
 }
 
 static int
-name_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static int
 load_dir(struct ra_keys *set, const char *path)
 {
-	DIR *d;
-	struct dirent *de;
-	char **names = NULL, **nn, full[4096];
-	size_t n = 0, i, len;
+	char **names = NULL, full[4096];
+	size_t n = 0, i;
 	struct stat st;
-	int r = 0;
+	int r;
 
-	if ((d = opendir(path)) == NULL)
-		return RSSP_E_IO;
-	while ((de = readdir(d)) != NULL) {
-		len = strlen(de->d_name);
-		if (len < 5 || strcmp(de->d_name + len - 4, ".pem") != 0 || de->d_name[0] == '.')
-			continue;
-		if (n >= RA_KEYS_MAX || (nn = realloc(names, (n + 1) * sizeof(*names))) == NULL) {
-			r = n >= RA_KEYS_MAX ? RSSP_E_INVAL : RSSP_E_NOMEM;
-			goto out;
-		}
-		names = nn;
-		if ((names[n] = strdup(de->d_name)) == NULL) {
-			r = RSSP_E_NOMEM;
-			goto out;
-		}
-		n++;
-	}
-	qsort(names, n, sizeof(*names), name_cmp);
+	if ((r = dir_list(path, ".pem", RA_KEYS_MAX, &names, &n)) != 0)
+		return r;
 	for (i = 0; i < n && r == 0; i++) {
 		if ((size_t)snprintf(full, sizeof(full), "%s/%s", path, names[i]) >= sizeof(full))
 			r = RSSP_E_INVAL;
@@ -167,11 +143,7 @@ load_dir(struct ra_keys *set, const char *path)
 		else if (S_ISREG(st.st_mode))
 			r = load_file(set, full);
 	}
-out:
-	for (i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
-	closedir(d);
+	dir_list_free(names, n);
 	return r;
 }
 

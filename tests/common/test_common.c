@@ -1,14 +1,18 @@
 /* engine/common: the algorithm table, hex/base64/buffer helpers and the one KAK SPKI
  * policy (kak_spki_parse) that the engine and the gateway share. */
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
 #include "algo.h"
 #include "buf.h"
+#include "dir_list.h"
 #include "kak_verify.h"
 
 START_TEST(test_hash_table_matches_proto_and_api)
@@ -239,6 +243,75 @@ START_TEST(test_kak_policy_is_one)
 }
 END_TEST
 
+/* dir_list: names with the suffix, longer than it, not hidden, sorted by bytes; the cap
+ * refuses a directory with more; a missing directory is RSSP_E_IO. */
+static void
+touch(const char *dir, const char *name)
+{
+	char path[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	ck_assert_ptr_nonnull(f = fopen(path, "w"));
+	fclose(f);
+}
+
+START_TEST(test_dir_list_sorts_one_suffix)
+{
+	static const char *const files[] = { "010_b.sql", "002_a.sql", "B.sql", "a.sql.bak",
+		".hidden.sql", ".sql", "readme", "001_x.pem", "sql" };
+	char dir[64], path[128], **names = NULL;
+	size_t n = 99, i;
+
+	snprintf(dir, sizeof(dir), "/tmp/rssp-dirlist-test.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+		touch(dir, files[i]);
+	snprintf(path, sizeof(path), "%s/sub.sql", dir);   /* a directory: listed by name too */
+	ck_assert_int_eq(mkdir(path, 0700), 0);
+
+	ck_assert_int_eq(dir_list(dir, ".sql", 0, &names, &n), 0);
+	ck_assert_uint_eq(n, 4);
+	ck_assert_str_eq(names[0], "002_a.sql");
+	ck_assert_str_eq(names[1], "010_b.sql");
+	ck_assert_str_eq(names[2], "B.sql");
+	ck_assert_str_eq(names[3], "sub.sql");
+	dir_list_free(names, n);
+
+	/* a cap at the count is fine, one below refuses the directory */
+	ck_assert_int_eq(dir_list(dir, ".sql", 4, &names, &n), 0);
+	dir_list_free(names, n);
+	names = NULL;
+	n = 99;
+	ck_assert_int_eq(dir_list(dir, ".sql", 3, &names, &n), RSSP_E_INVAL);
+	ck_assert_ptr_null(names);
+	ck_assert_uint_eq(n, 99);
+
+	ck_assert_int_eq(dir_list(dir, ".pem", 0, &names, &n), 0);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_str_eq(names[0], "001_x.pem");
+	dir_list_free(names, n);
+
+	/* none: an empty list, NULL */
+	ck_assert_int_eq(dir_list(dir, ".crt", 0, &names, &n), 0);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_ptr_null(names);
+	dir_list_free(NULL, 0);
+
+	ck_assert_int_eq(rmdir(path), 0);
+	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+		ck_assert_int_eq(unlink(path), 0);
+	}
+	ck_assert_int_eq(dir_list(dir, ".sql", 0, &names, &n), 0);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_int_eq(rmdir(dir), 0);
+	ck_assert_int_eq(dir_list(dir, ".sql", 0, &names, &n), RSSP_E_IO);
+	ck_assert_int_eq(dir_list(NULL, ".sql", 0, &names, &n), RSSP_E_INVAL);
+	ck_assert_int_eq(dir_list(dir, NULL, 0, &names, &n), RSSP_E_INVAL);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -254,6 +327,7 @@ main(void)
 	tcase_add_test(tc, test_buffer_grows_and_is_sticky);
 	tcase_add_test(tc, test_utf8_and_tlv);
 	tcase_add_test(tc, test_kak_policy_is_one);
+	tcase_add_test(tc, test_dir_list_sorts_one_suffix);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -122,15 +122,26 @@ START_TEST(test_csc_faces_and_the_oauth_page_answer_without_a_signer)
 {
 	struct gwt *g = gwt_start(&fast);
 	struct gwt_resp *r;
-	char *h;
+	char *h, *v1_head;
 
 	r = gwt_post(g, "/csc/v1/info", NULL, "{}");
 	gwt_expect(r, 200, NULL);
 	ck_assert_str_eq(gwt_str(r, "specs"), "1.0.4.0");
+	ck_assert_str_eq(gwt_str(r, "lang"), "en-US");
+	ck_assert_int_eq(strncmp(gwt_str(r, "logo"), "data:image/", 11), 0);
+	ck_assert_ptr_nonnull(json_object_get(r->json, "authType"));
+	ck_assert_ptr_nonnull(json_object_get(r->json, "methods"));
+	/* both versions describe the service alike (name .. description, before their own) */
+	v1_head = strstr(r->body, "\"name\"");
+	ck_assert_ptr_nonnull(v1_head);
+	ck_assert_ptr_nonnull(strstr(v1_head, "\"authType\""));
+	v1_head = strndup(v1_head, (size_t)(strstr(v1_head, "\"authType\"") - v1_head));
 	gwt_resp_free(r);
 	r = gwt_post(g, "/csc/v2/info", NULL, "{}");
 	gwt_expect(r, 200, NULL);
 	ck_assert_str_eq(gwt_str(r, "specs"), "2.0.0.2");
+	ck_assert_ptr_nonnull(strstr(r->body, v1_head));
+	free(v1_head);
 	ck_assert(json_is_object(json_object_get(r->json, "signAlgorithms")));
 	gwt_resp_free(r);
 	/* a method of the specification that is not implemented */
