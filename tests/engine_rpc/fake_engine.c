@@ -63,15 +63,27 @@ fake_engine_start(struct fake_engine *fe, const struct fe_paths *p,
 }
 
 void
-fake_engine_stop(struct fake_engine *fe)
+fake_engine_ask_stop(struct fake_engine *fe)
 {
 	ck_assert_int_eq(write(fe->stop[1], "x", 1), 1);
+}
+
+void
+fake_engine_finish(struct fake_engine *fe)
+{
 	pthread_join(fe->th, NULL);
 	ck_assert_int_eq(fe->rc, 0);
 	rpc_server_free(fe->s);
 	audit_free(fe->audit);
 	close(fe->stop[0]);
 	close(fe->stop[1]);
+}
+
+void
+fake_engine_stop(struct fake_engine *fe)
+{
+	fake_engine_ask_stop(fe);
+	fake_engine_finish(fe);
 }
 
 void

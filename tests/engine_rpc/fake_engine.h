@@ -1,7 +1,7 @@
 /* fake_engine.h - the engine's real transport (rpc_server) serving a test's own method
  * table in this process, on a thread of its own: what the transport (engine_rpc_transport),
- * typed-client (engine_rpc_client) and circuit-breaker (gateway_engine_health) suites talk
- * to instead of the rssp-engine binary. The handlers are the test's; the socket rules,
+ * drain (engine_rpc_drain), typed-client (engine_rpc_client) and circuit-breaker
+ * (gateway_engine_health) suites talk to instead of the rssp-engine binary. The handlers are the test's; the socket rules,
  * the closed method table, the peer-uid check, draining and the audit log are the
  * engine's own code.
  *
@@ -52,8 +52,14 @@ void fake_engine_start(struct fake_engine *fe, const struct fe_paths *p,
     const struct rpc_server_opts *o, uid_t uid);
 
 /* Stops it as SIGTERM stops the engine (no new calls, calls in flight drain), asserts
- * that the server's run ended cleanly (0), and frees it and its audit log. */
+ * that the server's run ended cleanly (0), and frees it and its audit log:
+ * fake_engine_ask_stop, then fake_engine_finish. */
 void fake_engine_stop(struct fake_engine *fe);
+
+/* The two halves of fake_engine_stop, for a test that acts during the drain: asks the
+ * server to stop and returns at once; waits for the drain to end and frees. */
+void fake_engine_ask_stop(struct fake_engine *fe);
+void fake_engine_finish(struct fake_engine *fe);
 
 /* Fills sa with the unix socket address of path (asserts that it fits). */
 void fe_sockaddr(const char *path, struct sockaddr_un *sa);

@@ -14,12 +14,12 @@
 
 #include "audit.h"
 #include "engine_client.h"
+#include "fake_engine.h"
 #include "fixture.h"
-#include "rpc_server.h"
 
 enum { CLIENTS = 4, PER_CLIENT = 4, CALLS = CLIENTS * PER_CLIENT, ROUNDS = 4 };
 
-static char dir[256], sock[300], auditpath[300];
+static struct fe_paths fp;
 static int entered, hold_ms;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
@@ -51,78 +51,27 @@ static const struct rpc_method methods[] = {
 	{ "/rssp.engine.v1.Engine/SignHash", 4096, h_hold, AUDIT_SIGNHASH },
 };
 
-struct running {
-	struct rpc_server *s;
-	struct audit *audit;
-	pthread_t th;
-	int stop[2];
-	int rc;
-	uid_t uid;
-};
-
-static void *
-run_thread(void *arg)
-{
-	struct running *r = arg;
-
-	r->rc = rpc_server_run(r->s, r->stop[0]);
-	return NULL;
-}
-
 static void
 setup(void)
 {
-	ef_tempdir(dir, sizeof(dir), "rpcdrain");
-	snprintf(sock, sizeof(sock), "%s/run/engine.sock", dir);
-	snprintf(auditpath, sizeof(auditpath), "%s/audit.log", dir);
+	fe_paths_new(&fp, "rpcdrain");
 	entered = 0;
 }
 
 static void
 teardown(void)
 {
-	ef_rmtree(dir);
+	fe_paths_free(&fp);
 }
 
 static void
-start(struct running *r, unsigned workers)
+start(struct fake_engine *r, unsigned workers)
 {
 	struct rpc_server_opts o;
 
-	memset(r, 0, sizeof(*r));
-	r->uid = getuid();
-	ck_assert_int_eq(audit_open(auditpath, &r->audit), 0);
-	memset(&o, 0, sizeof(o));
-	o.socket_path = sock;
-	o.uids = &r->uid;
-	o.n_uids = 1;
-	o.workers = workers;
-	o.audit = r->audit;
-	o.methods = methods;
-	o.n_methods = 2;
+	fake_engine_opts(&o, methods, 2, workers);
 	o.probe_method = RPC_PROBE_METHOD;
-	ck_assert_int_eq(rpc_server_new(&o, &r->s), 0);
-	ck_assert_int_eq(pipe(r->stop), 0);
-	ck_assert_int_eq(pthread_create(&r->th, NULL, run_thread, r), 0);
-}
-
-/* Asks the server to stop and returns at once. */
-static void
-ask_stop(struct running *r)
-{
-	ck_assert_int_eq(write(r->stop[1], "x", 1), 1);
-}
-
-/* Waits for the stop, frees the server. */
-static void
-finish(struct running *r)
-{
-	pthread_join(r->th, NULL);
-	ck_assert_int_eq(r->rc, 0);
-	rpc_server_free(r->s);
-	audit_free(r->audit);
-	close(r->stop[0]);
-	close(r->stop[1]);
+	fake_engine_start(r, &fp, &o, getuid());
 }
 
 static void
@@ -157,24 +106,6 @@ job_main(void *arg)
 	return NULL;
 }
 
-static char *
-slurp(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	char *buf;
-	long n;
-
-	ck_assert_ptr_nonnull(f);
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	buf = calloc(1, (size_t)n + 1);
-	ck_assert_ptr_nonnull(buf);
-	ck_assert_uint_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-	fclose(f);
-	return buf;
-}
-
 /* Many calls on several connections when the stop comes, half of them on a worker: each
  * gets an answer from the engine, never a transport error. Every call that reached a
  * handler gets its own bytes back; one that came after the stop may be refused
@@ -182,7 +113,7 @@ slurp(const char *path)
  * an answer could reach the client as "broken pipe".) */
 START_TEST(test_every_call_in_flight_at_a_stop_gets_its_answer)
 {
-	struct running r;
+	struct fake_engine r;
 	struct engine_client *c[CLIENTS];
 	struct job j[CALLS];
 	pthread_t th[CALLS];
@@ -193,7 +124,7 @@ START_TEST(test_every_call_in_flight_at_a_stop_gets_its_answer)
 		entered = 0;
 		start(&r, CALLS / 2);
 		for (i = 0; i < CLIENTS; i++)
-			ck_assert_int_eq(engine_client_new(sock, 20000, &c[i]), 0);
+			ck_assert_int_eq(engine_client_new(fp.sock, 20000, &c[i]), 0);
 		for (i = 0; i < CALLS; i++) {
 			memset(&j[i], 0, sizeof(j[i]));
 			j[i].c = c[i % CLIENTS];
@@ -201,7 +132,7 @@ START_TEST(test_every_call_in_flight_at_a_stop_gets_its_answer)
 			ck_assert_int_eq(pthread_create(&th[i], NULL, job_main, &j[i]), 0);
 		}
 		wait_entered(CALLS / 2);
-		ask_stop(&r);
+		fake_engine_ask_stop(&r);
 		ok = 0;
 		for (i = 0; i < CALLS; i++) {
 			pthread_join(th[i], NULL);
@@ -210,12 +141,12 @@ START_TEST(test_every_call_in_flight_at_a_stop_gets_its_answer)
 			    "round %d call %d: rc %d status %d", round, i, j[i].rc, j[i].status);
 			ok += j[i].status == GRPC_STATUS_OK;
 		}
-		finish(&r);
+		fake_engine_finish(&r);
 		ck_assert_int_ge(ok, CALLS / 2);
 		ck_assert_int_eq(ok, entered); /* every call a handler took was answered */
 		for (i = 0; i < CLIENTS; i++)
 			engine_client_free(c[i]);
-		ck_assert_int_eq(access(sock, F_OK), -1);
+		ck_assert_int_eq(access(fp.sock, F_OK), -1);
 	}
 }
 END_TEST
@@ -225,7 +156,7 @@ END_TEST
  * the call in flight still gets its answer. */
 START_TEST(test_a_call_during_the_drain_is_refused_by_the_engine_and_audited)
 {
-	struct running r;
+	struct fake_engine r;
 	struct engine_client *c;
 	struct job inflight;
 	pthread_t th;
@@ -236,13 +167,13 @@ START_TEST(test_a_call_during_the_drain_is_refused_by_the_engine_and_audited)
 
 	hold_ms = 1500;
 	start(&r, 2);
-	ck_assert_int_eq(engine_client_new(sock, 20000, &c), 0);
+	ck_assert_int_eq(engine_client_new(fp.sock, 20000, &c), 0);
 	memset(&inflight, 0, sizeof(inflight));
 	inflight.c = c;
 	snprintf(inflight.req, sizeof(inflight.req), "in flight");
 	ck_assert_int_eq(pthread_create(&th, NULL, job_main, &inflight), 0);
 	wait_entered(1);
-	ask_stop(&r);
+	fake_engine_ask_stop(&r);
 	usleep(200 * 1000); /* the stop is seen at once; the call in flight holds 1.5 s */
 	rc = engine_call(c, ENGINE_METHOD_AUTHORIZE, "rid-late", (const uint8_t *)"late", 4,
 	    &resp, &resplen, &status, &msg);
@@ -256,10 +187,10 @@ START_TEST(test_a_call_during_the_drain_is_refused_by_the_engine_and_audited)
 	ck_assert_int_eq(inflight.rc, 0);
 	ck_assert_int_eq(inflight.status, GRPC_STATUS_OK);
 	ck_assert(inflight.echoed);
-	finish(&r);
+	fake_engine_finish(&r);
 	engine_client_free(c);
 	ck_assert_int_eq(entered, 1); /* the late call never reached a handler */
-	log = slurp(auditpath);
+	log = ef_slurp(fp.audit);
 	ck_assert_ptr_nonnull(strstr(log, "\"request_id\":\"rid-late\""));
 	ck_assert_ptr_nonnull(strstr(log, "engine stopping"));
 	free(log);
