@@ -1,9 +1,9 @@
 /* fake_engine.h - the engine's real transport (rpc_server) serving a test's own method
  * table in this process, on a thread of its own: what the transport (engine_rpc_transport),
  * drain (engine_rpc_drain), typed-client (engine_rpc_client) and circuit-breaker
- * (gateway_engine_health) suites talk to instead of the rssp-engine binary. The handlers are the test's; the socket rules,
- * the closed method table, the peer-uid check, draining and the audit log are the
- * engine's own code.
+ * (gateway_engine_health) suites talk to instead of the rssp-engine binary. The
+ * handlers are the test's; the socket rules, the closed method table, the peer-uid
+ * check, draining and the audit log are the engine's own code.
  *
  * Call these from inside a Check test: a set-up that fails is a failed assertion. */
 #ifndef RSSP_TEST_FAKE_ENGINE_H
