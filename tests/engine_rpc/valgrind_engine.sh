@@ -5,6 +5,8 @@
 # usage: valgrind_engine.sh RSSP_ENGINE_BIN BENCH_BIN
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=../../deploy/local/lib.sh
+. "$HERE/../../deploy/local/lib.sh"
 ENGINE=$1
 BENCH=$2
 MODULE=${RSSP_TEST_PKCS11_MODULE:-/usr/lib/softhsm/libsofthsm2.so}
@@ -16,10 +18,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-mkdir -p "$WORK/hsm/tokens"
-chmod 0700 "$WORK/hsm" "$WORK/hsm/tokens"
-printf 'directories.tokendir = %s/hsm/tokens\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n' \
-  "$WORK" > "$WORK/hsm/softhsm2.conf"
+rssp_softhsm_conf "$WORK/hsm"
 export SOFTHSM2_CONF="$WORK/hsm/softhsm2.conf"
 PIN="vg-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 (umask 077; printf '%s\n' "$PIN" > "$WORK/pin")
