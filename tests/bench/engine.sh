@@ -7,6 +7,8 @@
 # meaningless). Prints the table rssp-bench-engine measured.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=../../deploy/local/lib.sh
+. "$ROOT/deploy/local/lib.sh"
 SECONDS_PER=3
 if [ "${1:-}" = "--smoke" ]; then SECONDS_PER=0.05; shift; fi
 if [ "${1:-}" = "--seconds" ]; then SECONDS_PER=$2; shift 2; fi
@@ -22,10 +24,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-mkdir -p "$WORK/hsm/tokens"
-chmod 0700 "$WORK/hsm" "$WORK/hsm/tokens"
-printf 'directories.tokendir = %s/hsm/tokens\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n' \
-  "$WORK" > "$WORK/hsm/softhsm2.conf"
+rssp_softhsm_conf "$WORK/hsm"
 export SOFTHSM2_CONF="$WORK/hsm/softhsm2.conf"
 PIN="bench-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 (umask 077; printf '%s\n' "$PIN" > "$WORK/pin")
