@@ -834,6 +834,32 @@ START_TEST(test_change_passphrase_failures_count_towards_the_lockout)
 }
 END_TEST
 
+START_TEST(test_change_passphrase_after_the_lock_has_expired)
+{
+	char *email, *id, *t = signer_new(&email, &id);
+
+	for (int i = 0; i < 5; i++) {
+		gwt_post_expect(g, "/rssp/users/changePassphrase", t,
+		    "{\"oldPassphrase\": \"guess guess guess\", \"newPassphrase\": \"staple battery horse\"}",
+		    401, "incorrect_credentials", NULL);
+	}
+	/* the lock's time runs out (set in the past, as the clock would) */
+	free(gwt_sql(g, "UPDATE accounts SET locked_until = now() - interval '1 second' "
+	    "WHERE id = $1::uuid AND status = 'LOCKED' RETURNING id", id, NULL));
+	gwt_post_expect(g, "/rssp/users/changePassphrase", t,
+	    "{\"oldPassphrase\": \"correct horse battery\", \"newPassphrase\": \"staple battery horse\"}",
+	    204, NULL, NULL);
+	char *st = gwt_sql(g, "SELECT status || ' ' || failed_logins FROM accounts WHERE id = $1::uuid",
+	    id, NULL);
+	ck_assert_str_eq(st, "ACTIVE 0");
+	free(st);
+	free(gwt_login(g, email, "staple battery horse", NULL));
+	free(t);
+	free(id);
+	free(email);
+}
+END_TEST
+
 START_TEST(test_admin_creates_and_rotates_rp_client_keys)
 {
 	char *cid, *secret, *acct, *tok = rp_new(&cid, &secret, &acct);
@@ -1259,6 +1285,7 @@ accounts_suite(void)
 	tcase_add_test(tc, test_change_passphrase_revokes_the_other_tokens_and_keeps_this_one);
 	tcase_add_test(tc, test_change_passphrase_refuses_a_wrong_old_passphrase_and_bad_fields);
 	tcase_add_test(tc, test_change_passphrase_failures_count_towards_the_lockout);
+	tcase_add_test(tc, test_change_passphrase_after_the_lock_has_expired);
 	tcase_add_test(tc, test_two_concurrent_passphrase_changes_cannot_both_win);
 	tcase_add_test(tc, test_concurrent_wrong_old_passphrases_are_bounded_by_the_lockout);
 	tcase_add_test(tc, test_status_follows_the_tenant_rules);
