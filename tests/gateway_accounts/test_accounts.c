@@ -816,15 +816,23 @@ START_TEST(test_unlock_lets_a_locked_out_user_log_in_again)
 }
 END_TEST
 
-START_TEST(test_change_passphrase_failures_count_towards_the_lockout)
+/* Five wrong oldPassphrase values through the signer's own token: each is evaluated and
+ * counted (401), the fifth reaches the lockout threshold. */
+static void
+five_wrong_old_passphrases(const char *t)
 {
-	char *email, *id, *t = signer_new(&email, &id);
-
 	for (int i = 0; i < 5; i++) {
 		gwt_post_expect(g, "/rssp/users/changePassphrase", t,
 		    "{\"oldPassphrase\": \"guess guess guess\", \"newPassphrase\": \"staple battery horse\"}",
 		    401, "incorrect_credentials", NULL);
 	}
+}
+
+START_TEST(test_change_passphrase_failures_count_towards_the_lockout)
+{
+	char *email, *id, *t = signer_new(&email, &id);
+
+	five_wrong_old_passphrases(t);
 	gwt_post_expect(g, "/rssp/users/changePassphrase", t,
 	    "{\"oldPassphrase\": \"correct horse battery\", \"newPassphrase\": \"staple battery horse\"}",
 	    423, "account_locked", NULL);
@@ -838,18 +846,16 @@ START_TEST(test_change_passphrase_after_the_lock_has_expired)
 {
 	char *email, *id, *t = signer_new(&email, &id);
 
-	for (int i = 0; i < 5; i++) {
-		gwt_post_expect(g, "/rssp/users/changePassphrase", t,
-		    "{\"oldPassphrase\": \"guess guess guess\", \"newPassphrase\": \"staple battery horse\"}",
-		    401, "incorrect_credentials", NULL);
-	}
+	five_wrong_old_passphrases(t);
 	/* the lock's time runs out (set in the past, as the clock would) */
-	free(gwt_sql(g, "UPDATE accounts SET locked_until = now() - interval '1 second' "
-	    "WHERE id = $1::uuid AND status = 'LOCKED' RETURNING id", id, NULL));
+	char *st = gwt_sql(g, "UPDATE accounts SET locked_until = now() - interval '1 second' "
+	    "WHERE id = $1::uuid AND status = 'LOCKED' RETURNING status", id, NULL);
+	ck_assert_msg(st != NULL, "the wrong passphrases did not lock the account");
+	free(st);
 	gwt_post_expect(g, "/rssp/users/changePassphrase", t,
 	    "{\"oldPassphrase\": \"correct horse battery\", \"newPassphrase\": \"staple battery horse\"}",
 	    204, NULL, NULL);
-	char *st = gwt_sql(g, "SELECT status || ' ' || failed_logins FROM accounts WHERE id = $1::uuid",
+	st = gwt_sql(g, "SELECT status || ' ' || failed_logins FROM accounts WHERE id = $1::uuid",
 	    id, NULL);
 	ck_assert_str_eq(st, "ACTIVE 0");
 	free(st);
