@@ -38,8 +38,7 @@ acct_status_change(PGconn *db, const struct gw_config *cfg, enum acct_transition
 		r = gw_db_query(db, NULL,
 		    "UPDATE accounts SET status = CASE WHEN status = 'LOCKED' THEN 'ACTIVE' ELSE status END,"
 		    " failed_logins = 0, locked_until = NULL, updated_at = now()"
-		    " WHERE id = (SELECT id FROM account_by_login($1)) AND status <> 'PENDING_CONFIRMATION'"
-		    " AND locked_until IS NOT NULL AND locked_until <= now()", 1, key);
+		    " WHERE id = $1::uuid AND " ACCT_LOCK_OVER_SQL, 1, key);
 		break;
 	case ACCT_LOGIN_ATTEMPT:
 		/* one place for one evaluation, taken before it runs (auth.c): never more than

@@ -22,12 +22,19 @@ int acct_get_user_id(struct gw_request *req, struct gw_reply *rep, const char *f
 int acct_load_visible(struct gw_request *req, struct gw_reply *rep, const char *id,
     const char *email, bool lock, PGresult **resp) RSSP_WUR;
 
+/* A boolean SQL expression over an accounts row: a lock time is set and has run out, so
+ * ACCT_LOCK_EXPIRED applies. */
+#define ACCT_LOCK_OVER_SQL \
+	"(status <> 'PENDING_CONFIRMATION' AND locked_until IS NOT NULL AND locked_until <= now())"
+
 /* The changes of accounts.status, each written once (account_status.c). */
 enum acct_transition {
 	ACCT_FAILED_PASSPHRASE, /* key: account id. failed_logins + 1; ACTIVE -> LOCKED for
 	                           RSSP_LOCKOUT_SECONDS at RSSP_LOCKOUT_THRESHOLD failures */
-	ACCT_LOCK_EXPIRED,      /* key: a login name. LOCKED past locked_until -> ACTIVE, count 0
-	                           (other states: the count to 0, the status stays) */
+	ACCT_LOCK_EXPIRED,      /* key: account id. Past locked_until (the login and
+	                           users/changePassphrase call it when they see ACCT_LOCK_OVER_SQL
+	                           true): LOCKED -> ACTIVE, count 0, locked_until NULL (other
+	                           states: the count to 0, the status stays) */
 	ACCT_LOGIN_ATTEMPT,     /* key: account id. An ACTIVE or DISABLED account below the
 	                           threshold: failed_logins + 1 before the evaluation (a place;
 	                           the last one also sets locked_until); status receives the

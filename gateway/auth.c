@@ -392,15 +392,22 @@ acct_load(struct gw_request *req, const char *login, struct acct *a)
 	int r;
 
 	memset(a, 0, sizeof(*a));
-	r = acct_status_change(req->db, req->cfg, ACCT_LOCK_EXPIRED, login, NULL);
-	if (r < 0)
-		return r;
-	r = gw_db_query(req->db, &res,
-	    "SELECT id, status, passphrase_hash,"
-	    " coalesce(ceil(extract(epoch FROM locked_until - now()))::bigint, 0) AS lock_left"
-	    " FROM account_by_login($1)", 1, login);
-	if (r < 0)
-		return r;
+	/* read again, at most once, after a lock whose time is up has ended */
+	for (int tries = 0;; tries++) {
+		r = gw_db_query(req->db, &res,
+		    "SELECT id, status, passphrase_hash,"
+		    " coalesce(ceil(extract(epoch FROM locked_until - now()))::bigint, 0) AS lock_left, "
+		    ACCT_LOCK_OVER_SQL " AS lock_over FROM account_by_login($1)", 1, login);
+		if (r < 0)
+			return r;
+		if (tries > 0 || PQntuples(res) != 1 || strcmp(gw_val(res, 0, "lock_over"), "t") != 0)
+			break;
+		r = acct_status_change(req->db, req->cfg, ACCT_LOCK_EXPIRED, gw_val(res, 0, "id"), NULL);
+		PQclear(res);
+		res = NULL;
+		if (r < 0)
+			return r;
+	}
 	if (PQntuples(res) == 1) {
 		a->found = 1;
 		snprintf(a->id, sizeof(a->id), "%s", gw_val(res, 0, "id"));

@@ -463,9 +463,9 @@ users_change_passphrase(struct gw_request *req, struct gw_reply *rep)
 	 * allows, give the connection back while argon2id runs, then write only if the
 	 * stored hash is still the one verified. No row lock is held while hashing. */
 	if ((r = gw_db_query(req->db, &res,
-	    "SELECT passphrase_hash, email, status = 'LOCKED' AND locked_until > now() AS locked,"
-	    " status = 'LOCKED' AND locked_until <= now() AS lock_over "
-	    "FROM accounts WHERE id = $1::uuid", 1, p->account_id)) != 0)
+	    "SELECT passphrase_hash, status = 'LOCKED' AND locked_until > now() AS locked, "
+	    ACCT_LOCK_OVER_SQL " AS lock_over FROM accounts WHERE id = $1::uuid", 1,
+	    p->account_id)) != 0)
 		goto out;
 	if (PQntuples(res) != 1) {
 		r = gw_error(rep, 401, "invalid_token", "the account no longer exists");
@@ -477,9 +477,8 @@ users_change_passphrase(struct gw_request *req, struct gw_reply *rep)
 	}
 	/* a lock whose time is up ends here as it does at a login (the same transition), so
 	 * the change needs no login first */
-	if (strcmp(gw_val(res, 0, "lock_over"), "t") == 0 && !gw_isnull(res, 0, "email") &&
-	    (r = acct_status_change(req->db, req->cfg, ACCT_LOCK_EXPIRED, gw_val(res, 0, "email"),
-	    NULL)) != 0)
+	if (strcmp(gw_val(res, 0, "lock_over"), "t") == 0 &&
+	    (r = acct_status_change(req->db, req->cfg, ACCT_LOCK_EXPIRED, p->account_id, NULL)) != 0)
 		goto out;
 	if (!gw_isnull(res, 0, "passphrase_hash") &&
 	    (stored = strdup(gw_val(res, 0, "passphrase_hash"))) == NULL) {
